@@ -1,0 +1,103 @@
+//! Expansion of a `[sweep]` section into the cartesian product of configs.
+
+use crate::error::{ConfigError, Result};
+use crate::value::{Entry, Value};
+use crate::{Config, Origin};
+
+/// The name of the top-level table that lists swept keys.
+pub const SWEEP: &str = "sweep";
+
+/// One config of a sweep, with the values that vary across the sweep.
+#[derive(Clone, Debug)]
+pub struct SweepPoint {
+    /// The config with the swept values set and the `[sweep]` table removed.
+    pub config: Config,
+    /// `(dotted path, value as TOML text)` for each swept key, in sweep order.
+    pub varied: Vec<(String, String)>,
+}
+
+impl Config {
+    /// Expands the `[sweep]` table into one config per element of the cartesian
+    /// product of its arrays. Keys are dotted paths (`"dag.nodes.zscore.window" =
+    /// [10, 20, 40]`, or nested tables); the first key varies slowest. A config
+    /// without `[sweep]` expands to itself.
+    ///
+    /// Each point's [`Config::id`] is stable: it depends on the resolved content only.
+    ///
+    /// # Errors
+    /// [`ConfigError::Type`] when `sweep` or one of its leaves is not an array (or
+    /// table of them); [`ConfigError::Invalid`] for an empty array.
+    pub fn expand_sweep(&self) -> Result<Vec<SweepPoint>> {
+        let mut base = self.clone();
+        let Some(sweep) = base.take_top(SWEEP) else {
+            return Ok(vec![SweepPoint {
+                config: base,
+                varied: Vec::new(),
+            }]);
+        };
+        let mut axes: Vec<(Vec<String>, Vec<Entry>)> = Vec::new();
+        collect_axes(&sweep, &mut Vec::new(), &mut axes)?;
+        let mut points = vec![SweepPoint {
+            config: base,
+            varied: Vec::new(),
+        }];
+        for (path, values) in &axes {
+            let mut next = Vec::with_capacity(points.len() * values.len());
+            for p in &points {
+                for v in values {
+                    let mut config = p.config.clone();
+                    config.set_value(path, v.value.clone(), v.origin.clone())?;
+                    let mut varied = p.varied.clone();
+                    varied.push((path.join("."), v.value.to_toml().to_string()));
+                    next.push(SweepPoint { config, varied });
+                }
+            }
+            points = next;
+        }
+        Ok(points)
+    }
+}
+
+fn collect_axes(
+    entry: &Entry,
+    path: &mut Vec<String>,
+    out: &mut Vec<(Vec<String>, Vec<Entry>)>,
+) -> Result<()> {
+    match &entry.value {
+        Value::Table(t) => {
+            for (k, child) in t {
+                let n = path.len();
+                path.extend(k.split('.').map(str::to_string));
+                collect_axes(child, path, out)?;
+                path.truncate(n);
+            }
+            Ok(())
+        }
+        Value::Array(items) if items.is_empty() => Err(ConfigError::Invalid {
+            origin: entry.origin.clone(),
+            path: format!("{SWEEP}.{}", path.join(".")),
+            message: "an empty sweep gives no configs; list at least one value".into(),
+        }),
+        Value::Array(items) => {
+            out.push((path.clone(), items.clone()));
+            Ok(())
+        }
+        other => Err(ConfigError::Type {
+            origin: entry.origin.clone(),
+            path: if path.is_empty() {
+                SWEEP.to_string()
+            } else {
+                format!("{SWEEP}.{}", path.join("."))
+            },
+            expected: "an array of values to sweep over".into(),
+            found: other.describe(),
+        }),
+    }
+}
+
+impl Origin {
+    /// Whether this origin is a file line (not an override or a default).
+    pub fn is_file(&self) -> bool {
+        matches!(self, Origin::File { .. })
+    }
+}
