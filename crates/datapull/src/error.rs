@@ -1,0 +1,26 @@
+//! The error type of the `datapull` crate.
+
+/// Everything that can go wrong reading or generating market data.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataError {
+    /// A source's configuration is wrong.
+    #[error(transparent)]
+    Config(#[from] kf_config::ConfigError),
+    /// A source's parameter is invalid (when built from code, not from a config).
+    #[error("{source_kind} source: {key}: {message}")]
+    Invalid {
+        /// The kind of source.
+        source_kind: &'static str,
+        /// The parameter.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// Building or converting a frame failed.
+    #[error(transparent)]
+    Frame(#[from] kf_frame::FrameError),
+}
+
+/// Result alias of the `datapull` crate.
+pub type Result<T, E = DataError> = std::result::Result<T, E>;

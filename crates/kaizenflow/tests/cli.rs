@@ -1,0 +1,174 @@
+//! The `kaizenflow` program, run as a user runs it: exit status, output, messages.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn kaizenflow(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kaizenflow"))
+        .args(args)
+        .current_dir(workspace())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run kaizenflow: {e}"))
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn config_show_prints_a_resolved_config_that_reads_back_to_the_same_id() {
+    let out = kaizenflow(&[
+        "config",
+        "show",
+        "configs/example.toml",
+        "--set",
+        "market_data.bars=30",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(shown.contains("bars = 30"), "{shown}");
+    // Defaults that the file leaves out are printed.
+    assert!(shown.contains("garch_alpha = 0.05"), "{shown}");
+    let id = shown
+        .lines()
+        .next()
+        .unwrap()
+        .split("(id ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(')')
+        .to_string();
+
+    let dir = tempfile::tempdir().unwrap();
+    let printed = dir.path().join("printed.toml");
+    std::fs::write(&printed, &shown).unwrap();
+    let again = kaizenflow(&["config", "show", printed.to_str().unwrap()]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    let again = text(&again.stdout);
+    assert!(again.contains(&format!("(id {id})")), "{again}");
+    // Same content after the header line.
+    assert_eq!(
+        shown.split_once('\n').unwrap().1,
+        again.split_once('\n').unwrap().1
+    );
+}
+
+#[test]
+fn config_show_rejects_a_typo_naming_file_line_and_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("typo.toml");
+    std::fs::write(&path, "[market_data]\ntype = \"synthetic\"\nasets = 5\n").unwrap();
+    let out = kaizenflow(&["config", "show", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{}:3: market_data.asets: unknown key (nothing read it)",
+            path.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn config_errors_print_the_cause_chain_and_exit_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[market_data]\ntype = \"synthetik\"\n").unwrap();
+    let out = kaizenflow(&["config", "show", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with(&format!("error: {} is not a valid config", path.display())),
+        "{err}"
+    );
+    assert!(
+        err.contains("caused by: ") && err.contains(":2: market_data.type: unknown market data source type \"synthetik\"; known types: synthetic"),
+        "{err}"
+    );
+    let out = kaizenflow(&[
+        "config",
+        "show",
+        "configs/example.toml",
+        "--set",
+        "market_data.assets=-2",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr)
+            .contains("--set market_data.assets=-2: market_data.assets: invalid value"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = kaizenflow(&["config", "show", "configs/nonexistent.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("configs/nonexistent.toml: cannot read config"));
+}
+
+#[test]
+fn config_sweep_prints_one_line_per_config_with_distinct_ids() {
+    let out = kaizenflow(&["config", "sweep", "configs/sweep_example.toml"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "# 6 configs from configs/sweep_example.toml");
+    assert_eq!(lines.len(), 7);
+    assert!(
+        lines[1].ends_with("  market_data.seed=1 market_data.freq=\"1min\""),
+        "{}",
+        lines[1]
+    );
+    let mut ids: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert!(
+        ids.iter()
+            .all(|id| id.len() == 16 && id.chars().all(|c| c.is_ascii_hexdigit()))
+    );
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 6);
+    // Ids are of resolved content: point 0 (seed 1, freq "1min") written out as a
+    // plain config, with freq left to its default, has the same id.
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain.toml");
+    std::fs::write(
+        &plain,
+        "[market_data]\ntype = \"synthetic\"\nassets = 20\nbars = 390\nseed = 1\n",
+    )
+    .unwrap();
+    let show = kaizenflow(&["config", "show", plain.to_str().unwrap()]);
+    assert!(show.status.success(), "{}", text(&show.stderr));
+    let first_id = lines[1].split_whitespace().next().unwrap();
+    assert!(
+        text(&show.stdout)
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with(&format!("(id {first_id})"))
+    );
+
+    // A sweep point that is invalid is named.
+    let bad = dir.path().join("bad_sweep.toml");
+    std::fs::write(
+        &bad,
+        "[market_data]\ntype = \"synthetic\"\n[sweep]\n\"market_data.freq\" = [\"1min\", \"0s\"]\n",
+    )
+    .unwrap();
+    let out = kaizenflow(&["config", "sweep", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("sweep point 1 (market_data.freq=\"0s\") is not a valid config"),
+        "{err}"
+    );
+    assert!(
+        err.contains(":4: market_data.freq: must be longer than zero"),
+        "{err}"
+    );
+}
