@@ -14,7 +14,10 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("long_to_wide");
     group.sample_size(10);
     let quick = std::env::var_os("KF_BENCH_QUICK").is_some();
-    let mut cases = vec![(500, 10_000, Order::TimeMajor, "500x10k_time_major")];
+    let mut cases = vec![
+        (500, 10_000, Order::TimeMajor, "500x10k_time_major"),
+        (500, 10_000, Order::AssetMajor, "500x10k_asset_major"),
+    ];
     if !quick {
         cases.push((500, 100_000, Order::TimeMajor, "500x100k_time_major"));
         cases.push((500, 100_000, Order::AssetMajor, "500x100k_asset_major"));

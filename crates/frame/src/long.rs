@@ -70,6 +70,9 @@ struct LongChunk {
     features: Vec<Float64Array>,
 }
 
+/// Rows per block of the scatter pass: the block's cell indices stay in L1.
+const SCATTER_BLOCK: usize = 1024;
+
 /// Assigns ids to asset names in order of first appearance.
 #[derive(Default)]
 struct AssetTable {
@@ -169,45 +172,65 @@ impl Frame {
             .map(|&id| assets.names[id as usize].clone())
             .collect();
 
-        // Pass 2: scatter.
+        // Pass 2: scatter, in blocks of rows: first each row's cell (with the
+        // duplicate check and the knowledge-time max), then one tight loop per feature.
         let n_assets = sorted_names.len();
         let cells = index.len() * n_assets;
-        let mut values: Vec<Vec<f64>> = vec![vec![f64::NAN; cells]; feature_names.len()];
+        // Outputs grow by appending while cells arrive in order (time-major input
+        // writes each cell once); a cell behind the end is written in place, and gaps
+        // are NaN. This avoids a separate NaN-fill pass over the whole output.
+        let mut values: Vec<Vec<f64>> = (0..feature_names.len())
+            .map(|_| Vec::with_capacity(cells))
+            .collect();
         let mut knowledge = vec![i64::MIN; index.len()];
         let mut seen = vec![0u64; cells.div_ceil(64)];
+        let mut block = vec![0usize; SCATTER_BLOCK];
         let mut row_base = 0;
         let mut cursor = 0usize;
         for chunk in &chunks {
-            let dense: Vec<Option<&[f64]>> = chunk
-                .features
-                .iter()
-                .map(|a| (a.null_count() == 0).then(|| a.values().as_ref()))
-                .collect();
-            for r in 0..chunk.end_ts.len() {
-                let t = chunk.end_ts[r];
-                cursor = locate(&index, t, cursor);
-                let col = column_of[chunk.asset_ids[r] as usize];
-                let cell = cursor * n_assets + col;
-                let (word, bit) = (cell / 64, 1u64 << (cell % 64));
-                if seen[word] & bit != 0 {
-                    return Err(FrameError::DuplicateRow {
-                        asset: sorted_names[col].clone(),
-                        end_ts: Timestamp(t),
-                        row: row_base + r,
-                    });
+            let len = chunk.end_ts.len();
+            for start in (0..len).step_by(SCATTER_BLOCK) {
+                let end = (start + SCATTER_BLOCK).min(len);
+                let block = &mut block[..end - start];
+                for (slot, r) in block.iter_mut().zip(start..end) {
+                    let t = chunk.end_ts[r];
+                    cursor = locate(&index, t, cursor);
+                    let col = column_of[chunk.asset_ids[r] as usize];
+                    let cell = cursor * n_assets + col;
+                    let (word, bit) = (cell / 64, 1u64 << (cell % 64));
+                    if seen[word] & bit != 0 {
+                        return Err(FrameError::DuplicateRow {
+                            asset: sorted_names[col].clone(),
+                            end_ts: Timestamp(t),
+                            row: row_base + r,
+                        });
+                    }
+                    seen[word] |= bit;
+                    let k = &mut knowledge[cursor];
+                    *k = (*k).max(chunk.knowledge_ts[r]);
+                    *slot = cell;
                 }
-                seen[word] |= bit;
-                let k = &mut knowledge[cursor];
-                *k = (*k).max(chunk.knowledge_ts[r]);
-                for (f, out) in values.iter_mut().enumerate() {
-                    out[cell] = match dense[f] {
-                        Some(v) => v[r],
-                        None if chunk.features[f].is_valid(r) => chunk.features[f].value(r),
-                        None => f64::NAN,
-                    };
+                for (feature, out) in chunk.features.iter().zip(values.iter_mut()) {
+                    if feature.null_count() == 0 {
+                        for (&cell, &v) in block.iter().zip(&feature.values()[start..end]) {
+                            put(out, cell, v);
+                        }
+                    } else {
+                        for (&cell, r) in block.iter().zip(start..end) {
+                            let v = if feature.is_valid(r) {
+                                feature.value(r)
+                            } else {
+                                f64::NAN
+                            };
+                            put(out, cell, v);
+                        }
+                    }
                 }
             }
-            row_base += chunk.end_ts.len();
+            row_base += len;
+        }
+        for out in &mut values {
+            out.resize(cells, f64::NAN);
         }
         Ok(Frame {
             end_ts: ScalarBuffer::from(index),
@@ -312,11 +335,12 @@ fn time_column(batch: &RecordBatch, name: &str, row_base: usize) -> Result<Scala
         });
     }
     let (values, scale, unit): (&[i64], i64, &'static str) = match col.data_type() {
-        DataType::Int64 => (
-            col.as_primitive::<arrow::datatypes::Int64Type>().values(),
-            1,
-            "ns",
-        ),
+        DataType::Int64 => {
+            return Ok(col
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .values()
+                .clone());
+        }
         DataType::Timestamp(TimeUnit::Nanosecond, _) => {
             return Ok(col
                 .as_primitive::<arrow::datatypes::TimestampNanosecondType>()
@@ -349,20 +373,20 @@ fn time_column(batch: &RecordBatch, name: &str, row_base: usize) -> Result<Scala
             });
         }
     };
-    if scale == 1 {
-        return Ok(ScalarBuffer::from(values.to_vec()));
+    let mut out = Vec::with_capacity(values.len());
+    for &v in values {
+        match v.checked_mul(scale) {
+            Some(ns) => out.push(ns),
+            None => {
+                return Err(FrameError::TimeOverflow {
+                    column: name.to_string(),
+                    value: v,
+                    unit,
+                });
+            }
+        }
     }
-    values
-        .iter()
-        .map(|&v| {
-            v.checked_mul(scale).ok_or(FrameError::TimeOverflow {
-                column: name.to_string(),
-                value: v,
-                unit,
-            })
-        })
-        .collect::<Result<Vec<i64>>>()
-        .map(ScalarBuffer::from)
+    Ok(ScalarBuffer::from(out))
 }
 
 /// The asset column as ids into `assets`.
@@ -495,6 +519,18 @@ fn merge_dedup(a: &[i64], b: &[i64]) -> Vec<i64> {
     out.extend_from_slice(&a[i..]);
     out.extend_from_slice(&b[j..]);
     out
+}
+
+/// Writes `v` at `cell` of a growing output: appends when `cell` is the end, pads a
+/// gap with NaN, writes in place behind the end.
+#[inline]
+fn put(out: &mut Vec<f64>, cell: usize, v: f64) {
+    if cell < out.len() {
+        out[cell] = v;
+    } else {
+        out.resize(cell, f64::NAN);
+        out.push(v);
+    }
 }
 
 /// The position of `t` in the sorted `index`, trying `cursor` and `cursor + 1` first.

@@ -546,3 +546,32 @@ fn bad_files_name_the_path() {
         "{e}"
     );
 }
+
+#[test]
+fn second_timestamps_past_2262_overflow_with_a_clear_error() {
+    use arrow::array::TimestampSecondArray;
+    let schema = Schema::new(vec![
+        Field::new("end_ts", DataType::Timestamp(TimeUnit::Second, None), false),
+        Field::new("knowledge_ts", DataType::Int64, false),
+        Field::new("asset", DataType::Utf8, false),
+    ]);
+    let batch = |secs: i64| {
+        RecordBatch::try_new(
+            Arc::new(schema.clone()),
+            vec![
+                Arc::new(TimestampSecondArray::from(vec![1, secs])),
+                Arc::new(Int64Array::from(vec![0, 0])),
+                Arc::new(StringArray::from(vec!["A", "A"])),
+            ],
+        )
+        .unwrap()
+    };
+    // 10^10 s is in the year 2286: past what i64 nanoseconds hold.
+    let e = Frame::from_long(&batch(10_000_000_000)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "timestamp 10000000000 s in column `end_ts` overflows i64 nanoseconds"
+    );
+    let f = Frame::from_long(&batch(2)).unwrap();
+    assert_eq!(f.end_ts(), &[1_000_000_000, 2_000_000_000]);
+}
