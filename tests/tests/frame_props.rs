@@ -107,7 +107,7 @@ proptest! {
         cells in prop::collection::btree_map((0i64..30, 0usize..6), (value(), 0i64..100), 1..80),
         seed in any::<u64>(),
     ) {
-        let mut rows: Vec<((i64, usize), (f64, i64))> = cells.clone().into_iter().collect();
+        let mut rows: Vec<LongRow> = cells.clone().into_iter().collect();
         // Deterministic shuffle from the seed.
         let mut s = seed | 1;
         for i in (1..rows.len()).rev() {
@@ -200,7 +200,10 @@ proptest! {
     }
 }
 
-fn long_batch(rows: &[((i64, usize), (f64, i64))]) -> arrow::array::RecordBatch {
+/// One long row: ((minute, asset number), (value, knowledge time)).
+type LongRow = ((i64, usize), (f64, i64));
+
+fn long_batch(rows: &[LongRow]) -> arrow::array::RecordBatch {
     use arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray};
     use std::sync::Arc;
     let schema = kf_frame::long_schema(&["x"]);

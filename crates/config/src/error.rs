@@ -88,20 +88,9 @@ pub enum ConfigError {
     /// Keys that nothing read: typos, or settings of a component that is not built.
     #[error("{}", unused_message(.0))]
     Unused(Vec<UnusedKey>),
-    /// A `type = "..."` names no registered builder.
-    #[error("{origin}: {path}: unknown {kind} type \"{name}\"; known types: {known}")]
-    UnknownType {
-        /// Where the name was written.
-        origin: Origin,
-        /// Dotted path of the `type` key.
-        path: String,
-        /// What the registry builds (`market data source`).
-        kind: String,
-        /// The unknown name.
-        name: String,
-        /// The registered names, comma-separated.
-        known: String,
-    },
+    /// A `type = "..."` names no registered builder (boxed: it is the largest variant).
+    #[error("{0}")]
+    UnknownType(Box<UnknownType>),
     /// A builder name was registered twice.
     #[error("{kind} type \"{name}\" is registered twice")]
     DuplicateBuilder {
@@ -131,6 +120,31 @@ pub enum ConfigError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+/// The details of [`ConfigError::UnknownType`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownType {
+    /// Where the name was written.
+    pub origin: Origin,
+    /// Dotted path of the `type` key.
+    pub path: String,
+    /// What the registry builds (`market data source`).
+    pub kind: String,
+    /// The unknown name.
+    pub name: String,
+    /// The registered names, comma-separated.
+    pub known: String,
+}
+
+impl fmt::Display for UnknownType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {}: unknown {} type \"{}\"; known types: {}",
+            self.origin, self.path, self.kind, self.name, self.known
+        )
+    }
 }
 
 fn unused_message(keys: &[UnusedKey]) -> String {

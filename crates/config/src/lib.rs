@@ -50,7 +50,7 @@ mod sweep;
 mod value;
 
 pub use config::Config;
-pub use error::{ConfigError, Result, UnusedKey};
+pub use error::{ConfigError, Result, UnknownType, UnusedKey};
 pub use registry::{BuildFn, Registry};
 pub use section::Section;
 pub use sweep::{SWEEP, SweepPoint};

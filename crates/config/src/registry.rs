@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::Section;
-use crate::error::{ConfigError, Result};
+use crate::error::{ConfigError, Result, UnknownType};
 
 /// A function that turns a config section into a `T`.
 pub type BuildFn<T> = dyn Fn(&Section<'_>) -> Result<T> + Send + Sync;
@@ -74,13 +74,13 @@ impl<T> Registry<T> {
                     ConfigError::Invalid { origin, .. } => origin,
                     _ => section.origin().clone(),
                 };
-                Err(ConfigError::UnknownType {
+                Err(ConfigError::UnknownType(Box::new(UnknownType {
                     origin,
                     path: type_path,
                     kind: self.kind.clone(),
                     name,
                     known: self.names().join(", "),
-                })
+                })))
             }
         }
     }

@@ -17,6 +17,23 @@ pub enum DataError {
         /// What is wrong.
         message: String,
     },
+    /// A store file is missing, corrupt or not in the expected layout.
+    #[error("{path}: {message}")]
+    Store {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong, naming the dataset or column.
+        message: String,
+    },
+    /// A SQL query failed (feature `sql`).
+    #[error("SQL query failed: {source}\n  query: {query}")]
+    Sql {
+        /// The query text.
+        query: String,
+        /// DataFusion's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Building or converting a frame failed.
     #[error(transparent)]
     Frame(#[from] kf_frame::FrameError),

@@ -19,6 +19,10 @@
 #![deny(missing_docs)]
 
 mod error;
+#[cfg(feature = "hdf5")]
+pub mod hdf5_store;
+#[cfg(feature = "sql")]
+pub mod sql;
 mod synthetic;
 
 use kf_config::{Registry, Section};

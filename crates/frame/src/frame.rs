@@ -265,7 +265,7 @@ impl Frame {
     /// # Errors
     /// [`FrameError::OutOfRange`] when the range passes the end.
     pub fn slice(&self, start: usize, len: usize) -> Result<Frame> {
-        let end = start.checked_add(len).unwrap_or(usize::MAX);
+        let end = start.saturating_add(len);
         if end > self.n_rows() {
             return Err(FrameError::OutOfRange {
                 start,
