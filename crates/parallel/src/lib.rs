@@ -1,64 +1,50 @@
-//! The atom/molecule job engine: how KaizenFlow for Rust runs many independent pieces
-//! of work (config sweeps, time tiles, asset tiles) on all cores or across machines.
+//! The atom/molecule job engine: how KaizenFlow for Rust runs many independent
+//! pieces of work (config sweeps, time tiles, asset tiles, shards of a matrix) on
+//! every core, with results that do not depend on the schedule.
 //!
-//! An *atom* is an indivisible task; a *molecule* is a group of atoms scheduled as
-//! one unit. The engine partitions atoms into molecules (linear or nested partitions,
-//! over-decomposed into more molecules than workers), runs them on a backend (rayon
-//! threads; MPI ranks behind the `mpi` feature), and stitches or reduces the results
-//! in molecule order, so a parallel run is bit-identical to the sequential one.
+//! An *atom* is an indivisible task; a *molecule* is a contiguous group of atoms
+//! scheduled as one unit ([`Molecule`], [`Partition`]). The primary type is
+//! [`Engine`]: give it the atoms and a function of one molecule's atoms, and it runs
+//! the molecules on a fixed pool of worker threads, then either stitches the outputs
+//! in atom order ([`Engine::run`]) or folds them into an accumulator as they finish
+//! ([`Engine::run_reduce`]), so memory does not grow with the number of molecules.
 //!
-//! This crate is filled by the job-engine issue; for now it fixes the vocabulary.
+//! # The key design decision: deliver in schedule order, through a bounded window
+//! Results are handed to the reducer in a fixed order (the schedule's), not in the
+//! order they finish, so a parallel reduction is bit-identical to the sequential
+//! debug run, and floating-point sums are reproducible. To keep that from costing
+//! memory, workers never run more than `2 x threads` molecules ahead of the next one
+//! to deliver: at most that many results wait in memory. `unordered()` trades the
+//! guarantee for throughput when molecules vary a lot in cost.
+//!
+//! The anti-patterns of the seed are impossible by construction: no thread or
+//! process per atom (a fixed pool claims molecules), no keeping every result before
+//! reducing (the window bounds what waits), and no interpreter lock to dodge.
+//!
+//! ```
+//! use kf_parallel::{Engine, Partition};
+//!
+//! let atoms: Vec<u64> = (1..=1000).collect();
+//! let engine = Engine::new().threads(2).batches(4).partition(Partition::Linear);
+//! // Sum of squares, molecule by molecule, reduced on the fly.
+//! let total = engine.run_reduce(
+//!     &atoms,
+//!     0u64,
+//!     |chunk: &[u64]| Ok::<_, std::convert::Infallible>(chunk.iter().map(|x| x * x).sum::<u64>()),
+//!     |acc, part| *acc += part,
+//! )?;
+//! assert_eq!(total, 1000 * 1001 * 2001 / 6);
+//! # Ok::<(), kf_parallel::RunError>(())
+//! ```
 
 #![deny(missing_docs)]
 
-/// A contiguous range of atom indices scheduled as one unit of work.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Molecule {
-    /// Position of this molecule in the partition (the order of reduction).
-    pub index: usize,
-    /// First atom (inclusive).
-    pub start: usize,
-    /// Last atom (exclusive).
-    pub end: usize,
-}
+mod engine;
+mod error;
+mod partition;
+mod progress;
 
-/// Splits `atoms` into at most `parts` molecules of sizes differing by at most one,
-/// in atom order (the seed's `linear` partition). Zero atoms give no molecules;
-/// `parts == 0` is read as 1.
-pub fn linear_partition(atoms: usize, parts: usize) -> Vec<Molecule> {
-    let parts = parts.clamp(1, atoms.max(1));
-    if atoms == 0 {
-        return Vec::new();
-    }
-    let (base, extra) = (atoms / parts, atoms % parts);
-    let mut start = 0;
-    (0..parts)
-        .map(|index| {
-            let len = base + usize::from(index < extra);
-            let m = Molecule {
-                index,
-                start,
-                end: start + len,
-            };
-            start += len;
-            m
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn linear_partition_covers_all_atoms_in_balanced_order() {
-        let m = linear_partition(10, 3);
-        let sizes: Vec<usize> = m.iter().map(|m| m.end - m.start).collect();
-        assert_eq!(sizes, [4, 3, 3]);
-        assert_eq!((m[0].start, m[2].end), (0, 10));
-        assert!(m.windows(2).all(|w| w[0].end == w[1].start));
-        assert_eq!(linear_partition(2, 5).len(), 2);
-        assert!(linear_partition(0, 4).is_empty());
-        assert_eq!(linear_partition(7, 0).len(), 1);
-    }
-}
+pub use engine::{Engine, Report};
+pub use error::{BoxError, FailureKind, MoleculeFailure, RunError};
+pub use partition::{Molecule, Partition};
+pub use progress::{Progress, ProgressEvent, ProgressFn};

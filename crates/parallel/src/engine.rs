@@ -1,0 +1,450 @@
+//! [`Engine`]: runs a function of one molecule over every molecule of a partition,
+//! on worker threads or sequentially, and stitches or reduces the results as they
+//! finish.
+
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc;
+use std::sync::{Condvar, Mutex, OnceLock};
+
+use crate::error::{BoxError, FailureKind, MoleculeFailure, RunError};
+use crate::partition::{Molecule, Partition};
+use crate::progress::{Progress, Reporter};
+
+/// The outcome of a run that keeps going past failed molecules.
+#[derive(Debug)]
+pub struct Report<T> {
+    /// The result over every molecule that succeeded.
+    pub value: T,
+    /// The molecules that failed, in the order they were delivered.
+    pub failures: Vec<MoleculeFailure>,
+}
+
+/// Runs work over molecules of atoms. Configure with the builder methods, then call
+/// [`Engine::run`] (one output per molecule, in atom order) or
+/// [`Engine::run_reduce`] (outputs folded into an accumulator as they finish).
+///
+/// # Scheduling
+/// The atoms are split into `threads x batches` molecules (over-decomposition: more
+/// molecules than workers smooths out stragglers) by the [`Partition`]. A fixed set
+/// of `threads` workers (a rayon pool, never a thread per atom or per molecule)
+/// claims molecules in schedule order; the calling thread receives the results.
+///
+/// # Determinism
+/// By default results are delivered in schedule order (atom order, or heaviest first
+/// with [`Engine::heavy_first`]), whatever order they finish in, so a parallel
+/// reduction is bit-identical to the sequential one ([`Engine::debug`]). To keep
+/// memory bounded, a worker does not start a molecule more than `2 x threads`
+/// positions ahead of the next one to deliver. [`Engine::unordered`] delivers in
+/// finishing order instead: faster when molecules vary, not reproducible to the bit.
+pub struct Engine {
+    threads: usize,
+    batches: usize,
+    partition: Partition,
+    heavy_first: bool,
+    debug: bool,
+    ordered: bool,
+    progress: Progress,
+    pool: OnceLock<Result<rayon::ThreadPool, String>>,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine::new()
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("threads", &self.threads)
+            .field("batches", &self.batches)
+            .field("partition", &self.partition)
+            .field("heavy_first", &self.heavy_first)
+            .field("debug", &self.debug)
+            .field("ordered", &self.ordered)
+            .field("progress", &self.progress)
+            .finish()
+    }
+}
+
+impl Engine {
+    /// An engine with one thread per core, one molecule per thread, a linear
+    /// partition, ordered delivery and no progress output.
+    pub fn new() -> Engine {
+        Engine {
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
+            batches: 1,
+            partition: Partition::Linear,
+            heavy_first: false,
+            debug: false,
+            ordered: true,
+            progress: Progress::Off,
+            pool: OnceLock::new(),
+        }
+    }
+
+    /// Number of worker threads (at least 1).
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self.pool = OnceLock::new();
+        self
+    }
+
+    /// Molecules per thread (at least 1): the seed's `mpBatches`.
+    pub fn batches(mut self, batches: usize) -> Self {
+        self.batches = batches.max(1);
+        self
+    }
+
+    /// How atoms are grouped into molecules.
+    pub fn partition(mut self, partition: Partition) -> Self {
+        self.partition = partition;
+        self
+    }
+
+    /// Schedules the costliest molecules first (by the partition's cost model), so
+    /// the run does not end waiting on one heavy molecule. Results are still
+    /// delivered in a fixed order: the schedule's.
+    pub fn heavy_first(mut self, on: bool) -> Self {
+        self.heavy_first = on;
+        self
+    }
+
+    /// Runs every molecule sequentially in the calling thread, in schedule order:
+    /// the same results, for hunting bugs.
+    pub fn debug(mut self, on: bool) -> Self {
+        self.debug = on;
+        self
+    }
+
+    /// Delivers results in the order they finish rather than in schedule order.
+    pub fn unordered(mut self) -> Self {
+        self.ordered = false;
+        self
+    }
+
+    /// Where progress is reported.
+    pub fn progress(mut self, progress: Progress) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// The configured number of worker threads.
+    pub fn thread_count(&self) -> usize {
+        self.threads
+    }
+
+    /// The molecules a run over `atoms` atoms uses, in schedule order.
+    pub fn schedule(&self, atoms: usize) -> Vec<Molecule> {
+        let mut molecules = self
+            .partition
+            .split(atoms, self.threads.saturating_mul(self.batches));
+        if self.heavy_first {
+            let p = self.partition;
+            // Stable sort: equal costs keep atom order.
+            molecules.sort_by(|a, b| {
+                p.molecule_cost(b, atoms)
+                    .total_cmp(&p.molecule_cost(a, atoms))
+            });
+        }
+        molecules
+    }
+
+    /// Runs `work` on every molecule's atoms and returns the outputs in atom order
+    /// (molecule 0 first), one per molecule.
+    ///
+    /// # Errors
+    /// [`RunError::Molecule`] for the first molecule (in delivery order) that returned
+    /// an error or panicked; no molecule starts after it.
+    pub fn run<A, R, E, F>(&self, atoms: &[A], work: F) -> Result<Vec<R>, RunError>
+    where
+        A: Sync,
+        R: Send,
+        E: Into<BoxError>,
+        F: Fn(&[A]) -> Result<R, E> + Sync,
+    {
+        let schedule = self.schedule(atoms.len());
+        let mut slots: Vec<Option<R>> = std::iter::repeat_with(|| None)
+            .take(schedule.len())
+            .collect();
+        let call = |m: &Molecule| call(&work, atoms, m);
+        self.drive(&schedule, &call, false, &mut |m, r| {
+            slots[m.index] = Some(r)
+        })?;
+        Ok(slots.into_iter().flatten().collect())
+    }
+
+    /// Runs `work` on every molecule and folds each output into `init` with `redux`
+    /// as soon as it can be delivered, so memory does not grow with the number of
+    /// molecules.
+    ///
+    /// # Errors
+    /// As [`Engine::run`].
+    pub fn run_reduce<A, R, E, F, Acc, G>(
+        &self,
+        atoms: &[A],
+        init: Acc,
+        work: F,
+        mut redux: G,
+    ) -> Result<Acc, RunError>
+    where
+        A: Sync,
+        R: Send,
+        E: Into<BoxError>,
+        F: Fn(&[A]) -> Result<R, E> + Sync,
+        G: FnMut(&mut Acc, R),
+    {
+        let schedule = self.schedule(atoms.len());
+        let mut acc = init;
+        let call = |m: &Molecule| call(&work, atoms, m);
+        self.drive(&schedule, &call, false, &mut |_, r| redux(&mut acc, r))?;
+        Ok(acc)
+    }
+
+    /// As [`Engine::run_reduce`], but a failed molecule does not stop the run: every
+    /// molecule runs, the successes are reduced, and the failures are listed.
+    ///
+    /// # Errors
+    /// [`RunError::Pool`] or [`RunError::Cluster`] when the backend cannot run at all.
+    pub fn run_reduce_keep_going<A, R, E, F, Acc, G>(
+        &self,
+        atoms: &[A],
+        init: Acc,
+        work: F,
+        mut redux: G,
+    ) -> Result<Report<Acc>, RunError>
+    where
+        A: Sync,
+        R: Send,
+        E: Into<BoxError>,
+        F: Fn(&[A]) -> Result<R, E> + Sync,
+        G: FnMut(&mut Acc, R),
+    {
+        let schedule = self.schedule(atoms.len());
+        let mut acc = init;
+        let call = |m: &Molecule| call(&work, atoms, m);
+        let failures = self.drive(&schedule, &call, true, &mut |_, r| redux(&mut acc, r))?;
+        Ok(Report {
+            value: acc,
+            failures,
+        })
+    }
+
+    /// Runs `call` on each molecule of `schedule` and hands the results to `deliver`.
+    fn drive<R: Send>(
+        &self,
+        schedule: &[Molecule],
+        call: &(dyn Fn(&Molecule) -> Result<R, MoleculeFailure> + Sync),
+        keep_going: bool,
+        deliver: &mut dyn FnMut(&Molecule, R),
+    ) -> Result<Vec<MoleculeFailure>, RunError> {
+        let mut sink = Delivery {
+            schedule,
+            deliver,
+            keep_going,
+            failures: Vec::new(),
+            first: None,
+            reporter: Reporter::new(&self.progress, schedule.len()),
+        };
+        if self.debug || schedule.len() <= 1 {
+            for (pos, m) in schedule.iter().enumerate() {
+                if !sink.handle(pos, call(m)) {
+                    break;
+                }
+            }
+        } else {
+            self.drive_threads(schedule, call, &mut sink)?;
+        }
+        match sink.first {
+            Some(f) => Err(RunError::Molecule(Box::new(f))),
+            None => Ok(sink.failures),
+        }
+    }
+
+    fn pool(&self) -> Result<&rayon::ThreadPool, RunError> {
+        let threads = self.threads;
+        self.pool
+            .get_or_init(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("kf-parallel-{i}"))
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|message| RunError::Pool {
+                threads,
+                message: message.clone(),
+            })
+    }
+
+    fn drive_threads<R: Send>(
+        &self,
+        schedule: &[Molecule],
+        call: &(dyn Fn(&Molecule) -> Result<R, MoleculeFailure> + Sync),
+        sink: &mut Delivery<'_, R>,
+    ) -> Result<(), RunError> {
+        let pool = self.pool()?;
+        let workers = self.threads.min(schedule.len());
+        let window = if self.ordered {
+            2 * workers
+        } else {
+            usize::MAX
+        };
+        let claims = Claims::new(schedule.len(), window);
+        let (tx, rx) = mpsc::channel::<(usize, Result<R, MoleculeFailure>)>();
+        let ordered = self.ordered;
+        pool.in_place_scope(|scope| {
+            for _ in 0..workers {
+                let tx = tx.clone();
+                let claims = &claims;
+                scope.spawn(move |_| {
+                    while let Some(pos) = claims.claim() {
+                        if tx.send((pos, call(&schedule[pos]))).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            // The calling thread delivers while the workers compute.
+            let mut pending = BTreeMap::new();
+            let mut next = 0;
+            for (pos, result) in rx {
+                if ordered {
+                    pending.insert(pos, result);
+                    while let Some(result) = pending.remove(&next) {
+                        if !sink.handle(next, result) {
+                            claims.stop();
+                        }
+                        next += 1;
+                        claims.delivered(next);
+                    }
+                } else {
+                    next += 1;
+                    if !sink.handle(pos, result) {
+                        claims.stop();
+                    }
+                    claims.delivered(next);
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Hands results to the user's `deliver` and records failures.
+struct Delivery<'a, R> {
+    schedule: &'a [Molecule],
+    deliver: &'a mut dyn FnMut(&Molecule, R),
+    keep_going: bool,
+    failures: Vec<MoleculeFailure>,
+    first: Option<MoleculeFailure>,
+    reporter: Reporter,
+}
+
+impl<R> Delivery<'_, R> {
+    /// Handles the result at schedule position `pos`; false once the run must stop.
+    fn handle(&mut self, pos: usize, result: Result<R, MoleculeFailure>) -> bool {
+        if self.first.is_some() {
+            return false; // stopped: results still arriving are discarded
+        }
+        self.reporter.tick();
+        match result {
+            Ok(r) => (self.deliver)(&self.schedule[pos], r),
+            Err(f) if self.keep_going => self.failures.push(f),
+            Err(f) => {
+                self.first = Some(f);
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Hands out schedule positions to workers, in order, no further than `window`
+/// ahead of the next position to deliver.
+struct Claims {
+    state: Mutex<ClaimState>,
+    wake: Condvar,
+    total: usize,
+    window: usize,
+}
+
+struct ClaimState {
+    next: usize,
+    delivered: usize,
+    stopped: bool,
+}
+
+impl Claims {
+    fn new(total: usize, window: usize) -> Claims {
+        Claims {
+            state: Mutex::new(ClaimState {
+                next: 0,
+                delivered: 0,
+                stopped: false,
+            }),
+            wake: Condvar::new(),
+            total,
+            window,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ClaimState> {
+        // A poisoned lock means a worker panicked while holding it, which cannot
+        // happen (no user code runs under it); recover the state either way.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn claim(&self) -> Option<usize> {
+        let mut s = self.lock();
+        loop {
+            if s.stopped || s.next >= self.total {
+                return None;
+            }
+            if s.next < s.delivered.saturating_add(self.window) {
+                s.next += 1;
+                return Some(s.next - 1);
+            }
+            s = self.wake.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn delivered(&self, count: usize) {
+        self.lock().delivered = count;
+        self.wake.notify_all();
+    }
+
+    fn stop(&self) {
+        self.lock().stopped = true;
+        self.wake.notify_all();
+    }
+}
+
+/// Runs `work` on one molecule's atoms, turning an error or a panic into a failure
+/// that names the molecule.
+fn call<A, R, E, F>(work: &F, atoms: &[A], m: &Molecule) -> Result<R, MoleculeFailure>
+where
+    E: Into<BoxError>,
+    F: Fn(&[A]) -> Result<R, E>,
+{
+    let failure = |kind| MoleculeFailure {
+        index: m.index,
+        atoms: m.atoms.clone(),
+        kind,
+    };
+    match catch_unwind(AssertUnwindSafe(|| work(&atoms[m.atoms.clone()]))) {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err(failure(FailureKind::Failed(e.into()))),
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(a panic without a message)".to_string());
+            Err(failure(FailureKind::Panicked(message)))
+        }
+    }
+}
