@@ -172,3 +172,52 @@ fn config_sweep_prints_one_line_per_config_with_distinct_ids() {
         "{err}"
     );
 }
+
+#[test]
+fn sweep_runs_every_config_and_writes_outputs_under_their_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("runs");
+    let out = kaizenflow(&[
+        "sweep",
+        "configs/sweep_example.toml",
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--threads",
+        "2",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary = std::fs::read_to_string(out_dir.join("summary.tsv")).unwrap();
+    let lines: Vec<&str> = summary.lines().collect();
+    assert_eq!(
+        lines[0],
+        "id\tmarket_data.seed\tmarket_data.freq\trows\tassets\tseconds"
+    );
+    assert_eq!(lines.len(), 7);
+    // The ids are the ones `config sweep` gives, in the same order.
+    let listed = text(&kaizenflow(&["config", "sweep", "configs/sweep_example.toml"]).stdout);
+    let listed: Vec<&str> = listed
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    let ran: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(ran, listed);
+    for line in &lines[1..] {
+        let cols: Vec<&str> = line.split('\t').collect();
+        assert_eq!((cols[3], cols[4]), ("390", "20"), "{line}");
+        let run = out_dir.join(cols[0]);
+        // The saved config reads back to the id it is filed under.
+        let config = kaizenflow::config::Config::from_file(run.join("config.toml")).unwrap();
+        assert_eq!(config.id(), cols[0]);
+        let data = kaizenflow::frame::Frame::read_parquet(run.join("market_data.parquet")).unwrap();
+        let step = data.end_ts()[1] - data.end_ts()[0];
+        let minutes = if cols[2] == "\"5min\"" { 5 } else { 1 };
+        assert_eq!(step, minutes * 60_000_000_000, "{line}");
+    }
+    assert!(
+        text(&out.stdout).ends_with(&format!("# 6 runs; outputs under {}\n", out_dir.display()))
+    );
+}

@@ -137,9 +137,20 @@ impl Engine {
 
     /// The molecules a run over `atoms` atoms uses, in schedule order.
     pub fn schedule(&self, atoms: usize) -> Vec<Molecule> {
+        self.schedule_for(atoms, self.threads)
+    }
+
+    /// The progress setting (for other backends).
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) fn progress_setting(&self) -> &Progress {
+        &self.progress
+    }
+
+    /// The schedule for `workers` workers (`workers x batches` molecules).
+    pub(crate) fn schedule_for(&self, atoms: usize, workers: usize) -> Vec<Molecule> {
         let mut molecules = self
             .partition
-            .split(atoms, self.threads.saturating_mul(self.batches));
+            .split(atoms, workers.saturating_mul(self.batches));
         if self.heavy_first {
             let p = self.partition;
             // Stable sort: equal costs keep atom order.
@@ -425,7 +436,7 @@ impl Claims {
 
 /// Runs `work` on one molecule's atoms, turning an error or a panic into a failure
 /// that names the molecule.
-fn call<A, R, E, F>(work: &F, atoms: &[A], m: &Molecule) -> Result<R, MoleculeFailure>
+pub(crate) fn call<A, R, E, F>(work: &F, atoms: &[A], m: &Molecule) -> Result<R, MoleculeFailure>
 where
     E: Into<BoxError>,
     F: Fn(&[A]) -> Result<R, E>,

@@ -39,10 +39,13 @@
 
 #![deny(missing_docs)]
 
+#[cfg(feature = "mpi")]
+pub mod cluster;
 mod engine;
 mod error;
 mod partition;
 mod progress;
+pub mod sharded;
 
 pub use engine::{Engine, Report};
 pub use error::{BoxError, FailureKind, MoleculeFailure, RunError};

@@ -1,0 +1,179 @@
+//! The project's benchmark program: cases that criterion does not fit (peak memory
+//! in a child process, speed-up ratios). Prints one line per figure.
+//!
+//! ```sh
+//! cargo run --release -p kf-benches --bin kf-bench -- parallel
+//! ```
+
+use std::process::Command;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use kf_parallel::Engine;
+
+#[derive(Parser)]
+#[command(about = "KaizenFlow for Rust benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Subcommand)]
+enum What {
+    /// The job engine: overhead per molecule, speed-up on 2 threads, peak memory with
+    /// and without on-the-fly reduction.
+    Parallel {
+        /// Molecules of the memory case.
+        #[arg(long, default_value_t = 10_000)]
+        molecules: usize,
+        /// Megabytes each molecule returns in the memory case.
+        #[arg(long, default_value_t = 1)]
+        mb: usize,
+    },
+    /// (internal) one memory case, run in a child process: `reduce` or `collect`.
+    #[command(hide = true)]
+    MemoryCase {
+        mode: String,
+        molecules: usize,
+        mb: usize,
+    },
+}
+
+type Never = std::convert::Infallible;
+
+fn main() {
+    match Cli::parse().what {
+        What::Parallel { molecules, mb } => parallel(molecules, mb),
+        What::MemoryCase {
+            mode,
+            molecules,
+            mb,
+        } => memory_case(&mode, molecules, mb),
+    }
+}
+
+/// CPU-bound work: a chain of dependent float operations.
+fn spin(seed: u64, iters: u32) -> f64 {
+    let mut x = seed as f64 * 1e-3 + 0.5;
+    for _ in 0..iters {
+        x = (x * 1.000_000_1 + 0.000_1).fract() + 0.5;
+    }
+    x
+}
+
+fn parallel(molecules: usize, mb: usize) {
+    // Overhead: empty work, 200,000 molecules of one atom on 2 threads.
+    let atoms: Vec<u32> = (0..200_000).collect();
+    let engine = Engine::new().threads(2).batches(atoms.len() / 2);
+    let _ = engine.run_reduce(
+        &atoms,
+        0u64,
+        |c: &[u32]| Ok::<_, Never>(c.len() as u64),
+        |a, x| *a += x,
+    );
+    let t = Instant::now();
+    let n = engine
+        .run_reduce(
+            &atoms,
+            0u64,
+            |c: &[u32]| Ok::<_, Never>(c.len() as u64),
+            |a, x| *a += x,
+        )
+        .unwrap_or(0);
+    let per = t.elapsed().as_secs_f64() / atoms.len() as f64;
+    println!(
+        "overhead per molecule (empty work, {n} molecules, 2 threads, ordered): {:.2} us",
+        per * 1e6
+    );
+    let unordered = Engine::new()
+        .threads(2)
+        .batches(atoms.len() / 2)
+        .unordered();
+    let t = Instant::now();
+    let _ = unordered.run_reduce(
+        &atoms,
+        0u64,
+        |c: &[u32]| Ok::<_, Never>(c.len() as u64),
+        |a, x| *a += x,
+    );
+    println!(
+        "overhead per molecule (empty work, 2 threads, unordered): {:.2} us",
+        t.elapsed().as_secs_f64() / atoms.len() as f64 * 1e6
+    );
+
+    // Speed-up: 64 CPU-bound atoms, sequential debug path vs 2 threads.
+    let atoms: Vec<u64> = (0..64).collect();
+    let work = |c: &[u64]| Ok::<_, Never>(c.iter().map(|&s| spin(s, 3_000_000)).sum::<f64>());
+    let t = Instant::now();
+    let seq =
+        Engine::new()
+            .debug(true)
+            .threads(2)
+            .batches(8)
+            .run_reduce(&atoms, 0.0, work, |a, x| *a += x);
+    let t_seq = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let par = Engine::new()
+        .threads(2)
+        .batches(8)
+        .run_reduce(&atoms, 0.0, work, |a, x| *a += x);
+    let t_par = t.elapsed().as_secs_f64();
+    let same = matches!((seq, par), (Ok(a), Ok(b)) if a.to_bits() == b.to_bits());
+    println!(
+        "speed-up on 2 threads (64 CPU-bound atoms): {:.3} s sequential, {:.3} s parallel, {:.2}x, bit-identical: {same}",
+        t_seq,
+        t_par,
+        t_seq / t_par
+    );
+
+    // Peak memory, each case in its own process.
+    for mode in ["reduce", "collect"] {
+        let exe = std::env::current_exe().unwrap_or_default();
+        let out = Command::new(exe)
+            .args(["memory-case", mode, &molecules.to_string(), &mb.to_string()])
+            .output();
+        match out {
+            Ok(o) => print!("{}", String::from_utf8_lossy(&o.stdout)),
+            Err(e) => println!("memory case {mode}: cannot run: {e}"),
+        }
+    }
+}
+
+fn memory_case(mode: &str, molecules: usize, mb: usize) {
+    let atoms: Vec<usize> = (0..molecules).collect();
+    let engine = Engine::new().threads(2).batches(molecules / 2);
+    let len = mb * 1024 * 1024 / 8;
+    let make = |c: &[usize]| Ok::<_, Never>(vec![c[0] as f64; len]);
+    let t = Instant::now();
+    let check = if mode == "reduce" {
+        engine
+            .run_reduce(&atoms, vec![0.0; len], make, |acc, v| {
+                for (a, x) in acc.iter_mut().zip(&v) {
+                    *a += x;
+                }
+            })
+            .map(|acc| acc[0])
+    } else {
+        engine
+            .run(&atoms, make)
+            .map(|all| all.iter().map(|v| v[0]).sum::<f64>())
+    };
+    let peak_kb = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+        })
+        .unwrap_or(0);
+    println!(
+        "peak memory, {molecules} molecules x {mb} MB, {mode}: {:.1} MB ({:.2} s, check {})",
+        peak_kb as f64 / 1024.0,
+        t.elapsed().as_secs_f64(),
+        check
+            .map(|c| c.to_string())
+            .unwrap_or_else(|e| e.to_string())
+    );
+}
