@@ -221,3 +221,73 @@ fn sweep_runs_every_config_and_writes_outputs_under_their_ids() {
         text(&out.stdout).ends_with(&format!("# 6 runs; outputs under {}\n", out_dir.display()))
     );
 }
+
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn sweep_on_mpi_without_the_feature_says_how_to_get_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = kaizenflow(&[
+        "sweep",
+        "configs/sweep_example.toml",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--backend",
+        "mpi",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("built without MPI support; rebuild with"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// `mpirun -np 4 kaizenflow sweep ... --backend mpi`: 3 worker ranks run the 6
+/// configs; rank 0 writes the same summary as the thread backend.
+#[cfg(feature = "mpi")]
+#[test]
+fn sweep_on_four_mpi_ranks_matches_the_thread_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let (threads_dir, mpi_dir) = (dir.path().join("threads"), dir.path().join("mpi"));
+    let t = kaizenflow(&[
+        "sweep",
+        "configs/sweep_example.toml",
+        "--out",
+        threads_dir.to_str().unwrap(),
+    ]);
+    assert!(t.status.success(), "{}", text(&t.stderr));
+    let out = Command::new("mpirun")
+        .args(["--allow-run-as-root", "--oversubscribe", "-np", "4"])
+        .arg(env!("CARGO_BIN_EXE_kaizenflow"))
+        .args([
+            "sweep",
+            "configs/sweep_example.toml",
+            "--backend",
+            "mpi",
+            "--out",
+        ])
+        .arg(&mpi_dir)
+        .current_dir(workspace())
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run mpirun (install openmpi-bin): {e}"));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    // Same ids, varied values and data shapes (the seconds column differs).
+    let strip = |p: &Path| -> Vec<String> {
+        std::fs::read_to_string(p.join("summary.tsv"))
+            .unwrap()
+            .lines()
+            .map(|l| l.rsplit_once('\t').unwrap().0.to_string())
+            .collect()
+    };
+    assert_eq!(strip(&mpi_dir), strip(&threads_dir));
+    assert_eq!(strip(&mpi_dir).len(), 7);
+    // Only rank 0 printed the table.
+    assert_eq!(text(&out.stdout).matches("# 6 runs").count(), 1);
+}

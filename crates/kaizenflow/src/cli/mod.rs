@@ -45,6 +45,19 @@ pub struct SweepArgs {
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Where the runs execute: threads of this process, or the ranks of an MPI job
+    /// (`mpirun -np 4 kaizenflow sweep ... --backend mpi`; needs the `mpi` feature).
+    #[arg(long, value_enum, default_value_t = Backend::Threads)]
+    pub backend: Backend,
+}
+
+/// Where a sweep's runs execute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// Worker threads of this process.
+    Threads,
+    /// The ranks of an MPI job; rank 0 writes the summary.
+    Mpi,
 }
 
 /// `kaizenflow config ...`.

@@ -8,10 +8,13 @@ use anyhow::{Context, Result};
 use kf_config::SweepPoint;
 use kf_parallel::{Engine, Progress};
 
-use super::SweepArgs;
+use serde::{Deserialize, Serialize};
+
 use super::config_cmd::{describe, load, validate};
+use super::{Backend, SweepArgs};
 
 /// What one run of the sweep produced: one row of the summary table.
+#[derive(Serialize, Deserialize)]
 struct RunSummary {
     id: String,
     varied: Vec<(String, String)>,
@@ -39,15 +42,19 @@ pub(super) fn run(args: &SweepArgs, out: &mut dyn Write) -> Result<()> {
         engine = engine.threads(t);
     }
     // One config per molecule: configs are few and each is a whole run.
-    let engine = engine.batches(points.len().div_ceil(engine.thread_count()).max(1));
-    let summaries = engine.run_reduce(
-        &points,
-        Vec::with_capacity(points.len()),
-        |batch: &[SweepPoint]| -> Result<Vec<RunSummary>> {
-            batch.iter().map(|p| run_one(p, &args.out)).collect()
+    let per_thread = points.len().div_ceil(engine.thread_count()).max(1);
+    let engine = engine.batches(per_thread);
+    let work = |batch: &[SweepPoint]| -> Result<Vec<RunSummary>> {
+        batch.iter().map(|p| run_one(p, &args.out)).collect()
+    };
+    let append = |all: &mut Vec<RunSummary>, mut some: Vec<RunSummary>| all.append(&mut some);
+    let summaries = match args.backend {
+        Backend::Threads => engine.run_reduce(&points, Vec::new(), work, append)?,
+        Backend::Mpi => match on_cluster(&engine, &points, work, append)? {
+            Some(s) => s,
+            None => return Ok(()), // a worker rank: rank 0 reports
         },
-        |all, mut some| all.append(&mut some),
-    )?;
+    };
     let table = summary_table(&summaries);
     let path = args.out.join("summary.tsv");
     std::fs::write(&path, &table).with_context(|| format!("cannot write {}", path.display()))?;
@@ -103,4 +110,36 @@ fn summary_table(runs: &[RunSummary]) -> String {
         s.push_str(&format!("\t{}\t{}\t{:.3}\n", r.rows, r.assets, r.seconds));
     }
     s
+}
+
+#[cfg(feature = "mpi")]
+fn on_cluster<F, G>(
+    engine: &Engine,
+    points: &[SweepPoint],
+    work: F,
+    append: G,
+) -> Result<Option<Vec<RunSummary>>>
+where
+    F: Fn(&[SweepPoint]) -> Result<Vec<RunSummary>> + Sync,
+    G: FnMut(&mut Vec<RunSummary>, Vec<RunSummary>),
+{
+    let cluster = kf_parallel::cluster::Cluster::init()?;
+    Ok(cluster.run_reduce(engine, points, Vec::new(), work, append)?)
+}
+
+#[cfg(not(feature = "mpi"))]
+fn on_cluster<F, G>(
+    _engine: &Engine,
+    _points: &[SweepPoint],
+    _work: F,
+    _append: G,
+) -> Result<Option<Vec<RunSummary>>>
+where
+    F: Fn(&[SweepPoint]) -> Result<Vec<RunSummary>> + Sync,
+    G: FnMut(&mut Vec<RunSummary>, Vec<RunSummary>),
+{
+    anyhow::bail!(
+        "this kaizenflow was built without MPI support; rebuild with \
+         `cargo build --release -p kaizenflow --features mpi`"
+    )
 }
