@@ -99,13 +99,7 @@ impl Frame {
 /// carries its feature names in the schema.
 fn read_batches(schema: &Schema, batches: Vec<RecordBatch>) -> Result<Frame> {
     if batches.is_empty() {
-        let features = schema
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .filter(|n| n != crate::END_TS && n != crate::KNOWLEDGE_TS && n != crate::ASSET)
-            .collect();
-        return Frame::empty(Vec::new(), features);
+        return Frame::empty(Vec::new(), crate::long::feature_columns(schema));
     }
     Frame::from_long_batches(&batches)
 }

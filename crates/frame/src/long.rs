@@ -61,6 +61,17 @@ pub fn long_schema<S: AsRef<str>>(features: &[S]) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// The feature columns of a long-layout schema: every column other than `end_ts`,
+/// `knowledge_ts` and `asset`, in schema order.
+pub fn feature_columns(schema: &Schema) -> Vec<String> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .filter(|n| n != END_TS && n != KNOWLEDGE_TS && n != ASSET)
+        .collect()
+}
+
 /// One input batch, with its columns normalized to plain slices.
 struct LongChunk {
     end_ts: ScalarBuffer<i64>,
@@ -127,12 +138,7 @@ impl Frame {
             return Frame::empty(Vec::new(), Vec::new());
         };
         let schema = first.schema();
-        let feature_names: Vec<String> = schema
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .filter(|n| n != END_TS && n != KNOWLEDGE_TS && n != ASSET)
-            .collect();
+        let feature_names = feature_columns(&schema);
         // Pass 1: normalize columns, assign asset ids, collect distinct timestamps.
         let mut assets = AssetTable::default();
         let mut chunks = Vec::with_capacity(batches.len());
