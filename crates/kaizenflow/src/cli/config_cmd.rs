@@ -25,14 +25,7 @@ pub(super) fn show(args: &ConfigArgs, out: &mut dyn Write) -> Result<()> {
     let swept = config.root().contains(kf_config::SWEEP);
     if swept {
         // Every point of the sweep must be a valid config on its own.
-        for (i, p) in config.expand_sweep()?.iter().enumerate() {
-            validate(&p.config).with_context(|| {
-                format!(
-                    "sweep point {i} ({}) is not a valid config",
-                    describe(&p.varied)
-                )
-            })?;
-        }
+        validate_points(&config.expand_sweep()?)?;
     }
     // Build the base config too: this records its defaults for printing.
     kf_system::build(&config)
@@ -61,6 +54,15 @@ pub(super) fn sweep(args: &ConfigArgs, out: &mut dyn Write) -> Result<()> {
         if points.len() == 1 { "" } else { "s" },
         args.config.display()
     )?;
+    validate_points(&points)?;
+    for p in &points {
+        writeln!(out, "{}  {}", p.config.id(), describe(&p.varied))?;
+    }
+    Ok(())
+}
+
+/// Validates every point of a sweep, naming the first invalid one.
+pub(super) fn validate_points(points: &[kf_config::SweepPoint]) -> Result<()> {
     for (i, p) in points.iter().enumerate() {
         validate(&p.config).with_context(|| {
             format!(
@@ -68,7 +70,6 @@ pub(super) fn sweep(args: &ConfigArgs, out: &mut dyn Write) -> Result<()> {
                 describe(&p.varied)
             )
         })?;
-        writeln!(out, "{}  {}", p.config.id(), describe(&p.varied))?;
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use kf_parallel::{Engine, Progress};
 
 use serde::{Deserialize, Serialize};
 
-use super::config_cmd::{describe, load, validate};
+use super::config_cmd::{load, validate_points};
 use super::{Backend, SweepArgs};
 
 /// What one run of the sweep produced: one row of the summary table.
@@ -27,14 +27,7 @@ pub(super) fn run(args: &SweepArgs, out: &mut dyn Write) -> Result<()> {
     let config = load(&args.config)?;
     let points = config.expand_sweep()?;
     // Validate every point before running any: a bad point fails fast, by name.
-    for (i, p) in points.iter().enumerate() {
-        validate(&p.config).with_context(|| {
-            format!(
-                "sweep point {i} ({}) is not a valid config",
-                describe(&p.varied)
-            )
-        })?;
-    }
+    validate_points(&points)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create the output directory {}", args.out.display()))?;
     let mut engine = Engine::new().progress(Progress::Auto);
