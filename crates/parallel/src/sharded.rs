@@ -26,13 +26,28 @@ impl ShardedMatrix {
     /// `dir`, one file per shard.
     ///
     /// # Errors
-    /// An I/O error naming nothing more than the OS does; the caller knows `dir`.
+    /// An I/O error from creating or writing a shard file.
     pub fn write(
         dir: &Path,
         z: &[f64],
         rows: usize,
         cols: usize,
         shard_cols: usize,
+    ) -> std::io::Result<ShardedMatrix> {
+        Self::write_with(dir, rows, cols, shard_cols, |r, c| z[r * cols + c])
+    }
+
+    /// Writes the matrix whose entry `(r, c)` is `value(r, c)` as shards of
+    /// `shard_cols` columns into `dir`, streaming: the matrix is never in memory.
+    ///
+    /// # Errors
+    /// An I/O error from creating or writing a shard file.
+    pub fn write_with(
+        dir: &Path,
+        rows: usize,
+        cols: usize,
+        shard_cols: usize,
+        mut value: impl FnMut(usize, usize) -> f64,
     ) -> std::io::Result<ShardedMatrix> {
         let shard_cols = shard_cols.max(1);
         let mut shards = Vec::new();
@@ -42,7 +57,7 @@ impl ShardedMatrix {
             let mut out = BufWriter::new(std::fs::File::create(&path)?);
             for r in 0..rows {
                 for c in start..end {
-                    out.write_all(&z[r * cols + c].to_le_bytes())?;
+                    out.write_all(&value(r, c).to_le_bytes())?;
                 }
             }
             out.flush()?;
@@ -114,5 +129,40 @@ impl ShardedMatrix {
                 }
             },
         )
+    }
+
+    /// `Z' U` for `u` (`rows x k`, row-major): one shard per atom, each giving its
+    /// columns' rows of the result (`shard_cols x k`), stitched in column order.
+    ///
+    /// # Errors
+    /// As [`ShardedMatrix::times`].
+    pub fn transpose_times(
+        &self,
+        u: &[f64],
+        k: usize,
+        engine: &Engine,
+    ) -> Result<Vec<f64>, RunError> {
+        let shard_ids: Vec<usize> = (0..self.shards.len()).collect();
+        let rows = self.rows;
+        let blocks = engine.run(&shard_ids, |ids: &[usize]| -> Result<Vec<f64>, BoxError> {
+            let mut out = Vec::new();
+            for &b in ids {
+                let z = self.read_shard(b)?;
+                let width = self.shards[b].1.len();
+                let mut block = vec![0.0; width * k];
+                for r in 0..rows {
+                    let ur = &u[r * k..(r + 1) * k];
+                    for j in 0..width {
+                        let zv = z[r * width + j];
+                        for (o, uv) in block[j * k..(j + 1) * k].iter_mut().zip(ur) {
+                            *o += zv * uv;
+                        }
+                    }
+                }
+                out.extend_from_slice(&block);
+            }
+            Ok(out)
+        })?;
+        Ok(blocks.concat())
     }
 }

@@ -85,3 +85,22 @@ fn a_truncated_shard_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn transpose_product_equals_the_direct_one() {
+    let (rows, cols, k) = (30, 23, 2);
+    let (z, _) = data(rows, cols, k);
+    let u: Vec<f64> = (0..rows * k).map(|i| ((i * 5) % 9) as f64 - 4.0).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let m = ShardedMatrix::write(dir.path(), &z, rows, cols, 4).unwrap();
+    let mut expected = vec![0.0; cols * k];
+    for c in 0..cols {
+        for j in 0..k {
+            expected[c * k + j] = (0..rows).map(|r| z[r * cols + c] * u[r * k + j]).sum();
+        }
+    }
+    let got = m
+        .transpose_times(&u, k, &Engine::new().threads(2).batches(2))
+        .unwrap();
+    assert_eq!(got, expected);
+}
