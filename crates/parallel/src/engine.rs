@@ -197,7 +197,7 @@ impl Engine {
         atoms: &[A],
         init: Acc,
         work: F,
-        mut redux: G,
+        redux: G,
     ) -> Result<Acc, RunError>
     where
         A: Sync,
@@ -206,11 +206,8 @@ impl Engine {
         F: Fn(&[A]) -> Result<R, E> + Sync,
         G: FnMut(&mut Acc, R),
     {
-        let schedule = self.schedule(atoms.len());
-        let mut acc = init;
-        let call = |m: &Molecule| call(&work, atoms, m);
-        self.drive(&schedule, &call, false, &mut |_, r| redux(&mut acc, r))?;
-        Ok(acc)
+        self.reduce(atoms, init, work, redux, false)
+            .map(|r| r.value)
     }
 
     /// As [`Engine::run_reduce`], but a failed molecule does not stop the run: every
@@ -223,7 +220,26 @@ impl Engine {
         atoms: &[A],
         init: Acc,
         work: F,
+        redux: G,
+    ) -> Result<Report<Acc>, RunError>
+    where
+        A: Sync,
+        R: Send,
+        E: Into<BoxError>,
+        F: Fn(&[A]) -> Result<R, E> + Sync,
+        G: FnMut(&mut Acc, R),
+    {
+        self.reduce(atoms, init, work, redux, true)
+    }
+
+    /// The body of both reducing runs.
+    fn reduce<A, R, E, F, Acc, G>(
+        &self,
+        atoms: &[A],
+        init: Acc,
+        work: F,
         mut redux: G,
+        keep_going: bool,
     ) -> Result<Report<Acc>, RunError>
     where
         A: Sync,
@@ -235,7 +251,7 @@ impl Engine {
         let schedule = self.schedule(atoms.len());
         let mut acc = init;
         let call = |m: &Molecule| call(&work, atoms, m);
-        let failures = self.drive(&schedule, &call, true, &mut |_, r| redux(&mut acc, r))?;
+        let failures = self.drive(&schedule, &call, keep_going, &mut |_, r| redux(&mut acc, r))?;
         Ok(Report {
             value: acc,
             failures,
