@@ -1,8 +1,8 @@
 //! Expansion of a `[sweep]` section into the cartesian product of configs.
 
+use crate::Config;
 use crate::error::{ConfigError, Result};
 use crate::value::{Entry, Value};
-use crate::{Config, Origin};
 
 /// The name of the top-level table that lists swept keys.
 pub const SWEEP: &str = "sweep";
@@ -92,12 +92,5 @@ fn collect_axes(
             expected: "an array of values to sweep over".into(),
             found: other.describe(),
         }),
-    }
-}
-
-impl Origin {
-    /// Whether this origin is a file line (not an override or a default).
-    pub fn is_file(&self) -> bool {
-        matches!(self, Origin::File { .. })
     }
 }

@@ -273,8 +273,20 @@ impl Frame {
                 rows: self.n_rows(),
             });
         }
+        Ok(self.rows(start, len))
+    }
+
+    /// Rows with `start <= end_ts <= end` (closed at both ends), without copying.
+    pub fn slice_time(&self, start: i64, end: i64) -> Frame {
+        let lo = self.end_ts.partition_point(|&t| t < start);
+        let hi = self.end_ts.partition_point(|&t| t <= end).max(lo);
+        self.rows(lo, hi - lo)
+    }
+
+    /// Rows `start..start + len`, sharing buffers; the caller checked the range.
+    fn rows(&self, start: usize, len: usize) -> Frame {
         let n = self.n_assets();
-        Ok(Frame {
+        Frame {
             end_ts: self.end_ts.slice(start, len),
             knowledge_ts: self.knowledge_ts.slice(start, len),
             assets: Arc::clone(&self.assets),
@@ -284,25 +296,6 @@ impl Frame {
                 .iter()
                 .map(|v| v.slice(start * n, len * n))
                 .collect(),
-        })
-    }
-
-    /// Rows with `start <= end_ts <= end` (closed at both ends), without copying.
-    pub fn slice_time(&self, start: i64, end: i64) -> Frame {
-        let lo = self.end_ts.partition_point(|&t| t < start);
-        let hi = self.end_ts.partition_point(|&t| t <= end).max(lo);
-        Frame {
-            end_ts: self.end_ts.slice(lo, hi - lo),
-            knowledge_ts: self.knowledge_ts.slice(lo, hi - lo),
-            assets: Arc::clone(&self.assets),
-            features: Arc::clone(&self.features),
-            values: {
-                let n = self.n_assets();
-                self.values
-                    .iter()
-                    .map(|v| v.slice(lo * n, (hi - lo) * n))
-                    .collect()
-            },
         }
     }
 

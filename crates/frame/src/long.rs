@@ -144,14 +144,11 @@ impl Frame {
         let mut chunks = Vec::with_capacity(batches.len());
         let mut times = TimeCollector::default();
         let mut row_base = 0;
+        let column_names =
+            |s: &Schema| -> Vec<String> { s.fields().iter().map(|f| f.name().clone()).collect() };
+        let expected = column_names(&schema);
         for (i, batch) in batches.iter().enumerate() {
-            let names: Vec<String> = batch
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect();
-            let expected: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+            let names = column_names(&batch.schema());
             if names != expected {
                 return Err(FrameError::TileSchema {
                     tile: i,
