@@ -18,12 +18,44 @@ pub enum DataError {
         message: String,
     },
     /// A store file is missing, corrupt or not in the expected layout.
-    #[error("{path}: {message}")]
+    #[error("{}: {message}", path.display())]
     Store {
         /// The file.
         path: std::path::PathBuf,
         /// What is wrong, naming the dataset or column.
         message: String,
+    },
+    /// A line of a text file could not be read: its place and what is wrong with it.
+    #[error("{}:{line}: {message}", path.display())]
+    Line {
+        /// The file.
+        path: std::path::PathBuf,
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong, naming the column and the value.
+        message: String,
+    },
+    /// A query asked for something the data does not have.
+    #[error("{what}")]
+    Query {
+        /// What was asked and what is there.
+        what: String,
+    },
+    /// Waiting for a bar ran out of time.
+    #[error(
+        "no bar ending at {bar_end} became available within {waited_s} s (clock at {now}); \
+         the latest available bar ends at {latest}; check that the source is still delivering, \
+         or raise the timeout"
+    )]
+    Timeout {
+        /// The bar waited for.
+        bar_end: kf_frame::Timestamp,
+        /// The time waited, in seconds.
+        waited_s: f64,
+        /// The clock when giving up.
+        now: kf_frame::Timestamp,
+        /// The end of the latest bar that was available, or "none".
+        latest: String,
     },
     /// A SQL query failed (feature `sql`).
     #[error("SQL query failed: {source}\n  query: {query}")]

@@ -1,5 +1,5 @@
-//! Frames in HDF5 files (feature `hdf5`): one dataset per feature, time x asset,
-//! chunked along time and deflate-compressed, plus the time index and knowledge time.
+//! HDF5 stores (feature `hdf5`): one dataset per feature, time x asset, chunked in
+//! both directions and compressed, plus the time index and knowledge time.
 //!
 //! Layout of a file:
 //!
@@ -9,23 +9,45 @@
 //! | `/knowledge_ts` | i64 (ns UTC) | rows |
 //! | `/assets` | UTF-8 strings | assets |
 //! | `/feature_names` | UTF-8 strings | features (the column order) |
-//! | `/features/<name>` | f64, NaN for missing | rows x assets, chunks of up to 4096 rows |
+//! | `/features/<name>` | f64, NaN for missing | rows x assets, chunks of up to 1024 x 64 |
 //!
-//! The row-major (time x asset) dataset is exactly the frame's feature buffer, so
-//! writing and reading are single copies. Range queries by time and asset are the
-//! store issue's next step.
+//! A feature dataset is the frame's row-major feature buffer, so a full read is one
+//! decompressing copy. A query finds its rows by binary search in `/end_ts` and
+//! reads, per feature, one hyperslab per contiguous run of the requested assets;
+//! HDF5 then reads and decompresses only the chunks that the hyperslab touches
+//! ([`ReadStats::units_read`] counts them). A chunk of 1024 minutes x 64 assets is
+//! 512 KiB: a day of one-minute bars touches two chunk rows.
+//!
+//! An HDF5 store holds one version of each bar (its per-row knowledge time); a
+//! query `as_of` drops rows known later. Revised data belongs in a Parquet store.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use hdf5::types::VarLenUnicode;
-use kf_frame::Frame;
-use ndarray::ArrayView2;
+use kf_frame::{Frame, Timestamp};
+use ndarray::{ArrayView2, s};
 
-use crate::{DataError, Result};
+use crate::parquet_store::{ReadStats, StoreInfo};
+use crate::query::{Query, check_known};
+use crate::{DataError, Result, Source};
 
-/// Rows per HDF5 chunk: a day of minute bars is ~1,400 rows, so a one-day query
-/// touches one or two chunks per feature.
-const CHUNK_ROWS: usize = 4096;
+/// Rows per chunk.
+pub const CHUNK_ROWS: usize = 1024;
+/// Assets per chunk.
+pub const CHUNK_ASSETS: usize = 64;
+
+/// How feature datasets are compressed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compression {
+    /// Byte shuffle then LZF: fast to decompress, the default.
+    #[default]
+    Lzf,
+    /// Byte shuffle then deflate (zlib) at the given level: smaller, slower.
+    Deflate(u8),
+    /// Stored as is.
+    None,
+}
 
 fn h5(path: &Path, what: &str, e: hdf5::Error) -> DataError {
     DataError::Store {
@@ -38,7 +60,7 @@ fn h5(path: &Path, what: &str, e: hdf5::Error) -> DataError {
 ///
 /// # Errors
 /// [`DataError::Store`] naming the file and the dataset that could not be written.
-pub fn write_hdf5(frame: &Frame, path: impl AsRef<Path>) -> Result<()> {
+pub fn write_hdf5(frame: &Frame, path: impl AsRef<Path>, compression: Compression) -> Result<()> {
     let path = path.as_ref();
     let file = hdf5::File::create(path).map_err(|e| h5(path, "cannot create the file", e))?;
     let (rows, n) = (frame.n_rows(), frame.n_assets());
@@ -80,7 +102,12 @@ pub fn write_hdf5(frame: &Frame, path: impl AsRef<Path>) -> Result<()> {
         })?;
         let mut builder = group.new_dataset_builder().with_data(view);
         if rows > 0 && n > 0 {
-            builder = builder.chunk((rows.min(CHUNK_ROWS), n)).deflate(4);
+            builder = builder.chunk((rows.min(CHUNK_ROWS), n.min(CHUNK_ASSETS)));
+            builder = match compression {
+                Compression::Lzf => builder.shuffle().lzf(),
+                Compression::Deflate(level) => builder.shuffle().deflate(level),
+                Compression::None => builder,
+            };
         }
         builder
             .create(name.as_str())
@@ -89,58 +116,266 @@ pub fn write_hdf5(frame: &Frame, path: impl AsRef<Path>) -> Result<()> {
     Ok(())
 }
 
-/// Reads a frame written by [`write_hdf5`].
+/// An open HDF5 store: the index, assets and features are read once.
+#[derive(Debug)]
+pub struct Hdf5Store {
+    path: PathBuf,
+    file: hdf5::File,
+    end_ts: Vec<i64>,
+    knowledge_ts: Vec<i64>,
+    assets: Vec<String>,
+    asset_index: HashMap<String, usize>,
+    features: Vec<String>,
+}
+
+impl Hdf5Store {
+    /// Opens a store and reads its index.
+    ///
+    /// # Errors
+    /// [`DataError::Store`] naming the file and the dataset that is missing or has
+    /// the wrong type or shape.
+    pub fn open(path: impl AsRef<Path>) -> Result<Hdf5Store> {
+        let path = path.as_ref();
+        let file = hdf5::File::open(path).map_err(|e| h5(path, "cannot open the file", e))?;
+        let dataset = |name: &str| {
+            file.dataset(name).map_err(|e| {
+                h5(
+                    path,
+                    &format!("dataset /{name} is missing or unreadable"),
+                    e,
+                )
+            })
+        };
+        let end_ts: Vec<i64> = dataset("end_ts")?
+            .read_raw()
+            .map_err(|e| h5(path, "reading /end_ts", e))?;
+        let knowledge_ts: Vec<i64> = dataset("knowledge_ts")?
+            .read_raw()
+            .map_err(|e| h5(path, "reading /knowledge_ts", e))?;
+        let names = |name: &str| -> Result<Vec<String>> {
+            let raw: Vec<VarLenUnicode> = dataset(name)?
+                .read_raw()
+                .map_err(|e| h5(path, &format!("reading /{name}"), e))?;
+            Ok(raw.iter().map(|s| s.as_str().to_string()).collect())
+        };
+        let assets = names("assets")?;
+        let features = names("feature_names")?;
+        let store_err = |message: String| DataError::Store {
+            path: path.to_path_buf(),
+            message,
+        };
+        if knowledge_ts.len() != end_ts.len() {
+            return Err(store_err(format!(
+                "/knowledge_ts has {} rows but /end_ts has {}",
+                knowledge_ts.len(),
+                end_ts.len()
+            )));
+        }
+        if let Some(i) = end_ts.windows(2).position(|w| w[1] <= w[0]) {
+            return Err(store_err(format!(
+                "/end_ts is not strictly increasing at row {}: {} then {}",
+                i + 1,
+                Timestamp(end_ts[i]),
+                Timestamp(end_ts[i + 1])
+            )));
+        }
+        for name in &features {
+            let shape = dataset(&format!("features/{name}"))?.shape();
+            let expected = [end_ts.len(), assets.len()];
+            if shape != expected {
+                return Err(store_err(format!(
+                    "/features/{name} has shape {shape:?}, expected {expected:?} (rows x assets)"
+                )));
+            }
+        }
+        let asset_index = assets
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.clone(), i))
+            .collect();
+        Ok(Hdf5Store {
+            path: path.to_path_buf(),
+            file,
+            end_ts,
+            knowledge_ts,
+            assets,
+            asset_index,
+            features,
+        })
+    }
+
+    /// Assets, in stored order.
+    pub fn assets(&self) -> &[String] {
+        &self.assets
+    }
+
+    /// Feature names.
+    pub fn features(&self) -> &[String] {
+        &self.features
+    }
+
+    /// A summary of the store; counting missing values reads every feature.
+    ///
+    /// # Errors
+    /// [`DataError::Store`] when a feature cannot be read.
+    pub fn info(&self) -> Result<StoreInfo> {
+        let (frame, stats) = self.query_with_stats(&Query::all())?;
+        let missing = (0..frame.n_features())
+            .map(|i| {
+                frame
+                    .feature_at(i)
+                    .values()
+                    .iter()
+                    .filter(|v| v.is_nan())
+                    .count() as u64
+            })
+            .collect();
+        Ok(StoreInfo {
+            assets: self.assets.clone(),
+            features: self.features.clone(),
+            rows: (self.end_ts.len() * self.assets.len()) as u64,
+            time_range: self
+                .end_ts
+                .first()
+                .zip(self.end_ts.last())
+                .map(|(a, b)| (Timestamp(*a), Timestamp(*b))),
+            missing,
+            revisions: false,
+            units: stats.units_total / self.features.len().max(1),
+            file_bytes: std::fs::metadata(&self.path).map_or(0, |m| m.len()),
+        })
+    }
+
+    /// Runs a query and says how many chunks it touched.
+    ///
+    /// # Errors
+    /// [`DataError::Query`] for an unknown asset or column; [`DataError::Store`]
+    /// naming the file and dataset that could not be read.
+    pub fn query_with_stats(&self, q: &Query) -> Result<(Frame, ReadStats)> {
+        if let Some(a) = &q.assets {
+            check_known("asset", a, &self.assets)?;
+        }
+        if let Some(c) = &q.columns {
+            check_known("column", c, &self.features)?;
+        }
+        let features = q.columns.clone().unwrap_or_else(|| self.features.clone());
+        let r0 = q
+            .start
+            .map_or(0, |s| self.end_ts.partition_point(|&t| t < s));
+        let r1 = q
+            .end
+            .map_or(self.end_ts.len(), |e| {
+                self.end_ts.partition_point(|&t| t <= e)
+            })
+            .max(r0);
+        // Requested assets by stored index, and contiguous runs of stored indices.
+        let wanted: Vec<usize> = match &q.assets {
+            Some(a) => a
+                .iter()
+                .filter_map(|n| self.asset_index.get(n).copied())
+                .collect(),
+            None => (0..self.assets.len()).collect(),
+        };
+        let mut sorted = wanted.clone();
+        sorted.sort_unstable();
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        for &a in &sorted {
+            match runs.last_mut() {
+                Some((_, end)) if *end == a => *end += 1,
+                _ => runs.push((a, a + 1)),
+            }
+        }
+        let rows = r1 - r0;
+        let k = sorted.len();
+        let chunk_span = |lo: usize, hi: usize, size: usize| {
+            if hi > lo {
+                (hi - 1) / size - lo / size + 1
+            } else {
+                0
+            }
+        };
+        let row_chunks = chunk_span(r0, r1, CHUNK_ROWS);
+        let mut stats = ReadStats {
+            units_total: features.len()
+                * chunk_span(0, self.end_ts.len(), CHUNK_ROWS)
+                * chunk_span(0, self.assets.len(), CHUNK_ASSETS),
+            ..ReadStats::default()
+        };
+        let mut columns = Vec::with_capacity(features.len());
+        for name in &features {
+            let ds = self
+                .file
+                .dataset(&format!("features/{name}"))
+                .map_err(|e| h5(&self.path, &format!("dataset /features/{name}"), e))?;
+            let mut out = Vec::new();
+            if rows > 0 && runs.len() == 1 {
+                // One run: the hyperslab is the output, row-major; no second copy.
+                let (a0, a1) = runs[0];
+                let part: ndarray::Array2<f64> = ds
+                    .read_slice_2d(s![r0..r1, a0..a1])
+                    .map_err(|e| h5(&self.path, &format!("reading /features/{name}"), e))?;
+                out = if part.is_standard_layout() {
+                    part.into_raw_vec_and_offset().0
+                } else {
+                    part.iter().copied().collect()
+                };
+                stats.units_read += row_chunks * chunk_span(a0, a1, CHUNK_ASSETS);
+            } else if rows > 0 {
+                out = vec![f64::NAN; rows * k];
+                let mut col = 0;
+                for &(a0, a1) in &runs {
+                    let part: ndarray::Array2<f64> = ds
+                        .read_slice_2d(s![r0..r1, a0..a1])
+                        .map_err(|e| h5(&self.path, &format!("reading /features/{name}"), e))?;
+                    let width = a1 - a0;
+                    for (r, row) in part.rows().into_iter().enumerate() {
+                        for (j, v) in row.iter().enumerate() {
+                            out[r * k + col + j] = *v;
+                        }
+                    }
+                    col += width;
+                    stats.units_read += row_chunks * chunk_span(a0, a1, CHUNK_ASSETS);
+                }
+            }
+            columns.push((name.clone(), out));
+        }
+        let names: Vec<String> = sorted.iter().map(|&a| self.assets[a].clone()).collect();
+        let mut frame = Frame::new(
+            self.end_ts[r0..r1].to_vec(),
+            self.knowledge_ts[r0..r1].to_vec(),
+            names,
+            columns,
+        )?;
+        if let Some(tau) = q.as_of {
+            let keep: Vec<bool> = frame.knowledge_ts().iter().map(|&t| t <= tau).collect();
+            frame = frame.filter_rows(&keep)?;
+        }
+        if sorted != wanted {
+            let order: Vec<String> = wanted.iter().map(|&a| self.assets[a].clone()).collect();
+            frame = frame.select_assets(&order)?;
+        }
+        Ok((frame, stats))
+    }
+}
+
+impl Source for Hdf5Store {
+    fn describe(&self) -> String {
+        format!("hdf5 store {}", self.path.display())
+    }
+
+    fn load(&self, query: &Query) -> Result<Frame> {
+        Ok(self.query_with_stats(query)?.0)
+    }
+
+    fn pushes_down(&self) -> bool {
+        true
+    }
+}
+
+/// Reads a whole store into a frame.
 ///
 /// # Errors
-/// [`DataError::Store`] naming the file and the dataset that is missing, has the
-/// wrong shape or type; [`DataError::Frame`] when the index is not strictly
-/// increasing.
+/// As [`Hdf5Store::open`] and [`Hdf5Store::query_with_stats`].
 pub fn read_hdf5(path: impl AsRef<Path>) -> Result<Frame> {
-    let path = path.as_ref();
-    let file = hdf5::File::open(path).map_err(|e| h5(path, "cannot open the file", e))?;
-    let dataset = |name: &str| {
-        file.dataset(name).map_err(|e| {
-            h5(
-                path,
-                &format!("dataset /{name} is missing or unreadable"),
-                e,
-            )
-        })
-    };
-    let end_ts: Vec<i64> = dataset("end_ts")?
-        .read_raw()
-        .map_err(|e| h5(path, "reading /end_ts", e))?;
-    let knowledge_ts: Vec<i64> = dataset("knowledge_ts")?
-        .read_raw()
-        .map_err(|e| h5(path, "reading /knowledge_ts", e))?;
-    let names = |name: &str| -> Result<Vec<String>> {
-        let raw: Vec<VarLenUnicode> = dataset(name)?
-            .read_raw()
-            .map_err(|e| h5(path, &format!("reading /{name}"), e))?;
-        Ok(raw.iter().map(|s| s.as_str().to_string()).collect())
-    };
-    let assets = names("assets")?;
-    let feature_names = names("feature_names")?;
-    let mut features = Vec::with_capacity(feature_names.len());
-    for name in feature_names {
-        let ds = dataset(&format!("features/{name}"))?;
-        let shape = ds.shape();
-        let expected = [end_ts.len(), assets.len()];
-        if shape != expected {
-            return Err(DataError::Store {
-                path: path.to_path_buf(),
-                message: format!(
-                    "/features/{name} has shape {shape:?}, expected {expected:?} (rows x assets)"
-                ),
-            });
-        }
-        let values: Vec<f64> = ds
-            .read_raw()
-            .map_err(|e| h5(path, &format!("reading /features/{name}"), e))?;
-        features.push((name, values));
-    }
-    Frame::new(end_ts, knowledge_ts, assets, features).map_err(|e| DataError::Store {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
+    Hdf5Store::open(path)?.load(&Query::all())
 }

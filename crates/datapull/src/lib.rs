@@ -1,54 +1,131 @@
 //! DataPull: market data sources with knowledge time, and the views that DataFlow
 //! nodes and the System consume.
 //!
-//! Sources turn raw data (files, generators) into [`kf_frame::Frame`]s whose rows
-//! carry their knowledge time. Each source kind is built from a config subtree by
-//! name through [`registry`], so a system's TOML picks its data without code:
+//! # Sources
+//! A [`Source`] turns raw data into [`kf_frame::Frame`]s whose rows carry their
+//! knowledge time, answering a [`Query`] (closed time range on bar ends, assets,
+//! columns, knowledge cut-off `as_of`):
+//! - [`CsvSource`]: plain or gzip text, one file per asset or an asset column, any
+//!   timestamp format and zone, bars labelled by start or end;
+//! - [`ParquetStore`]: the project's store, pushing time, asset and column
+//!   selection down to row groups and columns, and keeping revisions;
+//! - `Hdf5Store` (feature `hdf5`): time x asset datasets chunked both ways;
+//! - [`SyntheticBars`]: the seeded generator, the built-in default data.
+//!
+//! # Views
+//! [`MarketData`] is what the rest of the system reads: [`Historical`] (a source,
+//! no clock), [`Replayed`] (a source released by a [`Clock`] at knowledge time plus
+//! a delay, with an async wait for the current bar) and [`Stitched`] (one view up
+//! to a split time, another after).
+//!
+//! # Config
+//! Every source and view is built by name from a config subtree through
+//! [`market_data_registry`], so a system's TOML picks its data without code:
 //!
 //! ```toml
 //! [market_data]
-//! type = "synthetic"
-//! assets = 20
-//! bars = 390
+//! type = "replayed"
+//! delay = "2s"
+//! clock = { type = "simulated", start = "2024-01-02 09:30", tz = "America/New_York" }
+//! source = { type = "parquet", path = "data/bars.parquet" }
 //! ```
 //!
-//! This crate now holds the synthetic generator, the built-in default data of the
-//! project (a fresh clone runs every example with no download). The Parquet, HDF5
-//! and CSV adapters and the historical, replayed and stitched views come next.
+//! # The key design decision: revisions live in the long layout
+//! A frame holds one value per (bar, asset); a store may hold several versions of a
+//! bar, each with its own knowledge time. Resolving "the latest version known at
+//! `τ`" happens on long rows, before the wide frame is built ([`latest_known`]), so
+//! every reader gives the same answer and nothing known after `τ` can leak in.
 
 #![deny(missing_docs)]
 
+mod build;
+pub mod clock;
+mod csv_source;
 mod error;
 #[cfg(feature = "hdf5")]
 pub mod hdf5_store;
+mod market_data;
+pub mod parquet_store;
+pub mod paths;
+mod query;
+mod revisions;
 #[cfg(feature = "sql")]
 pub mod sql;
 mod synthetic;
 
-use kf_config::{Registry, Section};
 use kf_frame::Frame;
 
+pub use build::{market_data_registry, source_registry};
+pub use clock::{Clock, ReplayClock, SimulatedClock, WallClock};
+pub use csv_source::{CsvParams, CsvSource};
 pub use error::{DataError, Result};
+pub use market_data::{FrameFuture, Historical, MarketData, Replayed, Stitched};
+pub use parquet_store::{ParquetStore, ReadStats, StoreInfo, StoreOptions};
+pub use query::Query;
+pub use revisions::latest_known;
 pub use synthetic::{SyntheticBars, SyntheticParams};
 
-/// Anything that yields market data as a frame with per-row knowledge time.
+/// Anything that yields market data as frames with per-row knowledge time.
 pub trait Source: Send + Sync + std::fmt::Debug {
     /// A short description for logs and messages (`synthetic: 20 assets x 390 bars`).
     fn describe(&self) -> String;
 
-    /// Loads all the source's data.
+    /// Reads what `query` asks for (see [`Query`] for the exact contract).
     ///
     /// # Errors
     /// [`DataError`] saying what failed and where.
-    fn load(&self) -> Result<Frame>;
+    fn load(&self, query: &Query) -> Result<Frame>;
+
+    /// Whether queries are pushed down to the storage (so a view need not cache the
+    /// whole source in memory).
+    fn pushes_down(&self) -> bool {
+        false
+    }
+
+    /// Whether the data may hold several versions of a bar (then `as_of` reads must
+    /// go to the source, not to a cached frame).
+    fn has_revisions(&self) -> bool {
+        false
+    }
 }
 
-/// The registry of market data source kinds known to this crate, by `type` name.
-pub fn registry() -> Registry<Box<dyn Source>> {
-    let mut r: Registry<Box<dyn Source>> = Registry::new("market data source");
-    // Registering fixed, distinct names into a fresh registry cannot collide.
-    let _ = r.register("synthetic", |s: &Section<'_>| {
-        Ok(Box::new(SyntheticBars::from_config(s)?) as Box<dyn Source>)
-    });
-    r
+/// `frame` with exactly `assets` and `features`, in that order: missing assets are
+/// all-NaN columns. Readers use it so a query's shape does not depend on which
+/// assets happen to have rows in the range.
+///
+/// # Errors
+/// [`DataError::Query`] for a feature the frame lacks.
+pub fn conform(frame: Frame, assets: &[String], features: &[String]) -> Result<Frame> {
+    if frame.assets() == assets && frame.features() == features {
+        return Ok(frame);
+    }
+    query::check_known("column", features, frame.features())?;
+    let frame = frame.select_features(features)?;
+    if frame.assets() == assets {
+        return Ok(frame);
+    }
+    let n_old = frame.n_assets();
+    let map: Vec<Option<usize>> = assets
+        .iter()
+        .map(|a| frame.assets().iter().position(|b| b == a))
+        .collect();
+    let columns = features
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let v = frame.feature_at(i).values();
+            let mut out = Vec::with_capacity(frame.n_rows() * assets.len());
+            for r in 0..frame.n_rows() {
+                let row = &v[r * n_old..(r + 1) * n_old];
+                out.extend(map.iter().map(|m| m.map_or(f64::NAN, |j| row[j])));
+            }
+            (name.clone(), out)
+        })
+        .collect();
+    Ok(Frame::new(
+        frame.end_ts().to_vec(),
+        frame.knowledge_ts().to_vec(),
+        assets.to_vec(),
+        columns,
+    )?)
 }

@@ -212,7 +212,7 @@ impl Source for SyntheticBars {
         )
     }
 
-    fn load(&self) -> Result<Frame> {
-        self.generate()
+    fn load(&self, query: &crate::Query) -> Result<Frame> {
+        query.apply(&self.generate()?)
     }
 }

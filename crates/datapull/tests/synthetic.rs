@@ -1,7 +1,7 @@
 //! The synthetic source: determinism, shape, bar invariants, and parameter errors.
 
 use kf_config::Config;
-use kf_datapull::{DataError, SyntheticBars, SyntheticParams, registry};
+use kf_datapull::{DataError, Query, SyntheticBars, SyntheticParams, source_registry as registry};
 use kf_frame::Timestamp;
 
 fn params() -> SyntheticParams {
@@ -81,7 +81,7 @@ fn built_from_config_by_name_with_located_errors() {
     .unwrap();
     let src = registry().build(&c.section("md").unwrap()).unwrap();
     assert!(c.check_all_used().is_ok());
-    assert_eq!(src.load().unwrap().n_rows(), 7);
+    assert_eq!(src.load(&Query::all()).unwrap().n_rows(), 7);
     assert!(src.describe().starts_with("synthetic: 3 assets x 7 bars"));
 
     let cases = [

@@ -283,6 +283,50 @@ impl Frame {
         self.rows(lo, hi - lo)
     }
 
+    /// The rows for which `keep` holds (one copy per feature; when every row is kept
+    /// the buffers are shared). Used to drop rows not yet known at a cut-off time,
+    /// which need not be contiguous when knowledge times are not monotonic.
+    ///
+    /// # Errors
+    /// [`FrameError::OutOfRange`] when `keep` is not one flag per row.
+    pub fn filter_rows(&self, keep: &[bool]) -> Result<Frame> {
+        if keep.len() != self.n_rows() {
+            return Err(FrameError::OutOfRange {
+                start: 0,
+                end: keep.len(),
+                rows: self.n_rows(),
+            });
+        }
+        if keep.iter().all(|&k| k) {
+            return Ok(self.clone());
+        }
+        let n = self.n_assets();
+        let pick = |src: &[i64]| -> Vec<i64> {
+            src.iter()
+                .zip(keep)
+                .filter_map(|(&v, &k)| k.then_some(v))
+                .collect()
+        };
+        let values = self
+            .values
+            .iter()
+            .map(|v| {
+                let mut out = Vec::new();
+                for (r, _) in keep.iter().enumerate().filter(|(_, k)| **k) {
+                    out.extend_from_slice(&v[r * n..(r + 1) * n]);
+                }
+                ScalarBuffer::from(out)
+            })
+            .collect();
+        Ok(Frame {
+            end_ts: ScalarBuffer::from(pick(&self.end_ts)),
+            knowledge_ts: ScalarBuffer::from(pick(&self.knowledge_ts)),
+            assets: Arc::clone(&self.assets),
+            features: Arc::clone(&self.features),
+            values,
+        })
+    }
+
     /// Rows `start..start + len`, sharing buffers; the caller checked the range.
     fn rows(&self, start: usize, len: usize) -> Frame {
         let n = self.n_assets();

@@ -9,13 +9,13 @@
 #![deny(missing_docs)]
 
 use kf_config::{Config, Result};
-use kf_datapull::Source;
+use kf_datapull::MarketData;
 
 /// The components a config describes, built and validated, not yet run.
 #[derive(Debug)]
 pub struct Components {
-    /// The market data source (`[market_data]`, by `type`).
-    pub market_data: Box<dyn Source>,
+    /// The market data view (`[market_data]`, by `type`).
+    pub market_data: Box<dyn MarketData>,
 }
 
 /// Builds every component `config` describes.
@@ -27,6 +27,6 @@ pub struct Components {
 /// The first configuration error, located at its file, line and key path.
 pub fn build(config: &Config) -> Result<Components> {
     let root = config.root();
-    let market_data = kf_datapull::registry().build(&root.section("market_data")?)?;
+    let market_data = kf_datapull::market_data_registry().build(&root.section("market_data")?)?;
     Ok(Components { market_data })
 }

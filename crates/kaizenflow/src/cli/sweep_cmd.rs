@@ -71,7 +71,9 @@ fn run_one(point: &SweepPoint, out: &Path) -> Result<RunSummary> {
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     std::fs::write(dir.join("config.toml"), point.config.to_toml_string())
         .with_context(|| format!("cannot write {}/config.toml", dir.display()))?;
-    let data = components.market_data.load()?;
+    let data = components
+        .market_data
+        .data_for_interval(i64::MIN, i64::MAX, None, None)?;
     data.write_parquet(dir.join("market_data.parquet"))?;
     Ok(RunSummary {
         id,

@@ -1,0 +1,310 @@
+//! Reading one CSV file (plain or gzip) into a long-layout batch.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampNanosecondArray};
+use flate2::read::MultiGzDecoder;
+use kf_frame::{Timestamp, long_schema};
+
+use super::{AssetFrom, CsvSource, Order, TimeParser, asset_of_file};
+use crate::{DataError, Result};
+
+fn store(path: &Path, message: impl Into<String>) -> DataError {
+    DataError::Store {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+fn line_err(path: &Path, line: u64, message: impl Into<String>) -> DataError {
+    DataError::Line {
+        path: path.to_path_buf(),
+        line,
+        message: message.into(),
+    }
+}
+
+/// Opens a file, decompressing it when it starts with the gzip magic bytes.
+fn open(path: &Path) -> Result<Box<dyn Read + Send>> {
+    let file = File::open(path).map_err(|e| store(path, format!("cannot open: {e}")))?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let head = reader
+        .fill_buf()
+        .map_err(|e| store(path, format!("cannot read: {e}")))?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Ok(Box::new(BufReader::with_capacity(
+            1 << 20,
+            MultiGzDecoder::new(reader),
+        )))
+    } else {
+        Ok(Box::new(reader))
+    }
+}
+
+/// Turns a `csv` crate error into one naming the file and line.
+fn csv_err(path: &Path, line: u64, e: csv::Error) -> DataError {
+    match e.kind() {
+        csv::ErrorKind::Io(io) => line_err(
+            path,
+            line,
+            format!("cannot read past this line ({io}); is the file truncated or not really gzip?"),
+        ),
+        csv::ErrorKind::UnequalLengths {
+            pos,
+            expected_len,
+            len,
+        } => line_err(
+            path,
+            pos.as_ref().map_or(line, |p| p.line()),
+            format!("has {len} fields, but the header has {expected_len}"),
+        ),
+        csv::ErrorKind::Utf8 { pos, err } => line_err(
+            path,
+            pos.as_ref().map_or(line, |p| p.line()),
+            format!("is not valid UTF-8 ({err})"),
+        ),
+        _ => line_err(path, line, e.to_string()),
+    }
+}
+
+/// Which file column feeds which output.
+struct Plan {
+    ts: usize,
+    knowledge: Option<usize>,
+    asset: Option<usize>,
+    /// (file column index, feature name)
+    features: Vec<(usize, String)>,
+}
+
+fn plan(src: &CsvSource, path: &Path, header: &[String]) -> Result<Plan> {
+    let p = &src.params;
+    let find = |name: &str, key: &str| -> Result<usize> {
+        header.iter().position(|h| h == name).ok_or_else(|| {
+            store(
+                path,
+                format!(
+                    "no column `{name}` (configured as `{key}`); the header has: {}",
+                    header.join(", ")
+                ),
+            )
+        })
+    };
+    let ts = find(&p.timestamp_column, "timestamp_column")?;
+    let knowledge = p
+        .knowledge_column
+        .as_deref()
+        .map(|k| find(k, "knowledge_column"))
+        .transpose()?;
+    let asset = match &src.asset {
+        AssetFrom::Column(c) => Some(find(c, "asset_column")?),
+        _ => None,
+    };
+    let renamed: Vec<String> = header
+        .iter()
+        .map(|h| p.rename.get(h).cloned().unwrap_or_else(|| h.clone()))
+        .collect();
+    let features = match &p.columns {
+        Some(cols) => cols
+            .iter()
+            .map(|c| {
+                renamed
+                    .iter()
+                    .position(|r| r == c)
+                    .map(|i| (i, c.clone()))
+                    .ok_or_else(|| {
+                        store(
+                            path,
+                            format!(
+                                "no column `{c}` (in `columns`); the columns after renaming are: {}",
+                                renamed.join(", ")
+                            ),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?,
+        None => renamed
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != Some(ts) && Some(*i) != knowledge && Some(*i) != asset)
+            .map(|(i, r)| (i, r.clone()))
+            .collect(),
+    };
+    Ok(Plan {
+        ts,
+        knowledge,
+        asset,
+        features,
+    })
+}
+
+/// Tracks the last bar time per asset to enforce the configured order.
+struct OrderCheck {
+    order: Order,
+    last: HashMap<Vec<u8>, (i64, u64)>,
+    /// The previous row's asset and its entry, so a run of one asset hashes once.
+    current: Vec<u8>,
+    current_last: (i64, u64),
+}
+
+impl OrderCheck {
+    fn check(&mut self, asset: &[u8], t: i64, line: u64) -> std::result::Result<(), (i64, u64)> {
+        if self.order == Order::Any {
+            return Ok(());
+        }
+        if asset != self.current.as_slice() {
+            if !self.current.is_empty() {
+                self.last.insert(self.current.clone(), self.current_last);
+            }
+            self.current = asset.to_vec();
+            self.current_last = self.last.get(asset).copied().unwrap_or((i64::MIN, 0));
+        }
+        let (prev, prev_line) = self.current_last;
+        let ok = match self.order {
+            Order::Strict => t > prev,
+            _ => t >= prev,
+        };
+        if !ok {
+            return Err((prev, prev_line));
+        }
+        self.current_last = (t, line);
+        Ok(())
+    }
+}
+
+pub(crate) fn read_file(src: &CsvSource, path: &Path) -> Result<RecordBatch> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .delimiter(src.delimiter)
+        .has_headers(true)
+        .from_reader(open(path)?);
+    let header: Vec<String> = rdr
+        .byte_headers()
+        .map_err(|e| csv_err(path, 1, e))?
+        .iter()
+        .map(|h| {
+            String::from_utf8_lossy(h)
+                .trim_start_matches('\u{feff}')
+                .trim()
+                .to_string()
+        })
+        .collect();
+    if header.iter().all(String::is_empty) {
+        return Err(store(path, "the file is empty: no header line"));
+    }
+    let plan = plan(src, path, &header)?;
+    let fixed_asset = match &src.asset {
+        AssetFrom::Fixed(a) => Some(a.clone()),
+        AssetFrom::FileName { prefix, suffix } => {
+            Some(asset_of_file(path, prefix, suffix).map_err(|m| store(path, m))?)
+        }
+        AssetFrom::Column(_) => None,
+    };
+    let mut times = TimeParser::new(src.format.clone(), src.tz);
+    let mut end_ts: Vec<i64> = Vec::new();
+    let mut knowledge_ts: Vec<i64> = Vec::new();
+    let mut assets: Vec<u8> = Vec::new();
+    let mut asset_offsets: Vec<i32> = vec![0];
+    let mut values: Vec<Vec<f64>> = vec![Vec::new(); plan.features.len()];
+    let mut order = OrderCheck {
+        order: src.order,
+        last: HashMap::new(),
+        current: Vec::new(),
+        current_last: (i64::MIN, 0),
+    };
+    let mut record = csv::ByteRecord::new();
+    let mut line = 1u64;
+    loop {
+        match rdr.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(csv_err(path, line + 1, e)),
+        }
+        line = record.position().map_or(line + 1, |p| p.line());
+        let field = |i: usize| record.get(i).unwrap_or_default();
+        let at = |m: String| line_err(path, line, m);
+        let col_err =
+            |i: usize, m: String| line_err(path, line, format!("column `{}`: {m}", header[i]));
+        let t = times
+            .parse(field(plan.ts))
+            .map_err(|m| col_err(plan.ts, m))?;
+        let end = t
+            .checked_add(src.to_end)
+            .ok_or_else(|| at("bar end out of range".into()))?;
+        let known = match plan.knowledge {
+            Some(k) => times.parse(field(k)).map_err(|m| col_err(k, m))?,
+            None => end,
+        }
+        .checked_add(src.delay)
+        .ok_or_else(|| at("knowledge time out of range".into()))?;
+        let asset: &[u8] = match plan.asset {
+            Some(a) => {
+                let v = field(a);
+                if v.is_empty() {
+                    return Err(col_err(a, "the asset is empty".into()));
+                }
+                v
+            }
+            None => fixed_asset.as_deref().unwrap_or_default().as_bytes(),
+        };
+        if let Err((prev, prev_line)) = order.check(asset, end, line) {
+            return Err(at(format!(
+                "bar time {} is {} the previous one for asset {} ({} at line {prev_line}); \
+                 sort the file by time, set `order = \"non_decreasing\"` for ticks, or set \
+                 `knowledge_column` if repeated rows are revisions",
+                Timestamp(end),
+                if end == prev { "equal to" } else { "before" },
+                String::from_utf8_lossy(asset),
+                Timestamp(prev),
+            )));
+        }
+        if plan.asset.is_some() {
+            std::str::from_utf8(asset)
+                .map_err(|_| col_err(plan.asset.unwrap_or(0), "the asset is not UTF-8".into()))?;
+            assets.extend_from_slice(asset);
+            let len = i32::try_from(assets.len())
+                .map_err(|_| at("asset names exceed 2 GiB in one file".into()))?;
+            asset_offsets.push(len);
+        }
+        for ((i, _), out) in plan.features.iter().zip(values.iter_mut()) {
+            out.push(parse_number(field(*i)).map_err(|m| col_err(*i, m))?);
+        }
+        end_ts.push(end);
+        knowledge_ts.push(known);
+    }
+    let n = end_ts.len();
+    let asset_array = match &fixed_asset {
+        Some(a) => StringArray::from_iter_values(std::iter::repeat_n(a.as_str(), n)),
+        None => {
+            let offsets = arrow::buffer::OffsetBuffer::new(asset_offsets.into());
+            StringArray::try_new(offsets, assets.into(), None)
+                .map_err(|e| store(path, e.to_string()))?
+        }
+    };
+    let names: Vec<&str> = plan.features.iter().map(|(_, n)| n.as_str()).collect();
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(TimestampNanosecondArray::from(end_ts).with_timezone("UTC")),
+        Arc::new(TimestampNanosecondArray::from(knowledge_ts).with_timezone("UTC")),
+        Arc::new(asset_array),
+    ];
+    columns.extend(
+        values
+            .into_iter()
+            .map(|v| Arc::new(Float64Array::from(v)) as ArrayRef),
+    );
+    RecordBatch::try_new(long_schema(&names), columns).map_err(|e| store(path, e.to_string()))
+}
+
+/// A number from a CSV field: empty (or `NaN`, `nan`, `null`, `NA`) is missing.
+fn parse_number(b: &[u8]) -> std::result::Result<f64, String> {
+    let s = std::str::from_utf8(b).map_err(|_| "the value is not UTF-8".to_string())?;
+    let s = s.trim();
+    if s.is_empty() || matches!(s, "NaN" | "nan" | "null" | "NULL" | "NA") {
+        return Ok(f64::NAN);
+    }
+    s.parse::<f64>().map_err(|_| {
+        format!("{s:?} is not a number; list the numeric columns in `columns` to skip text columns")
+    })
+}

@@ -1,0 +1,330 @@
+//! The `MarketData` views (the paper's DataPull interface): historical, replayed,
+//! stitched. DataFlow source nodes and the System read market data only through
+//! this trait, so the same model runs on a store, a replay and a live feed.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+
+use kf_frame::{Frame, Timestamp};
+
+use crate::clock::Clock;
+use crate::query::Query;
+use crate::{DataError, Result, Source, conform};
+
+/// A boxed future yielding a frame (the object-safe form of an `async fn`).
+pub type FrameFuture<'a> = Pin<Box<dyn Future<Output = Result<Frame>> + Send + 'a>>;
+
+/// Market data as the rest of the system sees it: wide frames with per-row
+/// knowledge time, by interval, and (for views with a clock) the latest bar.
+pub trait MarketData: Send + Sync + Debug {
+    /// A short description for logs and messages.
+    fn describe(&self) -> String;
+
+    /// Rows with bar ends in `[start, end]` (closed at both ends) for the given assets
+    /// and columns (all when `None`), in the order asked. A view with a clock
+    /// returns only rows already known at its current time.
+    ///
+    /// # Errors
+    /// [`DataError::Query`] for an unknown asset or column; the store's read errors.
+    fn data_for_interval(
+        &self,
+        start: i64,
+        end: i64,
+        assets: Option<&[String]>,
+        columns: Option<&[String]>,
+    ) -> Result<Frame>;
+
+    /// Resolves with the bar for the clock's current time once it is known, or an
+    /// error after `timeout` ns of clock time. Views without a clock have no current
+    /// time and answer with an error.
+    fn wait_for_latest_data(&self, timeout: i64) -> FrameFuture<'_> {
+        let _ = timeout;
+        let what = format!(
+            "{} has no clock, so it has no latest bar to wait for; use a replayed or stitched view",
+            self.describe()
+        );
+        Box::pin(async move { Err(DataError::Query { what }) })
+    }
+
+    /// The clock a view follows, if any.
+    fn clock(&self) -> Option<Arc<dyn Clock>> {
+        None
+    }
+}
+
+fn query_for(start: i64, end: i64, assets: Option<&[String]>, columns: Option<&[String]>) -> Query {
+    Query {
+        start: Some(start),
+        end: Some(end),
+        assets: assets.map(<[String]>::to_vec),
+        columns: columns.map(<[String]>::to_vec),
+        as_of: None,
+    }
+}
+
+/// All of a source's data, with no clock: the research view.
+///
+/// Sources that push queries down (Parquet, HDF5) are queried each time; others
+/// (CSV, synthetic) are loaded once and sliced in memory.
+#[derive(Debug)]
+pub struct Historical {
+    source: Arc<dyn Source>,
+    cache: OnceLock<Frame>,
+}
+
+impl Historical {
+    /// A historical view of `source`.
+    pub fn new(source: Arc<dyn Source>) -> Historical {
+        Historical {
+            source,
+            cache: OnceLock::new(),
+        }
+    }
+
+    /// The underlying source.
+    pub fn source(&self) -> &Arc<dyn Source> {
+        &self.source
+    }
+
+    /// Runs any query (the views build theirs on this).
+    ///
+    /// # Errors
+    /// The source's errors; [`DataError::Query`] for unknown assets or columns.
+    pub fn query(&self, q: &Query) -> Result<Frame> {
+        if self.source.pushes_down() || self.source.has_revisions() {
+            return self.source.load(q);
+        }
+        if let Some(f) = self.cache.get() {
+            return q.apply(f);
+        }
+        let all = self.source.load(&Query::all())?;
+        q.apply(self.cache.get_or_init(|| all))
+    }
+}
+
+impl MarketData for Historical {
+    fn describe(&self) -> String {
+        format!("historical {}", self.source.describe())
+    }
+
+    fn data_for_interval(
+        &self,
+        start: i64,
+        end: i64,
+        assets: Option<&[String]>,
+        columns: Option<&[String]>,
+    ) -> Result<Frame> {
+        self.query(&query_for(start, end, assets, columns))
+    }
+}
+
+/// Historical data released by a clock: at time `now` it shows only rows whose
+/// knowledge time plus `delay` is `<= now` (and whose bar has ended), as a live
+/// feed would have.
+#[derive(Debug)]
+pub struct Replayed {
+    historical: Historical,
+    clock: Arc<dyn Clock>,
+    delay: i64,
+    freq: i64,
+    offset: i64,
+    poll: i64,
+}
+
+impl Replayed {
+    /// Replays `historical` on `clock`. Bars are on the grid `offset + k * freq`;
+    /// `delay` is added to every row's knowledge time; `poll` is how often to look
+    /// again for a bar that the store does not hold (yet).
+    ///
+    /// # Errors
+    /// [`DataError::Invalid`] when `freq` or `poll` is not positive or `delay` is
+    /// negative.
+    pub fn new(
+        historical: Historical,
+        clock: Arc<dyn Clock>,
+        delay: i64,
+        freq: i64,
+        offset: i64,
+        poll: i64,
+    ) -> Result<Replayed> {
+        let invalid = |key, message: &str| DataError::Invalid {
+            source_kind: "replayed",
+            key,
+            message: message.into(),
+        };
+        if freq <= 0 {
+            return Err(invalid("freq", "must be longer than zero"));
+        }
+        if poll <= 0 {
+            return Err(invalid("poll", "must be longer than zero"));
+        }
+        if delay < 0 {
+            return Err(invalid("delay", "must not be negative"));
+        }
+        Ok(Replayed {
+            historical,
+            clock,
+            delay,
+            freq,
+            offset,
+            poll,
+        })
+    }
+
+    /// The end of the bar for time `t`: the latest grid point `<= t`.
+    pub fn bar_end(&self, t: i64) -> i64 {
+        self.offset + (t - self.offset).div_euclid(self.freq) * self.freq
+    }
+
+    fn known_query(&self, mut q: Query, now: i64) -> Query {
+        q.end = Some(q.end.map_or(now, |e| e.min(now)));
+        q.as_of = Some(now - self.delay);
+        q
+    }
+
+    async fn wait(&self, timeout: i64) -> Result<Frame> {
+        let started = self.clock.now();
+        let deadline = started.saturating_add(timeout);
+        loop {
+            let now = self.clock.now();
+            let bar = self.bar_end(now);
+            let known = self
+                .historical
+                .query(&self.known_query(Query::between(bar, bar), now))?;
+            if known.n_rows() == 1 {
+                return Ok(known);
+            }
+            if now >= deadline {
+                let latest = self
+                    .historical
+                    .query(&self.known_query(Query::between(i64::MIN, now), now))?;
+                return Err(DataError::Timeout {
+                    bar_end: Timestamp(bar),
+                    waited_s: (now - started) as f64 / 1e9,
+                    now: Timestamp(now),
+                    latest: latest
+                        .end_ts()
+                        .last()
+                        .map_or("none".into(), |t| Timestamp(*t).to_string()),
+                });
+            }
+            // When will this bar be known? The store says (the view itself never
+            // returns it early); a bar the store lacks is looked for again later.
+            let pending = self.historical.query(&Query::between(bar, bar))?;
+            let wake = match pending.knowledge_ts().first() {
+                Some(&k) => k.saturating_add(self.delay),
+                None => now.saturating_add(self.poll),
+            };
+            self.clock
+                .sleep_until(wake.min(bar + self.freq).min(deadline).max(now + 1))
+                .await;
+        }
+    }
+}
+
+impl MarketData for Replayed {
+    fn describe(&self) -> String {
+        format!(
+            "replayed {} (delay {} s)",
+            self.historical.source.describe(),
+            self.delay as f64 / 1e9
+        )
+    }
+
+    fn data_for_interval(
+        &self,
+        start: i64,
+        end: i64,
+        assets: Option<&[String]>,
+        columns: Option<&[String]>,
+    ) -> Result<Frame> {
+        let now = self.clock.now();
+        self.historical
+            .query(&self.known_query(query_for(start, end, assets, columns), now))
+    }
+
+    fn wait_for_latest_data(&self, timeout: i64) -> FrameFuture<'_> {
+        Box::pin(self.wait(timeout))
+    }
+
+    fn clock(&self) -> Option<Arc<dyn Clock>> {
+        Some(Arc::clone(&self.clock))
+    }
+}
+
+/// One view up to a split time (bar ends `<= split`) and another after it,
+/// presented as one: years of history from a store, then a replayed or live feed.
+#[derive(Debug)]
+pub struct Stitched {
+    before: Box<dyn MarketData>,
+    after: Box<dyn MarketData>,
+    split: i64,
+}
+
+impl Stitched {
+    /// `before` answers for bar ends `<= split`, `after` for later ones.
+    pub fn new(before: Box<dyn MarketData>, after: Box<dyn MarketData>, split: i64) -> Stitched {
+        Stitched {
+            before,
+            after,
+            split,
+        }
+    }
+}
+
+impl MarketData for Stitched {
+    fn describe(&self) -> String {
+        format!(
+            "stitched: {} up to {}, then {}",
+            self.before.describe(),
+            Timestamp(self.split),
+            self.after.describe()
+        )
+    }
+
+    fn data_for_interval(
+        &self,
+        start: i64,
+        end: i64,
+        assets: Option<&[String]>,
+        columns: Option<&[String]>,
+    ) -> Result<Frame> {
+        let first = (start <= self.split)
+            .then(|| {
+                self.before
+                    .data_for_interval(start, end.min(self.split), assets, columns)
+            })
+            .transpose()?;
+        let second = (end > self.split)
+            .then(|| {
+                self.after
+                    .data_for_interval(start.max(self.split + 1), end, assets, columns)
+            })
+            .transpose()?;
+        match (first, second) {
+            (Some(a), Some(b)) => {
+                // Present the second part in the first's shape, then join.
+                let b = conform(b, a.assets(), a.features())?;
+                Ok(Frame::concat(&[a, b])?)
+            }
+            (Some(f), None) | (None, Some(f)) => Ok(f),
+            (None, None) => Err(DataError::Query {
+                what: format!(
+                    "empty interval: start {} is after end {}",
+                    Timestamp(start),
+                    Timestamp(end)
+                ),
+            }),
+        }
+    }
+
+    fn wait_for_latest_data(&self, timeout: i64) -> FrameFuture<'_> {
+        self.after.wait_for_latest_data(timeout)
+    }
+
+    fn clock(&self) -> Option<Arc<dyn Clock>> {
+        self.after.clock()
+    }
+}

@@ -1,0 +1,465 @@
+//! Parquet stores: long-layout market data cut into row groups that a query can skip.
+//!
+//! A store is one Parquet file in the long layout (`end_ts`, `knowledge_ts`, `asset`,
+//! one `Float64` column per feature) that pandas, polars, DuckDB or DataFusion read
+//! as is. Its row groups are blocks of (consecutive bar times x assets in name
+//! order), so each group's statistics bound both its time range and its asset range.
+//! A query for a time range, some assets and some columns therefore reads:
+//! - only the row groups whose `end_ts` and `asset` statistics overlap the request
+//!   (and, with an `as_of`, whose earliest `knowledge_ts` is not after it);
+//! - only the requested columns of those groups (projection);
+//! and filters the remaining rows exactly. [`ReadStats`] reports the groups and
+//! bytes actually read, which the tests compare with a full scan.
+//!
+//! A store written with [`write_long`] may hold revisions (several knowledge times
+//! for one bar); a read then keeps the latest version known at the query's `as_of`.
+//! The footer's key-value metadata records the layout version, the asset list and
+//! whether revisions may be present.
+
+mod write;
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use arrow::compute::{cast, filter_record_batch};
+use arrow::datatypes::{DataType, Int32Type};
+use bytes::Bytes;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
+use parquet::file::reader::{ChunkReader, Length};
+use parquet::file::statistics::Statistics;
+
+use kf_frame::{ASSET, END_TS, Frame, FrameError, KNOWLEDGE_TS, Timestamp};
+
+use crate::query::{Query, check_known};
+use crate::revisions::{latest_known, times};
+use crate::{Result, Source, conform};
+
+use write::parquet_err;
+pub use write::{StoreOptions, write_frame, write_long};
+
+const META_LAYOUT: &str = "kaizenflow.layout";
+const META_ASSETS: &str = "kaizenflow.assets";
+const META_REVISIONS: &str = "kaizenflow.revisions";
+const LAYOUT: &str = "long-v1";
+
+/// What a query read, for tests and for `data info`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadStats {
+    /// Row groups (Parquet) or chunks (HDF5) read.
+    pub units_read: usize,
+    /// Row groups or chunks in the whole store.
+    pub units_total: usize,
+    /// Bytes fetched from the file.
+    pub bytes_read: u64,
+}
+
+/// A file handle that counts the bytes the Parquet reader fetches through it.
+struct CountingFile {
+    file: File,
+    bytes: Arc<AtomicU64>,
+}
+
+struct CountingRead<R> {
+    inner: R,
+    bytes: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for CountingRead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl Length for CountingFile {
+    fn len(&self) -> u64 {
+        Length::len(&self.file)
+    }
+}
+
+impl ChunkReader for CountingFile {
+    type T = CountingRead<<File as ChunkReader>::T>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        Ok(CountingRead {
+            inner: self.file.get_read(start)?,
+            bytes: Arc::clone(&self.bytes),
+        })
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        let b = self.file.get_bytes(start, length)?;
+        self.bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
+        Ok(b)
+    }
+}
+
+/// An open Parquet store: its footer is parsed once; queries read what they need.
+#[derive(Debug, Clone)]
+pub struct ParquetStore {
+    path: PathBuf,
+    metadata: ArrowReaderMetadata,
+    assets: Vec<String>,
+    features: Vec<String>,
+    revisions: bool,
+    /// Leaf column indices of end_ts, knowledge_ts and asset.
+    key_columns: [usize; 3],
+}
+
+/// Summary of a store for `kaizenflow data info`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoreInfo {
+    /// Assets, in name order.
+    pub assets: Vec<String>,
+    /// Feature columns.
+    pub features: Vec<String>,
+    /// Stored rows (one per (bar, asset, version)).
+    pub rows: u64,
+    /// First and last bar end, if any rows.
+    pub time_range: Option<(Timestamp, Timestamp)>,
+    /// Missing values per feature (nulls and NaNs are both counted by the reader).
+    pub missing: Vec<u64>,
+    /// Whether the store may hold revised rows.
+    pub revisions: bool,
+    /// Row groups (Parquet) or chunks per feature (HDF5).
+    pub units: usize,
+    /// File size in bytes.
+    pub file_bytes: u64,
+}
+
+fn int64_range(stats: Option<&Statistics>) -> Option<(i64, i64)> {
+    match stats? {
+        Statistics::Int64(s) => Some((*s.min_opt()?, *s.max_opt()?)),
+        _ => None,
+    }
+}
+
+impl ParquetStore {
+    /// Opens a store, reading only its footer.
+    ///
+    /// # Errors
+    /// [`DataError::Store`] naming the file when it is missing, not Parquet, has a
+    /// corrupt footer, or lacks the layout's columns.
+    pub fn open(path: impl AsRef<Path>) -> Result<ParquetStore> {
+        let path = path.as_ref();
+        let file = File::open(path).map_err(|e| parquet_err(path, format!("cannot open: {e}")))?;
+        let metadata = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+            .map_err(|e| parquet_err(path, format!("not a readable Parquet file: {e}")))?;
+        let schema = metadata.schema();
+        let kv = |key: &str| -> Option<String> {
+            metadata
+                .metadata()
+                .file_metadata()
+                .key_value_metadata()?
+                .iter()
+                .find(|kv| kv.key == key)?
+                .value
+                .clone()
+        };
+        let features = kf_frame::long::feature_columns(schema);
+        let leaves = metadata.metadata().file_metadata().schema_descr();
+        let leaf = |name: &str| -> Result<usize> {
+            leaves
+                .columns()
+                .iter()
+                .position(|c| c.name() == name)
+                .ok_or_else(|| {
+                    parquet_err(
+                        path,
+                        format!("not a market data store: no `{name}` column (expected the long layout: end_ts, knowledge_ts, asset, features)"),
+                    )
+                })
+        };
+        let key_columns = [leaf(END_TS)?, leaf(KNOWLEDGE_TS)?, leaf(ASSET)?];
+        let assets = match kv(META_ASSETS) {
+            Some(a) if !a.is_empty() => a.lines().map(str::to_string).collect(),
+            Some(_) => Vec::new(),
+            None => {
+                // A long-layout file written by another tool: list its assets once.
+                let mut store = ParquetStore {
+                    path: path.to_path_buf(),
+                    metadata: metadata.clone(),
+                    assets: Vec::new(),
+                    features: Vec::new(),
+                    revisions: true,
+                    key_columns,
+                };
+                store.features = Vec::new();
+                store.scan_assets()?
+            }
+        };
+        if let Some(layout) = kv(META_LAYOUT)
+            && layout != LAYOUT
+        {
+            return Err(parquet_err(
+                path,
+                format!("store layout {layout:?} is not supported (this build reads {LAYOUT:?})"),
+            ));
+        }
+        Ok(ParquetStore {
+            path: path.to_path_buf(),
+            revisions: kv(META_REVISIONS).is_none_or(|r| r == "true"),
+            metadata,
+            assets,
+            features,
+            key_columns,
+        })
+    }
+
+    /// The distinct assets of a file without our metadata, in name order.
+    fn scan_assets(&self) -> Result<Vec<String>> {
+        let batches = self.read_groups(
+            (0..self.metadata.metadata().num_row_groups()).collect(),
+            &[],
+            &Arc::new(AtomicU64::new(0)),
+        )?;
+        let mut names = std::collections::BTreeSet::new();
+        for b in &batches {
+            let col = b
+                .column_by_name(ASSET)
+                .ok_or_else(|| parquet_err(&self.path, "no asset column"))?;
+            let a = cast(col, &DataType::Utf8).map_err(FrameError::from)?;
+            names.extend(a.as_string::<i32>().iter().flatten().map(str::to_string));
+        }
+        Ok(names.into_iter().collect())
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Assets, in name order.
+    pub fn assets(&self) -> &[String] {
+        &self.assets
+    }
+
+    /// Feature columns.
+    pub fn features(&self) -> &[String] {
+        &self.features
+    }
+
+    /// Whether rows may be revised (several knowledge times per bar).
+    pub fn has_revisions(&self) -> bool {
+        self.revisions
+    }
+
+    /// A summary from the footer alone (row groups' statistics).
+    pub fn info(&self) -> StoreInfo {
+        let md = self.metadata.metadata();
+        let mut lo = i64::MAX;
+        let mut hi = i64::MIN;
+        let mut missing = vec![0u64; self.features.len()];
+        let leaves = md.file_metadata().schema_descr();
+        for rg in md.row_groups() {
+            if let Some((a, b)) = int64_range(rg.column(self.key_columns[0]).statistics()) {
+                lo = lo.min(a);
+                hi = hi.max(b);
+            }
+            for (m, f) in missing.iter_mut().zip(&self.features) {
+                if let Some(i) = leaves.columns().iter().position(|c| c.name() == f) {
+                    *m += rg
+                        .column(i)
+                        .statistics()
+                        .and_then(Statistics::null_count_opt)
+                        .unwrap_or(0);
+                }
+            }
+        }
+        StoreInfo {
+            assets: self.assets.clone(),
+            features: self.features.clone(),
+            rows: md.file_metadata().num_rows().max(0) as u64,
+            time_range: (lo <= hi).then_some((Timestamp(lo), Timestamp(hi))),
+            missing,
+            revisions: self.revisions,
+            units: md.num_row_groups(),
+            file_bytes: std::fs::metadata(&self.path).map_or(0, |m| m.len()),
+        }
+    }
+
+    /// The row groups that may hold rows for `q`, by their statistics.
+    fn select_groups(&self, q: &Query) -> Vec<usize> {
+        let md = self.metadata.metadata();
+        let asked: Option<Vec<&[u8]>> = q
+            .assets
+            .as_ref()
+            .map(|a| a.iter().map(|s| s.as_bytes()).collect());
+        (0..md.num_row_groups())
+            .filter(|&g| {
+                let rg = md.row_group(g);
+                let [t, k, a] = self.key_columns.map(|c| rg.column(c).statistics());
+                if let Some((lo, hi)) = int64_range(t)
+                    && (q.start.is_some_and(|s| hi < s) || q.end.is_some_and(|e| lo > e))
+                {
+                    return false;
+                }
+                if let (Some((lo, _)), Some(tau)) = (int64_range(k), q.as_of)
+                    && lo > tau
+                {
+                    return false;
+                }
+                if let (Some(asked), Some(s)) = (&asked, a)
+                    && let (Some(lo), Some(hi)) = (s.min_bytes_opt(), s.max_bytes_opt())
+                {
+                    return asked.iter().any(|x| *x >= lo && *x <= hi);
+                }
+                true
+            })
+            .collect()
+    }
+
+    /// Reads whole row groups (in parallel, in order) with a column projection.
+    fn read_groups(
+        &self,
+        groups: Vec<usize>,
+        features: &[String],
+        bytes: &Arc<AtomicU64>,
+    ) -> Result<Vec<RecordBatch>> {
+        use rayon::prelude::*;
+        let schema = self.metadata.metadata().file_metadata().schema_descr_ptr();
+        let arrow_schema = self.metadata.schema();
+        let mut roots = vec![];
+        for name in [END_TS, KNOWLEDGE_TS, ASSET]
+            .into_iter()
+            .chain(features.iter().map(String::as_str))
+        {
+            roots.push(arrow_schema.index_of(name).map_err(FrameError::from)?);
+        }
+        let mask = ProjectionMask::roots(&schema, roots);
+        let parts: Vec<Vec<RecordBatch>> = groups
+            .par_iter()
+            .map(|&g| {
+                let file = File::open(&self.path)
+                    .map_err(|e| parquet_err(&self.path, format!("cannot open: {e}")))?;
+                let rows = self.metadata.metadata().row_group(g).num_rows().max(1) as usize;
+                let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
+                    CountingFile {
+                        file,
+                        bytes: Arc::clone(bytes),
+                    },
+                    self.metadata.clone(),
+                )
+                .with_row_groups(vec![g])
+                .with_projection(mask.clone())
+                .with_batch_size(rows)
+                .build()
+                .map_err(|e| parquet_err(&self.path, e))?;
+                reader
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| parquet_err(&self.path, format!("row group {g}: {e}")))
+            })
+            .collect::<Result<_>>()?;
+        Ok(parts.into_iter().flatten().collect())
+    }
+
+    /// Runs a query and says what it read.
+    ///
+    /// # Errors
+    /// [`DataError::Query`] for an unknown asset or column; [`DataError::Store`]
+    /// naming the file and row group that could not be read or decoded.
+    pub fn query_with_stats(&self, q: &Query) -> Result<(Frame, ReadStats)> {
+        if let Some(a) = &q.assets {
+            check_known("asset", a, &self.assets)?;
+        }
+        if let Some(c) = &q.columns {
+            check_known("column", c, &self.features)?;
+        }
+        let features = q.columns.clone().unwrap_or_else(|| self.features.clone());
+        let assets = q.assets.clone().unwrap_or_else(|| self.assets.clone());
+        let groups = self.select_groups(q);
+        let bytes = Arc::new(AtomicU64::new(0));
+        let stats = |n| ReadStats {
+            units_read: n,
+            units_total: self.metadata.metadata().num_row_groups(),
+            bytes_read: bytes.load(Ordering::Relaxed),
+        };
+        let n_groups = groups.len();
+        let batches = self.read_groups(groups, &features, &bytes)?;
+        let mut kept = Vec::with_capacity(batches.len());
+        for b in batches {
+            let b = self.filter(b, q)?;
+            if b.num_rows() > 0 {
+                kept.push(b);
+            }
+        }
+        let batches = if self.revisions {
+            latest_known(&kept, q.as_of)?.into_iter().collect()
+        } else {
+            kept
+        };
+        let frame = if batches.is_empty() {
+            Frame::empty(assets.clone(), features.clone())?
+        } else {
+            Frame::from_long_batches(&batches)?
+        };
+        Ok((conform(frame, &assets, &features)?, stats(n_groups)))
+    }
+
+    /// Keeps the rows of `b` inside the query (time range, assets, knowledge cut-off;
+    /// the cut-off is left to [`latest_known`] in a store with revisions).
+    fn filter(&self, b: RecordBatch, q: &Query) -> Result<RecordBatch> {
+        let end = times(&b, END_TS)?;
+        let mut keep: Vec<bool> = end.iter().map(|&t| q.contains_time(t)).collect();
+        if let (Some(tau), false) = (q.as_of, self.revisions) {
+            for (k, t) in keep.iter_mut().zip(times(&b, KNOWLEDGE_TS)?) {
+                *k &= t <= tau;
+            }
+        }
+        if let Some(asked) = &q.assets {
+            let col = b
+                .column_by_name(ASSET)
+                .ok_or_else(|| parquet_err(&self.path, "no asset column"))?;
+            // Decide once per dictionary entry, then look up by key: no hashing per row.
+            let asked: std::collections::HashSet<&str> = asked.iter().map(String::as_str).collect();
+            if let Some(dict) = col.as_dictionary_opt::<Int32Type>() {
+                let values = cast(dict.values(), &DataType::Utf8).map_err(FrameError::from)?;
+                let wanted: Vec<bool> = values
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|v| v.is_some_and(|v| asked.contains(v)))
+                    .collect();
+                for (k, key) in keep.iter_mut().zip(dict.keys().values()) {
+                    *k &= usize::try_from(*key)
+                        .ok()
+                        .and_then(|i| wanted.get(i))
+                        .copied()
+                        .unwrap_or(false);
+                }
+            } else {
+                let names = cast(col, &DataType::Utf8).map_err(FrameError::from)?;
+                for (k, v) in keep.iter_mut().zip(names.as_string::<i32>().iter()) {
+                    *k &= v.is_some_and(|v| asked.contains(v));
+                }
+            }
+        }
+        if keep.iter().all(|&k| k) {
+            return Ok(b);
+        }
+        let mask = BooleanArray::from(keep);
+        debug_assert_eq!(mask.null_count(), 0);
+        Ok(filter_record_batch(&b, &mask).map_err(FrameError::from)?)
+    }
+}
+
+impl Source for ParquetStore {
+    fn describe(&self) -> String {
+        format!("parquet store {}", self.path.display())
+    }
+
+    fn load(&self, query: &Query) -> Result<Frame> {
+        Ok(self.query_with_stats(query)?.0)
+    }
+
+    fn pushes_down(&self) -> bool {
+        true
+    }
+}
