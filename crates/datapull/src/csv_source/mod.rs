@@ -37,7 +37,7 @@ pub(crate) use clock_text::{TimeFormat, TimeParser};
 
 /// Parameters of a [`CsvSource`], as written under its config section.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct CsvParams {
     /// A file, or a glob of files (`data/*_1min.csv.gz`). Relative paths are relative
     /// to the config file's folder; `${VAR}` and `${VAR:-default}` expand from the
@@ -72,7 +72,8 @@ pub struct CsvParams {
     pub knowledge_column: Option<String>,
     /// Added to the knowledge time (to the bar's end when there is no knowledge column).
     pub delay: String,
-    /// `strict` (bar times strictly increase per asset and file), `non_decreasing`
+    /// `strict` (bar times strictly increase per asset and file; equal times are
+    /// allowed as revisions when there is a knowledge column), `non_decreasing`
     /// (ticks sharing a time), or `any`.
     pub order: String,
     /// Field separator (one byte).
@@ -220,6 +221,8 @@ impl CsvSource {
         };
         let delay = parse_duration(&p.delay).map_err(|e| ("delay", e.to_string()))?;
         let order = match p.order.as_str() {
+            // Revisions repeat a bar time with a later knowledge time.
+            "strict" if p.knowledge_column.is_some() => Order::NonDecreasing,
             "strict" => Order::Strict,
             "non_decreasing" => Order::NonDecreasing,
             "any" => Order::Any,

@@ -1,0 +1,285 @@
+//! Parquet stores: exact round trip, pushdown (row groups and bytes read), revisions
+//! read as of a knowledge time, and errors naming the file.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampNanosecondArray};
+use kf_datapull::parquet_store::{write_frame, write_long};
+use kf_datapull::{ParquetStore, Query, Source, StoreOptions, SyntheticBars, SyntheticParams};
+use kf_frame::{Frame, long_schema};
+
+fn bars(assets: usize, bars: usize) -> Frame {
+    SyntheticBars::new(SyntheticParams {
+        assets,
+        bars,
+        ..Default::default()
+    })
+    .unwrap()
+    .generate()
+    .unwrap()
+}
+
+#[test]
+fn round_trip_is_exact_including_missing_cells() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.parquet");
+    let f = bars(7, 3_000);
+    // Knock out a few cells (all features) and one value, to see both survive.
+    let holes = [(5usize, 2usize), (6, 2), (2_999, 6)];
+    let feats: Vec<(String, Vec<f64>)> = f
+        .features()
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let mut v = f.feature_at(i).values().to_vec();
+            for (r, a) in holes {
+                v[r * 7 + a] = f64::NAN;
+            }
+            if name == "close" {
+                v[10] = f64::NAN;
+            }
+            (name.clone(), v)
+        })
+        .collect();
+    let f = Frame::new(
+        f.end_ts().to_vec(),
+        f.knowledge_ts().to_vec(),
+        f.assets().to_vec(),
+        feats,
+    )
+    .unwrap();
+    write_frame(
+        &f,
+        &path,
+        StoreOptions {
+            time_block: 500,
+            asset_block: 3,
+        },
+    )
+    .unwrap();
+    let store = ParquetStore::open(&path).unwrap();
+    let (back, stats) = store.query_with_stats(&Query::all()).unwrap();
+    assert!(back.bit_eq(&f), "{:?}", back.first_difference(&f));
+    // 3000 bars / 500 per block x ceil(7 assets / 3) blocks.
+    assert_eq!(stats.units_total, 6 * 3);
+    let info = store.info();
+    assert_eq!(info.rows, 3_000 * 7 - 3);
+    assert_eq!(info.assets, f.assets());
+    assert_eq!(
+        info.time_range.map(|(a, b)| (a.nanos(), b.nanos())),
+        Some((f.end_ts()[0], f.end_ts()[2_999]))
+    );
+    assert!(!info.revisions);
+    // The one NaN in a present cell is a NaN value, not a null: missing counts nulls.
+    assert_eq!(info.missing, vec![0; 5]);
+    // The file is a plain long-layout Parquet file: the frame crate reads it too.
+    assert!(Frame::read_parquet(&path).unwrap().bit_eq(&f));
+}
+
+#[test]
+fn a_narrow_query_reads_few_row_groups_and_few_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wide.parquet");
+    let f = bars(256, 20_000);
+    write_frame(&f, &path, StoreOptions::default()).unwrap();
+    let store = ParquetStore::open(&path).unwrap();
+    let (all, full) = store.query_with_stats(&Query::all()).unwrap();
+    assert!(all.bit_eq(&f));
+    assert_eq!(full.units_read, full.units_total);
+    // Default blocks: 64 assets x 2048 bars: 4 x 10 groups.
+    assert_eq!(full.units_total, 40);
+
+    // One day of bars, 50 assets in one asset block, two columns.
+    let t = f.end_ts();
+    let assets: Vec<String> = (70..120).map(|a| format!("A{a:04}")).collect();
+    let q = Query::between(t[9_000], t[10_439])
+        .assets(&assets)
+        .columns(&["close", "volume"]);
+    let (part, stats) = store.query_with_stats(&q).unwrap();
+    let expected = q.apply(&f).unwrap();
+    assert!(
+        part.bit_eq(&expected),
+        "{:?}",
+        part.first_difference(&expected)
+    );
+    // Bars 9000..=10439 span time blocks 4 and 5; assets 70..119 span asset blocks 1.
+    assert_eq!(stats.units_read, 2);
+    assert!(
+        stats.bytes_read * 20 < full.bytes_read,
+        "narrow read {} bytes, full scan {}",
+        stats.bytes_read,
+        full.bytes_read
+    );
+    // Column projection alone: one column of everything reads well under half.
+    let (_, one_col) = store
+        .query_with_stats(&Query::all().columns(&["close"]))
+        .unwrap();
+    assert!(one_col.bytes_read * 2 < full.bytes_read);
+    // A range with no bars reads no row group and still has the asked shape.
+    let (none, s) = store
+        .query_with_stats(&Query::between(t[19_999] + 1, i64::MAX).assets(&["A0003"]))
+        .unwrap();
+    assert_eq!(
+        (none.n_rows(), none.assets().len(), s.units_read),
+        (0, 1, 0)
+    );
+}
+
+/// Long rows: (end minute, asset, knowledge minute, close).
+fn long(rows: &[(i64, &str, i64, f64)]) -> RecordBatch {
+    let m = 60_000_000_000i64;
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(
+            TimestampNanosecondArray::from_iter_values(rows.iter().map(|r| r.0 * m))
+                .with_timezone("UTC"),
+        ),
+        Arc::new(
+            TimestampNanosecondArray::from_iter_values(rows.iter().map(|r| r.2 * m))
+                .with_timezone("UTC"),
+        ),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.3))),
+    ];
+    RecordBatch::try_new(long_schema(&["close"]), cols).unwrap()
+}
+
+#[test]
+fn revisions_are_read_as_of_a_knowledge_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rev.parquet");
+    let m = 60_000_000_000i64;
+    // Bar 1 of X is first published at minute 1 (10.0), revised at 5 (10.5) and 9
+    // (10.7). Y's bar 2 arrives late, at minute 4. Input deliberately unsorted.
+    let rows = [
+        (1, "X", 9, 10.7),
+        (2, "Y", 4, 20.0),
+        (1, "X", 1, 10.0),
+        (2, "X", 2, 11.0),
+        (1, "Y", 1, 19.0),
+        (1, "X", 5, 10.5),
+    ];
+    write_long(
+        &[long(&rows)],
+        &path,
+        StoreOptions {
+            time_block: 1,
+            asset_block: 1,
+        },
+    )
+    .unwrap();
+    let store = ParquetStore::open(&path).unwrap();
+    assert!(store.has_revisions());
+    assert_eq!(store.info().rows, 6);
+    let at = |tau: Option<i64>| {
+        let q = Query {
+            as_of: tau.map(|t| t * m),
+            ..Query::all()
+        };
+        store.load(&q).unwrap()
+    };
+    let close = |f: &Frame, a: &str, row: usize| f.value("close", a, row).unwrap();
+    // As of minute 0: nothing is known; the shape is still the store's.
+    let f0 = at(Some(0));
+    assert_eq!((f0.n_rows(), f0.assets().len()), (0, 2));
+    // As of minute 1: bar 1 of both, first versions.
+    let f1 = at(Some(1));
+    assert_eq!(f1.end_ts(), [m]);
+    assert_eq!((close(&f1, "X", 0), close(&f1, "Y", 0)), (10.0, 19.0));
+    // As of minute 3: bar 2 of X is known, Y's is not yet (NaN).
+    let f3 = at(Some(3));
+    assert_eq!(f3.end_ts(), [m, 2 * m]);
+    assert!(close(&f3, "Y", 1).is_nan());
+    assert_eq!(close(&f3, "X", 1), 11.0);
+    // As of 6: X's bar 1 is the first revision; bar 2 is complete, known at 4.
+    let f6 = at(Some(6));
+    assert_eq!(close(&f6, "X", 0), 10.5);
+    assert_eq!(close(&f6, "Y", 1), 20.0);
+    assert_eq!(f6.knowledge_ts(), [5 * m, 4 * m]);
+    // No cut-off: the latest of everything.
+    let all = at(None);
+    assert_eq!(close(&all, "X", 0), 10.7);
+    assert!(
+        all.knowledge_ts()
+            .iter()
+            .zip([9, 4])
+            .all(|(&k, e)| k == e * m)
+    );
+}
+
+#[test]
+fn bad_files_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.parquet");
+    write_frame(&bars(3, 100), &good, StoreOptions::default()).unwrap();
+    // A corrupt footer: cut the last bytes off.
+    let bytes = std::fs::read(&good).unwrap();
+    let cut = dir.path().join("cut.parquet");
+    std::fs::write(&cut, &bytes[..bytes.len() - 10]).unwrap();
+    let e = ParquetStore::open(&cut).unwrap_err().to_string();
+    assert!(
+        e.starts_with(&format!("{}: not a readable Parquet file", cut.display())),
+        "{e}"
+    );
+    // Not Parquet at all.
+    let junk = dir.path().join("junk.parquet");
+    std::fs::write(&junk, b"end_ts,asset\n1,X\n").unwrap();
+    assert!(
+        ParquetStore::open(&junk)
+            .unwrap_err()
+            .to_string()
+            .contains("junk.parquet: not a readable Parquet file")
+    );
+    // Missing.
+    let e = ParquetStore::open(dir.path().join("absent.parquet"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("absent.parquet: cannot open"), "{e}");
+    // A Parquet file that is not in the long layout.
+    let other = dir.path().join("other.parquet");
+    {
+        let batch = RecordBatch::try_from_iter([(
+            "x",
+            Arc::new(Float64Array::from(vec![1.0])) as ArrayRef,
+        )])
+        .unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(
+            std::fs::File::create(&other).unwrap(),
+            batch.schema(),
+            None,
+        )
+        .unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+    }
+    let e = ParquetStore::open(&other).unwrap_err().to_string();
+    assert!(
+        e.contains("not a market data store: no `end_ts` column"),
+        "{e}"
+    );
+    // Unknown assets and columns are named, with what there is.
+    let store = ParquetStore::open(&good).unwrap();
+    let e = store
+        .load(&Query::all().columns(&["vwap"]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("unknown column `vwap`; the data has 5 columns: open, high"),
+        "{e}"
+    );
+    // Corrupt data pages (footer intact): the row group is named.
+    let mut bad = bytes.clone();
+    for b in &mut bad[4..bytes.len() / 2] {
+        *b ^= 0x5a;
+    }
+    let corrupt = dir.path().join("corrupt.parquet");
+    std::fs::write(&corrupt, &bad).unwrap();
+    let e = ParquetStore::open(&corrupt)
+        .unwrap()
+        .load(&Query::all())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with(&format!("{}: row group 0", corrupt.display())),
+        "{e}"
+    );
+}
