@@ -291,3 +291,102 @@ fn sweep_on_four_mpi_ranks_matches_the_thread_backend() {
     // Only rank 0 printed the table.
     assert_eq!(text(&out.stdout).matches("# 6 runs").count(), 1);
 }
+
+#[test]
+fn data_import_then_info_describes_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("bars.parquet");
+    let store_s = store.to_str().unwrap();
+    let out = kaizenflow(&["data", "import", "configs/example.toml", "--out", store_s]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // 20 assets x 390 bars, all present.
+    assert!(
+        text(&out.stdout).starts_with("imported 7800 rows from synthetic: 20 assets x 390 bars"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = kaizenflow(&["data", "info", store_s]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let info = text(&out.stdout);
+    for expected in [
+        "assets: 20 (A0000, A0001,",
+        // 09:31 and 16:00 New York (EST) are 14:31 and 21:00 UTC.
+        "time range: 2024-01-02T14:31:00Z .. 2024-01-02T21:00:00Z (390 bar times)",
+        "rows: 7800 stored; 390 bar times x 20 assets = 7800 cells",
+        "columns: open, high, low, close, volume",
+        "  close: 0 (0.00%)",
+        "revisions: none",
+    ] {
+        assert!(info.contains(expected), "missing {expected:?} in\n{info}");
+    }
+}
+
+#[test]
+fn data_commands_name_what_is_wrong() {
+    let out = kaizenflow(&[
+        "data",
+        "import",
+        "configs/example.toml",
+        "--out",
+        "/tmp/x.csv",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("cannot tell the store format of /tmp/x.csv"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = kaizenflow(&["data", "info", "/nonexistent/s.parquet"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("/nonexistent/s.parquet: cannot open"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = kaizenflow(&["sql", "--table", "nonsense", "SELECT 1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("write it as NAME=PATH"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[cfg(feature = "sql")]
+#[test]
+fn sql_over_a_store_prunes_row_groups_by_time_and_asset() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("bars.parquet");
+    let store_s = store.to_str().unwrap();
+    // 200 assets x 3000 bars: 4 blocks of 64 assets x 2 blocks of 2048 bars.
+    let out = kaizenflow(&[
+        "data",
+        "import",
+        "configs/example.toml",
+        "--out",
+        store_s,
+        "--set",
+        "market_data.assets=200",
+        "--set",
+        "market_data.bars=3000",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = format!("bars={store_s}");
+    let q = "SELECT count(*) AS n FROM bars WHERE asset = 'A0007' \
+             AND end_ts <= '2024-01-02T15:30:00Z'";
+    let out = kaizenflow(&["sql", "--table", &table, q]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Bars end 14:31, 14:32, ... so 60 of them end by 15:30.
+    assert!(
+        text(&out.stdout).contains("| 60 |"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = kaizenflow(&["sql", "--table", &table, &format!("EXPLAIN ANALYZE {q}")]);
+    let plan = text(&out.stdout);
+    // One asset in the first hour: DataFusion reads 1 of the 8 row groups.
+    assert!(
+        plan.contains("row_groups_pruned_statistics=8 total \u{2192} 1 matched"),
+        "{plan}"
+    );
+}

@@ -125,8 +125,6 @@ pub struct StoreInfo {
     pub rows: u64,
     /// First and last bar end, if any rows.
     pub time_range: Option<(Timestamp, Timestamp)>,
-    /// Missing values per feature (nulls and NaNs are both counted by the reader).
-    pub missing: Vec<u64>,
     /// Whether the store may hold revised rows.
     pub revisions: bool,
     /// Row groups (Parquet) or chunks per feature (HDF5).
@@ -257,21 +255,10 @@ impl ParquetStore {
         let md = self.metadata.metadata();
         let mut lo = i64::MAX;
         let mut hi = i64::MIN;
-        let mut missing = vec![0u64; self.features.len()];
-        let leaves = md.file_metadata().schema_descr();
         for rg in md.row_groups() {
             if let Some((a, b)) = int64_range(rg.column(self.key_columns[0]).statistics()) {
                 lo = lo.min(a);
                 hi = hi.max(b);
-            }
-            for (m, f) in missing.iter_mut().zip(&self.features) {
-                if let Some(i) = leaves.columns().iter().position(|c| c.name() == f) {
-                    *m += rg
-                        .column(i)
-                        .statistics()
-                        .and_then(Statistics::null_count_opt)
-                        .unwrap_or(0);
-                }
             }
         }
         StoreInfo {
@@ -279,7 +266,6 @@ impl ParquetStore {
             features: self.features.clone(),
             rows: md.file_metadata().num_rows().max(0) as u64,
             time_range: (lo <= hi).then_some((Timestamp(lo), Timestamp(hi))),
-            missing,
             revisions: self.revisions,
             units: md.num_row_groups(),
             file_bytes: std::fs::metadata(&self.path).map_or(0, |m| m.len()),

@@ -4,6 +4,7 @@
 //! standard output and turns an error into its printed cause chain and exit status 1.
 
 mod config_cmd;
+mod data_cmd;
 mod sweep_cmd;
 
 use std::io::Write;
@@ -31,6 +32,60 @@ pub enum Command {
     /// Run every config of a [sweep] on the job engine, writing each run's outputs
     /// under OUT/<config id>/ and a summary table OUT/summary.tsv.
     Sweep(SweepArgs),
+    /// Convert market data into stores and inspect stores.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// Run SQL over stores and run outputs (Parquet files), with time and asset
+    /// filters pushed down to row groups (needs the `sql` feature).
+    Sql(SqlArgs),
+}
+
+/// `kaizenflow data ...`.
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Read the source a config describes and write it as a Parquet or HDF5 store.
+    Import(DataImportArgs),
+    /// Print a store's assets, time range, rows, columns and missing values.
+    Info {
+        /// The store (`*.parquet`, or `*.h5` with the `hdf5` feature).
+        store: PathBuf,
+    },
+}
+
+/// Store formats that `data import` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreFormat {
+    /// A Parquet store (long layout, row groups by time and asset blocks).
+    Parquet,
+    /// An HDF5 store (time x asset datasets; needs the `hdf5` feature).
+    Hdf5,
+}
+
+/// `kaizenflow data import ...`.
+#[derive(Debug, Args)]
+pub struct DataImportArgs {
+    /// The config and overrides.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The config section describing the source.
+    #[arg(long, default_value = "market_data")]
+    pub section: String,
+    /// The store to write (replaced if present).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The store format (default: from the extension of --out).
+    #[arg(long, value_enum)]
+    pub format: Option<StoreFormat>,
+}
+
+/// `kaizenflow sql ...`.
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// A table: `--table bars=data/bars.parquet`. Repeatable.
+    #[arg(long = "table", value_name = "NAME=PATH")]
+    pub tables: Vec<String>,
+    /// The query.
+    pub query: String,
 }
 
 /// `kaizenflow sweep ...`.
@@ -91,5 +146,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Config(ConfigCommand::Show(args)) => config_cmd::show(&args, out),
         Command::Config(ConfigCommand::Sweep(args)) => config_cmd::sweep(&args, out),
         Command::Sweep(args) => sweep_cmd::run(&args, out),
+        Command::Data(DataCommand::Import(args)) => data_cmd::import(&args, out),
+        Command::Data(DataCommand::Info { store }) => data_cmd::info(&store, out),
+        Command::Sql(args) => data_cmd::sql(&args, out),
     }
 }

@@ -1,0 +1,210 @@
+//! `kaizenflow data import` and `kaizenflow data info`.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use kf_datapull::parquet_store::{write_frame, write_long};
+use kf_datapull::{CsvSource, ParquetStore, Query, Source, StoreInfo, StoreOptions};
+use kf_frame::Frame;
+
+use super::{DataImportArgs, SqlArgs, StoreFormat};
+use crate::cli::config_cmd::load;
+
+/// The store format for `path`: from `--format`, else from the extension.
+fn format_of(path: &Path, format: Option<StoreFormat>) -> Result<StoreFormat> {
+    if let Some(f) = format {
+        return Ok(f);
+    }
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("parquet" | "pq") => Ok(StoreFormat::Parquet),
+        Some("h5" | "hdf5") => Ok(StoreFormat::Hdf5),
+        _ => bail!(
+            "cannot tell the store format of {}: name it *.parquet or *.h5, or pass --format",
+            path.display()
+        ),
+    }
+}
+
+pub(super) fn import(args: &DataImportArgs, out: &mut dyn Write) -> Result<()> {
+    let started = Instant::now();
+    let config = load(&args.config)?;
+    let section = config.root().section(&args.section)?;
+    let kind: String = section.get("type")?;
+    let format = format_of(&args.out, args.format)?;
+    // A CSV source with a knowledge column may hold revisions: keep every version.
+    let (rows, describe) = if kind == "csv" {
+        let csv = CsvSource::from_config(&section)?;
+        config.check_all_used()?;
+        if csv.has_revisions() {
+            if format != StoreFormat::Parquet {
+                bail!("a source with revisions (knowledge_column) can only be stored as Parquet");
+            }
+            let batches = csv.read_long()?;
+            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+            write_long(&batches, &args.out, StoreOptions::default())?;
+            (rows, csv.describe())
+        } else {
+            let frame = csv.load(&Query::all())?;
+            (write(&frame, &args.out, format)?, csv.describe())
+        }
+    } else {
+        let source = kf_datapull::source_registry().build(&section)?;
+        config.check_all_used()?;
+        let frame = source.load(&Query::all())?;
+        (write(&frame, &args.out, format)?, source.describe())
+    };
+    let bytes = std::fs::metadata(&args.out).map_or(0, |m| m.len());
+    writeln!(
+        out,
+        "imported {rows} rows from {describe} into {} ({:.1} MB) in {:.2} s",
+        args.out.display(),
+        bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    )?;
+    Ok(())
+}
+
+/// Writes a frame; returns the rows written (present cells).
+fn write(frame: &Frame, path: &Path, format: StoreFormat) -> Result<usize> {
+    match format {
+        StoreFormat::Parquet => write_frame(frame, path, StoreOptions::default())?,
+        StoreFormat::Hdf5 => write_hdf5(frame, path)?,
+    }
+    let present = (0..frame.n_rows() * frame.n_assets())
+        .filter(|&c| (0..frame.n_features()).any(|f| !frame.feature_at(f).values()[c].is_nan()))
+        .count();
+    Ok(present)
+}
+
+#[cfg(feature = "hdf5")]
+fn write_hdf5(frame: &Frame, path: &Path) -> Result<()> {
+    use kf_datapull::hdf5_store::{Compression, write_hdf5};
+    Ok(write_hdf5(frame, path, Compression::default())?)
+}
+
+#[cfg(not(feature = "hdf5"))]
+fn write_hdf5(_: &Frame, path: &Path) -> Result<()> {
+    bail!(
+        "cannot write {}: this build has no HDF5 support; rebuild with `--features hdf5`",
+        path.display()
+    )
+}
+
+/// Opens a store by its format: its summary and a source to scan it.
+fn open(path: &Path) -> Result<(StoreInfo, Box<dyn Source>, &'static str)> {
+    match format_of(path, None)? {
+        StoreFormat::Parquet => {
+            let s = ParquetStore::open(path)?;
+            Ok((s.info(), Box::new(s), "parquet"))
+        }
+        StoreFormat::Hdf5 => open_hdf5(path),
+    }
+}
+
+#[cfg(feature = "hdf5")]
+fn open_hdf5(path: &Path) -> Result<(StoreInfo, Box<dyn Source>, &'static str)> {
+    let s = kf_datapull::hdf5_store::Hdf5Store::open(path)?;
+    Ok((s.info(), Box::new(s), "hdf5"))
+}
+
+#[cfg(not(feature = "hdf5"))]
+fn open_hdf5(path: &Path) -> Result<(StoreInfo, Box<dyn Source>, &'static str)> {
+    bail!(
+        "cannot read {}: this build has no HDF5 support; rebuild with `--features hdf5`",
+        path.display()
+    )
+}
+
+pub(super) fn info(store: &Path, out: &mut dyn Write) -> Result<()> {
+    let (info, source, kind) = open(store)?;
+    let frame = source
+        .load(&Query::all())
+        .with_context(|| format!("scanning {}", store.display()))?;
+    let cells = frame.n_rows() * frame.n_assets();
+    writeln!(
+        out,
+        "store: {} ({kind}, {:.1} MB, {} {})",
+        store.display(),
+        info.file_bytes as f64 / 1e6,
+        info.units,
+        if kind == "parquet" {
+            "row groups"
+        } else {
+            "chunks per feature"
+        }
+    )?;
+    let shown: Vec<&str> = info.assets.iter().take(12).map(String::as_str).collect();
+    let more = if info.assets.len() > 12 { ", ..." } else { "" };
+    writeln!(
+        out,
+        "assets: {} ({}{more})",
+        info.assets.len(),
+        shown.join(", ")
+    )?;
+    match info.time_range {
+        Some((a, b)) => writeln!(out, "time range: {a} .. {b} ({} bar times)", frame.n_rows())?,
+        None => writeln!(out, "time range: empty")?,
+    }
+    writeln!(
+        out,
+        "rows: {} stored; {} bar times x {} assets = {cells} cells",
+        info.rows,
+        frame.n_rows(),
+        frame.n_assets()
+    )?;
+    writeln!(out, "columns: {}", info.features.join(", "))?;
+    writeln!(out, "missing values (NaN or absent, of {cells} cells):")?;
+    for (i, name) in frame.features().iter().enumerate() {
+        let n = frame
+            .feature_at(i)
+            .values()
+            .iter()
+            .filter(|v| v.is_nan())
+            .count();
+        let pct = if cells == 0 {
+            0.0
+        } else {
+            100.0 * n as f64 / cells as f64
+        };
+        writeln!(out, "  {name}: {n} ({pct:.2}%)")?;
+    }
+    writeln!(
+        out,
+        "revisions: {}",
+        if info.revisions {
+            "may be present"
+        } else {
+            "none"
+        }
+    )?;
+    Ok(())
+}
+
+pub(super) fn sql(args: &SqlArgs, out: &mut dyn Write) -> Result<()> {
+    let mut tables = Vec::with_capacity(args.tables.len());
+    for t in &args.tables {
+        let Some((name, path)) = t.split_once('=') else {
+            bail!("--table {t:?}: write it as NAME=PATH, e.g. bars=data/bars.parquet");
+        };
+        tables.push((name.to_string(), std::path::PathBuf::from(path)));
+    }
+    run_sql(&tables, &args.query, out)
+}
+
+#[cfg(feature = "sql")]
+fn run_sql(
+    tables: &[(String, std::path::PathBuf)],
+    query: &str,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let text = kf_datapull::sql::query_files_pretty(tables, query)?;
+    writeln!(out, "{text}")?;
+    Ok(())
+}
+
+#[cfg(not(feature = "sql"))]
+fn run_sql(_: &[(String, std::path::PathBuf)], _: &str, _: &mut dyn Write) -> Result<()> {
+    bail!("this build has no SQL support; rebuild with `--features sql`")
+}
