@@ -1,6 +1,8 @@
 //! Data for the benchmarks: generated long-layout tables at any scale, and the real
 //! minute bars of `../shared/data` (path overridable with `KF_SHARED_DATA`).
 
+pub mod datapull;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::sync::Arc;

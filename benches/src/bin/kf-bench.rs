@@ -3,6 +3,7 @@
 //!
 //! ```sh
 //! cargo run --release -p kf-benches --bin kf-bench -- parallel
+//! cargo run --release -p kf-benches --features hdf5 --bin kf-bench -- datapull
 //! ```
 
 use std::process::Command;
@@ -30,6 +31,22 @@ enum What {
         #[arg(long, default_value_t = 1)]
         mb: usize,
     },
+    /// Market data reads: CSV vs Parquet vs HDF5 (with `--features hdf5`), full and
+    /// a 1-day x 50-asset slice, on generated one-minute bars.
+    Datapull {
+        /// Assets.
+        #[arg(long, default_value_t = 500)]
+        assets: usize,
+        /// One-minute bars.
+        #[arg(long, default_value_t = 100_000)]
+        bars: usize,
+        /// Folder for the generated files (kept, so a second run can inspect them).
+        #[arg(long, default_value = "target/kf-bench-datapull")]
+        dir: std::path::PathBuf,
+        /// Runs per timed read (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// (internal) one memory case, run in a child process: `reduce` or `collect`.
     #[command(hide = true)]
     MemoryCase {
@@ -44,6 +61,18 @@ type Never = std::convert::Infallible;
 fn main() {
     match Cli::parse().what {
         What::Parallel { molecules, mb } => parallel(molecules, mb),
+        What::Datapull {
+            assets,
+            bars,
+            dir,
+            runs,
+        } => {
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                eprintln!("cannot create {}: {e}", dir.display());
+                std::process::exit(1);
+            }
+            kf_benches::datapull::run(assets, bars, &dir, runs);
+        }
         What::MemoryCase {
             mode,
             molecules,
