@@ -130,6 +130,12 @@ pub fn run(assets: usize, bars: usize, dir: &Path, runs: usize) -> Vec<Figure> {
     let t = Instant::now();
     write_frame(&frame, &pq, StoreOptions::default()).unwrap_or_else(|e| panic!("{e}"));
     eprintln!("wrote Parquet in {:.1} s", t.elapsed().as_secs_f64());
+    let pq_raw = dir.join("bars-uncompressed.parquet");
+    let raw_options = StoreOptions {
+        compression: kf_datapull::StoreCompression::None,
+        ..StoreOptions::default()
+    };
+    write_frame(&frame, &pq_raw, raw_options).unwrap_or_else(|e| panic!("{e}"));
     #[cfg(feature = "hdf5")]
     let h5 = {
         let h5 = dir.join("bars.h5");
@@ -180,6 +186,25 @@ pub fn run(assets: usize, bars: usize, dir: &Path, runs: usize) -> Vec<Figure> {
         bytes: pq_bytes,
     });
     eprintln!("Parquet full read is {:.1}x faster than CSV", csv_s / s);
+    let raw_store = ParquetStore::open(&pq_raw).unwrap_or_else(|e| panic!("{e}"));
+    let (s, f) = time(runs, || {
+        raw_store
+            .load(&Query::all())
+            .unwrap_or_else(|e| panic!("{e}"))
+    });
+    assert!(f.bit_eq(&frame));
+    drop(f);
+    let raw_bytes = dir_bytes(std::slice::from_ref(&pq_raw));
+    report(Figure {
+        case: "Parquet store (uncompressed), full".into(),
+        seconds: s,
+        rows: cells,
+        bytes: raw_bytes,
+    });
+    eprintln!(
+        "uncompressed Parquet full read is {:.1}x faster than CSV",
+        csv_s / s
+    );
     #[cfg(feature = "hdf5")]
     let h5_store = {
         let h5_store =

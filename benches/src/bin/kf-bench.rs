@@ -47,6 +47,9 @@ enum What {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// (internal) reads a Parquet store N times, for profiling.
+    #[command(hide = true)]
+    ReadStore { path: std::path::PathBuf, times: usize },
     /// (internal) one memory case, run in a child process: `reduce` or `collect`.
     #[command(hide = true)]
     MemoryCase {
@@ -61,6 +64,21 @@ type Never = std::convert::Infallible;
 fn main() {
     match Cli::parse().what {
         What::Parallel { molecules, mb } => parallel(molecules, mb),
+        What::ReadStore { path, times } => {
+            let store = match kf_datapull::ParquetStore::open(&path) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("{e}");
+                    std::process::exit(1);
+                }
+            };
+            for _ in 0..times {
+                match kf_datapull::Source::load(&store, &kf_datapull::Query::all()) {
+                    Ok(f) => eprintln!("{} rows", f.n_rows()),
+                    Err(e) => eprintln!("{e}"),
+                }
+            }
+        }
         What::Datapull {
             assets,
             bars,

@@ -60,7 +60,7 @@ pub use clock::{Clock, ReplayClock, SimulatedClock, WallClock};
 pub use csv_source::{CsvParams, CsvSource};
 pub use error::{DataError, Result};
 pub use market_data::{FrameFuture, Historical, MarketData, Replayed, Stitched};
-pub use parquet_store::{ParquetStore, ReadStats, StoreInfo, StoreOptions};
+pub use parquet_store::{ParquetStore, ReadStats, StoreCompression, StoreInfo, StoreOptions};
 pub use query::Query;
 pub use revisions::latest_known;
 pub use synthetic::{SyntheticBars, SyntheticParams};

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampNanosecondArray};
 use kf_datapull::parquet_store::{write_frame, write_long};
-use kf_datapull::{ParquetStore, Query, Source, StoreOptions, SyntheticBars, SyntheticParams};
+use kf_datapull::{
+    ParquetStore, Query, Source, StoreCompression, StoreOptions, SyntheticBars, SyntheticParams,
+};
 use kf_frame::{Frame, long_schema};
 
 fn bars(assets: usize, bars: usize) -> Frame {
@@ -54,6 +56,7 @@ fn round_trip_is_exact_including_missing_cells() {
         StoreOptions {
             time_block: 500,
             asset_block: 3,
+            compression: StoreCompression::None,
         },
     )
     .unwrap();
@@ -162,6 +165,7 @@ fn revisions_are_read_as_of_a_knowledge_time() {
         StoreOptions {
             time_block: 1,
             asset_block: 1,
+            compression: StoreCompression::Lz4,
         },
     )
     .unwrap();

@@ -16,6 +16,7 @@
 //! The footer's key-value metadata records the layout version, the asset list and
 //! whether revisions may be present.
 
+mod assemble;
 mod write;
 
 use std::fs::File;
@@ -42,7 +43,7 @@ use crate::revisions::{latest_known, times};
 use crate::{Result, Source, conform};
 
 use write::parquet_err;
-pub use write::{StoreOptions, write_frame, write_long};
+pub use write::{StoreCompression, StoreOptions, write_frame, write_long};
 
 const META_LAYOUT: &str = "kaizenflow.layout";
 const META_ASSETS: &str = "kaizenflow.assets";
@@ -370,6 +371,10 @@ impl ParquetStore {
         };
         let n_groups = groups.len();
         let batches = self.read_groups(groups, &features, &bytes)?;
+        if !self.revisions {
+            let frame = assemble::assemble(&batches, q, &assets, &features)?;
+            return Ok((frame, stats(n_groups)));
+        }
         let mut kept = Vec::with_capacity(batches.len());
         for b in batches {
             let b = self.filter(b, q)?;

@@ -32,6 +32,20 @@ pub struct StoreOptions {
     /// Assets (in name order) per row group: a query for a few assets skips the
     /// groups of the others by their `asset` statistics.
     pub asset_block: usize,
+    /// Page compression.
+    pub compression: StoreCompression,
+}
+
+/// Page compression of a Parquet store: a trade between file size and read speed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StoreCompression {
+    /// zstd at level 1: compact, about 1 GB/s per core to decompress (the default).
+    #[default]
+    Zstd,
+    /// LZ4 (raw): faster to decompress, larger.
+    Lz4,
+    /// None: the fastest reads, the largest files.
+    None,
 }
 
 impl Default for StoreOptions {
@@ -39,6 +53,7 @@ impl Default for StoreOptions {
         StoreOptions {
             time_block: 0,
             asset_block: 64,
+            compression: StoreCompression::default(),
         }
     }
 }
@@ -79,9 +94,14 @@ fn open_writer(
     schema: SchemaRef,
     assets: &[String],
     revisions: bool,
+    compression: StoreCompression,
 ) -> Result<ArrowWriter<BufWriter<File>>> {
     let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
+        .set_compression(match compression {
+            StoreCompression::Zstd => Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()),
+            StoreCompression::Lz4 => Compression::LZ4_RAW,
+            StoreCompression::None => Compression::UNCOMPRESSED,
+        })
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(None)
         .set_key_value_metadata(Some(vec![
@@ -117,7 +137,13 @@ pub fn write_frame(frame: &Frame, path: impl AsRef<Path>, options: StoreOptions)
     by_name.sort_by(|&a, &b| frame.assets()[a].cmp(&frame.assets()[b]));
     let names: Vec<String> = by_name.iter().map(|&a| frame.assets()[a].clone()).collect();
     let schema = store_schema(frame.features());
-    let mut writer = open_writer(path, Arc::clone(&schema), &names, false)?;
+    let mut writer = open_writer(
+        path,
+        Arc::clone(&schema),
+        &names,
+        false,
+        options.compression,
+    )?;
     let dict_values: ArrayRef = Arc::new(StringArray::from_iter_values(names.iter()));
     let (time_block, asset_block) = options.blocks(n);
     let views: Vec<&[f64]> = (0..frame.n_features())
@@ -281,7 +307,7 @@ pub fn write_long(
     }
     let all =
         RecordBatch::try_new(Arc::clone(&schema), columns).map_err(|e| parquet_err(path, e))?;
-    let mut writer = open_writer(path, schema, &names, true)?;
+    let mut writer = open_writer(path, schema, &names, true, options.compression)?;
     let group_of = |i: usize| {
         let r = order.value(i) as usize;
         (tblock[r], ablock[r])

@@ -1,0 +1,149 @@
+//! Building the wide frame straight from a store's row groups, selecting rows on
+//! the way: one pass over each group, no string materialization, no hashing per
+//! row.
+//!
+//! Each row group holds consecutive bar times in time order, so a cursor walks the
+//! output index instead of searching it, and the asset column is a dictionary whose
+//! few entries (one asset block) are mapped to output columns once per group.
+
+use std::collections::HashMap;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Float64Type, Int32Type, TimestampNanosecondType};
+use kf_frame::{ASSET, END_TS, Frame, FrameError, KNOWLEDGE_TS, Timestamp};
+
+use crate::query::Query;
+use crate::{DataError, Result};
+
+fn missing(name: &str) -> DataError {
+    DataError::Query {
+        what: format!("store batch has no `{name}` column of the expected type"),
+    }
+}
+
+/// The frame with `assets` x `features` holding the rows of `batches` that `q`
+/// selects. Every (bar, asset) must appear at most once (a store without
+/// revisions).
+///
+/// # Errors
+/// [`DataError::Frame`] for a repeated (bar, asset); [`DataError::Query`] when a
+/// batch is not in the store layout.
+pub(super) fn assemble(
+    batches: &[RecordBatch],
+    q: &Query,
+    assets: &[String],
+    features: &[String],
+) -> Result<Frame> {
+    let col_of: HashMap<&str, usize> = assets
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.as_str(), i))
+        .collect();
+    let tau = q.as_of.unwrap_or(i64::MAX);
+    let selected = |end: i64, known: i64| q.contains_time(end) && known <= tau;
+    // The output index: distinct selected bar times over all groups.
+    let mut index: Vec<i64> = Vec::new();
+    for b in batches {
+        let end = b
+            .column_by_name(END_TS)
+            .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
+            .ok_or_else(|| missing(END_TS))?;
+        let known = b
+            .column_by_name(KNOWLEDGE_TS)
+            .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
+            .ok_or_else(|| missing(KNOWLEDGE_TS))?;
+        let mut last = None;
+        for (&t, &k) in end.values().iter().zip(known.values()) {
+            if last != Some(t) && selected(t, k) {
+                index.push(t);
+                last = Some(t);
+            }
+        }
+    }
+    index.sort_unstable();
+    index.dedup();
+    let n = assets.len();
+    let cells = index.len() * n;
+    let mut values: Vec<Vec<f64>> = vec![vec![f64::NAN; cells]; features.len()];
+    let mut knowledge = vec![i64::MIN; index.len()];
+    let mut seen = vec![false; cells];
+    for b in batches {
+        let end = b
+            .column_by_name(END_TS)
+            .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
+            .ok_or_else(|| missing(END_TS))?
+            .values();
+        let known = b
+            .column_by_name(KNOWLEDGE_TS)
+            .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
+            .ok_or_else(|| missing(KNOWLEDGE_TS))?
+            .values();
+        let dict = b
+            .column_by_name(ASSET)
+            .and_then(|c| c.as_dictionary_opt::<Int32Type>())
+            .ok_or_else(|| missing(ASSET))?;
+        let names = cast(dict.values(), &DataType::Utf8).map_err(FrameError::from)?;
+        let key_col: Vec<Option<usize>> = names
+            .as_string::<i32>()
+            .iter()
+            .map(|v| v.and_then(|v| col_of.get(v).copied()))
+            .collect();
+        // Nulls (which this crate never writes) read as NaN.
+        let owned: Vec<Option<Vec<f64>>> = features
+            .iter()
+            .map(|f| {
+                let c = b
+                    .column_by_name(f)
+                    .and_then(|c| c.as_primitive_opt::<Float64Type>())
+                    .ok_or_else(|| missing(f))?;
+                Ok((c.null_count() > 0).then(|| c.iter().map(|v| v.unwrap_or(f64::NAN)).collect()))
+            })
+            .collect::<Result<_>>()?;
+        let cols: Vec<&[f64]> = features
+            .iter()
+            .zip(&owned)
+            .map(|(f, o)| match o {
+                Some(v) => Ok(&v[..]),
+                None => b
+                    .column_by_name(f)
+                    .and_then(|c| c.as_primitive_opt::<Float64Type>())
+                    .map(|c| &c.values()[..])
+                    .ok_or_else(|| missing(f)),
+            })
+            .collect::<Result<_>>()?;
+        let mut cursor = 0usize;
+        for (r, (&t, &k)) in end.iter().zip(known).enumerate() {
+            let Some(col) = usize::try_from(dict.keys().values()[r])
+                .ok()
+                .and_then(|key| key_col.get(key).copied().flatten())
+            else {
+                continue;
+            };
+            if !selected(t, k) {
+                continue;
+            }
+            if index.get(cursor) != Some(&t) {
+                cursor = index.partition_point(|&x| x < t);
+            }
+            let cell = cursor * n + col;
+            if std::mem::replace(&mut seen[cell], true) {
+                return Err(DataError::Frame(FrameError::DuplicateRow {
+                    asset: assets[col].clone(),
+                    end_ts: Timestamp(t),
+                    row: r,
+                }));
+            }
+            knowledge[cursor] = knowledge[cursor].max(k);
+            for (out, v) in values.iter_mut().zip(&cols) {
+                out[cell] = v[r];
+            }
+        }
+    }
+    Ok(Frame::new(
+        index,
+        knowledge,
+        assets.to_vec(),
+        features.iter().cloned().zip(values).collect(),
+    )?)
+}
