@@ -49,7 +49,10 @@ enum What {
     },
     /// (internal) reads a Parquet store N times, for profiling.
     #[command(hide = true)]
-    ReadStore { path: std::path::PathBuf, times: usize },
+    ReadStore {
+        path: std::path::PathBuf,
+        times: usize,
+    },
     /// (internal) one memory case, run in a child process: `reduce` or `collect`.
     #[command(hide = true)]
     MemoryCase {

@@ -2,9 +2,14 @@
 //!
 //! Each asset's log return is a market factor times the asset's beta plus an
 //! idiosyncratic shock whose variance follows a GARCH(1,1) recursion, so volatility
-//! clusters and assets co-move. Volume rises with the size of the move. The random
-//! stream is ChaCha8 from the seed, so the same seed gives the same bits on every
-//! machine.
+//! clusters and assets co-move. Volume rises with the size of the move and follows
+//! a U shape over the session (busy at the open and the close). Bars run around the
+//! clock (`calendar = "24/7"`) or in US equity hours (`"us_equity"`: 09:30-16:00
+//! New York, Monday to Friday; holidays are not modelled). Optional gaps (missing
+//! bars of one asset) and late rows (bars known later than their delay) exercise
+//! the code that must cope with them. The random stream is ChaCha8 from the seed, so
+//! the same seed gives the same bits on every machine; gaps and late rows draw from
+//! a second stream, so turning them on leaves the prices unchanged.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -43,6 +48,14 @@ pub struct SyntheticParams {
     pub garch_alpha: f64,
     /// GARCH persistence of the variance.
     pub garch_beta: f64,
+    /// `24/7` (every bar) or `us_equity` (09:30-16:00 New York, weekdays).
+    pub calendar: String,
+    /// Probability that one asset's bar is missing (all features NaN).
+    pub gap_prob: f64,
+    /// Probability that a bar is known late (its knowledge time moves by `late_delay`).
+    pub late_prob: f64,
+    /// How late a late bar is.
+    pub late_delay: String,
 }
 
 impl Default for SyntheticParams {
@@ -59,6 +72,10 @@ impl Default for SyntheticParams {
             market_vol: 0.0007,
             garch_alpha: 0.05,
             garch_beta: 0.9,
+            calendar: "24/7".into(),
+            gap_prob: 0.0,
+            late_prob: 0.0,
+            late_delay: "5min".into(),
         }
     }
 }
@@ -70,6 +87,8 @@ pub struct SyntheticBars {
     start: i64,
     step: i64,
     delay: i64,
+    late_delay: i64,
+    us_equity: bool,
 }
 
 impl SyntheticBars {
@@ -123,16 +142,44 @@ impl SyntheticBars {
                 return Err((key, format!("must be a finite number >= 0, got {v}")));
             }
         }
+        for (key, v) in [("gap_prob", p.gap_prob), ("late_prob", p.late_prob)] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err((key, format!("must be a probability in [0, 1], got {v}")));
+            }
+        }
+        let late_delay =
+            parse_duration(&p.late_delay).map_err(|e| ("late_delay", e.to_string()))?;
+        let us_equity = match p.calendar.as_str() {
+            "24/7" => false,
+            "us_equity" => true,
+            other => {
+                return Err((
+                    "calendar",
+                    format!("must be \"24/7\" or \"us_equity\", not {other:?}"),
+                ));
+            }
+        };
+        if us_equity && (step > 390 * 60 * 1_000_000_000 || (390 * 60 * 1_000_000_000) % step != 0)
+        {
+            return Err((
+                "freq",
+                "with calendar = \"us_equity\" the bar must divide the 390-minute session".into(),
+            ));
+        }
         if p.garch_alpha + p.garch_beta >= 1.0 {
             return Err((
                 "garch_beta",
                 "garch_alpha + garch_beta must be below 1 (a stationary variance)".into(),
             ));
         }
+        // Sessions stretch the span about 4.3x (a 6.5-hour session in 7 x 24 hours).
+        let stretch = if us_equity { 5 } else { 1 };
         let last = (p.bars as i64 - 1)
             .checked_mul(step)
+            .and_then(|span| span.checked_mul(stretch))
             .and_then(|span| span.checked_add(start))
-            .and_then(|t| t.checked_add(delay));
+            .and_then(|t| t.checked_add(delay))
+            .and_then(|t| t.checked_add(late_delay.max(0)));
         if last.is_none() {
             return Err(("bars", "the last bar would be past the year 2262".into()));
         }
@@ -141,6 +188,8 @@ impl SyntheticBars {
             start,
             step,
             delay,
+            late_delay,
+            us_equity,
         })
     }
 
@@ -152,7 +201,7 @@ impl SyntheticBars {
     /// Generates the bars: features `open`, `high`, `low`, `close`, `volume`.
     pub fn generate(&self) -> Result<Frame> {
         let p = &self.params;
-        let (n, bars) = (p.assets, p.bars);
+        let n = p.assets;
         let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
         let normal = move |rng: &mut ChaCha8Rng| -> f64 { StandardNormal.sample(rng) };
         let beta: Vec<f64> = (0..n).map(|_| rng.random_range(0.5..1.5)).collect();
@@ -161,10 +210,13 @@ impl SyntheticBars {
         let omega = p.vol * p.vol * (1.0 - p.garch_alpha - p.garch_beta);
         let mut var = vec![p.vol * p.vol; n];
         let mut last_ret = vec![0.0f64; n];
-        let cells = n * bars;
+        let (end_ts, session) = self.bar_times();
+        let cells = n * end_ts.len();
         let mut cols: [Vec<f64>; 5] = std::array::from_fn(|_| Vec::with_capacity(cells));
         let [open, high, low, close, volume] = &mut cols;
-        for _ in 0..bars {
+        for &x in &session {
+            // U-shaped intraday volume: three times busier at the open and close.
+            let u = 1.0 + 2.0 * (2.0 * x - 1.0) * (2.0 * x - 1.0);
             let market = p.market_vol * normal(&mut rng);
             for a in 0..n {
                 var[a] = omega + p.garch_alpha * last_ret[a] * last_ret[a] + p.garch_beta * var[a];
@@ -174,8 +226,9 @@ impl SyntheticBars {
                 let c = o * r.exp();
                 let wick_up = (0.5 * sd * normal(&mut rng).abs()).exp();
                 let wick_down = (-0.5 * sd * normal(&mut rng).abs()).exp();
-                let v = (base_volume[a] * (0.5 * normal(&mut rng)).exp() * (1.0 + 50.0 * r.abs()))
-                    .round();
+                let v =
+                    (u * base_volume[a] * (0.5 * normal(&mut rng)).exp() * (1.0 + 50.0 * r.abs()))
+                        .round();
                 open.push(o);
                 high.push(o.max(c) * wick_up);
                 low.push(o.min(c) * wick_down);
@@ -185,10 +238,24 @@ impl SyntheticBars {
                 last_ret[a] = r;
             }
         }
-        let end_ts: Vec<i64> = (0..bars as i64)
-            .map(|i| self.start + i * self.step)
+        // Gaps and late rows from a second stream, so the prices do not depend on them.
+        let mut events = ChaCha8Rng::seed_from_u64(p.seed ^ 0x9e37_79b9_7f4a_7c15);
+        if p.gap_prob > 0.0 {
+            for cell in 0..cells {
+                if events.random_bool(p.gap_prob) {
+                    for c in cols.iter_mut() {
+                        c[cell] = f64::NAN;
+                    }
+                }
+            }
+        }
+        let knowledge_ts = end_ts
+            .iter()
+            .map(|t| {
+                let late = p.late_prob > 0.0 && events.random_bool(p.late_prob);
+                t + self.delay + if late { self.late_delay } else { 0 }
+            })
             .collect();
-        let knowledge_ts = end_ts.iter().map(|t| t + self.delay).collect();
         let names = ["open", "high", "low", "close", "volume"];
         let features = names
             .iter()
@@ -197,6 +264,53 @@ impl SyntheticBars {
             .collect();
         let assets = (0..n).map(|a| format!("A{a:04}")).collect();
         Ok(Frame::new(end_ts, knowledge_ts, assets, features)?)
+    }
+}
+
+impl SyntheticBars {
+    /// Bar end times, and each bar's position in its session (0 at the open, 1 at
+    /// the close; the UTC day for the 24/7 calendar).
+    fn bar_times(&self) -> (Vec<i64>, Vec<f64>) {
+        const DAY: i64 = 86_400_000_000_000;
+        let bars = self.params.bars;
+        let mut ends = Vec::with_capacity(bars);
+        let mut frac = Vec::with_capacity(bars);
+        if !self.us_equity {
+            for i in 0..bars as i64 {
+                let t = self.start + i * self.step;
+                ends.push(t);
+                frac.push(t.rem_euclid(DAY) as f64 / DAY as f64);
+            }
+            return (ends, frac);
+        }
+        let ny = chrono_tz::America::New_York;
+        let session = 390 * 60 * 1_000_000_000i64;
+        let mut day = chrono::DateTime::from_timestamp_nanos(self.start)
+            .with_timezone(&ny)
+            .date_naive();
+        while ends.len() < bars {
+            use chrono::{Datelike, TimeZone};
+            let weekday = day.weekday().num_days_from_monday() < 5;
+            let open = day
+                .and_hms_opt(9, 30, 0)
+                .and_then(|o| ny.from_local_datetime(&o).single())
+                .and_then(|o| o.timestamp_nanos_opt());
+            if let (true, Some(open)) = (weekday, open) {
+                let mut t = open + self.step;
+                while t <= open + session && ends.len() < bars {
+                    if t >= self.start {
+                        ends.push(t);
+                        frac.push((t - open) as f64 / session as f64);
+                    }
+                    t += self.step;
+                }
+            }
+            match day.succ_opt() {
+                Some(d) => day = d,
+                None => break,
+            }
+        }
+        (ends, frac)
     }
 }
 

@@ -137,3 +137,114 @@ fn built_from_config_by_name_with_located_errors() {
         "synthetic source: assets: must be at least 1"
     );
 }
+
+#[test]
+fn us_equity_calendar_keeps_to_session_hours_on_weekdays() {
+    let f = SyntheticBars::new(SyntheticParams {
+        assets: 2,
+        bars: 400,
+        start: "2024-01-05 09:31".into(), // a Friday
+        calendar: "us_equity".into(),
+        ..SyntheticParams::default()
+    })
+    .unwrap()
+    .generate()
+    .unwrap();
+    let t = f.end_ts();
+    assert_eq!(t.len(), 400);
+    // Friday's 390 bars end 09:31 ... 16:00 EST (14:31 ... 21:00 UTC), then Monday.
+    assert_eq!(Timestamp(t[0]).to_string(), "2024-01-05T14:31:00Z");
+    assert_eq!(Timestamp(t[389]).to_string(), "2024-01-05T21:00:00Z");
+    assert_eq!(Timestamp(t[390]).to_string(), "2024-01-08T14:31:00Z");
+    // After the March change to EDT the session opens at 13:30 UTC.
+    let g = SyntheticBars::new(SyntheticParams {
+        assets: 1,
+        bars: 1,
+        start: "2024-03-11 09:31".into(),
+        calendar: "us_equity".into(),
+        ..SyntheticParams::default()
+    })
+    .unwrap()
+    .generate()
+    .unwrap();
+    assert_eq!(Timestamp(g.end_ts()[0]).to_string(), "2024-03-11T13:31:00Z");
+}
+
+#[test]
+fn volume_is_u_shaped_over_the_session() {
+    let f = SyntheticBars::new(SyntheticParams {
+        assets: 20,
+        bars: 390 * 20,
+        calendar: "us_equity".into(),
+        ..SyntheticParams::default()
+    })
+    .unwrap()
+    .generate()
+    .unwrap();
+    let v = f.feature("volume").unwrap();
+    // Mean volume by minute of the session, over 20 days and 20 assets.
+    let mean = |minutes: std::ops::Range<usize>| -> f64 {
+        let mut s = 0.0;
+        let mut n = 0.0;
+        for day in 0..20 {
+            for m in minutes.clone() {
+                s += v.row(day * 390 + m).iter().sum::<f64>();
+                n += 20.0;
+            }
+        }
+        s / n
+    };
+    let (open, mid, close) = (mean(0..30), mean(180..210), mean(360..390));
+    assert!(
+        open > 2.0 * mid && close > 2.0 * mid,
+        "{open} {mid} {close}"
+    );
+}
+
+#[test]
+fn gaps_and_late_rows_leave_the_prices_alone() {
+    let base = SyntheticParams {
+        assets: 10,
+        bars: 2_000,
+        delay: "1s".into(),
+        ..SyntheticParams::default()
+    };
+    let clean = SyntheticBars::new(base.clone())
+        .unwrap()
+        .generate()
+        .unwrap();
+    let f = SyntheticBars::new(SyntheticParams {
+        gap_prob: 0.1,
+        late_prob: 0.2,
+        late_delay: "3min".into(),
+        ..base
+    })
+    .unwrap()
+    .generate()
+    .unwrap();
+    let (c0, c1) = (clean.feature("close").unwrap(), f.feature("close").unwrap());
+    let gaps = c1.values().iter().filter(|v| v.is_nan()).count();
+    assert!((1_700..2_300).contains(&gaps), "{gaps} gaps of 20000 cells");
+    // Every cell that is not a gap has the clean run's bits; gaps blank all features.
+    for (i, (a, b)) in c0.values().iter().zip(c1.values()).enumerate() {
+        if b.is_nan() {
+            assert!(f.feature("volume").unwrap().values()[i].is_nan());
+        } else {
+            assert_eq!(a.to_bits(), b.to_bits());
+        }
+    }
+    let late = f
+        .end_ts()
+        .iter()
+        .zip(f.knowledge_ts())
+        .filter(|(e, k)| **k - **e == 181_000_000_000)
+        .count();
+    let on_time = f
+        .end_ts()
+        .iter()
+        .zip(f.knowledge_ts())
+        .filter(|(e, k)| **k - **e == 1_000_000_000)
+        .count();
+    assert_eq!(late + on_time, 2_000);
+    assert!((300..500).contains(&late), "{late} late bars of 2000");
+}
