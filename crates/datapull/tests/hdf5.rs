@@ -156,7 +156,7 @@ fn queries_read_only_the_chunks_they_need_and_match_memory() {
     assert_eq!(part.n_rows(), 401);
     // Rows 1100..=1500 lie in row chunk 1 (1024..2048); two asset chunks; 2 features.
     assert_eq!(stats.units_read, 2 * 2);
-    assert!(CHUNK_ROWS == 1024 && CHUNK_ASSETS == 64);
+    const { assert!(CHUNK_ROWS == 1024 && CHUNK_ASSETS == 64) };
 
     // As of a knowledge time: nothing known later comes back.
     let tau = t[1200];

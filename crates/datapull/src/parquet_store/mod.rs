@@ -8,7 +8,8 @@
 //! - only the row groups whose `end_ts` and `asset` statistics overlap the request
 //!   (and, with an `as_of`, whose earliest `knowledge_ts` is not after it);
 //! - only the requested columns of those groups (projection);
-//! and filters the remaining rows exactly. [`ReadStats`] reports the groups and
+//!
+//! and selects the remaining rows exactly. [`ReadStats`] reports the groups and
 //! bytes actually read, which the tests compare with a full scan.
 //!
 //! A store written with [`write_long`] may hold revisions (several knowledge times
