@@ -137,13 +137,20 @@ pub fn run(assets: usize, bars: usize, dir: &Path, runs: usize) -> Vec<Figure> {
     };
     write_frame(&frame, &pq_raw, raw_options).unwrap_or_else(|e| panic!("{e}"));
     #[cfg(feature = "hdf5")]
-    let h5 = {
+    let (h5, h5_raw) = {
         let h5 = dir.join("bars.h5");
         let t = Instant::now();
         kf_datapull::hdf5_store::write_hdf5(&frame, &h5, Default::default())
             .unwrap_or_else(|e| panic!("{e}"));
         eprintln!("wrote HDF5 in {:.1} s", t.elapsed().as_secs_f64());
-        h5
+        let raw = dir.join("bars-uncompressed.h5");
+        kf_datapull::hdf5_store::write_hdf5(
+            &frame,
+            &raw,
+            kf_datapull::hdf5_store::Compression::None,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        (h5, raw)
     };
 
     // Full reads.
@@ -206,7 +213,7 @@ pub fn run(assets: usize, bars: usize, dir: &Path, runs: usize) -> Vec<Figure> {
         csv_s / s
     );
     #[cfg(feature = "hdf5")]
-    let h5_store = {
+    let (h5_store, h5_raw_store) = {
         let h5_store =
             kf_datapull::hdf5_store::Hdf5Store::open(&h5).unwrap_or_else(|e| panic!("{e}"));
         let (s, f) = time(runs, || {
@@ -223,7 +230,26 @@ pub fn run(assets: usize, bars: usize, dir: &Path, runs: usize) -> Vec<Figure> {
             bytes: dir_bytes(std::slice::from_ref(&h5)),
         });
         eprintln!("HDF5 full read is {:.1}x faster than CSV", csv_s / s);
-        h5_store
+        let h5_raw_store =
+            kf_datapull::hdf5_store::Hdf5Store::open(&h5_raw).unwrap_or_else(|e| panic!("{e}"));
+        let (s, f) = time(runs, || {
+            h5_raw_store
+                .load(&Query::all())
+                .unwrap_or_else(|e| panic!("{e}"))
+        });
+        assert!(f.bit_eq(&frame));
+        drop(f);
+        report(Figure {
+            case: "HDF5 store (uncompressed, contiguous), full".into(),
+            seconds: s,
+            rows: cells,
+            bytes: dir_bytes(std::slice::from_ref(&h5_raw)),
+        });
+        eprintln!(
+            "uncompressed HDF5 full read is {:.1}x faster than CSV",
+            csv_s / s
+        );
+        (h5_store, h5_raw_store)
     };
 
     // A 1-day x 50-asset slice in the middle, all features: contiguous assets, and
@@ -254,6 +280,18 @@ pub fn run(assets: usize, bars: usize, dir: &Path, runs: usize) -> Vec<Figure> {
             rows: day * k,
             bytes: st.bytes_read,
         });
+        let (s, (f, st)) = time(runs.max(5), || {
+            raw_store
+                .query_with_stats(&q)
+                .unwrap_or_else(|e| panic!("{e}"))
+        });
+        assert!(f.bit_eq(&expected));
+        report(Figure {
+            case: format!("Parquet uncompressed 1 day x {k} assets ({label})"),
+            seconds: s,
+            rows: day * k,
+            bytes: st.bytes_read,
+        });
         #[cfg(feature = "hdf5")]
         {
             let (s, (f, _)) = time(runs.max(5), || {
@@ -264,6 +302,18 @@ pub fn run(assets: usize, bars: usize, dir: &Path, runs: usize) -> Vec<Figure> {
             assert!(f.bit_eq(&expected));
             report(Figure {
                 case: format!("HDF5 1 day x {k} assets ({label})"),
+                seconds: s,
+                rows: day * k,
+                bytes: 0,
+            });
+            let (s, (f, _)) = time(runs.max(5), || {
+                h5_raw_store
+                    .query_with_stats(&q)
+                    .unwrap_or_else(|e| panic!("{e}"))
+            });
+            assert!(f.bit_eq(&expected));
+            report(Figure {
+                case: format!("HDF5 uncompressed 1 day x {k} assets ({label})"),
                 seconds: s,
                 rows: day * k,
                 bytes: 0,

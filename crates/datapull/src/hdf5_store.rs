@@ -45,7 +45,7 @@ pub enum Compression {
     Lzf,
     /// Byte shuffle then deflate (zlib) at the given level: smaller, slower.
     Deflate(u8),
-    /// Stored as is.
+    /// Stored as is, contiguously (not chunked): the fastest full reads.
     None,
 }
 
@@ -101,7 +101,9 @@ pub fn write_hdf5(frame: &Frame, path: impl AsRef<Path>, compression: Compressio
             message: format!("feature {name}: {e}"),
         })?;
         let mut builder = group.new_dataset_builder().with_data(view);
-        if rows > 0 && n > 0 {
+        // Uncompressed datasets are stored contiguously: a full read is one read
+        // into the output buffer, and a time range is one contiguous span.
+        if rows > 0 && n > 0 && compression != Compression::None {
             builder = builder.chunk((rows.min(CHUNK_ROWS), n.min(CHUNK_ASSETS)));
             builder = match compression {
                 Compression::Lzf => builder.shuffle().lzf(),
@@ -264,13 +266,6 @@ impl Hdf5Store {
         };
         let mut sorted = wanted.clone();
         sorted.sort_unstable();
-        let mut runs: Vec<(usize, usize)> = Vec::new();
-        for &a in &sorted {
-            match runs.last_mut() {
-                Some((_, end)) if *end == a => *end += 1,
-                _ => runs.push((a, a + 1)),
-            }
-        }
         let rows = r1 - r0;
         let k = sorted.len();
         let chunk_span = |lo: usize, hi: usize, size: usize| {
@@ -293,10 +288,26 @@ impl Hdf5Store {
                 .file
                 .dataset(&format!("features/{name}"))
                 .map_err(|e| h5(&self.path, &format!("dataset /features/{name}"), e))?;
+            // Spans to read: requested assets that share an asset chunk are read
+            // in one hyperslab (each chunk is decompressed once); in a contiguous
+            // dataset, one span from the first to the last asset keeps the read a
+            // few large runs instead of one small read per row and asset.
+            let chunk_width = ds.chunk().and_then(|c| c.get(1).copied());
+            let mut spans: Vec<(usize, usize, usize)> = Vec::new(); // (s0, s1, first pos)
+            for (pos, &a) in sorted.iter().enumerate() {
+                match spans.last_mut() {
+                    Some((_, s1, _))
+                        if a == *s1 || chunk_width.is_none_or(|w| a / w == (*s1 - 1) / w) =>
+                    {
+                        *s1 = a + 1;
+                    }
+                    _ => spans.push((a, a + 1, pos)),
+                }
+            }
             let mut out = Vec::new();
-            if rows > 0 && runs.len() == 1 {
-                // One run: the hyperslab is the output, row-major; no second copy.
-                let (a0, a1) = runs[0];
+            if rows > 0 && spans.len() == 1 && spans[0].1 - spans[0].0 == k {
+                // One exact span: the hyperslab is the output, row-major; no copy.
+                let (a0, a1, _) = spans[0];
                 let part: ndarray::Array2<f64> = ds
                     .read_slice_2d(s![r0..r1, a0..a1])
                     .map_err(|e| h5(&self.path, &format!("reading /features/{name}"), e))?;
@@ -308,18 +319,19 @@ impl Hdf5Store {
                 stats.units_read += row_chunks * chunk_span(a0, a1, CHUNK_ASSETS);
             } else if rows > 0 {
                 out = vec![f64::NAN; rows * k];
-                let mut col = 0;
-                for &(a0, a1) in &runs {
+                for (i, &(a0, a1, first)) in spans.iter().enumerate() {
+                    let last = spans.get(i + 1).map_or(k, |s| s.2);
                     let part: ndarray::Array2<f64> = ds
                         .read_slice_2d(s![r0..r1, a0..a1])
                         .map_err(|e| h5(&self.path, &format!("reading /features/{name}"), e))?;
+                    let part = part.as_standard_layout();
                     let width = a1 - a0;
-                    for (r, row) in part.rows().into_iter().enumerate() {
-                        for (j, v) in row.iter().enumerate() {
-                            out[r * k + col + j] = *v;
+                    let flat = part.as_slice().unwrap_or_default();
+                    for (r, row) in flat.chunks_exact(width).enumerate() {
+                        for pos in first..last {
+                            out[r * k + pos] = row[sorted[pos] - a0];
                         }
                     }
-                    col += width;
                     stats.units_read += row_chunks * chunk_span(a0, a1, CHUNK_ASSETS);
                 }
             }

@@ -163,6 +163,20 @@ fn queries_read_only_the_chunks_they_need_and_match_memory() {
     let (known, _) = store.query_with_stats(&q.clone().as_of(tau)).unwrap();
     assert_eq!(known.n_rows(), 101);
     assert!(known.knowledge_ts().iter().all(|&k| k <= tau));
+    // An uncompressed store is contiguous (not chunked) and answers the same.
+    let raw_path = dir.path().join("raw.h5");
+    write_hdf5(&f, &raw_path, Compression::None).unwrap();
+    let raw = Hdf5Store::open(&raw_path).unwrap();
+    assert_eq!(
+        hdf5::File::open(&raw_path)
+            .unwrap()
+            .dataset("features/close")
+            .unwrap()
+            .chunk(),
+        None
+    );
+    assert!(raw.query_with_stats(&q).unwrap().0.bit_eq(&expected));
+    assert!(raw.load(&Query::all()).unwrap().bit_eq(&f));
     assert!(
         store
             .load(&Query::all().assets(&["NOPE"]))
