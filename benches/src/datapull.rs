@@ -328,3 +328,66 @@ pub fn run(assets: usize, bars: usize, dir: &Path, runs: usize) -> Vec<Figure> {
     );
     figures
 }
+
+/// The same comparison on the real minute bars of `us_equity_1min_2018` (40 stocks,
+/// 687,393 rows, gzip CSV), read through `configs/data/us_equity_1min_2018.toml`.
+pub fn run_real(dir: &Path, runs: usize) -> Vec<Figure> {
+    let mut figures = Vec::new();
+    let mut report = |f: Figure| {
+        println!("{}", f.line());
+        figures.push(f);
+    };
+    let config =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/data/us_equity_1min_2018.toml");
+    let c = kf_config::Config::from_file(&config).unwrap_or_else(|e| panic!("{e}"));
+    let csv = c
+        .section("market_data")
+        .and_then(|s| CsvSource::from_config(&s))
+        .unwrap_or_else(|e| panic!("{e} (is ../shared/data there? KF_SHARED_DATA overrides it)"));
+    let (s, frame) = time(runs, || {
+        csv.load(&Query::all()).unwrap_or_else(|e| panic!("{e}"))
+    });
+    let rows = 687_393;
+    let csv_s = s;
+    report(Figure {
+        case: "us_equity CSV.gz (40 files)".into(),
+        seconds: s,
+        rows,
+        bytes: dir_bytes(csv.files()),
+    });
+    let pq = dir.join("us_equity.parquet");
+    write_frame(&frame, &pq, StoreOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let store = ParquetStore::open(&pq).unwrap_or_else(|e| panic!("{e}"));
+    let (s, f) = time(runs, || {
+        store.load(&Query::all()).unwrap_or_else(|e| panic!("{e}"))
+    });
+    assert!(f.bit_eq(&frame));
+    report(Figure {
+        case: "us_equity Parquet (zstd)".into(),
+        seconds: s,
+        rows,
+        bytes: dir_bytes(&[pq]),
+    });
+    eprintln!("Parquet is {:.1}x faster than CSV.gz", csv_s / s);
+    #[cfg(feature = "hdf5")]
+    for (name, comp) in [
+        ("lzf", kf_datapull::hdf5_store::Compression::Lzf),
+        ("uncompressed", kf_datapull::hdf5_store::Compression::None),
+    ] {
+        let h5 = dir.join(format!("us_equity-{name}.h5"));
+        kf_datapull::hdf5_store::write_hdf5(&frame, &h5, comp).unwrap_or_else(|e| panic!("{e}"));
+        let store = kf_datapull::hdf5_store::Hdf5Store::open(&h5).unwrap_or_else(|e| panic!("{e}"));
+        let (s, f) = time(runs, || {
+            store.load(&Query::all()).unwrap_or_else(|e| panic!("{e}"))
+        });
+        assert!(f.bit_eq(&frame));
+        report(Figure {
+            case: format!("us_equity HDF5 ({name})"),
+            seconds: s,
+            rows,
+            bytes: dir_bytes(&[h5]),
+        });
+        eprintln!("HDF5 ({name}) is {:.1}x faster than CSV.gz", csv_s / s);
+    }
+    figures
+}

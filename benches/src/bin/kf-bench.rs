@@ -47,6 +47,15 @@ enum What {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// Market data reads on the real us_equity_1min_2018 minute bars.
+    DatapullReal {
+        /// Folder for the stores.
+        #[arg(long, default_value = "target/kf-bench-datapull")]
+        dir: std::path::PathBuf,
+        /// Runs per timed read (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
     /// (internal) reads a Parquet store N times, for profiling.
     #[command(hide = true)]
     ReadStore {
@@ -67,6 +76,13 @@ type Never = std::convert::Infallible;
 fn main() {
     match Cli::parse().what {
         What::Parallel { molecules, mb } => parallel(molecules, mb),
+        What::DatapullReal { dir, runs } => {
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                eprintln!("cannot create {}: {e}", dir.display());
+                std::process::exit(1);
+            }
+            kf_benches::datapull::run_real(&dir, runs);
+        }
         What::ReadStore { path, times } => {
             let store = match kf_datapull::ParquetStore::open(&path) {
                 Ok(s) => s,

@@ -343,6 +343,21 @@ fn data_commands_name_what_is_wrong() {
         "{}",
         text(&out.stderr)
     );
+    let out = kaizenflow(&[
+        "data",
+        "import",
+        "configs/example.toml",
+        "--out",
+        "/tmp/kf-never.parquet",
+        "--compression",
+        "brotli",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("--compression brotli: a Parquet store takes zstd, lz4 or none"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = kaizenflow(&["sql", "--table", "nonsense", "SELECT 1"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(

@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use kf_datapull::parquet_store::{write_frame, write_long};
-use kf_datapull::{CsvSource, ParquetStore, Query, Source, StoreInfo, StoreOptions};
+use kf_datapull::{
+    CsvSource, ParquetStore, Query, Source, StoreCompression, StoreInfo, StoreOptions,
+};
 use kf_frame::Frame;
 
 use super::{DataImportArgs, SqlArgs, StoreFormat};
@@ -33,6 +35,7 @@ pub(super) fn import(args: &DataImportArgs, out: &mut dyn Write) -> Result<()> {
     let section = config.root().section(&args.section)?;
     let kind: String = section.get("type")?;
     let format = format_of(&args.out, args.format)?;
+    let compression = args.compression.as_deref();
     // A CSV source with a knowledge column may hold revisions: keep every version.
     let (rows, describe) = if kind == "csv" {
         let csv = CsvSource::from_config(&section)?;
@@ -43,17 +46,23 @@ pub(super) fn import(args: &DataImportArgs, out: &mut dyn Write) -> Result<()> {
             }
             let batches = csv.read_long()?;
             let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-            write_long(&batches, &args.out, StoreOptions::default())?;
+            write_long(&batches, &args.out, parquet_options(compression)?)?;
             (rows, csv.describe())
         } else {
             let frame = csv.load(&Query::all())?;
-            (write(&frame, &args.out, format)?, csv.describe())
+            (
+                write(&frame, &args.out, format, compression)?,
+                csv.describe(),
+            )
         }
     } else {
         let source = kf_datapull::source_registry().build(&section)?;
         config.check_all_used()?;
         let frame = source.load(&Query::all())?;
-        (write(&frame, &args.out, format)?, source.describe())
+        (
+            write(&frame, &args.out, format, compression)?,
+            source.describe(),
+        )
     };
     let bytes = std::fs::metadata(&args.out).map_or(0, |m| m.len());
     writeln!(
@@ -66,11 +75,29 @@ pub(super) fn import(args: &DataImportArgs, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
+fn parquet_options(compression: Option<&str>) -> Result<StoreOptions> {
+    let compression = match compression {
+        None | Some("zstd") => StoreCompression::Zstd,
+        Some("lz4") => StoreCompression::Lz4,
+        Some("none") => StoreCompression::None,
+        Some(other) => bail!("--compression {other}: a Parquet store takes zstd, lz4 or none"),
+    };
+    Ok(StoreOptions {
+        compression,
+        ..StoreOptions::default()
+    })
+}
+
 /// Writes a frame; returns the rows written (present cells).
-fn write(frame: &Frame, path: &Path, format: StoreFormat) -> Result<usize> {
+fn write(
+    frame: &Frame,
+    path: &Path,
+    format: StoreFormat,
+    compression: Option<&str>,
+) -> Result<usize> {
     match format {
-        StoreFormat::Parquet => write_frame(frame, path, StoreOptions::default())?,
-        StoreFormat::Hdf5 => write_hdf5(frame, path)?,
+        StoreFormat::Parquet => write_frame(frame, path, parquet_options(compression)?)?,
+        StoreFormat::Hdf5 => write_hdf5(frame, path, compression)?,
     }
     let present = (0..frame.n_rows() * frame.n_assets())
         .filter(|&c| (0..frame.n_features()).any(|f| !frame.feature_at(f).values()[c].is_nan()))
@@ -79,13 +106,19 @@ fn write(frame: &Frame, path: &Path, format: StoreFormat) -> Result<usize> {
 }
 
 #[cfg(feature = "hdf5")]
-fn write_hdf5(frame: &Frame, path: &Path) -> Result<()> {
+fn write_hdf5(frame: &Frame, path: &Path, compression: Option<&str>) -> Result<()> {
     use kf_datapull::hdf5_store::{Compression, write_hdf5};
-    Ok(write_hdf5(frame, path, Compression::default())?)
+    let compression = match compression {
+        None | Some("lzf") => Compression::Lzf,
+        Some("deflate") => Compression::Deflate(4),
+        Some("none") => Compression::None,
+        Some(other) => bail!("--compression {other}: an HDF5 store takes lzf, deflate or none"),
+    };
+    Ok(write_hdf5(frame, path, compression)?)
 }
 
 #[cfg(not(feature = "hdf5"))]
-fn write_hdf5(_: &Frame, path: &Path) -> Result<()> {
+fn write_hdf5(_: &Frame, path: &Path, _: Option<&str>) -> Result<()> {
     bail!(
         "cannot write {}: this build has no HDF5 support; rebuild with `--features hdf5`",
         path.display()

@@ -76,6 +76,11 @@ pub struct DataImportArgs {
     /// The store format (default: from the extension of --out).
     #[arg(long, value_enum)]
     pub format: Option<StoreFormat>,
+    /// Compression: `zstd` (Parquet default), `lz4`, `lzf` (HDF5 default),
+    /// `deflate`, or `none` (largest files, fastest reads; an uncompressed HDF5
+    /// store is contiguous, not chunked).
+    #[arg(long)]
+    pub compression: Option<String>,
 }
 
 /// `kaizenflow sql ...`.
