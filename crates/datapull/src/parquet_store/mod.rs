@@ -184,16 +184,15 @@ impl ParquetStore {
             Some(_) => Vec::new(),
             None => {
                 // A long-layout file written by another tool: list its assets once.
-                let mut store = ParquetStore {
+                ParquetStore {
                     path: path.to_path_buf(),
                     metadata: metadata.clone(),
                     assets: Vec::new(),
                     features: Vec::new(),
                     revisions: true,
                     key_columns,
-                };
-                store.features = Vec::new();
-                store.scan_assets()?
+                }
+                .scan_assets()?
             }
         };
         if let Some(layout) = kv(META_LAYOUT)
