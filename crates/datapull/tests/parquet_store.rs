@@ -75,6 +75,15 @@ fn round_trip_is_exact_including_missing_cells() {
     assert!(!info.revisions);
     // The file is a plain long-layout Parquet file: the frame crate reads it too.
     assert!(Frame::read_parquet(&path).unwrap().bit_eq(&f));
+    // And a long-layout file written by another tool (no store metadata) is a store.
+    let foreign = dir.path().join("foreign.parquet");
+    f.write_parquet(&foreign).unwrap();
+    let other = ParquetStore::open(&foreign).unwrap();
+    assert_eq!(other.assets(), f.assets());
+    assert!(other.has_revisions());
+    assert!(other.load(&Query::all()).unwrap().bit_eq(&f));
+    let q = Query::between(f.end_ts()[100], f.end_ts()[200]).assets(&["A0006", "A0001"]);
+    assert!(other.load(&q).unwrap().bit_eq(&q.apply(&f).unwrap()));
 }
 
 #[test]
