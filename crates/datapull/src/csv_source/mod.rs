@@ -280,15 +280,16 @@ impl CsvSource {
         self.params.knowledge_column.is_some()
     }
 
-    fn load_all(&self) -> Result<Frame> {
+    /// All rows as a frame; with revisions, the latest version known at `as_of`.
+    fn frame_as_of(&self, as_of: Option<i64>) -> Result<Frame> {
         let batches = self.read_long()?;
-        if self.has_revisions() {
-            return match revisions::latest_known(&batches, None)? {
-                Some(b) => Ok(Frame::from_long(&b)?),
-                None => Ok(Frame::empty(Vec::new(), Vec::new())?),
-            };
+        if !self.has_revisions() {
+            return Ok(Frame::from_long_batches(&batches)?);
         }
-        Ok(Frame::from_long_batches(&batches)?)
+        match revisions::latest_known(&batches, as_of)? {
+            Some(b) => Ok(Frame::from_long(&b)?),
+            None => Ok(Frame::empty(Vec::new(), Vec::new())?),
+        }
     }
 }
 
@@ -317,18 +318,13 @@ impl Source for CsvSource {
             && self.has_revisions()
         {
             // Revisions need the long rows: the latest version known at tau.
-            let batches = self.read_long()?;
-            let frame = match revisions::latest_known(&batches, Some(tau))? {
-                Some(b) => Frame::from_long(&b)?,
-                None => Frame::empty(Vec::new(), Vec::new())?,
-            };
             return Query {
                 as_of: None,
                 ..query.clone()
             }
-            .apply(&frame);
+            .apply(&self.frame_as_of(Some(tau))?);
         }
-        query.apply(&self.load_all()?)
+        query.apply(&self.frame_as_of(None)?)
     }
 
     fn has_revisions(&self) -> bool {

@@ -22,6 +22,14 @@ fn missing(name: &str) -> DataError {
     }
 }
 
+/// The values of time column `name` of a store batch.
+fn time_values<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a [i64]> {
+    b.column_by_name(name)
+        .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
+        .map(|c| &c.values()[..])
+        .ok_or_else(|| missing(name))
+}
+
 /// The frame with `assets` x `features` holding the rows of `batches` that `q`
 /// selects. Every (bar, asset) must appear at most once (a store without
 /// revisions).
@@ -45,16 +53,9 @@ pub(super) fn assemble(
     // The output index: distinct selected bar times over all groups.
     let mut index: Vec<i64> = Vec::new();
     for b in batches {
-        let end = b
-            .column_by_name(END_TS)
-            .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
-            .ok_or_else(|| missing(END_TS))?;
-        let known = b
-            .column_by_name(KNOWLEDGE_TS)
-            .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
-            .ok_or_else(|| missing(KNOWLEDGE_TS))?;
+        let (end, known) = (time_values(b, END_TS)?, time_values(b, KNOWLEDGE_TS)?);
         let mut last = None;
-        for (&t, &k) in end.values().iter().zip(known.values()) {
+        for (&t, &k) in end.iter().zip(known) {
             if last != Some(t) && selected(t, k) {
                 index.push(t);
                 last = Some(t);
@@ -69,16 +70,7 @@ pub(super) fn assemble(
     let mut knowledge = vec![i64::MIN; index.len()];
     let mut seen = vec![false; cells];
     for b in batches {
-        let end = b
-            .column_by_name(END_TS)
-            .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
-            .ok_or_else(|| missing(END_TS))?
-            .values();
-        let known = b
-            .column_by_name(KNOWLEDGE_TS)
-            .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
-            .ok_or_else(|| missing(KNOWLEDGE_TS))?
-            .values();
+        let (end, known) = (time_values(b, END_TS)?, time_values(b, KNOWLEDGE_TS)?);
         let dict = b
             .column_by_name(ASSET)
             .and_then(|c| c.as_dictionary_opt::<Int32Type>())

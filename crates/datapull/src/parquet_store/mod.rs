@@ -395,16 +395,11 @@ impl ParquetStore {
         Ok((conform(frame, &assets, &features)?, stats(n_groups)))
     }
 
-    /// Keeps the rows of `b` inside the query (time range, assets, knowledge cut-off;
-    /// the cut-off is left to [`latest_known`] in a store with revisions).
+    /// Keeps the rows of `b` inside the query's time range and assets, for a store
+    /// with revisions (the knowledge cut-off is [`latest_known`]'s job there).
     fn filter(&self, b: RecordBatch, q: &Query) -> Result<RecordBatch> {
         let end = times(&b, END_TS)?;
         let mut keep: Vec<bool> = end.iter().map(|&t| q.contains_time(t)).collect();
-        if let (Some(tau), false) = (q.as_of, self.revisions) {
-            for (k, t) in keep.iter_mut().zip(times(&b, KNOWLEDGE_TS)?) {
-                *k &= t <= tau;
-            }
-        }
         if let Some(asked) = &q.assets {
             let col = b
                 .column_by_name(ASSET)
