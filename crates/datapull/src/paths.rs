@@ -7,7 +7,7 @@ use kf_config::{Origin, Section};
 
 /// The folder of the file a section was written in (the current folder for configs
 /// built from text or overrides).
-pub(crate) fn config_dir(section: &Section<'_>) -> PathBuf {
+pub fn config_dir(section: &Section<'_>) -> PathBuf {
     match section.origin() {
         Origin::File { file, .. } => Path::new(&**file)
             .parent()

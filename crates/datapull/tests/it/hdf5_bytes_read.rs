@@ -1,12 +1,13 @@
 //! Bytes an HDF5 query really reads, measured by the kernel (`rchar` of
-//! `/proc/self/io`, Linux). One test in this binary, so no other test's reads mix in.
+//! `/proc/thread-self/io`, Linux). The counter is this thread's own, and HDF5 reads
+//! on the calling thread, so tests running beside this one do not mix in.
 #![cfg(all(feature = "hdf5", target_os = "linux"))]
 
 use kf_datapull::hdf5_store::{Compression, Hdf5Store, write_hdf5};
 use kf_datapull::{Query, SyntheticBars, SyntheticParams};
 
 fn rchar() -> u64 {
-    let io = std::fs::read_to_string("/proc/self/io").unwrap();
+    let io = std::fs::read_to_string("/proc/thread-self/io").unwrap();
     io.lines()
         .find_map(|l| l.strip_prefix("rchar: "))
         .and_then(|v| v.trim().parse().ok())
