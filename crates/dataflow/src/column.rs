@@ -1,0 +1,317 @@
+//! Column nodes: the framework part of every node that maps some features of its
+//! input to new features over the same rows.
+//!
+//! A [`ColumnKernel`] computes new features from the selected ones; [`ColumnNode`]
+//! owns the rest: which features to read (`cols`), how outputs join the input
+//! (`col_mode`), the knowledge time of output rows, and the per-asset carried state
+//! across calls. Kernels work on the row-major (row, asset) layout, so one kernel
+//! call covers every asset of a feature in one pass.
+
+use serde::{Deserialize, Serialize};
+
+use kf_frame::Frame;
+
+use crate::error::{DataflowError, Result};
+use crate::node::{DF_IN, Memory, Node, NodeId, Ports, RunContext, single_input, single_output};
+
+/// How a node's outputs join its input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColMode {
+    /// Every input feature, then the outputs (KaizenFlow's `merge_all`/append).
+    #[default]
+    Append,
+    /// Only the outputs.
+    ReplaceAll,
+    /// The input features that were not read, then the outputs.
+    ReplaceSelected,
+}
+
+/// How a per-asset kernel treats missing values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NanMode {
+    /// Rows are rows: a NaN input is a value like any other and takes part in
+    /// windows, lags and differences (so it propagates).
+    #[default]
+    Keep,
+    /// Each asset's kernel runs over its non-NaN values only, in order; its outputs
+    /// are written back at those values' rows, and rows with a NaN input give NaN.
+    Drop,
+}
+
+/// The column selection and output mode every column node reads from its config.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Columns {
+    /// The features to read; all when empty.
+    pub cols: Vec<String>,
+    /// How the outputs join the input.
+    pub col_mode: ColMode,
+}
+
+/// The computation of a column node.
+pub trait ColumnKernel: Send {
+    /// The node type name.
+    fn kind(&self) -> &str;
+
+    /// What the kernel remembers between rows.
+    fn memory(&self) -> Memory;
+
+    /// New features computed from `cols` (indices into `input`'s features), as
+    /// `(name, row-major values)`, each `input.n_rows() * input.n_assets()` long.
+    ///
+    /// # Errors
+    /// Missing columns or invalid values, said in full.
+    fn compute(
+        &mut self,
+        ctx: &RunContext,
+        input: &Frame,
+        cols: &[usize],
+    ) -> Result<Vec<(String, Vec<f64>)>>;
+
+    /// Forgets carried state.
+    fn reset(&mut self) {}
+
+    /// Learned state (see [`Node::save_state`]).
+    ///
+    /// # Errors
+    /// Serialization failure.
+    fn save_state(&self) -> Result<Vec<u8>> {
+        Ok(Vec::new())
+    }
+
+    /// Restores learned state (see [`Node::load_state`]).
+    ///
+    /// # Errors
+    /// [`DataflowError::State`] when the bytes do not fit.
+    fn load_state(&mut self, state: &[u8]) -> Result<()> {
+        if state.is_empty() {
+            Ok(())
+        } else {
+            Err(DataflowError::State(format!(
+                "a `{}` node learns nothing, so it takes no state, but {} bytes were given",
+                self.kind(),
+                state.len()
+            )))
+        }
+    }
+}
+
+/// A [`Node`] with one input and one output that adds (or replaces) features.
+pub struct ColumnNode<K> {
+    id: NodeId,
+    columns: Columns,
+    kernel: K,
+    /// Latest knowledge time seen, carried between calls.
+    known: Option<i64>,
+}
+
+impl<K: ColumnKernel> ColumnNode<K> {
+    /// A node with this id, column selection and kernel.
+    pub fn new(id: impl Into<String>, columns: Columns, kernel: K) -> ColumnNode<K> {
+        ColumnNode {
+            id: NodeId(id.into()),
+            columns,
+            kernel,
+            known: None,
+        }
+    }
+
+    /// The kernel.
+    pub fn kernel(&self) -> &K {
+        &self.kernel
+    }
+}
+
+impl<K: ColumnKernel> Node for ColumnNode<K> {
+    fn id(&self) -> &NodeId {
+        &self.id
+    }
+
+    fn kind(&self) -> &str {
+        self.kernel.kind()
+    }
+
+    fn memory(&self) -> Memory {
+        self.kernel.memory()
+    }
+
+    fn run(&mut self, ctx: &RunContext, inputs: &Ports) -> Result<Ports> {
+        let input = single_input(inputs, DF_IN)?;
+        let cols: Vec<usize> = if self.columns.cols.is_empty() {
+            (0..input.n_features()).collect()
+        } else {
+            self.columns
+                .cols
+                .iter()
+                .map(|c| input.feature_index(c))
+                .collect::<kf_frame::Result<_>>()?
+        };
+        let new = self.kernel.compute(ctx, input, &cols)?;
+        let base = match self.columns.col_mode {
+            ColMode::Append => input.clone(),
+            ColMode::ReplaceAll => input.select_features::<&str>(&[])?,
+            ColMode::ReplaceSelected => {
+                let keep: Vec<&str> = input
+                    .features()
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !cols.contains(i))
+                    .map(|(_, f)| f.as_str())
+                    .collect();
+                input.select_features(&keep)?
+            }
+        };
+        let mut out = base.with_features(new)?;
+        if self.kernel.memory() != Memory::Row {
+            out = out.with_knowledge_ts(running_max(&mut self.known, input.knowledge_ts()))?;
+        }
+        Ok(single_output(out))
+    }
+
+    fn reset(&mut self) {
+        self.known = None;
+        self.kernel.reset();
+    }
+
+    fn save_state(&self) -> Result<Vec<u8>> {
+        self.kernel.save_state()
+    }
+
+    fn load_state(&mut self, state: &[u8]) -> Result<()> {
+        self.kernel.load_state(state)
+    }
+}
+
+/// The running maximum of `kt`, continuing from `carry` (and updating it): the
+/// knowledge time of outputs that depend on every earlier row.
+pub fn running_max(carry: &mut Option<i64>, kt: &[i64]) -> Vec<i64> {
+    let mut out = Vec::with_capacity(kt.len());
+    let mut m = carry.unwrap_or(i64::MIN);
+    for &k in kt {
+        m = m.max(k);
+        out.push(m);
+    }
+    if !kt.is_empty() {
+        *carry = Some(m);
+    }
+    out
+}
+
+/// Per-asset state for each selected feature, sized on first use and checked after.
+#[derive(Clone, Debug)]
+pub struct AssetStates<S> {
+    states: Vec<Vec<S>>,
+}
+
+impl<S> Default for AssetStates<S> {
+    fn default() -> Self {
+        AssetStates { states: Vec::new() }
+    }
+}
+
+impl<S: Clone> AssetStates<S> {
+    /// The states of feature slot `slot` for `n_assets` assets, created with `init`
+    /// the first time.
+    ///
+    /// # Errors
+    /// [`DataflowError::Invalid`] when the number of assets changed since the last call.
+    pub fn get(&mut self, slot: usize, n_assets: usize, init: S) -> Result<&mut [S]> {
+        while self.states.len() <= slot {
+            self.states.push(Vec::new());
+        }
+        let s = &mut self.states[slot];
+        if s.is_empty() {
+            *s = vec![init; n_assets];
+        } else if s.len() != n_assets {
+            return Err(DataflowError::invalid(format!(
+                "the input has {n_assets} assets, but earlier calls had {}; a run keeps one \
+                 asset universe (reset the DAG to start over)",
+                s.len()
+            )));
+        }
+        Ok(s)
+    }
+
+    /// Forgets every state.
+    pub fn clear(&mut self) {
+        self.states.clear();
+    }
+}
+
+/// Applies `step` to every cell of a row-major feature, rows outer and assets inner,
+/// with one state per asset. In [`NanMode::Drop`] a NaN input gives NaN and leaves
+/// the state alone, so each asset's state advances over its present values only.
+pub fn scan<S>(
+    values: &[f64],
+    states: &mut [S],
+    nan_mode: NanMode,
+    mut step: impl FnMut(&mut S, f64) -> f64,
+) -> Vec<f64> {
+    let n = states.len();
+    let mut out = Vec::with_capacity(values.len());
+    if n == 0 {
+        return out;
+    }
+    for row in values.chunks_exact(n) {
+        for (x, s) in row.iter().zip(states.iter_mut()) {
+            out.push(if nan_mode == NanMode::Drop && x.is_nan() {
+                f64::NAN
+            } else {
+                step(s, *x)
+            });
+        }
+    }
+    out
+}
+
+/// A fixed-capacity ring of the last values, oldest first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ring {
+    buf: Vec<f64>,
+    head: usize,
+    len: usize,
+}
+
+impl Ring {
+    /// An empty ring holding up to `capacity` values.
+    pub fn new(capacity: usize) -> Ring {
+        Ring {
+            buf: vec![f64::NAN; capacity.max(1)],
+            head: 0,
+            len: 0,
+        }
+    }
+
+    /// Pushes `x`, dropping the oldest value when full.
+    pub fn push(&mut self, x: f64) {
+        let cap = self.buf.len();
+        self.buf[(self.head + self.len) % cap] = x;
+        if self.len < cap {
+            self.len += 1;
+        } else {
+            self.head = (self.head + 1) % cap;
+        }
+    }
+
+    /// How many values it holds.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The value `k` places back from the newest (0 = newest), if held.
+    pub fn back(&self, k: usize) -> Option<f64> {
+        (k < self.len).then(|| self.buf[(self.head + self.len - 1 - k) % self.buf.len()])
+    }
+
+    /// The held values, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = f64> + '_ {
+        (0..self.len).map(move |i| self.buf[(self.head + i) % self.buf.len()])
+    }
+}

@@ -1,0 +1,640 @@
+//! The [`Dag`]: nodes connected port to port on a petgraph graph, run in topological
+//! order (independent nodes in parallel), with per-node timing.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use petgraph::Direction;
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::EdgeRef;
+use rayon::prelude::*;
+
+use crate::error::{DataflowError, Result};
+use crate::node::{DF_IN, DF_OUT, Node, NodeId, Ports, RunContext};
+
+/// A node to run in a level, with its index.
+type Slot<'a> = (usize, &'a mut Box<dyn Node>);
+
+/// An edge: which output port of the source feeds which input port of the target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Edge {
+    from_port: String,
+    to_port: String,
+}
+
+/// A directed acyclic graph of [`Node`]s.
+///
+/// # Invariants
+/// - Node ids are unique; every edge joins an existing output port to an existing
+///   input port, and an input port has at most one edge into it.
+/// - The graph has no cycle: [`Dag::connect`] refuses the edge that would close one.
+///
+/// Nodes are never removed, so the graph's node index is also the index into `nodes`.
+pub struct Dag {
+    graph: DiGraph<NodeId, Edge>,
+    nodes: Vec<Box<dyn Node>>,
+    index: HashMap<NodeId, NodeIndex>,
+}
+
+impl std::fmt::Debug for Dag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dag")
+            .field("nodes", &self.ids())
+            .field("edges", &self.graph.edge_count())
+            .finish()
+    }
+}
+
+impl Default for Dag {
+    fn default() -> Self {
+        Dag::new()
+    }
+}
+
+/// Which outputs a run keeps and returns (the others are dropped as soon as every
+/// consumer has run, so a long chain does not hold every intermediate frame).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Keep {
+    /// The sinks' outputs (or the target's, for a partial run).
+    #[default]
+    Sinks,
+    /// Every node's outputs.
+    All,
+    /// The sinks' and these nodes' outputs.
+    Nodes(BTreeSet<NodeId>),
+}
+
+/// How to run a DAG.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Run only this node and what it depends on.
+    pub up_to: Option<NodeId>,
+    /// Run independent nodes in parallel on rayon (results do not depend on it).
+    pub parallel: bool,
+    /// Which outputs to return.
+    pub keep: Keep,
+}
+
+/// Wall time and output size of one node's call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeTiming {
+    /// The node.
+    pub node: NodeId,
+    /// Its type.
+    pub kind: String,
+    /// Wall time of its call.
+    pub wall: Duration,
+    /// Rows of its (first) output.
+    pub rows: usize,
+    /// Values (rows x assets x features) over all its outputs.
+    pub cells: usize,
+}
+
+/// What a run returns: the kept outputs by node, and one timing per node run, in
+/// topological order.
+#[derive(Clone, Debug, Default)]
+pub struct RunResult {
+    /// Outputs of the kept nodes.
+    pub outputs: BTreeMap<NodeId, Ports>,
+    /// One entry per node run.
+    pub timings: Vec<NodeTiming>,
+}
+
+impl RunResult {
+    /// The frame on `node`'s `df_out` port.
+    ///
+    /// # Errors
+    /// [`DataflowError::UnknownNode`] when that node's outputs were not kept.
+    pub fn df_out(&self, node: &str) -> Result<&kf_frame::Frame> {
+        self.outputs
+            .get(&NodeId::from(node))
+            .and_then(|p| p.get(DF_OUT))
+            .ok_or_else(|| DataflowError::UnknownNode {
+                node: node.to_string(),
+                known: self
+                    .outputs
+                    .keys()
+                    .map(|n| n.0.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+}
+
+impl Dag {
+    /// An empty DAG.
+    pub fn new() -> Dag {
+        Dag {
+            graph: DiGraph::new(),
+            nodes: Vec::new(),
+            index: HashMap::new(),
+        }
+    }
+
+    /// Adds a node.
+    ///
+    /// # Errors
+    /// [`DataflowError::DuplicateId`] when its id is taken.
+    pub fn add_node(&mut self, node: Box<dyn Node>) -> Result<()> {
+        let id = node.id().clone();
+        if self.index.contains_key(&id) {
+            return Err(DataflowError::DuplicateId(id));
+        }
+        let ix = self.graph.add_node(id.clone());
+        debug_assert_eq!(ix.index(), self.nodes.len());
+        self.nodes.push(node);
+        self.index.insert(id, ix);
+        Ok(())
+    }
+
+    /// Connects output port `from.1` of node `from.0` to input port `to.1` of `to.0`.
+    ///
+    /// # Errors
+    /// [`DataflowError::UnknownNode`] or [`DataflowError::UnknownPort`] for names that
+    /// do not exist, [`DataflowError::PortTaken`] for an input that already has an
+    /// edge, and [`DataflowError::Cycle`] (naming the cycle) for an edge that closes one.
+    pub fn connect(&mut self, from: (&str, &str), to: (&str, &str)) -> Result<()> {
+        let src = self.ix(from.0)?;
+        let dst = self.ix(to.0)?;
+        self.check_port(src, "output", from.1)?;
+        self.check_port(dst, "input", to.1)?;
+        if let Some(e) = self
+            .graph
+            .edges_directed(dst, Direction::Incoming)
+            .find(|e| e.weight().to_port == to.1)
+        {
+            return Err(DataflowError::PortTaken {
+                node: self.graph[dst].clone(),
+                port: to.1.to_string(),
+                from: self.graph[e.source()].clone(),
+            });
+        }
+        if let Some(path) = self.path(dst, src) {
+            let mut names: Vec<String> = path.iter().map(|&i| self.graph[i].0.clone()).collect();
+            names.push(self.graph[dst].0.clone());
+            return Err(DataflowError::Cycle {
+                from: self.graph[src].clone(),
+                to: self.graph[dst].clone(),
+                cycle: names.join(" -> "),
+            });
+        }
+        self.graph.add_edge(
+            src,
+            dst,
+            Edge {
+                from_port: from.1.to_string(),
+                to_port: to.1.to_string(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Connects `from`'s `df_out` to `to`'s `df_in` (the usual single-port edge).
+    ///
+    /// # Errors
+    /// As [`Dag::connect`].
+    pub fn chain(&mut self, from: &str, to: &str) -> Result<()> {
+        self.connect((from, DF_OUT), (to, DF_IN))
+    }
+
+    /// Adds `node` after the DAG's single sink (`df_out` -> `df_in`), as KaizenFlow's
+    /// `append_to_tail`. An empty DAG just takes the node.
+    ///
+    /// # Errors
+    /// [`DataflowError::Invalid`] when the DAG has several sinks; as [`Dag::add_node`].
+    pub fn append_to_tail(&mut self, node: Box<dyn Node>) -> Result<()> {
+        let tail = self.single_sink()?;
+        let id = node.id().clone();
+        self.add_node(node)?;
+        if let Some(tail) = tail {
+            self.chain(tail.as_str(), id.as_str())?;
+        }
+        Ok(())
+    }
+
+    /// Adds every node and edge of `other` (ids must not clash), then feeds `other`'s
+    /// unconnected `df_in` ports from this DAG's single sink, so two pipelines compose
+    /// into one. With `attach = false` the two stay side by side.
+    ///
+    /// # Errors
+    /// [`DataflowError::DuplicateId`] for an id in both; [`DataflowError::Invalid`]
+    /// when attaching to a DAG with several sinks.
+    pub fn compose(&mut self, other: Dag, attach: bool) -> Result<()> {
+        let tail = if attach { self.single_sink()? } else { None };
+        let Dag { graph, nodes, .. } = other;
+        let mut open: Vec<NodeId> = Vec::new();
+        for (i, node) in nodes.into_iter().enumerate() {
+            let ix = NodeIndex::new(i);
+            let fed = graph
+                .edges_directed(ix, Direction::Incoming)
+                .any(|e| e.weight().to_port == DF_IN);
+            if !fed && node.inputs().iter().any(|p| p == DF_IN) {
+                open.push(node.id().clone());
+            }
+            self.add_node(node)?;
+        }
+        for e in graph.edge_references() {
+            let (a, b) = (&graph[e.source()], &graph[e.target()]);
+            let w = e.weight();
+            self.connect((a.as_str(), &w.from_port), (b.as_str(), &w.to_port))?;
+        }
+        if let Some(tail) = tail {
+            for id in open {
+                self.chain(tail.as_str(), id.as_str())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The node ids in insertion order.
+    pub fn ids(&self) -> Vec<NodeId> {
+        self.nodes.iter().map(|n| n.id().clone()).collect()
+    }
+
+    /// The node with this id.
+    ///
+    /// # Errors
+    /// [`DataflowError::UnknownNode`].
+    pub fn node(&self, id: &str) -> Result<&dyn Node> {
+        Ok(self.nodes[self.ix(id)?.index()].as_ref())
+    }
+
+    /// Nodes with no incoming edge.
+    pub fn sources(&self) -> Vec<NodeId> {
+        self.ends(Direction::Incoming)
+    }
+
+    /// Nodes with no outgoing edge.
+    pub fn sinks(&self) -> Vec<NodeId> {
+        self.ends(Direction::Outgoing)
+    }
+
+    /// The node ids in a topological order (ties broken by insertion order, so the
+    /// order is the same on every run).
+    pub fn topological_order(&self) -> Vec<NodeId> {
+        self.order()
+            .into_iter()
+            .map(|i| self.graph[i].clone())
+            .collect()
+    }
+
+    /// Forgets every node's carried state (not what was learned).
+    pub fn reset(&mut self) {
+        for n in &mut self.nodes {
+            n.reset();
+        }
+    }
+
+    /// Every node's learned state, by id (empty for nodes that learn nothing).
+    ///
+    /// # Errors
+    /// A node's serialization error, naming the node.
+    pub fn save_states(&self) -> Result<BTreeMap<NodeId, Vec<u8>>> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let s = n.save_state().map_err(|e| e.in_node(n.id(), n.kind()))?;
+                Ok((n.id().clone(), s))
+            })
+            .collect()
+    }
+
+    /// Restores learned states by node id.
+    ///
+    /// # Errors
+    /// [`DataflowError::UnknownNode`] for a state whose node is not in the DAG, and a
+    /// node's own error for a state that does not fit it.
+    pub fn load_states(&mut self, states: &BTreeMap<NodeId, Vec<u8>>) -> Result<()> {
+        for (id, bytes) in states {
+            let ix = self.ix(id.as_str())?;
+            let n = &mut self.nodes[ix.index()];
+            n.load_state(bytes).map_err(|e| e.in_node(id, n.kind()))?;
+        }
+        Ok(())
+    }
+
+    /// Runs every node (or those `opts.up_to` needs) in topological order, passing
+    /// `ctx` to each. Independent nodes run in parallel when `opts.parallel`; each
+    /// node is deterministic, so the outputs do not depend on the schedule.
+    ///
+    /// # Errors
+    /// [`DataflowError::Dangling`] for an input port with no edge; the first failing
+    /// node's error wrapped in [`DataflowError::Node`].
+    pub fn run(&mut self, ctx: &RunContext, opts: &RunOptions) -> Result<RunResult> {
+        let order = self.order();
+        let wanted: Vec<bool> = match &opts.up_to {
+            None => vec![true; self.nodes.len()],
+            Some(id) => self.ancestors_of(self.ix(id.as_str())?),
+        };
+        let order: Vec<NodeIndex> = order.into_iter().filter(|i| wanted[i.index()]).collect();
+        for &ix in &order {
+            for port in self.nodes[ix.index()].inputs() {
+                let fed = self
+                    .graph
+                    .edges_directed(ix, Direction::Incoming)
+                    .any(|e| e.weight().to_port == port);
+                if !fed {
+                    return Err(DataflowError::Dangling {
+                        node: self.graph[ix].clone(),
+                        port,
+                    });
+                }
+            }
+        }
+        let keep = self.kept(&order, opts);
+        // Levels: a node runs after every node it depends on.
+        let mut depth = vec![0usize; self.nodes.len()];
+        for &ix in &order {
+            depth[ix.index()] = self
+                .graph
+                .neighbors_directed(ix, Direction::Incoming)
+                .map(|p| depth[p.index()] + 1)
+                .max()
+                .unwrap_or(0);
+        }
+        let mut levels: BTreeMap<usize, Vec<NodeIndex>> = BTreeMap::new();
+        for &ix in &order {
+            levels.entry(depth[ix.index()]).or_default().push(ix);
+        }
+        let mut pending: Vec<usize> = (0..self.nodes.len())
+            .map(|i| {
+                self.graph
+                    .neighbors_directed(NodeIndex::new(i), Direction::Outgoing)
+                    .filter(|s| wanted[s.index()])
+                    .count()
+            })
+            .collect();
+        let mut outputs: Vec<Option<Ports>> = (0..self.nodes.len()).map(|_| None).collect();
+        let mut timings = Vec::with_capacity(order.len());
+        for level in levels.values() {
+            let mut jobs: Vec<(NodeIndex, Ports)> = Vec::with_capacity(level.len());
+            for &ix in level {
+                let mut ports = Ports::new();
+                for e in self.graph.edges_directed(ix, Direction::Incoming) {
+                    let w = e.weight();
+                    let frame = outputs[e.source().index()]
+                        .as_ref()
+                        .and_then(|p| p.get(&w.from_port))
+                        .ok_or_else(|| {
+                            DataflowError::invalid(format!(
+                                "node `{}` gave no frame on its output port `{}`, which feeds `{}`",
+                                self.graph[e.source()],
+                                w.from_port,
+                                self.graph[ix]
+                            ))
+                        })?;
+                    ports.insert(w.to_port.clone(), frame.clone());
+                }
+                jobs.push((ix, ports));
+            }
+            let in_level: Vec<bool> = {
+                let mut v = vec![false; self.nodes.len()];
+                for &ix in level {
+                    v[ix.index()] = true;
+                }
+                v
+            };
+            let mut runnable: Vec<Slot<'_>> = self
+                .nodes
+                .iter_mut()
+                .enumerate()
+                .filter(|(i, _)| in_level[*i])
+                .collect();
+            // `jobs` and `runnable` are both in node-index order within the level.
+            jobs.sort_by_key(|(ix, _)| ix.index());
+            let work: Vec<(&mut Slot<'_>, Ports)> = runnable
+                .iter_mut()
+                .zip(jobs.into_iter().map(|(_, p)| p))
+                .collect();
+            let run_one = |(slot, ports): (&mut Slot<'_>, Ports)| {
+                let node = &mut slot.1;
+                let span = tracing::info_span!("node", id = %node.id(), kind = node.kind());
+                let _guard = span.enter();
+                let start = Instant::now();
+                let out = node
+                    .run(ctx, &ports)
+                    .map_err(|e| e.in_node(node.id(), node.kind()))?;
+                let wall = start.elapsed();
+                drop(ports);
+                let rows = out.values().next().map_or(0, |f| f.n_rows());
+                let cells = out
+                    .values()
+                    .map(|f| f.n_rows() * f.n_assets() * f.n_features())
+                    .sum();
+                tracing::debug!(wall_us = wall.as_micros() as u64, rows, cells, "node done");
+                Ok::<_, DataflowError>((
+                    slot.0,
+                    out,
+                    NodeTiming {
+                        node: node.id().clone(),
+                        kind: node.kind().to_string(),
+                        wall,
+                        rows,
+                        cells,
+                    },
+                ))
+            };
+            let done: Vec<Result<(usize, Ports, NodeTiming)>> = if opts.parallel && work.len() > 1 {
+                work.into_par_iter().map(run_one).collect()
+            } else {
+                work.into_iter().map(run_one).collect()
+            };
+            for r in done {
+                let (i, out, timing) = r?;
+                let declared = self.nodes[i].outputs();
+                if let Some(port) = declared.iter().find(|p| !out.contains_key(*p)) {
+                    return Err(DataflowError::invalid(format!(
+                        "gave no frame on its declared output port `{port}`"
+                    ))
+                    .in_node(self.nodes[i].id(), self.nodes[i].kind()));
+                }
+                outputs[i] = Some(out);
+                timings.push(timing);
+            }
+            // Drop what no later node needs.
+            for &ix in level {
+                for p in self.graph.neighbors_directed(ix, Direction::Incoming) {
+                    let p = p.index();
+                    pending[p] = pending[p].saturating_sub(1);
+                    if pending[p] == 0 && !keep[p] {
+                        outputs[p] = None;
+                    }
+                }
+            }
+        }
+        let outputs = outputs
+            .into_iter()
+            .enumerate()
+            .filter(|(i, o)| keep[*i] && o.is_some())
+            .filter_map(|(i, o)| o.map(|o| (self.graph[NodeIndex::new(i)].clone(), o)))
+            .collect();
+        Ok(RunResult { outputs, timings })
+    }
+
+    fn kept(&self, order: &[NodeIndex], opts: &RunOptions) -> Vec<bool> {
+        let mut keep = vec![false; self.nodes.len()];
+        match &opts.up_to {
+            Some(id) => {
+                if let Some(ix) = self.index.get(id) {
+                    keep[ix.index()] = true;
+                }
+            }
+            None => {
+                for s in self.sinks() {
+                    if let Some(ix) = self.index.get(&s) {
+                        keep[ix.index()] = true;
+                    }
+                }
+            }
+        }
+        match &opts.keep {
+            Keep::Sinks => {}
+            Keep::All => {
+                for ix in order {
+                    keep[ix.index()] = true;
+                }
+            }
+            Keep::Nodes(ids) => {
+                for id in ids {
+                    if let Some(ix) = self.index.get(id) {
+                        keep[ix.index()] = true;
+                    }
+                }
+            }
+        }
+        keep
+    }
+
+    fn ix(&self, id: &str) -> Result<NodeIndex> {
+        self.index
+            .get(&NodeId::from(id))
+            .copied()
+            .ok_or_else(|| DataflowError::UnknownNode {
+                node: id.to_string(),
+                known: self
+                    .ids()
+                    .iter()
+                    .map(|n| n.0.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    fn check_port(&self, ix: NodeIndex, direction: &'static str, port: &str) -> Result<()> {
+        let node = &self.nodes[ix.index()];
+        let ports = if direction == "input" {
+            node.inputs()
+        } else {
+            node.outputs()
+        };
+        if ports.iter().any(|p| p == port) {
+            Ok(())
+        } else {
+            Err(DataflowError::UnknownPort {
+                node: node.id().clone(),
+                direction,
+                port: port.to_string(),
+                ports: if ports.is_empty() {
+                    "none".into()
+                } else {
+                    ports.join(", ")
+                },
+            })
+        }
+    }
+
+    /// A path `from -> ... -> to` (breadth first), if any.
+    fn path(&self, from: NodeIndex, to: NodeIndex) -> Option<Vec<NodeIndex>> {
+        let mut parent: HashMap<NodeIndex, NodeIndex> = HashMap::new();
+        let mut queue = VecDeque::from([from]);
+        let mut seen = vec![false; self.nodes.len()];
+        seen[from.index()] = true;
+        while let Some(n) = queue.pop_front() {
+            if n == to {
+                let mut path = vec![n];
+                let mut cur = n;
+                while let Some(&p) = parent.get(&cur) {
+                    path.push(p);
+                    cur = p;
+                }
+                path.reverse();
+                return Some(path);
+            }
+            for s in self.graph.neighbors_directed(n, Direction::Outgoing) {
+                if !seen[s.index()] {
+                    seen[s.index()] = true;
+                    parent.insert(s, n);
+                    queue.push_back(s);
+                }
+            }
+        }
+        None
+    }
+
+    /// Kahn's algorithm, taking the lowest index among ready nodes first.
+    fn order(&self) -> Vec<NodeIndex> {
+        let n = self.nodes.len();
+        let mut indegree: Vec<usize> = (0..n)
+            .map(|i| {
+                self.graph
+                    .neighbors_directed(NodeIndex::new(i), Direction::Incoming)
+                    .count()
+            })
+            .collect();
+        let mut ready: BTreeSet<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
+        let mut out = Vec::with_capacity(n);
+        while let Some(i) = ready.pop_first() {
+            out.push(NodeIndex::new(i));
+            for s in self
+                .graph
+                .neighbors_directed(NodeIndex::new(i), Direction::Outgoing)
+            {
+                indegree[s.index()] -= 1;
+                if indegree[s.index()] == 0 {
+                    ready.insert(s.index());
+                }
+            }
+        }
+        out
+    }
+
+    fn ancestors_of(&self, target: NodeIndex) -> Vec<bool> {
+        let mut seen = vec![false; self.nodes.len()];
+        let mut stack = vec![target];
+        seen[target.index()] = true;
+        while let Some(n) = stack.pop() {
+            for p in self.graph.neighbors_directed(n, Direction::Incoming) {
+                if !seen[p.index()] {
+                    seen[p.index()] = true;
+                    stack.push(p);
+                }
+            }
+        }
+        seen
+    }
+
+    fn ends(&self, dir: Direction) -> Vec<NodeId> {
+        self.order()
+            .into_iter()
+            .filter(|&i| self.graph.neighbors_directed(i, dir).next().is_none())
+            .map(|i| self.graph[i].clone())
+            .collect()
+    }
+
+    fn single_sink(&self) -> Result<Option<NodeId>> {
+        let sinks = self.sinks();
+        match sinks.len() {
+            0 => Ok(None),
+            1 => Ok(sinks.into_iter().next()),
+            _ => Err(DataflowError::invalid(format!(
+                "the DAG has several sinks ({}), so there is no single tail to append to; \
+                 connect the new node explicitly",
+                sinks
+                    .iter()
+                    .map(|s| s.0.clone())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! Mock1, KaizenFlow's public example model, as a code builder: the connectivity is
+//! fixed here, the parameters come from config.
+//!
+//! Per asset, on 1-minute bars of `close`, `volume` and (optionally) `feature1`:
+//! active trading hours -> 5-minute bars (`close` last, `twap`, `vwap`, `feature1`
+//! mean) -> log returns -> a volatility estimate over the present returns ->
+//! returns adjusted by the volatility two steps earlier -> `4 tanh(x / 4)` -> four
+//! lags -> a weighted sum, `prediction`.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use kf_config::Section;
+use kf_datapull::MarketData;
+
+use crate::column::{ColMode, ColumnNode, Columns, NanMode};
+use crate::dag::Dag;
+use crate::error::Result;
+use crate::node::Node;
+use crate::nodes::BuildContext;
+use crate::nodes::filters::ActiveHours;
+use crate::nodes::resample::{AggFunc, AggSpec, Resample};
+use crate::nodes::returns::{RetMode, RetParams, Returns};
+use crate::nodes::smooth::{Rolling, RollingParams, Stat};
+use crate::nodes::sources::{MarketDataParams, MarketDataSource};
+use crate::nodes::transforms::{
+    Combine, CombineParams, Compress, CompressParams, LagParams, Lags, Operation, WeightedSum,
+    WeightedSumParams,
+};
+
+/// Mock1's parameters (KaizenFlow's defaults).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Mock1Params {
+    /// The session's time zone.
+    pub tz: String,
+    /// Session start (exclusive), local.
+    pub start_time: String,
+    /// Session end (inclusive), local.
+    pub end_time: String,
+    /// The resampling rule.
+    pub resample_rule: String,
+    /// The tail compression scale.
+    pub compress_scale: f64,
+    /// Weights of lags 0 to 3 in the prediction.
+    pub weights: [f64; 4],
+}
+
+impl Default for Mock1Params {
+    fn default() -> Self {
+        Mock1Params {
+            tz: "America/New_York".into(),
+            start_time: "09:30".into(),
+            end_time: "16:00".into(),
+            resample_rule: "5min".into(),
+            compress_scale: 4.0,
+            weights: [-0.209, -0.223, 0.304, -0.264],
+        }
+    }
+}
+
+fn cols(names: &[&str], col_mode: ColMode) -> Columns {
+    Columns {
+        cols: names.iter().map(|s| s.to_string()).collect(),
+        col_mode,
+    }
+}
+
+/// The Mock1 DAG fed by `source` (a node with no input; its id must not be one of
+/// Mock1's stage ids).
+///
+/// # Errors
+/// [`crate::DataflowError::Invalid`] for a bad time, zone or rule.
+pub fn dag(source: Box<dyn Node>, p: &Mock1Params) -> Result<Dag> {
+    let mut dag = Dag::new();
+    dag.add_node(source)?;
+    let ath = ActiveHours::new(&p.start_time, &p.end_time, &p.tz)?;
+    dag.append_to_tail(Box::new(ColumnNode::new(
+        "filter_ath",
+        cols(&[], ColMode::ReplaceSelected),
+        ath,
+    )))?;
+    let rule = kf_frame::parse_duration(&p.resample_rule)
+        .map_err(|e| crate::DataflowError::invalid(e.to_string()))?;
+    let agg = |func, col: &str, volume: Option<&str>, optional| AggSpec {
+        func,
+        col: col.into(),
+        volume: volume.map(str::to_string),
+        optional,
+    };
+    let aggs = vec![
+        (
+            "close".to_string(),
+            agg(AggFunc::Last, "close", None, false),
+        ),
+        (
+            "vwap".to_string(),
+            agg(AggFunc::Vwap, "close", Some("volume"), false),
+        ),
+        ("twap".to_string(), agg(AggFunc::Twap, "close", None, false)),
+        (
+            "feature1".to_string(),
+            agg(AggFunc::Mean, "feature1", None, true),
+        ),
+    ];
+    dag.append_to_tail(Box::new(Resample::new("resample", rule, aggs)?))?;
+    let ret = Returns::new(RetParams {
+        mode: RetMode::LogRets,
+        ..RetParams::default()
+    });
+    dag.append_to_tail(Box::new(ColumnNode::new(
+        "compute_ret_0",
+        cols(&["close", "vwap", "twap"], ColMode::Append),
+        ret,
+    )))?;
+    let vol = Rolling::new(RollingParams {
+        window: 2,
+        stat: Stat::Std,
+        min_periods: None,
+        ddof: 0,
+        burn_in: 2,
+        nan_mode: NanMode::Drop,
+        suffix: Some(".vol".into()),
+    });
+    dag.append_to_tail(Box::new(ColumnNode::new(
+        "compute_vol",
+        cols(&["vwap.ret_0"], ColMode::Append),
+        vol,
+    )))?;
+    let adj = Combine::new(CombineParams {
+        term1: "vwap.ret_0".into(),
+        term2: "vwap.ret_0.vol".into(),
+        operation: Operation::Div,
+        term1_delay: 0,
+        term2_delay: 2,
+        out_col: "vwap.ret_0.vol_adj".into(),
+        nan_mode: NanMode::Drop,
+    });
+    dag.append_to_tail(Box::new(ColumnNode::new(
+        "adjust_rets",
+        Columns::default(),
+        adj,
+    )))?;
+    let c = Compress(CompressParams {
+        scale: p.compress_scale,
+        suffix: ".c".into(),
+    });
+    dag.append_to_tail(Box::new(ColumnNode::new(
+        "compress_rets",
+        cols(&["vwap.ret_0.vol_adj"], ColMode::Append),
+        c,
+    )))?;
+    let lags = Lags::new(LagParams {
+        num_lags: 4,
+        first_lag: 0,
+        nan_mode: NanMode::Drop,
+    });
+    dag.append_to_tail(Box::new(ColumnNode::new(
+        "add_lags",
+        cols(&["vwap.ret_0.vol_adj.c"], ColMode::Append),
+        lags,
+    )))?;
+    let weights = (0..4)
+        .map(|k| (format!("vwap.ret_0.vol_adj.c.lag{k}"), p.weights[k]))
+        .collect();
+    let predict = WeightedSum(WeightedSumParams {
+        weights,
+        out_col: "prediction".into(),
+    });
+    dag.append_to_tail(Box::new(ColumnNode::new(
+        "predict",
+        Columns::default(),
+        predict,
+    )))?;
+    Ok(dag)
+}
+
+/// The `mock1` builder: `[dag] type = "mock1"` plus any of [`Mock1Params`]; the data
+/// comes from a `source` table here or the system's `[market_data]`.
+///
+/// # Errors
+/// A located config error.
+pub fn build(s: &Section<'_>, ctx: &BuildContext) -> kf_config::Result<Dag> {
+    let view: Arc<dyn MarketData> = if s.contains("source") {
+        Arc::from(kf_datapull::market_data_registry().build(&s.section("source")?)?)
+    } else {
+        match &ctx.market_data {
+            Some(v) => Arc::clone(v),
+            None => return Err(s.invalid(
+                "source",
+                "Mock1 needs data: add a `source` table here or a top-level [market_data] section",
+            )),
+        }
+    };
+    let p: Mock1Params = s.deserialize()?;
+    let source = Box::new(MarketDataSource::new(
+        "read_data",
+        view,
+        MarketDataParams::default(),
+    ));
+    dag(source, &p).map_err(|e| s.build_error("building Mock1", e))
+}

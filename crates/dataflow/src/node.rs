@@ -1,0 +1,196 @@
+//! The [`Node`] contract: ports, declared memory, phases and learned state.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use kf_frame::Frame;
+
+use crate::error::{DataflowError, Result};
+
+/// The unique id of a node in a DAG (KaizenFlow's `nid`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub String);
+
+impl NodeId {
+    /// The id as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for NodeId {
+    fn from(s: &str) -> NodeId {
+        NodeId(s.to_string())
+    }
+}
+
+/// Frames by port name: a node's inputs or outputs.
+pub type Ports = BTreeMap<String, Frame>;
+
+/// The conventional name of a single input port.
+pub const DF_IN: &str = "df_in";
+/// The conventional name of a single output port.
+pub const DF_OUT: &str = "df_out";
+
+/// What a node remembers of rows before the current call: it decides how a runner
+/// may cut time into tiles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Memory {
+    /// Each output row depends only on the same input row.
+    Row,
+    /// A finite number of earlier rows (a rolling window, a lag).
+    Rows(usize),
+    /// A finite span of earlier time, in nanoseconds (a time window, a resampling bin).
+    Duration(i64),
+    /// A recursive state handed from one tile to the next (an EMA).
+    Carried,
+    /// Every row since the start (a fit on the whole history): not tilable.
+    AllHistory,
+}
+
+/// A phase of a run. Models learn in `Fit` and use what they learned in `Predict`;
+/// other nodes compute the same in both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Phase {
+    /// Learn from the data (and produce in-sample outputs).
+    Fit,
+    /// Use what was learned.
+    Predict,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Fit => "fit",
+            Phase::Predict => "predict",
+        })
+    }
+}
+
+/// What a runner tells every node of the current call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunContext {
+    /// The phase.
+    pub phase: Phase,
+    /// The closed interval of bar end times the call covers (source nodes load it;
+    /// `None` means all the data they have).
+    pub interval: Option<(i64, i64)>,
+    /// In `fit`, the closed intervals of bar end times a model may learn from (all
+    /// rows when `None`). Cross-validation uses it to leave out the test fold and its
+    /// purge and embargo zones while features are still computed over every row.
+    pub train: Option<Arc<Vec<(i64, i64)>>>,
+}
+
+impl RunContext {
+    /// A call in `phase` over `interval`, learning from every row.
+    pub fn new(phase: Phase, interval: Option<(i64, i64)>) -> RunContext {
+        RunContext {
+            phase,
+            interval,
+            train: None,
+        }
+    }
+
+    /// Whether a model may learn from the row ending at `t`.
+    pub fn trains_on(&self, t: i64) -> bool {
+        match &self.train {
+            None => true,
+            Some(spans) => spans.iter().any(|&(a, b)| a <= t && t <= b),
+        }
+    }
+}
+
+/// A step of a DAG: takes frames on named input ports, returns frames on named
+/// output ports.
+///
+/// # Contract
+/// - Parameters come from a config subtree when the node is built; unknown keys are
+///   reported by the config's unused-key check.
+/// - A call receives consecutive rows and returns the output rows for those rows,
+///   continuing from the state carried out of the previous call; [`Node::reset`]
+///   forgets that carried state (not what was learned in `fit`).
+/// - Deterministic: the same inputs, parameters and state give bit-identical outputs.
+/// - A node's output row has the knowledge time of the latest input row it used.
+pub trait Node: Send {
+    /// The node's id, unique in its DAG.
+    fn id(&self) -> &NodeId;
+
+    /// The node's type name (the config's `type`).
+    fn kind(&self) -> &str;
+
+    /// Its input port names (none for a source).
+    fn inputs(&self) -> Vec<String> {
+        vec![DF_IN.to_string()]
+    }
+
+    /// Its output port names.
+    fn outputs(&self) -> Vec<String> {
+        vec![DF_OUT.to_string()]
+    }
+
+    /// What it remembers between rows.
+    fn memory(&self) -> Memory;
+
+    /// Runs one call.
+    ///
+    /// # Errors
+    /// Missing columns, bad values, or [`DataflowError::NotFitted`] when a model is
+    /// asked to predict before it learned anything.
+    fn run(&mut self, ctx: &RunContext, inputs: &Ports) -> Result<Ports>;
+
+    /// Forgets the state carried from call to call (start of a new run).
+    fn reset(&mut self) {}
+
+    /// What it learned, serialized (empty for a node that learns nothing).
+    ///
+    /// # Errors
+    /// When the state cannot be serialized.
+    fn save_state(&self) -> Result<Vec<u8>> {
+        Ok(Vec::new())
+    }
+
+    /// Restores what [`Node::save_state`] saved.
+    ///
+    /// # Errors
+    /// [`DataflowError::State`] when the bytes do not fit the node; a node that learns
+    /// nothing rejects any non-empty state.
+    fn load_state(&mut self, state: &[u8]) -> Result<()> {
+        if state.is_empty() {
+            Ok(())
+        } else {
+            Err(DataflowError::State(format!(
+                "a `{}` node learns nothing, so it takes no state, but {} bytes were given",
+                self.kind(),
+                state.len()
+            )))
+        }
+    }
+}
+
+/// The single input of a one-input node.
+///
+/// # Errors
+/// [`DataflowError::Invalid`] when the port is absent (a runner bug or a hand-made call).
+pub fn single_input<'a>(inputs: &'a Ports, port: &str) -> Result<&'a Frame> {
+    inputs.get(port).ok_or_else(|| {
+        DataflowError::invalid(format!(
+            "no frame on input port `{port}` (ports given: {})",
+            inputs.keys().cloned().collect::<Vec<_>>().join(", ")
+        ))
+    })
+}
+
+/// One frame on the `df_out` port.
+pub fn single_output(frame: Frame) -> Ports {
+    let mut out = Ports::new();
+    out.insert(DF_OUT.to_string(), frame);
+    out
+}

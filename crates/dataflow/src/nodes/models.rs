@@ -1,0 +1,583 @@
+//! Models with `fit` and `predict`: linear regression / ridge (per asset or pooled),
+//! an EWMA volatility model that emits vol-adjusted returns, and an SMA model that
+//! learns its `tau`.
+
+use serde::{Deserialize, Serialize};
+
+use kf_config::Registry;
+use kf_frame::Frame;
+
+use crate::column::{AssetStates, ColMode, ColumnKernel, NanMode, Ring, scan};
+use crate::error::{DataflowError, Result};
+use crate::node::{Memory, Node, Phase, RunContext};
+use crate::nodes::column_node;
+use crate::nodes::smooth::{EmaState, ema_step};
+
+fn to_state<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    postcard::to_stdvec(v).map_err(|e| DataflowError::State(e.to_string()))
+}
+
+fn from_state<T: for<'de> Deserialize<'de>>(b: &[u8], what: &str) -> Result<T> {
+    postcard::from_bytes(b)
+        .map_err(|e| DataflowError::State(format!("not a saved {what} state: {e}")))
+}
+
+/// Parameters of `linear_regression`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LinRegParams {
+    /// Regressors.
+    pub x_vars: Vec<String>,
+    /// Targets, each fitted on its own.
+    pub y_vars: Vec<String>,
+    /// The target is `y` this many rows ahead of `x`.
+    #[serde(default = "one")]
+    pub steps_ahead: usize,
+    /// Ridge penalty on the slopes (0 = least squares).
+    #[serde(default)]
+    pub alpha: f64,
+    /// One fit over every asset's rows instead of one fit per asset.
+    #[serde(default)]
+    pub pooled: bool,
+    /// Fit an intercept.
+    #[serde(default = "yes")]
+    pub fit_intercept: bool,
+}
+
+fn one() -> usize {
+    1
+}
+fn yes() -> bool {
+    true
+}
+
+/// Learned coefficients: per target, per asset (one entry when pooled), the
+/// intercept (0 without one) then one slope per regressor; NaN for an asset without
+/// enough data.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LinRegState {
+    /// The assets fitted, in order.
+    pub assets: Vec<String>,
+    /// `coefs[y][asset]`.
+    pub coefs: Vec<Vec<Vec<f64>>>,
+}
+
+/// The `linear_regression` kernel; outputs `{y}_hat`, the prediction of `y`
+/// `steps_ahead` rows ahead.
+#[derive(Clone, Debug)]
+pub struct LinReg {
+    params: LinRegParams,
+    state: Option<LinRegState>,
+}
+
+impl LinReg {
+    /// A linear regression kernel.
+    pub fn new(params: LinRegParams) -> LinReg {
+        LinReg {
+            params,
+            state: None,
+        }
+    }
+
+    /// The learned coefficients, once fitted.
+    pub fn state(&self) -> Option<&LinRegState> {
+        self.state.as_ref()
+    }
+}
+
+/// Solves `a x = b` (`a` is `k x k`, row-major) by Gaussian elimination with partial
+/// pivoting; `None` when `a` is singular.
+pub fn solve(mut a: Vec<f64>, mut b: Vec<f64>) -> Option<Vec<f64>> {
+    let k = b.len();
+    for col in 0..k {
+        let piv =
+            (col..k).max_by(|&i, &j| a[i * k + col].abs().total_cmp(&a[j * k + col].abs()))?;
+        let scale = a.iter().map(|v| v.abs()).fold(0.0, f64::max);
+        if a[piv * k + col].abs() <= 1e-12 * scale.max(f64::MIN_POSITIVE) {
+            return None;
+        }
+        if piv != col {
+            for j in 0..k {
+                a.swap(col * k + j, piv * k + j);
+            }
+            b.swap(col, piv);
+        }
+        for i in col + 1..k {
+            let f = a[i * k + col] / a[col * k + col];
+            for j in col..k {
+                a[i * k + j] -= f * a[col * k + j];
+            }
+            b[i] -= f * b[col];
+        }
+    }
+    let mut x = vec![0.0; k];
+    for i in (0..k).rev() {
+        let s: f64 = (i + 1..k).map(|j| a[i * k + j] * x[j]).sum();
+        x[i] = (b[i] - s) / a[i * k + i];
+    }
+    Some(x)
+}
+
+impl LinReg {
+    fn fit(&mut self, ctx: &RunContext, input: &Frame) -> Result<()> {
+        let p = &self.params;
+        let n = input.n_assets();
+        let xs: Vec<&[f64]> = p
+            .x_vars
+            .iter()
+            .map(|v| input.feature(v).map(|f| f.values()))
+            .collect::<kf_frame::Result<_>>()?;
+        let k = p.x_vars.len() + 1;
+        let groups = if p.pooled { 1 } else { n };
+        let mut coefs = Vec::with_capacity(p.y_vars.len());
+        let ts = input.end_ts();
+        let rows = input.n_rows();
+        for y in &p.y_vars {
+            let yv = input.feature(y)?.values();
+            let mut xtx = vec![vec![0.0; k * k]; groups];
+            let mut xty = vec![vec![0.0; k]; groups];
+            let mut row_x = vec![0.0; k];
+            for r in 0..rows.saturating_sub(p.steps_ahead) {
+                let target = r + p.steps_ahead;
+                if !(ctx.trains_on(ts[r]) && ctx.trains_on(ts[target])) {
+                    continue;
+                }
+                for a in 0..n {
+                    let yy = yv[target * n + a];
+                    if yy.is_nan() {
+                        continue;
+                    }
+                    row_x[0] = if p.fit_intercept { 1.0 } else { 0.0 };
+                    let mut ok = true;
+                    for (j, x) in xs.iter().enumerate() {
+                        let v = x[r * n + a];
+                        ok &= !v.is_nan();
+                        row_x[j + 1] = v;
+                    }
+                    if !ok {
+                        continue;
+                    }
+                    let g = if p.pooled { 0 } else { a };
+                    for i in 0..k {
+                        xty[g][i] += row_x[i] * yy;
+                        for j in 0..k {
+                            xtx[g][i * k + j] += row_x[i] * row_x[j];
+                        }
+                    }
+                }
+            }
+            let mut per = Vec::with_capacity(groups);
+            for g in 0..groups {
+                let mut a = xtx[g].clone();
+                for i in 1..k {
+                    a[i * k + i] += p.alpha;
+                }
+                if !p.fit_intercept {
+                    a[0] = 1.0;
+                }
+                match solve(a, xty[g].clone()) {
+                    Some(b) => per.push(b),
+                    None if p.pooled => {
+                        return Err(DataflowError::invalid(format!(
+                            "cannot fit `{y}`: the regressors {:?} are collinear or there are too few \
+                             rows with every value present; add data, drop a regressor, or set `alpha`",
+                            p.x_vars
+                        )));
+                    }
+                    None => per.push(vec![f64::NAN; k]),
+                }
+            }
+            coefs.push(per);
+        }
+        self.state = Some(LinRegState {
+            assets: input.assets().to_vec(),
+            coefs,
+        });
+        Ok(())
+    }
+}
+
+impl ColumnKernel for LinReg {
+    fn kind(&self) -> &str {
+        "linear_regression"
+    }
+    fn memory(&self) -> Memory {
+        Memory::Row
+    }
+    fn compute(
+        &mut self,
+        ctx: &RunContext,
+        input: &Frame,
+        _: &[usize],
+    ) -> Result<Vec<(String, Vec<f64>)>> {
+        if ctx.phase == Phase::Fit {
+            self.fit(ctx, input)?;
+        }
+        let st = self.state.as_ref().ok_or(DataflowError::NotFitted)?;
+        if st.assets != input.assets() {
+            return Err(DataflowError::invalid(format!(
+                "fitted on assets {:?} but asked to predict for {:?}",
+                st.assets,
+                input.assets()
+            )));
+        }
+        let n = input.n_assets();
+        let xs: Vec<&[f64]> = self
+            .params
+            .x_vars
+            .iter()
+            .map(|v| input.feature(v).map(|f| f.values()))
+            .collect::<kf_frame::Result<_>>()?;
+        let mut out = Vec::with_capacity(self.params.y_vars.len());
+        for (y, per) in self.params.y_vars.iter().zip(&st.coefs) {
+            let mut v = Vec::with_capacity(input.n_rows() * n);
+            for r in 0..input.n_rows() {
+                for a in 0..n {
+                    let b = &per[if self.params.pooled { 0 } else { a }];
+                    let mut s = b[0];
+                    for (j, x) in xs.iter().enumerate() {
+                        s += b[j + 1] * x[r * n + a];
+                    }
+                    v.push(s);
+                }
+            }
+            out.push((format!("{y}_hat"), v));
+        }
+        Ok(out)
+    }
+    fn save_state(&self) -> Result<Vec<u8>> {
+        match &self.state {
+            Some(s) => to_state(s),
+            None => Ok(Vec::new()),
+        }
+    }
+    fn load_state(&mut self, state: &[u8]) -> Result<()> {
+        if state.is_empty() {
+            self.state = None;
+            return Ok(());
+        }
+        let s: LinRegState = from_state(state, "linear_regression")?;
+        let k = self.params.x_vars.len() + 1;
+        if s.coefs.len() != self.params.y_vars.len()
+            || s.coefs.iter().flatten().any(|c| c.len() != k)
+        {
+            return Err(DataflowError::State(format!(
+                "the saved coefficients do not fit {} targets x {} regressors",
+                self.params.y_vars.len(),
+                k - 1
+            )));
+        }
+        self.state = Some(s);
+        Ok(())
+    }
+}
+
+/// Parameters of `volatility_model`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VolParams {
+    /// EMA time constant (rows) of `|x|^p`.
+    pub tau: f64,
+    /// The moment `p`: vol = `ema(|x|^p)^(1/p)`.
+    pub p_moment: f64,
+    /// `vol_adj_t = x_t / vol_{t - steps_ahead}`: the vol known `steps_ahead` values before.
+    pub steps_ahead: usize,
+    /// `drop`: each asset's present values only.
+    pub nan_mode: NanMode,
+}
+
+impl Default for VolParams {
+    fn default() -> Self {
+        VolParams {
+            tau: 10.0,
+            p_moment: 2.0,
+            steps_ahead: 2,
+            nan_mode: NanMode::Drop,
+        }
+    }
+}
+
+/// The `volatility_model` kernel: for each column, `{col}.vol` and `{col}.vol_adj`.
+#[derive(Clone, Debug)]
+pub struct VolModel {
+    params: VolParams,
+    states: AssetStates<(EmaState, Ring)>,
+}
+
+impl VolModel {
+    /// A volatility model.
+    pub fn new(params: VolParams) -> VolModel {
+        VolModel {
+            params,
+            states: AssetStates::default(),
+        }
+    }
+}
+
+impl ColumnKernel for VolModel {
+    fn kind(&self) -> &str {
+        "volatility_model"
+    }
+    fn memory(&self) -> Memory {
+        Memory::Carried
+    }
+    fn compute(
+        &mut self,
+        _: &RunContext,
+        input: &Frame,
+        cols: &[usize],
+    ) -> Result<Vec<(String, Vec<f64>)>> {
+        let p = self.params.clone();
+        let decay = (-1.0 / p.tau).exp();
+        let init = (
+            EmaState {
+                levels: vec![(0.0, 0.0)],
+                count: 0,
+            },
+            Ring::new(p.steps_ahead + 1),
+        );
+        let mut out = Vec::with_capacity(2 * cols.len());
+        for (slot, &c) in cols.iter().enumerate() {
+            let st = self.states.get(slot, input.n_assets(), init.clone())?;
+            let values = input.feature_at(c).values();
+            let mut vol = Vec::with_capacity(values.len());
+            let mut adj = Vec::with_capacity(values.len());
+            for row in values.chunks_exact(input.n_assets().max(1)) {
+                for (&x, (ema, ring)) in row.iter().zip(st.iter_mut()) {
+                    if p.nan_mode == NanMode::Drop && x.is_nan() {
+                        vol.push(f64::NAN);
+                        adj.push(f64::NAN);
+                        continue;
+                    }
+                    let v = ema_step(ema, decay, x.abs().powf(p.p_moment)).powf(1.0 / p.p_moment);
+                    ring.push(v);
+                    let a = x / ring.back(p.steps_ahead).unwrap_or(f64::NAN);
+                    vol.push(v);
+                    adj.push(if a.is_finite() { a } else { f64::NAN });
+                }
+            }
+            let name = &input.features()[c];
+            out.push((format!("{name}.vol"), vol));
+            out.push((format!("{name}.vol_adj"), adj));
+        }
+        Ok(out)
+    }
+    fn reset(&mut self) {
+        self.states.clear();
+    }
+}
+
+/// Parameters of `sma_model`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SmaParams {
+    /// Predict the column this many rows ahead.
+    pub steps_ahead: usize,
+    /// The smallest and largest `tau` searched.
+    pub tau_range: (f64, f64),
+    /// A fixed `tau` (no learning) when set.
+    pub tau: Option<f64>,
+}
+
+impl Default for SmaParams {
+    fn default() -> Self {
+        SmaParams {
+            steps_ahead: 1,
+            tau_range: (1.0, 1000.0),
+            tau: None,
+        }
+    }
+}
+
+/// The `sma_model` kernel: predicts `x_{t+k}` by the EMA of `x` up to `t`, with the
+/// `tau` that minimizes the in-sample squared error (a log-spaced grid, then a
+/// golden-section search between the best point's neighbours); outputs `{col}_hat`.
+#[derive(Clone, Debug)]
+pub struct SmaModel {
+    params: SmaParams,
+    tau: Option<f64>,
+    states: AssetStates<EmaState>,
+}
+
+impl SmaModel {
+    /// An SMA model.
+    pub fn new(params: SmaParams) -> SmaModel {
+        let tau = params.tau;
+        SmaModel {
+            params,
+            tau,
+            states: AssetStates::default(),
+        }
+    }
+
+    /// The learned (or fixed) `tau`.
+    pub fn tau(&self) -> Option<f64> {
+        self.tau
+    }
+
+    fn sse(&self, ctx: &RunContext, input: &Frame, cols: &[usize], tau: f64) -> f64 {
+        let decay = (-1.0 / tau).exp();
+        let n = input.n_assets();
+        let k = self.params.steps_ahead;
+        let ts = input.end_ts();
+        let mut total = 0.0;
+        for &c in cols {
+            let x = input.feature_at(c).values();
+            let mut st = vec![
+                EmaState {
+                    levels: vec![(0.0, 0.0)],
+                    count: 0
+                };
+                n
+            ];
+            let pred = scan(x, &mut st, NanMode::Drop, |s, v| ema_step(s, decay, v));
+            for r in 0..input.n_rows().saturating_sub(k) {
+                if !(ctx.trains_on(ts[r]) && ctx.trains_on(ts[r + k])) {
+                    continue;
+                }
+                for a in 0..n {
+                    let e = pred[r * n + a] - x[(r + k) * n + a];
+                    if !e.is_nan() {
+                        total += e * e;
+                    }
+                }
+            }
+        }
+        total
+    }
+
+    fn learn(&mut self, ctx: &RunContext, input: &Frame, cols: &[usize]) -> f64 {
+        let (lo, hi) = self.params.tau_range;
+        let grid: Vec<f64> = (0..=24)
+            .map(|i| lo * (hi / lo).powf(i as f64 / 24.0))
+            .collect();
+        let errs: Vec<f64> = grid
+            .iter()
+            .map(|&t| self.sse(ctx, input, cols, t))
+            .collect();
+        let best = (0..grid.len())
+            .min_by(|&i, &j| errs[i].total_cmp(&errs[j]))
+            .unwrap_or(0);
+        let (mut a, mut b) = (
+            grid[best.saturating_sub(1)].ln(),
+            grid[(best + 1).min(grid.len() - 1)].ln(),
+        );
+        let g = (5f64.sqrt() - 1.0) / 2.0;
+        for _ in 0..40 {
+            let (c, d) = (b - g * (b - a), a + g * (b - a));
+            if self.sse(ctx, input, cols, c.exp()) <= self.sse(ctx, input, cols, d.exp()) {
+                b = d;
+            } else {
+                a = c;
+            }
+        }
+        let t = ((a + b) / 2.0).exp();
+        if self.sse(ctx, input, cols, t) <= errs[best] {
+            t
+        } else {
+            grid[best]
+        }
+    }
+}
+
+impl ColumnKernel for SmaModel {
+    fn kind(&self) -> &str {
+        "sma_model"
+    }
+    fn memory(&self) -> Memory {
+        Memory::Carried
+    }
+    fn compute(
+        &mut self,
+        ctx: &RunContext,
+        input: &Frame,
+        cols: &[usize],
+    ) -> Result<Vec<(String, Vec<f64>)>> {
+        if ctx.phase == Phase::Fit && self.params.tau.is_none() {
+            self.tau = Some(self.learn(ctx, input, cols));
+        }
+        let tau = self.tau.ok_or(DataflowError::NotFitted)?;
+        let decay = (-1.0 / tau).exp();
+        let mut out = Vec::with_capacity(cols.len());
+        for (slot, &c) in cols.iter().enumerate() {
+            let st = self.states.get(
+                slot,
+                input.n_assets(),
+                EmaState {
+                    levels: vec![(0.0, 0.0)],
+                    count: 0,
+                },
+            )?;
+            let v = scan(input.feature_at(c).values(), st, NanMode::Drop, |s, x| {
+                ema_step(s, decay, x)
+            });
+            out.push((format!("{}_hat", input.features()[c]), v));
+        }
+        Ok(out)
+    }
+    fn reset(&mut self) {
+        self.states.clear();
+    }
+    fn save_state(&self) -> Result<Vec<u8>> {
+        match self.tau {
+            Some(t) if self.params.tau.is_none() => to_state(&t),
+            _ => Ok(Vec::new()),
+        }
+    }
+    fn load_state(&mut self, state: &[u8]) -> Result<()> {
+        if state.is_empty() {
+            self.tau = self.params.tau;
+            return Ok(());
+        }
+        let t: f64 = from_state(state, "sma_model")?;
+        if !(t > 0.0 && t.is_finite()) {
+            return Err(DataflowError::State(format!(
+                "a saved tau must be positive, not {t}"
+            )));
+        }
+        self.tau = Some(t);
+        Ok(())
+    }
+}
+
+pub(crate) fn register(r: &mut Registry<Box<dyn Node>>) -> kf_config::Result<()> {
+    r.register("linear_regression", |s| {
+        column_node(s, ColMode::Append, |p: LinRegParams| {
+            if p.x_vars.is_empty() {
+                return Err(s.invalid("x_vars", "give at least one regressor"));
+            }
+            if p.y_vars.is_empty() {
+                return Err(s.invalid("y_vars", "give at least one target"));
+            }
+            if !(p.alpha >= 0.0 && p.alpha.is_finite()) {
+                return Err(s.invalid("alpha", "must be a finite number >= 0"));
+            }
+            Ok(LinReg::new(p))
+        })
+    })?;
+    r.register("volatility_model", |s| {
+        column_node(s, ColMode::Append, |p: VolParams| {
+            if !(p.tau > 0.0 && p.tau.is_finite()) {
+                return Err(s.invalid("tau", "must be a positive number of rows"));
+            }
+            if !(p.p_moment > 0.0 && p.p_moment.is_finite()) {
+                return Err(s.invalid("p_moment", "must be positive"));
+            }
+            Ok(VolModel::new(p))
+        })
+    })?;
+    r.register("sma_model", |s| {
+        column_node(s, ColMode::Append, |p: SmaParams| {
+            let (lo, hi) = p.tau_range;
+            if !(lo > 0.0 && hi > lo && hi.is_finite()) {
+                return Err(s.invalid("tau_range", "must be [low, high] with 0 < low < high"));
+            }
+            if let Some(t) = p.tau
+                && !(t > 0.0 && t.is_finite())
+            {
+                return Err(s.invalid("tau", "must be positive"));
+            }
+            Ok(SmaModel::new(p))
+        })
+    })?;
+    Ok(())
+}

@@ -1,0 +1,335 @@
+//! `resample`: bars onto a coarser grid, closed right and labelled right.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use kf_config::{Registry, Section};
+use kf_frame::{Frame, parse_duration};
+
+use crate::column::running_max;
+use crate::error::{DataflowError, Result};
+use crate::node::{DF_IN, Memory, Node, NodeId, Ports, RunContext, single_input, single_output};
+use crate::nodes::node_id;
+
+/// An aggregation over the rows of a bin; NaN inputs are skipped, and a bin with no
+/// value gives NaN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AggFunc {
+    /// The last value.
+    Last,
+    /// The first value.
+    First,
+    /// The mean.
+    Mean,
+    /// The sum.
+    Sum,
+    /// The minimum.
+    Min,
+    /// The maximum.
+    Max,
+    /// Time-weighted average price: the mean of the price over the bin's bars.
+    Twap,
+    /// Volume-weighted average price: `sum(price * volume) / sum(volume)` over rows
+    /// with both present (NaN when there are none or the ratio is not finite).
+    Vwap,
+}
+
+/// One output column of a resample.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggSpec {
+    /// The aggregation.
+    pub func: AggFunc,
+    /// The input column (the price for `vwap`).
+    pub col: String,
+    /// The volume column, for `vwap`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<String>,
+    /// When true, an input without `col` leaves this output out instead of failing.
+    #[serde(default)]
+    pub optional: bool,
+}
+
+/// Parameters of `resample`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResampleParams {
+    /// The bin length (`5min`, `1h`, ...); bins end on multiples of it since the epoch.
+    pub rule: String,
+    /// Output name -> aggregation, in output order.
+    pub aggs: IndexMap<String, AggSpec>,
+}
+
+/// The `resample` node. Every bin from the first input row's to the last's is an
+/// output row, empty bins included (all NaN); a bar ending at `t` falls in the bin
+/// ending at the first multiple of `rule` at or after `t`.
+#[derive(Clone, Debug)]
+pub struct Resample {
+    id: NodeId,
+    rule: i64,
+    aggs: Vec<(String, AggSpec)>,
+}
+
+impl Resample {
+    /// A resample node.
+    ///
+    /// # Errors
+    /// [`DataflowError::Invalid`] for a non-positive rule, no aggregations, or a
+    /// `vwap` without a volume column.
+    pub fn new(id: impl Into<String>, rule: i64, aggs: Vec<(String, AggSpec)>) -> Result<Resample> {
+        if rule <= 0 {
+            return Err(DataflowError::invalid(
+                "the resampling rule must be a positive duration",
+            ));
+        }
+        if aggs.is_empty() {
+            return Err(DataflowError::invalid(
+                "a resample needs at least one aggregation in `aggs`",
+            ));
+        }
+        if let Some((name, _)) = aggs
+            .iter()
+            .find(|(_, a)| a.func == AggFunc::Vwap && a.volume.is_none())
+        {
+            return Err(DataflowError::invalid(format!(
+                "aggregation `{name}` is a vwap and needs `volume`"
+            )));
+        }
+        Ok(Resample {
+            id: NodeId(id.into()),
+            rule,
+            aggs,
+        })
+    }
+
+    fn from_section(s: &Section<'_>) -> kf_config::Result<Resample> {
+        let p: ResampleParams = s.deserialize()?;
+        let rule = parse_duration(&p.rule).map_err(|e| s.invalid("rule", e.to_string()))?;
+        Resample::new(node_id(s), rule, p.aggs.into_iter().collect())
+            .map_err(|e| s.invalid("aggs", e.to_string()))
+    }
+
+    /// The end of the bin holding a bar that ends at `t`.
+    pub fn bin_end(&self, t: i64) -> i64 {
+        t.div_euclid(self.rule) * self.rule
+            + if t.rem_euclid(self.rule) == 0 {
+                0
+            } else {
+                self.rule
+            }
+    }
+}
+
+/// Running accumulators of one aggregation for every asset.
+struct Acc {
+    func: AggFunc,
+    a: Vec<f64>,
+    b: Vec<f64>,
+}
+
+impl Acc {
+    fn new(func: AggFunc, n: usize) -> Acc {
+        let mut acc = Acc {
+            func,
+            a: vec![0.0; n],
+            b: vec![0.0; n],
+        };
+        acc.clear();
+        acc
+    }
+
+    fn clear(&mut self) {
+        let (a0, b0) = match self.func {
+            AggFunc::Last | AggFunc::First => (f64::NAN, 0.0),
+            AggFunc::Min => (f64::INFINITY, 0.0),
+            AggFunc::Max => (f64::NEG_INFINITY, 0.0),
+            _ => (0.0, 0.0),
+        };
+        self.a.fill(a0);
+        self.b.fill(b0);
+    }
+
+    fn add(&mut self, x: &[f64], v: Option<&[f64]>) {
+        match self.func {
+            AggFunc::Last => {
+                for (a, &x) in self.a.iter_mut().zip(x) {
+                    if !x.is_nan() {
+                        *a = x;
+                    }
+                }
+            }
+            AggFunc::First => {
+                for (a, &x) in self.a.iter_mut().zip(x) {
+                    if a.is_nan() && !x.is_nan() {
+                        *a = x;
+                    }
+                }
+            }
+            AggFunc::Mean | AggFunc::Sum | AggFunc::Twap => {
+                for ((a, b), &x) in self.a.iter_mut().zip(self.b.iter_mut()).zip(x) {
+                    if !x.is_nan() {
+                        *a += x;
+                        *b += 1.0;
+                    }
+                }
+            }
+            AggFunc::Min | AggFunc::Max => {
+                let min = self.func == AggFunc::Min;
+                for ((a, b), &x) in self.a.iter_mut().zip(self.b.iter_mut()).zip(x) {
+                    if !x.is_nan() {
+                        *a = if min { a.min(x) } else { a.max(x) };
+                        *b += 1.0;
+                    }
+                }
+            }
+            AggFunc::Vwap => {
+                if let Some(v) = v {
+                    for (((a, b), &p), &v) in self.a.iter_mut().zip(self.b.iter_mut()).zip(x).zip(v)
+                    {
+                        if !p.is_nan() && !v.is_nan() {
+                            *a += p * v;
+                            *b += v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn emit(&self, out: &mut Vec<f64>) {
+        match self.func {
+            AggFunc::Last | AggFunc::First => out.extend_from_slice(&self.a),
+            AggFunc::Mean | AggFunc::Twap => out.extend(
+                self.a
+                    .iter()
+                    .zip(&self.b)
+                    .map(|(&s, &c)| if c > 0.0 { s / c } else { f64::NAN }),
+            ),
+            AggFunc::Sum | AggFunc::Min | AggFunc::Max => out.extend(
+                self.a
+                    .iter()
+                    .zip(&self.b)
+                    .map(|(&s, &c)| if c > 0.0 { s } else { f64::NAN }),
+            ),
+            AggFunc::Vwap => out.extend(self.a.iter().zip(&self.b).map(|(&pv, &v)| {
+                let r = pv / v;
+                if r.is_finite() { r } else { f64::NAN }
+            })),
+        }
+    }
+}
+
+impl Node for Resample {
+    fn id(&self) -> &NodeId {
+        &self.id
+    }
+    fn kind(&self) -> &str {
+        "resample"
+    }
+    fn memory(&self) -> Memory {
+        Memory::Duration(self.rule)
+    }
+
+    fn run(&mut self, _: &RunContext, inputs: &Ports) -> Result<Ports> {
+        let input = single_input(inputs, DF_IN)?;
+        let n = input.n_assets();
+        // Resolve the columns (optional ones may be absent).
+        let mut plan: Vec<(String, usize, Option<usize>, AggFunc)> = Vec::new();
+        for (name, spec) in &self.aggs {
+            let col = match input.feature_index(&spec.col) {
+                Ok(c) => c,
+                Err(_) if spec.optional => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let vol = spec
+                .volume
+                .as_deref()
+                .map(|v| input.feature_index(v))
+                .transpose()?;
+            plan.push((name.clone(), col, vol, spec.func));
+        }
+        let ts = input.end_ts();
+        let (Some(&first), Some(&last)) = (ts.first(), ts.last()) else {
+            let names = plan.iter().map(|p| p.0.clone()).collect();
+            return Ok(single_output(Frame::empty(input.assets().to_vec(), names)?));
+        };
+        let (b0, b1) = (self.bin_end(first), self.bin_end(last));
+        let n_bins = usize::try_from((b1 - b0) / self.rule + 1)
+            .map_err(|_| DataflowError::invalid("resample: bin count overflows"))?;
+        let mut accs: Vec<Acc> = plan.iter().map(|p| Acc::new(p.3, n)).collect();
+        let mut outs: Vec<Vec<f64>> = plan
+            .iter()
+            .map(|_| Vec::with_capacity(n_bins * n))
+            .collect();
+        let mut end_ts = Vec::with_capacity(n_bins);
+        let mut kt_rows = Vec::with_capacity(n_bins);
+        let mut known = None;
+        let kt = running_max(&mut known, input.knowledge_ts());
+        let views: Vec<&[f64]> = (0..input.n_features())
+            .map(|f| input.feature_at(f).values())
+            .collect();
+        let mut bin = b0;
+        let mut bin_kt = kt[0];
+        let emit_until = |target: i64,
+                          bin: &mut i64,
+                          bin_kt: i64,
+                          accs: &mut [Acc],
+                          outs: &mut [Vec<f64>],
+                          end_ts: &mut Vec<i64>,
+                          kt_rows: &mut Vec<i64>| {
+            // Close the current bin, then any empty bins before `target`.
+            while *bin < target {
+                for (acc, out) in accs.iter_mut().zip(outs.iter_mut()) {
+                    acc.emit(out);
+                    acc.clear();
+                }
+                end_ts.push(*bin);
+                kt_rows.push(bin_kt);
+                *bin += self.rule;
+            }
+        };
+        for (r, &t) in ts.iter().enumerate() {
+            let b = self.bin_end(t);
+            if b != bin {
+                emit_until(
+                    b,
+                    &mut bin,
+                    bin_kt,
+                    &mut accs,
+                    &mut outs,
+                    &mut end_ts,
+                    &mut kt_rows,
+                );
+            }
+            bin_kt = kt[r];
+            for (acc, p) in accs.iter_mut().zip(&plan) {
+                let x = &views[p.1][r * n..(r + 1) * n];
+                let v = p.2.map(|v| &views[v][r * n..(r + 1) * n]);
+                acc.add(x, v);
+            }
+        }
+        emit_until(
+            b1 + self.rule,
+            &mut bin,
+            bin_kt,
+            &mut accs,
+            &mut outs,
+            &mut end_ts,
+            &mut kt_rows,
+        );
+        let features = plan.into_iter().zip(outs).map(|(p, v)| (p.0, v)).collect();
+        Ok(single_output(Frame::new(
+            end_ts,
+            kt_rows,
+            input.assets().to_vec(),
+            features,
+        )?))
+    }
+}
+
+pub(crate) fn register(r: &mut Registry<Box<dyn Node>>) -> kf_config::Result<()> {
+    r.register("resample", |s| {
+        Ok(Box::new(Resample::from_section(s)?) as Box<dyn Node>)
+    })?;
+    Ok(())
+}

@@ -1,0 +1,237 @@
+//! Source nodes: a `MarketData` view, a frame (in memory or a Parquet file), and a
+//! seeded ARMA generator. Each loads the run's interval (all it has when none).
+
+use std::sync::Arc;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+
+use kf_config::{Registry, Section};
+use kf_datapull::MarketData;
+use kf_frame::{Frame, Timestamp, parse_duration};
+
+use crate::error::{DataflowError, Result};
+use crate::node::{Memory, Node, NodeId, Ports, RunContext, single_output};
+use crate::nodes::{BuildContext, node_id};
+
+/// Parameters of `market_data`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MarketDataParams {
+    /// The assets to load (all when empty).
+    pub assets: Vec<String>,
+    /// The columns to load (all when empty).
+    pub columns: Vec<String>,
+}
+
+/// Loads the run's interval from a [`MarketData`] view.
+#[derive(Debug)]
+pub struct MarketDataSource {
+    id: NodeId,
+    view: Arc<dyn MarketData>,
+    params: MarketDataParams,
+}
+
+impl MarketDataSource {
+    /// A source node over `view`.
+    pub fn new(
+        id: impl Into<String>,
+        view: Arc<dyn MarketData>,
+        params: MarketDataParams,
+    ) -> MarketDataSource {
+        MarketDataSource {
+            id: NodeId(id.into()),
+            view,
+            params,
+        }
+    }
+}
+
+impl Node for MarketDataSource {
+    fn id(&self) -> &NodeId {
+        &self.id
+    }
+    fn kind(&self) -> &str {
+        "market_data"
+    }
+    fn inputs(&self) -> Vec<String> {
+        Vec::new()
+    }
+    fn memory(&self) -> Memory {
+        Memory::Row
+    }
+    fn run(&mut self, ctx: &RunContext, _: &Ports) -> Result<Ports> {
+        let (start, end) = ctx.interval.unwrap_or((i64::MIN, i64::MAX));
+        let pick = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+        let (assets, columns) = (pick(&self.params.assets), pick(&self.params.columns));
+        let frame =
+            self.view
+                .data_for_interval(start, end, assets.as_deref(), columns.as_deref())?;
+        Ok(single_output(frame))
+    }
+}
+
+/// Serves slices of a frame held in memory (or read once from a Parquet file).
+#[derive(Clone, Debug)]
+pub struct FrameSource {
+    id: NodeId,
+    frame: Frame,
+}
+
+impl FrameSource {
+    /// A source node serving `frame`.
+    pub fn new(id: impl Into<String>, frame: Frame) -> FrameSource {
+        FrameSource {
+            id: NodeId(id.into()),
+            frame,
+        }
+    }
+}
+
+impl Node for FrameSource {
+    fn id(&self) -> &NodeId {
+        &self.id
+    }
+    fn kind(&self) -> &str {
+        "frame"
+    }
+    fn inputs(&self) -> Vec<String> {
+        Vec::new()
+    }
+    fn memory(&self) -> Memory {
+        Memory::Row
+    }
+    fn run(&mut self, ctx: &RunContext, _: &Ports) -> Result<Ports> {
+        Ok(single_output(match ctx.interval {
+            Some((s, e)) => self.frame.slice_time(s, e),
+            None => self.frame.clone(),
+        }))
+    }
+}
+
+/// Parameters of `arma`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ArmaParams {
+    /// How many assets (named `A0000`, `A0001`, ...).
+    pub assets: usize,
+    /// How many bars.
+    pub bars: usize,
+    /// The first bar's end (ISO 8601, UTC unless it has an offset).
+    pub start: String,
+    /// Bar length.
+    pub freq: String,
+    /// AR coefficients `phi_1..phi_p`.
+    pub ar: Vec<f64>,
+    /// MA coefficients `theta_1..theta_q`.
+    pub ma: Vec<f64>,
+    /// Standard deviation of the innovations.
+    pub scale: f64,
+    /// RNG seed: the same seed gives the same bits everywhere.
+    pub seed: u64,
+    /// The output feature's name.
+    pub col: String,
+}
+
+impl Default for ArmaParams {
+    fn default() -> Self {
+        ArmaParams {
+            assets: 2,
+            bars: 1000,
+            start: "2024-01-02 09:31".into(),
+            freq: "1min".into(),
+            ar: vec![0.5],
+            ma: Vec::new(),
+            scale: 0.01,
+            seed: 0,
+            col: "ret".into(),
+        }
+    }
+}
+
+/// Generates an ARMA(p, q) series per asset,
+/// `x_t = sum phi_i x_{t-i} + e_t + sum theta_j e_{t-j}`, `e_t ~ N(0, scale^2)`.
+///
+/// # Errors
+/// [`DataflowError::Invalid`] for a bad start time or frequency.
+pub fn arma_frame(p: &ArmaParams) -> Result<Frame> {
+    let t0 = Timestamp::parse(&p.start)
+        .map_err(|e| DataflowError::invalid(e.to_string()))?
+        .nanos();
+    let step = parse_duration(&p.freq).map_err(|e| DataflowError::invalid(e.to_string()))?;
+    if step <= 0 {
+        return Err(DataflowError::invalid(
+            "the ARMA frequency must be positive",
+        ));
+    }
+    let n = p.assets;
+    let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
+    let (np, nq) = (p.ar.len(), p.ma.len());
+    let mut xs = vec![0.0; p.bars * n];
+    let mut es = vec![0.0; p.bars * n];
+    for t in 0..p.bars {
+        for a in 0..n {
+            let e: f64 = StandardNormal.sample(&mut rng);
+            let e = e * p.scale;
+            let mut x = e;
+            for i in 1..=np.min(t) {
+                x += p.ar[i - 1] * xs[(t - i) * n + a];
+            }
+            for j in 1..=nq.min(t) {
+                x += p.ma[j - 1] * es[(t - j) * n + a];
+            }
+            xs[t * n + a] = x;
+            es[t * n + a] = e;
+        }
+    }
+    let end_ts: Vec<i64> = (0..p.bars as i64).map(|i| t0 + i * step).collect();
+    let assets = (0..n).map(|a| format!("A{a:04}")).collect();
+    Ok(Frame::new(
+        end_ts.clone(),
+        end_ts,
+        assets,
+        vec![(p.col.clone(), xs)],
+    )?)
+}
+
+fn build_market_data(s: &Section<'_>, ctx: &BuildContext) -> kf_config::Result<Box<dyn Node>> {
+    let view: Arc<dyn MarketData> = if s.contains("source") {
+        Arc::from(kf_datapull::market_data_registry().build(&s.section("source")?)?)
+    } else {
+        match &ctx.market_data {
+            Some(v) => Arc::clone(v),
+            None => {
+                return Err(s.invalid(
+                    "source",
+                    "no market data: add a `source` table here or a top-level [market_data] section",
+                ));
+            }
+        }
+    };
+    let params: MarketDataParams = s.deserialize()?;
+    Ok(Box::new(MarketDataSource::new(node_id(s), view, params)))
+}
+
+pub(crate) fn register(
+    r: &mut Registry<Box<dyn Node>>,
+    ctx: &BuildContext,
+) -> kf_config::Result<()> {
+    let ctx = ctx.clone();
+    r.register("market_data", move |s| build_market_data(s, &ctx))?;
+    r.register("frame", |s| {
+        let path: String = s.get("path")?;
+        let full = kf_datapull::paths::resolve(&path, &kf_datapull::paths::config_dir(s))
+            .map_err(|m| s.invalid("path", m))?;
+        let frame = Frame::read_parquet(&full)
+            .map_err(|e| s.build_error(format!("reading {}", full.display()), e))?;
+        Ok(Box::new(FrameSource::new(node_id(s), frame)) as Box<dyn Node>)
+    })?;
+    r.register("arma", |s| {
+        let p: ArmaParams = s.deserialize()?;
+        let frame = arma_frame(&p).map_err(|e| s.build_error("generating ARMA data", e))?;
+        Ok(Box::new(FrameSource::new(node_id(s), frame)) as Box<dyn Node>)
+    })?;
+    Ok(())
+}

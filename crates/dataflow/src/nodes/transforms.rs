@@ -1,0 +1,390 @@
+//! Row transforms: lags, `combine_columns`, `compress_tails`, clip, weighted sum.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use kf_config::Registry;
+use kf_frame::Frame;
+
+use crate::column::{AssetStates, ColMode, ColumnKernel, NanMode, Ring};
+use crate::error::Result;
+use crate::node::{Memory, Node, RunContext};
+use crate::nodes::column_node;
+
+/// Parameters of `lags`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LagParams {
+    /// How many lags.
+    pub num_lags: usize,
+    /// The first lag (0 = the value itself).
+    pub first_lag: usize,
+    /// `keep`: lags count rows; `drop`: lags count each asset's present values.
+    pub nan_mode: NanMode,
+}
+
+impl Default for LagParams {
+    fn default() -> Self {
+        LagParams {
+            num_lags: 1,
+            first_lag: 1,
+            nan_mode: NanMode::Keep,
+        }
+    }
+}
+
+/// The `lags` kernel: `{col}.lag{k}` for `k` in `first_lag..first_lag + num_lags`.
+#[derive(Clone, Debug)]
+pub struct Lags {
+    params: LagParams,
+    states: AssetStates<Ring>,
+}
+
+impl Lags {
+    /// A lags kernel.
+    pub fn new(params: LagParams) -> Lags {
+        Lags {
+            params,
+            states: AssetStates::default(),
+        }
+    }
+}
+
+impl ColumnKernel for Lags {
+    fn kind(&self) -> &str {
+        "lags"
+    }
+    fn memory(&self) -> Memory {
+        match self.params.nan_mode {
+            NanMode::Keep => {
+                Memory::Rows(self.params.first_lag + self.params.num_lags.saturating_sub(1))
+            }
+            NanMode::Drop => Memory::Carried,
+        }
+    }
+    fn compute(
+        &mut self,
+        _: &RunContext,
+        input: &Frame,
+        cols: &[usize],
+    ) -> Result<Vec<(String, Vec<f64>)>> {
+        let (first, num) = (self.params.first_lag, self.params.num_lags);
+        let n = input.n_assets();
+        let mut out = Vec::with_capacity(cols.len() * num);
+        for (slot, &c) in cols.iter().enumerate() {
+            let st = self.states.get(slot, n, Ring::new(first + num))?;
+            let mut lags: Vec<Vec<f64>> = (0..num)
+                .map(|_| Vec::with_capacity(input.n_rows() * n))
+                .collect();
+            for row in input.feature_at(c).rows() {
+                for (&x, ring) in row.iter().zip(st.iter_mut()) {
+                    if self.params.nan_mode == NanMode::Drop && x.is_nan() {
+                        lags.iter_mut().for_each(|l| l.push(f64::NAN));
+                        continue;
+                    }
+                    ring.push(x);
+                    for (k, l) in lags.iter_mut().enumerate() {
+                        l.push(ring.back(first + k).unwrap_or(f64::NAN));
+                    }
+                }
+            }
+            let name = &input.features()[c];
+            out.extend(
+                lags.into_iter()
+                    .enumerate()
+                    .map(|(k, l)| (format!("{name}.lag{}", first + k), l)),
+            );
+        }
+        Ok(out)
+    }
+    fn reset(&mut self) {
+        self.states.clear();
+    }
+}
+
+/// An arithmetic operation of `combine_columns`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    /// `a + b`.
+    Add,
+    /// `a - b`.
+    Sub,
+    /// `a * b`.
+    Mul,
+    /// `a / b`.
+    Div,
+}
+
+/// Parameters of `combine_columns`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CombineParams {
+    /// The first operand's feature.
+    pub term1: String,
+    /// The second operand's feature.
+    pub term2: String,
+    /// The operation.
+    pub operation: Operation,
+    /// Rows (or joint values) back to take `term1` from.
+    #[serde(default)]
+    pub term1_delay: usize,
+    /// Rows (or joint values) back to take `term2` from.
+    #[serde(default)]
+    pub term2_delay: usize,
+    /// The output's name.
+    pub out_col: String,
+    /// `keep`: delays count rows; `drop`: they count the rows where both terms are
+    /// present, and other rows give NaN.
+    #[serde(default)]
+    pub nan_mode: NanMode,
+}
+
+/// The `combine_columns` kernel. A non-finite result (a division by zero) is NaN.
+#[derive(Clone, Debug)]
+pub struct Combine {
+    params: CombineParams,
+    states: AssetStates<(Ring, Ring)>,
+}
+
+impl Combine {
+    /// A combine kernel.
+    pub fn new(params: CombineParams) -> Combine {
+        Combine {
+            params,
+            states: AssetStates::default(),
+        }
+    }
+}
+
+impl ColumnKernel for Combine {
+    fn kind(&self) -> &str {
+        "combine_columns"
+    }
+    fn memory(&self) -> Memory {
+        match self.params.nan_mode {
+            NanMode::Keep => Memory::Rows(self.params.term1_delay.max(self.params.term2_delay)),
+            NanMode::Drop => Memory::Carried,
+        }
+    }
+    fn compute(
+        &mut self,
+        _: &RunContext,
+        input: &Frame,
+        _: &[usize],
+    ) -> Result<Vec<(String, Vec<f64>)>> {
+        let p = &self.params;
+        let a = input.feature(&p.term1)?;
+        let b = input.feature(&p.term2)?;
+        let n = input.n_assets();
+        let init = (Ring::new(p.term1_delay + 1), Ring::new(p.term2_delay + 1));
+        let st = self.states.get(0, n, init)?;
+        let mut out = Vec::with_capacity(a.values().len());
+        for (ra, rb) in a.rows().zip(b.rows()) {
+            for ((&x, &y), (r1, r2)) in ra.iter().zip(rb).zip(st.iter_mut()) {
+                if p.nan_mode == NanMode::Drop && (x.is_nan() || y.is_nan()) {
+                    out.push(f64::NAN);
+                    continue;
+                }
+                r1.push(x);
+                r2.push(y);
+                let (Some(u), Some(v)) = (r1.back(p.term1_delay), r2.back(p.term2_delay)) else {
+                    out.push(f64::NAN);
+                    continue;
+                };
+                let z = match p.operation {
+                    Operation::Add => u + v,
+                    Operation::Sub => u - v,
+                    Operation::Mul => u * v,
+                    Operation::Div => u / v,
+                };
+                out.push(if z.is_finite() { z } else { f64::NAN });
+            }
+        }
+        Ok(vec![(p.out_col.clone(), out)])
+    }
+    fn reset(&mut self) {
+        self.states.clear();
+    }
+}
+
+/// Parameters of `compress_tails`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CompressParams {
+    /// `scale * tanh(x / scale)`: about `x` for small `x`, bounded by `scale`.
+    pub scale: f64,
+    /// Appended to each input name.
+    pub suffix: String,
+}
+
+impl Default for CompressParams {
+    fn default() -> Self {
+        CompressParams {
+            scale: 4.0,
+            suffix: ".c".into(),
+        }
+    }
+}
+
+/// The `compress_tails` kernel.
+#[derive(Clone, Debug)]
+pub struct Compress(pub CompressParams);
+
+impl ColumnKernel for Compress {
+    fn kind(&self) -> &str {
+        "compress_tails"
+    }
+    fn memory(&self) -> Memory {
+        Memory::Row
+    }
+    fn compute(
+        &mut self,
+        _: &RunContext,
+        input: &Frame,
+        cols: &[usize],
+    ) -> Result<Vec<(String, Vec<f64>)>> {
+        let s = self.0.scale;
+        Ok(cols
+            .iter()
+            .map(|&c| {
+                let v = input
+                    .feature_at(c)
+                    .values()
+                    .iter()
+                    .map(|x| s * (x / s).tanh())
+                    .collect();
+                (format!("{}{}", input.features()[c], self.0.suffix), v)
+            })
+            .collect())
+    }
+}
+
+/// Parameters of `clip`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClipParams {
+    /// Values below become this.
+    pub lower: Option<f64>,
+    /// Values above become this.
+    pub upper: Option<f64>,
+    /// Appended to each input name (empty: replace in place with `col_mode`).
+    pub suffix: String,
+}
+
+/// The `clip` kernel (NaN stays NaN).
+#[derive(Clone, Debug)]
+pub struct Clip(pub ClipParams);
+
+impl ColumnKernel for Clip {
+    fn kind(&self) -> &str {
+        "clip"
+    }
+    fn memory(&self) -> Memory {
+        Memory::Row
+    }
+    fn compute(
+        &mut self,
+        _: &RunContext,
+        input: &Frame,
+        cols: &[usize],
+    ) -> Result<Vec<(String, Vec<f64>)>> {
+        let lo = self.0.lower.unwrap_or(f64::NEG_INFINITY);
+        let hi = self.0.upper.unwrap_or(f64::INFINITY);
+        Ok(cols
+            .iter()
+            .map(|&c| {
+                let v = input
+                    .feature_at(c)
+                    .values()
+                    .iter()
+                    .map(|&x| {
+                        if x < lo {
+                            lo
+                        } else if x > hi {
+                            hi
+                        } else {
+                            x
+                        }
+                    })
+                    .collect();
+                (format!("{}{}", input.features()[c], self.0.suffix), v)
+            })
+            .collect())
+    }
+}
+
+/// Parameters of `weighted_sum`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WeightedSumParams {
+    /// Feature -> weight, summed in this order.
+    pub weights: IndexMap<String, f64>,
+    /// The output's name.
+    pub out_col: String,
+}
+
+/// The `weighted_sum` kernel: NaN where any term is NaN.
+#[derive(Clone, Debug)]
+pub struct WeightedSum(pub WeightedSumParams);
+
+impl ColumnKernel for WeightedSum {
+    fn kind(&self) -> &str {
+        "weighted_sum"
+    }
+    fn memory(&self) -> Memory {
+        Memory::Row
+    }
+    fn compute(
+        &mut self,
+        _: &RunContext,
+        input: &Frame,
+        _: &[usize],
+    ) -> Result<Vec<(String, Vec<f64>)>> {
+        let mut acc = vec![0.0; input.n_rows() * input.n_assets()];
+        for (name, &w) in &self.0.weights {
+            let x = input.feature(name)?.values();
+            acc.iter_mut().zip(x).for_each(|(a, &x)| *a += w * x);
+        }
+        Ok(vec![(self.0.out_col.clone(), acc)])
+    }
+}
+
+pub(crate) fn register(r: &mut Registry<Box<dyn Node>>) -> kf_config::Result<()> {
+    r.register("lags", |s| {
+        column_node(s, ColMode::Append, |p: LagParams| {
+            if p.num_lags == 0 {
+                return Err(s.invalid("num_lags", "must be at least 1"));
+            }
+            Ok(Lags::new(p))
+        })
+    })?;
+    r.register("combine_columns", |s| {
+        column_node(s, ColMode::Append, |p: CombineParams| Ok(Combine::new(p)))
+    })?;
+    r.register("compress_tails", |s| {
+        column_node(s, ColMode::Append, |p: CompressParams| {
+            if !(p.scale > 0.0 && p.scale.is_finite()) {
+                return Err(s.invalid("scale", "must be a positive number"));
+            }
+            Ok(Compress(p))
+        })
+    })?;
+    r.register("clip", |s| {
+        column_node(s, ColMode::ReplaceSelected, |p: ClipParams| {
+            if let (Some(lo), Some(hi)) = (p.lower, p.upper)
+                && lo > hi
+            {
+                return Err(s.invalid("lower", "must not exceed upper"));
+            }
+            Ok(Clip(p))
+        })
+    })?;
+    r.register("weighted_sum", |s| {
+        column_node(s, ColMode::Append, |p: WeightedSumParams| {
+            if p.weights.is_empty() {
+                return Err(s.invalid("weights", "give at least one feature = weight"));
+            }
+            Ok(WeightedSum(p))
+        })
+    })?;
+    Ok(())
+}

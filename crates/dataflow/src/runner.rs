@@ -1,0 +1,327 @@
+//! Runners: fit then predict over given intervals, rolling walk-forward,
+//! time-series cross-validation with purging and embargo, and saving a fitted DAG.
+//!
+//! Every runner resets the DAG's carried state before each pass, and predicts with
+//! what the last `fit` learned. Out-of-sample outputs of several passes are stitched
+//! with [`Frame::concat`], so their time ranges never overlap.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use kf_frame::Frame;
+
+use crate::dag::{Dag, NodeTiming, RunOptions, RunResult};
+use crate::error::{DataflowError, Result};
+use crate::node::{DF_OUT, NodeId, Phase, RunContext};
+
+/// The frame on the DAG's single sink's `df_out`.
+fn sink_frame(dag: &Dag, result: &RunResult) -> Result<Frame> {
+    let sinks = dag.sinks();
+    let [sink] = sinks.as_slice() else {
+        return Err(DataflowError::invalid(format!(
+            "this runner needs a DAG with one sink, but it has {}: {}",
+            sinks.len(),
+            sinks
+                .iter()
+                .map(|s| s.0.clone())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    };
+    result
+        .outputs
+        .get(sink)
+        .and_then(|p| p.get(DF_OUT))
+        .cloned()
+        .ok_or_else(|| DataflowError::invalid(format!("sink `{sink}` gave no `df_out`")))
+}
+
+/// What a runner returns: the output frame, every pass's per-node timings (in run
+/// order), and the last pass's kept outputs (for captures).
+#[derive(Clone, Debug)]
+pub struct RunnerOutput {
+    /// The (stitched) output of the DAG's sink.
+    pub frame: Frame,
+    /// `(pass name, timings)` for each pass.
+    pub passes: Vec<(String, Vec<NodeTiming>)>,
+    /// The last pass's kept outputs, by node.
+    pub last: RunResult,
+}
+
+/// One pass: reset, then run `phase` over `interval`.
+fn pass(dag: &mut Dag, ctx: RunContext, opts: &RunOptions) -> Result<RunResult> {
+    dag.reset();
+    dag.run(&ctx, opts)
+}
+
+/// Fits on `fit` (skipped when `None`: the DAG predicts with what it has, such as a
+/// loaded state) and predicts on `predict`.
+///
+/// # Errors
+/// A node's error, naming the node.
+pub fn fit_predict(
+    dag: &mut Dag,
+    fit: Option<(i64, i64)>,
+    predict: Option<(i64, i64)>,
+    opts: &RunOptions,
+) -> Result<RunnerOutput> {
+    let mut passes = Vec::new();
+    if let Some(f) = fit {
+        let r = pass(
+            dag,
+            RunContext::new(Phase::Fit, Some(f)),
+            &RunOptions {
+                keep: Default::default(),
+                ..opts.clone()
+            },
+        )?;
+        passes.push(("fit".to_string(), r.timings));
+    }
+    let r = pass(dag, RunContext::new(Phase::Predict, predict), opts)?;
+    passes.push(("predict".to_string(), r.timings.clone()));
+    Ok(RunnerOutput {
+        frame: sink_frame(dag, &r)?,
+        passes,
+        last: r,
+    })
+}
+
+/// Rolling walk-forward parameters (all nanoseconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rolling {
+    /// First bar end predicted out of sample is after this time.
+    pub start: i64,
+    /// Last bar end predicted.
+    pub end: i64,
+    /// Refit every this long (KaizenFlow's `retraining_freq`).
+    pub retraining_freq: i64,
+    /// Each fit uses the bars ending in `(t - retraining_lookback, t]`.
+    pub retraining_lookback: i64,
+}
+
+/// Rolling walk-forward: at `t = start, start + freq, ...`, fit on `(t - lookback, t]`,
+/// then predict over `(t - lookback, t + freq]` (the lookback warms up the features)
+/// and keep `(t, t + freq]`: out of sample. The kept pieces are stitched in order.
+/// `progress(done, total)` is called after each step.
+///
+/// # Errors
+/// [`DataflowError::Invalid`] for a non-positive frequency or lookback, or an empty
+/// range; a node's error.
+pub fn rolling(
+    dag: &mut Dag,
+    r: Rolling,
+    opts: &RunOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<RunnerOutput> {
+    if r.retraining_freq <= 0 || r.retraining_lookback <= 0 {
+        return Err(DataflowError::invalid(
+            "retraining_freq and retraining_lookback must be positive durations",
+        ));
+    }
+    if r.end <= r.start {
+        return Err(DataflowError::invalid(
+            "the rolling range is empty: end must be after start",
+        ));
+    }
+    let steps = usize::try_from((r.end - r.start + r.retraining_freq - 1) / r.retraining_freq)
+        .map_err(|_| DataflowError::invalid("too many rolling steps"))?;
+    let mut pieces = Vec::with_capacity(steps);
+    let mut passes = Vec::new();
+    let mut last = RunResult::default();
+    for k in 0..steps {
+        let t = r.start + k as i64 * r.retraining_freq;
+        let hi = (t + r.retraining_freq).min(r.end);
+        let lo = t - r.retraining_lookback + 1;
+        let fit_opts = RunOptions {
+            keep: Default::default(),
+            ..opts.clone()
+        };
+        let f = pass(dag, RunContext::new(Phase::Fit, Some((lo, t))), &fit_opts)?;
+        passes.push((format!("fit {k}"), f.timings));
+        let p = pass(dag, RunContext::new(Phase::Predict, Some((lo, hi))), opts)?;
+        passes.push((format!("predict {k}"), p.timings.clone()));
+        pieces.push(sink_frame(dag, &p)?.slice_time(t + 1, hi));
+        last = p;
+        progress(k + 1, steps);
+    }
+    Ok(RunnerOutput {
+        frame: Frame::concat(&pieces)?,
+        passes,
+        last,
+    })
+}
+
+/// Cross-validation parameters (times in nanoseconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CrossValidation {
+    /// First bar end used.
+    pub start: i64,
+    /// Last bar end used.
+    pub end: i64,
+    /// Number of contiguous test folds.
+    pub folds: usize,
+    /// Training rows ending within this long before a test fold are left out (their
+    /// targets reach into the fold).
+    pub purge: i64,
+    /// Training rows ending within this long after a test fold are left out (they
+    /// are correlated with it).
+    pub embargo: i64,
+}
+
+/// The time spans of one fold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fold {
+    /// The test span (closed).
+    pub test: (i64, i64),
+    /// The training spans (closed): everything else, less purge and embargo.
+    pub train: Vec<(i64, i64)>,
+}
+
+/// The folds of `cv`: `folds` contiguous, equal-length test spans, each with the rest
+/// of `[start, end]` as training, less `purge` before and `embargo` after the test
+/// span (López de Prado, *Advances in Financial Machine Learning*, ch. 7).
+///
+/// # Errors
+/// [`DataflowError::Invalid`] for fewer than 2 folds, an empty range, or negative
+/// purge or embargo.
+pub fn folds(cv: &CrossValidation) -> Result<Vec<Fold>> {
+    if cv.folds < 2 {
+        return Err(DataflowError::invalid(
+            "cross-validation needs at least 2 folds",
+        ));
+    }
+    if cv.end <= cv.start || cv.purge < 0 || cv.embargo < 0 {
+        return Err(DataflowError::invalid(
+            "cross-validation needs start < end and purge, embargo >= 0",
+        ));
+    }
+    let span = (cv.end - cv.start) as i128 + 1;
+    let edge = |k: usize| cv.start + (span * k as i128 / cv.folds as i128) as i64;
+    Ok((0..cv.folds)
+        .map(|k| {
+            let test = (edge(k), edge(k + 1) - 1);
+            let mut train = Vec::new();
+            if test.0 - cv.purge > cv.start {
+                train.push((cv.start, test.0 - cv.purge - 1));
+            }
+            if test.1 + cv.embargo < cv.end {
+                train.push((test.1 + cv.embargo + 1, cv.end));
+            }
+            Fold { test, train }
+        })
+        .collect())
+}
+
+/// Cross-validation: for each fold, fit on its training spans (features are computed
+/// over the whole range, models learn only from training rows), predict over the
+/// whole range, and keep the test span. The kept spans, stitched, are out of sample
+/// everywhere.
+///
+/// # Errors
+/// As [`folds`]; a node's error.
+pub fn cross_validate(
+    dag: &mut Dag,
+    cv: CrossValidation,
+    opts: &RunOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(RunnerOutput, Vec<Fold>)> {
+    let folds = folds(&cv)?;
+    let mut pieces = Vec::with_capacity(folds.len());
+    let mut passes = Vec::new();
+    let mut last = RunResult::default();
+    for (k, fold) in folds.iter().enumerate() {
+        let ctx = RunContext {
+            phase: Phase::Fit,
+            interval: Some((cv.start, cv.end)),
+            train: Some(Arc::new(fold.train.clone())),
+        };
+        let fit_opts = RunOptions {
+            keep: Default::default(),
+            ..opts.clone()
+        };
+        let f = pass(dag, ctx, &fit_opts)?;
+        passes.push((format!("fit {k}"), f.timings));
+        let p = pass(
+            dag,
+            RunContext::new(Phase::Predict, Some((cv.start, cv.end))),
+            opts,
+        )?;
+        passes.push((format!("predict {k}"), p.timings.clone()));
+        pieces.push(sink_frame(dag, &p)?.slice_time(fold.test.0, fold.test.1));
+        last = p;
+        progress(k + 1, folds.len());
+    }
+    Ok((
+        RunnerOutput {
+            frame: Frame::concat(&pieces)?,
+            passes,
+            last,
+        },
+        folds,
+    ))
+}
+
+/// Writes every node's learned state under `dir/state/` (one `NODE.bin` per node that
+/// learned something). The caller writes the resolved config beside it, so that the
+/// folder rebuilds the same DAG ([`load_states`]).
+///
+/// # Errors
+/// [`DataflowError::Io`] naming the file.
+pub fn save_states(dag: &Dag, dir: &Path) -> Result<usize> {
+    let states = dag.save_states()?;
+    let folder = dir.join("state");
+    let mut written = 0;
+    for (id, bytes) in states.iter().filter(|(_, b)| !b.is_empty()) {
+        std::fs::create_dir_all(&folder).map_err(|source| DataflowError::Io {
+            path: folder.clone(),
+            source,
+        })?;
+        let path = folder.join(format!("{id}.bin"));
+        std::fs::write(&path, bytes).map_err(|source| DataflowError::Io { path, source })?;
+        written += 1;
+    }
+    Ok(written)
+}
+
+/// Loads the states [`save_states`] wrote into `dag` (a DAG built from the same config).
+///
+/// # Errors
+/// [`DataflowError::Io`] for an unreadable file; [`DataflowError::UnknownNode`] for a
+/// state whose node the DAG lacks; a node's error for a state that does not fit it.
+pub fn load_states(dag: &mut Dag, dir: &Path) -> Result<usize> {
+    let folder = dir.join("state");
+    let mut states = BTreeMap::new();
+    let entries = match std::fs::read_dir(&folder) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(source) => {
+            return Err(DataflowError::Io {
+                path: folder,
+                source,
+            });
+        }
+    };
+    for entry in entries {
+        let entry = entry.map_err(|source| DataflowError::Io {
+            path: folder.clone(),
+            source,
+        })?;
+        let path = entry.path();
+        let Some(id) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".bin"))
+        else {
+            continue;
+        };
+        let bytes = std::fs::read(&path).map_err(|source| DataflowError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        states.insert(NodeId(id.to_string()), bytes);
+    }
+    let n = states.len();
+    dag.load_states(&states)?;
+    Ok(n)
+}

@@ -1,0 +1,1 @@
+//! The DAG: construction errors, topological runs, partial runs, parallel runs.

@@ -1,0 +1,6 @@
+//! The dataflow integration tests, in one test binary (one link of arrow and
+//! parquet instead of one per file).
+
+mod common;
+mod dag;
+mod mock1;
