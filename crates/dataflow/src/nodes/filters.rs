@@ -136,6 +136,19 @@ pub struct Weekends {
     tz: Tz,
 }
 
+impl Weekends {
+    /// A weekend filter reading the day in time zone `tz`.
+    ///
+    /// # Errors
+    /// [`DataflowError::Invalid`] for an unknown time zone.
+    pub fn new(tz: &str) -> Result<Weekends> {
+        let tz: Tz = tz.parse().map_err(|_| {
+            DataflowError::invalid(format!("unknown time zone `{tz}` (use an IANA name)"))
+        })?;
+        Ok(Weekends { tz })
+    }
+}
+
 impl ColumnKernel for Weekends {
     fn kind(&self) -> &str {
         "weekends"

@@ -4,3 +4,6 @@
 mod common;
 mod dag;
 mod mock1;
+mod models;
+mod nodes;
+mod resample;
