@@ -314,7 +314,9 @@ impl Dag {
     }
 
     /// Runs every node (or those `opts.up_to` needs) in topological order, passing
-    /// `ctx` to each. Independent nodes run in parallel when `opts.parallel`; each
+    /// `ctx` to each. A run is one call in the sense of the [`Node`] contract: it
+    /// continues from the state the previous run carried out (so consecutive runs
+    /// over consecutive tiles continue each other); call [`Dag::reset`] to start afresh. Independent nodes run in parallel when `opts.parallel`; each
     /// node is deterministic, so the outputs do not depend on the schedule.
     ///
     /// # Errors
