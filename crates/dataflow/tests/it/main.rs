@@ -7,3 +7,4 @@ mod mock1;
 mod models;
 mod nodes;
 mod resample;
+mod runners;
