@@ -259,6 +259,28 @@ impl Dag {
         Ok(self.nodes[self.ix(id)?.index()].as_ref())
     }
 
+    /// The edges into `id`: `(input port, source node, source output port)`, by port.
+    ///
+    /// # Errors
+    /// [`DataflowError::UnknownNode`].
+    pub fn inputs_of(&self, id: &str) -> Result<Vec<(String, NodeId, String)>> {
+        let ix = self.ix(id)?;
+        let mut v: Vec<(String, NodeId, String)> = self
+            .graph
+            .edges_directed(ix, Direction::Incoming)
+            .map(|e| {
+                let w = e.weight();
+                (
+                    w.to_port.clone(),
+                    self.graph[e.source()].clone(),
+                    w.from_port.clone(),
+                )
+            })
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+
     /// Nodes with no incoming edge.
     pub fn sources(&self) -> Vec<NodeId> {
         self.ends(Direction::Incoming)

@@ -325,3 +325,125 @@ pub fn load_states(dag: &mut Dag, dir: &Path) -> Result<usize> {
     dag.load_states(&states)?;
     Ok(n)
 }
+
+/// Which runner a config's `[run]` section picks, with its parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunSpec {
+    /// `type = "fit_predict"`: fit on `fit` (optional), predict on `predict` (all
+    /// data when absent).
+    FitPredict {
+        /// Fit interval.
+        fit: Option<(i64, i64)>,
+        /// Predict interval.
+        predict: Option<(i64, i64)>,
+    },
+    /// `type = "rolling"`: walk-forward ([`rolling`]).
+    Rolling(Rolling),
+    /// `type = "cross_validation"`: out-of-sample folds ([`cross_validate`]).
+    CrossValidation(CrossValidation),
+}
+
+fn time(s: &kf_config::Section<'_>, key: &str) -> kf_config::Result<i64> {
+    let text: String = s.get(key)?;
+    kf_frame::Timestamp::parse(&text)
+        .map(|t| t.nanos())
+        .map_err(|e| s.invalid(key, e.to_string()))
+}
+
+fn duration(s: &kf_config::Section<'_>, key: &str) -> kf_config::Result<i64> {
+    let text: String = s.get(key)?;
+    match kf_frame::parse_duration(&text) {
+        Ok(d) if d > 0 => Ok(d),
+        Ok(_) => Err(s.invalid(key, "must be a positive duration")),
+        Err(e) => Err(s.invalid(key, e.to_string())),
+    }
+}
+
+fn interval(s: &kf_config::Section<'_>, key: &str) -> kf_config::Result<Option<(i64, i64)>> {
+    let Some([a, b]) = s.get_opt::<[String; 2]>(key)? else {
+        return Ok(None);
+    };
+    let parse = |t: &str| {
+        kf_frame::Timestamp::parse(t)
+            .map(|t| t.nanos())
+            .map_err(|e| s.invalid(key, e.to_string()))
+    };
+    let (a, b) = (parse(&a)?, parse(&b)?);
+    if b < a {
+        return Err(s.invalid(key, "the interval ends before it starts"));
+    }
+    Ok(Some((a, b)))
+}
+
+impl RunSpec {
+    /// Reads a `[run]` section (times are ISO 8601, UTC unless they carry an offset;
+    /// durations as `5min`, `1d`).
+    ///
+    /// # Errors
+    /// A located config error: unknown `type`, a bad time or duration, an empty range.
+    pub fn from_section(s: &kf_config::Section<'_>) -> kf_config::Result<RunSpec> {
+        let kind: String = s.get_or("type", "fit_predict".to_string())?;
+        match kind.as_str() {
+            "fit_predict" => Ok(RunSpec::FitPredict {
+                fit: interval(s, "fit")?,
+                predict: interval(s, "predict")?,
+            }),
+            "rolling" => {
+                let r = Rolling {
+                    start: time(s, "start")?,
+                    end: time(s, "end")?,
+                    retraining_freq: duration(s, "retraining_freq")?,
+                    retraining_lookback: duration(s, "retraining_lookback")?,
+                };
+                if r.end <= r.start {
+                    return Err(s.invalid("end", "must be after start"));
+                }
+                Ok(RunSpec::Rolling(r))
+            }
+            "cross_validation" => {
+                let cv = CrossValidation {
+                    start: time(s, "start")?,
+                    end: time(s, "end")?,
+                    folds: s.get_or("folds", 5usize)?,
+                    purge: s
+                        .get_opt::<String>("purge")?
+                        .map_or(Ok(0), |_| duration(s, "purge"))?,
+                    embargo: s
+                        .get_opt::<String>("embargo")?
+                        .map_or(Ok(0), |_| duration(s, "embargo"))?,
+                };
+                folds(&cv).map_err(|e| s.invalid("folds", e.to_string()))?;
+                Ok(RunSpec::CrossValidation(cv))
+            }
+            other => Err(s.invalid(
+                "type",
+                format!(
+                    "unknown runner `{other}`; runners: fit_predict, rolling, cross_validation"
+                ),
+            )),
+        }
+    }
+
+    /// Runs `dag` with this runner.
+    ///
+    /// # Errors
+    /// The runner's or a node's error.
+    pub fn execute(
+        &self,
+        dag: &mut Dag,
+        opts: &RunOptions,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<RunnerOutput> {
+        match self {
+            RunSpec::FitPredict { fit, predict } => {
+                let out = fit_predict(dag, *fit, *predict, opts)?;
+                progress(1, 1);
+                Ok(out)
+            }
+            RunSpec::Rolling(r) => rolling(dag, *r, opts, progress),
+            RunSpec::CrossValidation(cv) => {
+                cross_validate(dag, *cv, opts, progress).map(|(o, _)| o)
+            }
+        }
+    }
+}

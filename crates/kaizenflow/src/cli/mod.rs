@@ -5,6 +5,7 @@
 
 mod config_cmd;
 mod data_cmd;
+mod run_cmd;
 mod sweep_cmd;
 
 use std::io::Write;
@@ -26,6 +27,10 @@ pub struct Cli {
 /// The top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Build the data and the DAG from a config and run its runner (`[run]`), writing
+    /// OUT/config.toml (resolved), OUT/result.parquet (long layout), OUT/timings.tsv,
+    /// fitted states under OUT/state/ and captures under OUT/capture/.
+    Run(RunArgs),
     /// Inspect and validate configs.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -38,6 +43,25 @@ pub enum Command {
     /// Run SQL over stores and run outputs (Parquet files), with time and asset
     /// filters pushed down to row groups (needs the `sql` feature).
     Sql(SqlArgs),
+}
+
+/// `kaizenflow run ...`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The config and overrides.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Directory for the outputs (created if absent; files in it are replaced).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write these nodes' inputs and outputs as Parquet, for replay in a test:
+    /// comma-separated node ids, or `all`.
+    #[arg(long, value_delimiter = ',', value_name = "NID,...|all")]
+    pub capture: Vec<String>,
+    /// Run nodes one at a time instead of running independent nodes in parallel
+    /// (the results are the same either way).
+    #[arg(long)]
+    pub sequential: bool,
 }
 
 /// `kaizenflow data ...`.
@@ -148,6 +172,7 @@ pub struct ConfigArgs {
 /// Whatever the command met: bad config, failed build, I/O.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
     match cli.command {
+        Command::Run(args) => run_cmd::run(&args, out),
         Command::Config(ConfigCommand::Show(args)) => config_cmd::show(&args, out),
         Command::Config(ConfigCommand::Sweep(args)) => config_cmd::sweep(&args, out),
         Command::Sweep(args) => sweep_cmd::run(&args, out),

@@ -1,0 +1,186 @@
+//! `kaizenflow run`: build the data and the DAG from a config, run its runner, and
+//! write the resolved config, the result, the per-node timings, fitted states and
+//! any captured node inputs and outputs.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use kf_dataflow::runner::{RunnerOutput, save_states};
+use kf_dataflow::{Dag, Keep, NodeId, RunOptions};
+
+use super::RunArgs;
+use super::config_cmd::load;
+
+pub(super) fn run(args: &RunArgs, out: &mut dyn Write) -> Result<()> {
+    let config = load(&args.config)?;
+    let components = kf_system::build(&config)
+        .with_context(|| format!("{} is not a valid config", args.config.config.display()))?;
+    config.check_all_used()?;
+    let Some(mut dag) = components.dag else {
+        bail!(
+            "{} has no [dag] section: add one (for example `[dag] type = \"mock1\"`) to have something to run",
+            args.config.config.display()
+        );
+    };
+    let capture = captured(&dag, &args.capture)?;
+    let mut keep: BTreeSet<NodeId> = capture.iter().cloned().collect();
+    for id in &capture {
+        keep.extend(
+            dag.inputs_of(id.as_str())?
+                .into_iter()
+                .map(|(_, from, _)| from),
+        );
+    }
+    let opts = RunOptions {
+        up_to: None,
+        parallel: !args.sequential,
+        keep: if keep.is_empty() {
+            Keep::Sinks
+        } else {
+            Keep::Nodes(keep)
+        },
+    };
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create the output directory {}", args.out.display()))?;
+    let config_path = args.out.join("config.toml");
+    std::fs::write(&config_path, config.to_toml_string())
+        .with_context(|| format!("cannot write {}", config_path.display()))?;
+
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = ProgressBar::new(0);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40}] {pos}/{len} passes ({eta} left)",
+        ) {
+            b.set_style(style.progress_chars("=> "));
+        }
+        b
+    });
+    let started = Instant::now();
+    let result = components
+        .run
+        .execute(&mut dag, &opts, &mut |done, total| {
+            if let Some(b) = &bar {
+                b.set_length(total as u64);
+                b.set_position(done as u64);
+            }
+        })?;
+    let wall = started.elapsed();
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    write_outputs(&dag, &result, &capture, &args.out)?;
+    report(&result, wall, &args.out, out)?;
+    Ok(())
+}
+
+/// The node ids `--capture` names (`all` for every node), checked against the DAG.
+fn captured(dag: &Dag, names: &[String]) -> Result<Vec<NodeId>> {
+    if names.iter().any(|n| n == "all") {
+        return Ok(dag.topological_order());
+    }
+    names
+        .iter()
+        .filter(|n| !n.is_empty())
+        .map(|n| {
+            dag.node(n)
+                .map(|node| node.id().clone())
+                .with_context(|| format!("--capture names `{n}`, which is not a node of the DAG"))
+        })
+        .collect()
+}
+
+fn write_outputs(dag: &Dag, result: &RunnerOutput, capture: &[NodeId], dir: &Path) -> Result<()> {
+    let path = dir.join("result.parquet");
+    result
+        .frame
+        .write_parquet(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    let mut tsv = String::from("pass\tnode\tkind\twall_ms\trows\tcells\n");
+    for (pass, timings) in &result.passes {
+        for t in timings {
+            let _ = writeln!(
+                tsv,
+                "{pass}\t{}\t{}\t{:.3}\t{}\t{}",
+                t.node,
+                t.kind,
+                t.wall.as_secs_f64() * 1e3,
+                t.rows,
+                t.cells
+            );
+        }
+    }
+    let path = dir.join("timings.tsv");
+    std::fs::write(&path, tsv).with_context(|| format!("cannot write {}", path.display()))?;
+    save_states(dag, dir)?;
+    for id in capture {
+        let folder = dir.join("capture").join(id.as_str());
+        std::fs::create_dir_all(&folder)
+            .with_context(|| format!("cannot create {}", folder.display()))?;
+        if let Some(ports) = result.last.outputs.get(id) {
+            for (port, frame) in ports {
+                let p = folder.join(format!("out.{port}.parquet"));
+                frame
+                    .write_parquet(&p)
+                    .with_context(|| format!("cannot write {}", p.display()))?;
+            }
+        }
+        for (port, from, from_port) in dag.inputs_of(id.as_str())? {
+            if let Some(frame) = result
+                .last
+                .outputs
+                .get(&from)
+                .and_then(|p| p.get(&from_port))
+            {
+                let p = folder.join(format!("in.{port}.parquet"));
+                frame
+                    .write_parquet(&p)
+                    .with_context(|| format!("cannot write {}", p.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn report(result: &RunnerOutput, wall: Duration, dir: &Path, out: &mut dyn Write) -> Result<()> {
+    let f = &result.frame;
+    writeln!(
+        out,
+        "# {} rows x {} assets x {} features in {:.3} s ({} passes); outputs in {}",
+        f.n_rows(),
+        f.n_assets(),
+        f.n_features(),
+        wall.as_secs_f64(),
+        result.passes.len(),
+        dir.display()
+    )?;
+    // Per-node totals over every pass, in the order of the last pass.
+    let Some((_, last)) = result.passes.last() else {
+        return Ok(());
+    };
+    writeln!(
+        out,
+        "{:<24} {:<22} {:>12} {:>12}",
+        "node", "kind", "wall ms", "rows"
+    )?;
+    for t in last {
+        let total: Duration = result
+            .passes
+            .iter()
+            .flat_map(|(_, ts)| ts.iter().filter(|x| x.node == t.node).map(|x| x.wall))
+            .sum();
+        writeln!(
+            out,
+            "{:<24} {:<22} {:>12.3} {:>12}",
+            t.node.as_str(),
+            t.kind,
+            total.as_secs_f64() * 1e3,
+            t.rows
+        )?;
+    }
+    Ok(())
+}
