@@ -405,3 +405,128 @@ fn sql_over_a_store_prunes_row_groups_by_time_and_asset() {
         "{plan}"
     );
 }
+
+#[test]
+fn run_mock1_writes_config_result_timings_and_captures() {
+    use arrow::array::AsArray;
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("mock1");
+    let out_s = out_dir.to_str().unwrap();
+    let out = kaizenflow(&[
+        "run",
+        "configs/mock1.toml",
+        "--set",
+        "market_data.bars=780",
+        "--out",
+        out_s,
+        "--capture",
+        "add_lags",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    for node in [
+        "read_data",
+        "filter_ath",
+        "resample",
+        "compute_vol",
+        "predict",
+    ] {
+        assert!(report.contains(node), "missing {node} in\n{report}");
+    }
+    // The resolved config runs again to the same result.
+    let again = dir.path().join("again");
+    let out = kaizenflow(&[
+        "run",
+        out_dir.join("config.toml").to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+        "--sequential",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let a = std::fs::read(out_dir.join("result.parquet")).unwrap();
+    let b = std::fs::read(again.join("result.parquet")).unwrap();
+    assert_eq!(a, b, "a resolved config rebuilds the same system");
+    // result.parquet: end_ts (UTC timestamp), knowledge_ts, asset (string), features.
+    let file = std::fs::File::open(out_dir.join("result.parquet")).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches: Vec<_> = reader.map(Result::unwrap).collect();
+    let schema = batches[0].schema();
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(&names[..4], ["end_ts", "knowledge_ts", "asset", "close"]);
+    assert!(
+        names.contains(&"vwap.ret_0.vol_adj.c.lag0") && names.contains(&"prediction"),
+        "{names:?}"
+    );
+    assert_eq!(
+        schema.field(0).data_type().to_string(),
+        "Timestamp(ns, \"UTC\")"
+    );
+    let asset = batches[0].column(2).as_string::<i32>();
+    assert_eq!(asset.value(0), "A0000");
+    let timings = std::fs::read_to_string(out_dir.join("timings.tsv")).unwrap();
+    assert_eq!(timings.lines().count(), 1 + 9, "{timings}");
+    assert!(out_dir.join("capture/add_lags/in.df_in.parquet").is_file());
+    assert!(
+        out_dir
+            .join("capture/add_lags/out.df_out.parquet")
+            .is_file()
+    );
+}
+
+#[test]
+fn run_names_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_s = dir.path().to_str().unwrap();
+    let out = kaizenflow(&["run", "configs/example.toml", "--out", out_s]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("has no [dag] section"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = kaizenflow(&[
+        "run",
+        "configs/mock1.toml",
+        "--out",
+        out_s,
+        "--capture",
+        "ghost",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("`ghost`, which is not a node"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = kaizenflow(&[
+        "run",
+        "configs/mock1.toml",
+        "--out",
+        out_s,
+        "--set",
+        "run.type=\"walk\"",
+    ]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("run.type") && err.contains("unknown runner `walk`"),
+        "{err}"
+    );
+    let out = kaizenflow(&[
+        "run",
+        "configs/mock1.toml",
+        "--out",
+        out_s,
+        "--set",
+        "dag.resample_rul=\"1min\"",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("dag.resample_rul"),
+        "{}",
+        text(&out.stderr)
+    );
+}
