@@ -47,6 +47,19 @@ enum What {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// Mock1 in batch on generated bars: total and per-node time, rows/s, and peak
+    /// memory against the input's size.
+    Mock1 {
+        /// Assets.
+        #[arg(long, default_value_t = 500)]
+        assets: usize,
+        /// One-minute bars.
+        #[arg(long, default_value_t = 100_000)]
+        bars: usize,
+        /// Timed runs (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// Market data reads on the real us_equity_1min_2018 minute bars.
     DatapullReal {
         /// Folder for the stores.
@@ -98,6 +111,7 @@ fn main() {
                 }
             }
         }
+        What::Mock1 { assets, bars, runs } => mock1(assets, bars, runs),
         What::Datapull {
             assets,
             bars,
@@ -242,4 +256,76 @@ fn memory_case(mode: &str, molecules: usize, mb: usize) {
             .map(|c| c.to_string())
             .unwrap_or_else(|e| e.to_string())
     );
+}
+
+fn mock1(assets: usize, bars: usize, runs: usize) {
+    use kf_benches::mock1 as m;
+    let t = std::time::Instant::now();
+    let input = m::input(assets, bars);
+    let input_bytes = (input.n_rows() * input.n_assets() * input.n_features() * 8) as u64;
+    println!(
+        "mock1: {assets} assets x {bars} bars x {} features = {:.0} MB input (generated in {:.1} s)",
+        input.n_features(),
+        input_bytes as f64 / 1e6,
+        t.elapsed().as_secs_f64()
+    );
+    let mut dag = m::mock1(input);
+    let base = m::rss().unwrap_or(0);
+    let reset = m::reset_peak();
+    let mut totals = Vec::new();
+    let mut per_node: Vec<Vec<std::time::Duration>> = Vec::new();
+    let mut names = Vec::new();
+    let mut peak = 0;
+    for _ in 0..runs.max(1) {
+        let start = std::time::Instant::now();
+        let (out, timings) = m::run(&mut dag);
+        totals.push(start.elapsed());
+        peak = peak.max(m::peak_rss().unwrap_or(0));
+        if names.is_empty() {
+            names = timings
+                .iter()
+                .map(|t| (t.node.to_string(), t.kind.clone(), t.rows))
+                .collect();
+            per_node = vec![Vec::new(); timings.len()];
+            println!(
+                "output: {} rows x {} features",
+                out.n_rows(),
+                out.n_features()
+            );
+        }
+        for (i, t) in timings.iter().enumerate() {
+            per_node[i].push(t.wall);
+        }
+        drop(out);
+    }
+    let total = m::median(totals);
+    let cells = (assets * bars) as f64;
+    println!(
+        "total (median of {}): {:.3} s = {:.1} M input rows (bar x asset)/s",
+        runs.max(1),
+        total.as_secs_f64(),
+        cells / total.as_secs_f64() / 1e6
+    );
+    println!(
+        "{:<16} {:<22} {:>10} {:>8} {:>10}",
+        "node", "kind", "ms", "share", "rows"
+    );
+    for (i, (node, kind, rows)) in names.iter().enumerate() {
+        let d = m::median(per_node[i].clone());
+        println!(
+            "{node:<16} {kind:<22} {:>10.1} {:>7.1}% {rows:>10}",
+            d.as_secs_f64() * 1e3,
+            100.0 * d.as_secs_f64() / total.as_secs_f64()
+        );
+    }
+    if reset && peak > 0 {
+        println!(
+            "peak resident memory: {:.0} MB = {:.2}x the input ({:.0} MB resident before the run, input included)",
+            peak as f64 / 1e6,
+            peak as f64 / input_bytes as f64,
+            base as f64 / 1e6
+        );
+    } else {
+        println!("peak resident memory: not measurable here (needs Linux /proc/self/clear_refs)");
+    }
 }

@@ -45,6 +45,11 @@ pub struct Mock1Params {
     pub compress_scale: f64,
     /// Weights of lags 0 to 3 in the prediction.
     pub weights: [f64; 4],
+    /// When set, the resample leaves one empty bin for a gap longer than this (a
+    /// night) instead of every bin of it. Predictions on the other bins are the same;
+    /// the frames are smaller by the closed hours.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_gap: Option<String>,
 }
 
 impl Default for Mock1Params {
@@ -56,6 +61,7 @@ impl Default for Mock1Params {
             resample_rule: "5min".into(),
             compress_scale: 4.0,
             weights: [-0.209, -0.223, 0.304, -0.264],
+            max_gap: None,
         }
     }
 }
@@ -104,7 +110,16 @@ pub fn dag(source: Box<dyn Node>, p: &Mock1Params) -> Result<Dag> {
             agg(AggFunc::Mean, "feature1", None, true),
         ),
     ];
-    dag.append_to_tail(Box::new(Resample::new("resample", rule, aggs)?))?;
+    let gap = match &p.max_gap {
+        Some(g) => Some(
+            kf_frame::parse_duration(g)
+                .map_err(|e| crate::DataflowError::invalid(e.to_string()))?,
+        ),
+        None => None,
+    };
+    dag.append_to_tail(Box::new(
+        Resample::new("resample", rule, aggs)?.with_max_gap(gap),
+    ))?;
     let ret = Returns::new(RetParams {
         mode: RetMode::LogRets,
         ..RetParams::default()

@@ -58,6 +58,12 @@ pub struct ResampleParams {
     pub rule: String,
     /// Output name -> aggregation, in output order.
     pub aggs: IndexMap<String, AggSpec>,
+    /// When set, a run of empty bins longer than this (a night, a weekend) leaves
+    /// one empty bin instead of all of them. Nodes that look one row back (returns)
+    /// or skip NaN rows give the same values on every other bin; the output is
+    /// smaller by the closed hours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_gap: Option<String>,
 }
 
 /// The `resample` node. Every bin from the first input row's to the last's is an
@@ -68,6 +74,7 @@ pub struct Resample {
     id: NodeId,
     rule: i64,
     aggs: Vec<(String, AggSpec)>,
+    max_gap: Option<i64>,
 }
 
 impl Resample {
@@ -99,14 +106,29 @@ impl Resample {
             id: NodeId(id.into()),
             rule,
             aggs,
+            max_gap: None,
         })
+    }
+
+    /// Collapses runs of empty bins longer than `gap` to one empty bin (see
+    /// [`ResampleParams::max_gap`]).
+    pub fn with_max_gap(mut self, gap: Option<i64>) -> Resample {
+        self.max_gap = gap;
+        self
     }
 
     fn from_section(s: &Section<'_>) -> kf_config::Result<Resample> {
         let p: ResampleParams = s.deserialize()?;
         let rule = parse_duration(&p.rule).map_err(|e| s.invalid("rule", e.to_string()))?;
-        Resample::new(node_id(s), rule, p.aggs.into_iter().collect())
-            .map_err(|e| s.invalid("aggs", e.to_string()))
+        let gap = match &p.max_gap {
+            Some(g) => Some(parse_duration(g).map_err(|e| s.invalid("max_gap", e.to_string()))?),
+            None => None,
+        };
+        Ok(
+            Resample::new(node_id(s), rule, p.aggs.into_iter().collect())
+                .map_err(|e| s.invalid("aggs", e.to_string()))?
+                .with_max_gap(gap),
+        )
     }
 
     /// The end of the bin holding a bar that ends at `t`.
@@ -254,7 +276,13 @@ impl Node for Resample {
             return Ok(single_output(Frame::empty(input.assets().to_vec(), names)?));
         };
         let (b0, b1) = (self.bin_end(first), self.bin_end(last));
-        let n_bins = usize::try_from((b1 - b0) / self.rule + 1)
+        let full = (b1 - b0) / self.rule + 1;
+        let hint = if self.max_gap.is_some() {
+            full.min(2 * ts.len() as i64 + 1)
+        } else {
+            full
+        };
+        let n_bins = usize::try_from(hint)
             .map_err(|_| DataflowError::invalid("resample: bin count overflows"))?;
         let mut accs: Vec<Acc> = plan.iter().map(|p| Acc::new(p.3, n)).collect();
         let mut outs: Vec<Vec<f64>> = plan
@@ -277,8 +305,20 @@ impl Node for Resample {
                           outs: &mut [Vec<f64>],
                           end_ts: &mut Vec<i64>,
                           kt_rows: &mut Vec<i64>| {
-            // Close the current bin, then any empty bins before `target`.
+            // Close the current bin, then the empty bins before `target`: every one,
+            // or only the first of a gap longer than `max_gap`.
+            let mut first = true;
             while *bin < target {
+                if !first && self.max_gap.is_some_and(|g| target - *bin > g) {
+                    for (acc, out) in accs.iter_mut().zip(outs.iter_mut()) {
+                        acc.emit(out);
+                    }
+                    end_ts.push(*bin);
+                    kt_rows.push(bin_kt);
+                    *bin = target;
+                    break;
+                }
+                first = false;
                 for (acc, out) in accs.iter_mut().zip(outs.iter_mut()) {
                     acc.emit(out);
                     acc.clear();

@@ -77,6 +77,8 @@ impl ColumnKernel for Returns {
         let mode = self.params.mode;
         let mut out = Vec::with_capacity(cols.len());
         for (slot, &c) in cols.iter().enumerate() {
+            // The state is the previous value, or its logarithm for log returns, so
+            // each cell takes one `ln`.
             let prev = self.prev.get(slot, input.n_assets(), f64::NAN)?;
             let v = scan(
                 input.feature_at(c).values(),
@@ -84,11 +86,23 @@ impl ColumnKernel for Returns {
                 self.params.nan_mode,
                 |p, x| {
                     let r = match mode {
-                        RetMode::PctChange => x / *p - 1.0,
-                        RetMode::LogRets => x.ln() - p.ln(),
-                        RetMode::Diff => x - *p,
+                        RetMode::PctChange => {
+                            let r = x / *p - 1.0;
+                            *p = x;
+                            r
+                        }
+                        RetMode::LogRets => {
+                            let lx = x.ln();
+                            let r = lx - *p;
+                            *p = lx;
+                            r
+                        }
+                        RetMode::Diff => {
+                            let r = x - *p;
+                            *p = x;
+                            r
+                        }
                     };
-                    *p = x;
                     if r.is_finite() { r } else { f64::NAN }
                 },
             );

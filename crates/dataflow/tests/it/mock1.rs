@@ -113,3 +113,95 @@ fn mock1_runs_without_feature1() {
     let b = without.feature("prediction").unwrap().values().to_vec();
     assert!(crate::common::same(&a, &b));
 }
+
+/// Three sessions of one-minute bars (09:31-16:00 New York) for 3 assets, with a
+/// missing bar, a NaN close and some zero volumes.
+fn sessions() -> Frame {
+    let mut ts = Vec::new();
+    for day in [2, 3, 5] {
+        let open = Timestamp::parse(&format!("2024-01-0{day} 14:31"))
+            .unwrap()
+            .nanos();
+        ts.extend((0..390).map(|i| open + i * MIN));
+    }
+    ts.remove(100);
+    let n = ts.len();
+    let mut close = Vec::with_capacity(3 * n);
+    let mut volume = Vec::with_capacity(3 * n);
+    for r in 0..n {
+        for a in 0..3 {
+            let x = (r as f64 * (0.37 + a as f64 * 0.11)).sin();
+            close.push(if r == 500 && a == 1 {
+                f64::NAN
+            } else {
+                100.0 + a as f64 + x
+            });
+            volume.push(if r % 17 == 0 {
+                0.0
+            } else {
+                10.0 + (r % 7) as f64
+            });
+        }
+    }
+    let assets = vec!["A".into(), "B".into(), "C".into()];
+    Frame::new(
+        ts.clone(),
+        ts,
+        assets,
+        vec![("close".into(), close), ("volume".into(), volume)],
+    )
+    .unwrap()
+}
+
+#[test]
+fn collapsing_overnight_gaps_changes_no_prediction() {
+    let run_with = |max_gap: Option<&str>| {
+        let p = Mock1Params {
+            max_gap: max_gap.map(str::to_string),
+            ..Mock1Params::default()
+        };
+        let mut d = dag(Box::new(FrameSource::new("read_data", sessions())), &p).unwrap();
+        d.run(
+            &RunContext::new(Phase::Predict, None),
+            &RunOptions::default(),
+        )
+        .unwrap()
+        .df_out("predict")
+        .unwrap()
+        .clone()
+    };
+    let all = run_with(None);
+    let short = run_with(Some("1h"));
+    // Every 5-minute bin from the first to the last: Jan 2 09:35 to Jan 5 16:00.
+    assert_eq!(all.n_rows(), 3 * 288 + 78);
+    // Three sessions of 78 bins, plus one empty bin after each of the two gaps.
+    assert_eq!(short.n_rows(), 3 * 78 + 2);
+    let mut compared = 0;
+    for (r, t) in short.end_ts().iter().enumerate() {
+        let i = all.end_ts().iter().position(|x| x == t).unwrap();
+        for f in short.features() {
+            let a = all.feature(f).unwrap().row(i).to_vec();
+            let b = short.feature(f).unwrap().row(r).to_vec();
+            assert!(crate::common::same(&a, &b), "{f} at {}", Timestamp(*t));
+        }
+        compared += 1;
+    }
+    assert_eq!(compared, short.n_rows());
+    // And the bins left out are all empty.
+    let pred = all.feature("prediction").unwrap();
+    let present = (0..all.n_rows())
+        .filter(|&r| pred.row(r).iter().any(|v| !v.is_nan()))
+        .count();
+    let present_short = (0..short.n_rows())
+        .filter(|&r| {
+            short
+                .feature("prediction")
+                .unwrap()
+                .row(r)
+                .iter()
+                .any(|v| !v.is_nan())
+        })
+        .count();
+    assert_eq!(present, present_short);
+    assert!(present > 200);
+}
