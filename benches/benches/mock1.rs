@@ -15,16 +15,17 @@ fn bench(c: &mut Criterion) {
     } else {
         100_000
     };
-    let mut dag = mock1(input(500, bars));
     group.throughput(Throughput::Elements((500 * bars) as u64));
-    group.bench_function(format!("500x{bars}"), |b| b.iter(|| run(&mut dag)));
-    drop(dag);
+    for (gap, name) in [(None, "every_bin"), (Some("1h"), "nights_collapsed")] {
+        let mut dag = mock1(input(500, bars), gap);
+        group.bench_function(format!("500x{bars}_{name}"), |b| b.iter(|| run(&mut dag)));
+    }
     match us_equity_long().map(|b| Frame::from_long(&b)) {
         Some(Ok(frame)) => {
             group.throughput(Throughput::Elements(
                 (frame.n_rows() * frame.n_assets()) as u64,
             ));
-            let mut dag = mock1(frame);
+            let mut dag = mock1(frame, None);
             group.bench_function("us_equity_1min_2018", |b| b.iter(|| run(&mut dag)));
         }
         Some(Err(e)) => eprintln!("us_equity_1min_2018 did not convert: {e}"),

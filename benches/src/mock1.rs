@@ -11,25 +11,22 @@ use kf_frame::Frame;
 
 const MIN: i64 = 60_000_000_000;
 
-/// `assets x bars` one-minute bars in US equity hours (390 a day, weekdays from
-/// 2018-01-02), features `close`, `volume`, `feature1`; values from a cheap
+/// `assets x bars` one-minute bars in US equity hours (09:31-16:00 New York, 390 a
+/// day, weekdays from 2018-01-02), features `close`, `volume`, `feature1`; values from a cheap
 /// deterministic generator.
 pub fn input(assets: usize, bars: usize) -> Frame {
-    let day0 = 1_514_903_400 * 1_000_000_000i64 + MIN; // 2018-01-02 14:31 UTC = 09:31 EST
+    let tz = kf_frame::parse_tz("America/New_York").expect("a known zone");
     let mut ts = Vec::with_capacity(bars);
-    let (mut day, mut k) = (0i64, 0i64);
+    let mut date = chrono::NaiveDate::from_ymd_opt(2018, 1, 2).expect("a valid date");
     while ts.len() < bars {
-        let weekday = (1 + day) % 7; // 2018-01-02 is a Tuesday (1 = Monday ... 0 = Sunday)
-        if (1..=5).contains(&weekday) {
-            ts.push(day0 + day * 86_400 * 1_000_000_000 + k * MIN);
-            k += 1;
-            if k == 390 {
-                k = 0;
-                day += 1;
-            }
-        } else {
-            day += 1;
+        use chrono::Datelike;
+        if date.weekday().number_from_monday() <= 5 {
+            let open = kf_frame::Timestamp::parse_in(&format!("{date} 09:31"), tz)
+                .expect("09:31 New York exists every day")
+                .nanos();
+            ts.extend((0..390).map(|k| open + k * MIN).take(bars - ts.len()));
         }
+        date = date.succ_opt().expect("dates go on");
     }
     let n = assets * bars;
     let (mut close, mut volume, mut feature1) = (
@@ -64,13 +61,14 @@ pub fn input(assets: usize, bars: usize) -> Frame {
     Frame::new(ts, kt, names, features).expect("the generator makes a valid frame")
 }
 
-/// The Mock1 DAG over a frame held in memory.
-pub fn mock1(frame: Frame) -> Dag {
-    dag(
-        Box::new(FrameSource::new("read_data", frame)),
-        &Mock1Params::default(),
-    )
-    .expect("Mock1's defaults are valid")
+/// The Mock1 DAG over a frame held in memory; `max_gap` collapses longer runs of
+/// empty 5-minute bins (nights) to one.
+pub fn mock1(frame: Frame, max_gap: Option<&str>) -> Dag {
+    let p = Mock1Params {
+        max_gap: max_gap.map(str::to_string),
+        ..Mock1Params::default()
+    };
+    dag(Box::new(FrameSource::new("read_data", frame)), &p).expect("Mock1's defaults are valid")
 }
 
 /// One batch prediction (after a reset): the sink's frame and the node timings.

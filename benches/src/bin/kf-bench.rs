@@ -59,6 +59,9 @@ enum What {
         /// Timed runs (the median is reported).
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// Collapse runs of empty bins longer than this (`1h`: nights) to one.
+        #[arg(long)]
+        max_gap: Option<String>,
     },
     /// Market data reads on the real us_equity_1min_2018 minute bars.
     DatapullReal {
@@ -111,7 +114,12 @@ fn main() {
                 }
             }
         }
-        What::Mock1 { assets, bars, runs } => mock1(assets, bars, runs),
+        What::Mock1 {
+            assets,
+            bars,
+            runs,
+            max_gap,
+        } => mock1(assets, bars, runs, max_gap.as_deref()),
         What::Datapull {
             assets,
             bars,
@@ -258,7 +266,7 @@ fn memory_case(mode: &str, molecules: usize, mb: usize) {
     );
 }
 
-fn mock1(assets: usize, bars: usize, runs: usize) {
+fn mock1(assets: usize, bars: usize, runs: usize, max_gap: Option<&str>) {
     use kf_benches::mock1 as m;
     let t = std::time::Instant::now();
     let input = m::input(assets, bars);
@@ -269,7 +277,7 @@ fn mock1(assets: usize, bars: usize, runs: usize) {
         input_bytes as f64 / 1e6,
         t.elapsed().as_secs_f64()
     );
-    let mut dag = m::mock1(input);
+    let mut dag = m::mock1(input, max_gap);
     let base = m::rss().unwrap_or(0);
     let reset = m::reset_peak();
     let mut totals = Vec::new();

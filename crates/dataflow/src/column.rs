@@ -70,6 +70,14 @@ pub trait ColumnKernel: Send {
         cols: &[usize],
     ) -> Result<Vec<(String, Vec<f64>)>>;
 
+    /// Whether the kernel would return its selected inputs unchanged (a filter with
+    /// nothing to filter). A node that replaces every input feature then passes its
+    /// input on, sharing its buffers, instead of copying them.
+    fn is_identity(&self, input: &Frame) -> bool {
+        let _ = input;
+        false
+    }
+
     /// Forgets carried state.
     fn reset(&mut self) {}
 
@@ -148,6 +156,14 @@ impl<K: ColumnKernel> Node for ColumnNode<K> {
                 .map(|c| input.feature_index(c))
                 .collect::<kf_frame::Result<_>>()?
         };
+        let all_in_order =
+            cols.iter().enumerate().all(|(i, &c)| i == c) && cols.len() == input.n_features();
+        if self.columns.col_mode != ColMode::Append
+            && all_in_order
+            && self.kernel.is_identity(input)
+        {
+            return Ok(single_output(input.clone()));
+        }
         let new = self.kernel.compute(ctx, input, &cols)?;
         let base = match self.columns.col_mode {
             ColMode::Append => input.clone(),

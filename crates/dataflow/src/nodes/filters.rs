@@ -105,6 +105,9 @@ impl ColumnKernel for ActiveHours {
     fn memory(&self) -> Memory {
         Memory::Row
     }
+    fn is_identity(&self, input: &Frame) -> bool {
+        input.end_ts().iter().all(|&t| self.contains(t))
+    }
     fn compute(
         &mut self,
         _: &RunContext,
@@ -149,9 +152,22 @@ impl Weekends {
     }
 }
 
+impl Weekends {
+    /// Whether a bar ending at `t` is on a weekday.
+    pub fn keeps(&self, t: i64) -> bool {
+        !matches!(
+            self.tz.timestamp_nanos(t).weekday(),
+            Weekday::Sat | Weekday::Sun
+        )
+    }
+}
+
 impl ColumnKernel for Weekends {
     fn kind(&self) -> &str {
         "weekends"
+    }
+    fn is_identity(&self, input: &Frame) -> bool {
+        input.end_ts().iter().all(|&t| self.keeps(t))
     }
     fn memory(&self) -> Memory {
         Memory::Row
@@ -162,16 +178,7 @@ impl ColumnKernel for Weekends {
         input: &Frame,
         cols: &[usize],
     ) -> Result<Vec<(String, Vec<f64>)>> {
-        let keep: Vec<bool> = input
-            .end_ts()
-            .iter()
-            .map(|&t| {
-                !matches!(
-                    self.tz.timestamp_nanos(t).weekday(),
-                    Weekday::Sat | Weekday::Sun
-                )
-            })
-            .collect();
+        let keep: Vec<bool> = input.end_ts().iter().map(|&t| self.keeps(t)).collect();
         Ok(mask_rows(input, cols, &keep))
     }
 }

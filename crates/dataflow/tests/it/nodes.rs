@@ -417,3 +417,23 @@ fn knowledge_time_of_a_node_with_memory_is_the_running_max() {
         "a row-wise node keeps each row's own"
     );
 }
+
+#[test]
+fn a_filter_with_nothing_to_filter_passes_its_input_on_unchanged() {
+    let f = frame(&[&[1.0, 2.0], &[3.0, NAN]]);
+    let keep = Columns {
+        cols: vec![],
+        col_mode: ColMode::ReplaceSelected,
+    };
+    let out = run_kernel(
+        f.clone(),
+        keep,
+        ActiveHours::new("09:30", "16:00", "America/New_York").unwrap(),
+    );
+    assert!(out.bit_eq(&f));
+    // The same buffer, not a copy.
+    assert_eq!(
+        out.feature("x").unwrap().values().as_ptr(),
+        f.feature("x").unwrap().values().as_ptr()
+    );
+}
