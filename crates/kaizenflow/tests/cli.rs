@@ -530,3 +530,43 @@ fn run_names_what_is_wrong() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn run_mock1_on_the_real_us_equity_minute_bars() {
+    let base = std::env::var_os("KF_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("../shared/data"));
+    if !base.join("us_equity_1min_2018").is_dir() {
+        let msg = format!(
+            "shared data {} is missing (set KF_SHARED_DATA)",
+            base.display()
+        );
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+        eprintln!("SKIPPED: {msg}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = kaizenflow(&[
+        "run",
+        "configs/mock1_us_equity_1min_2018.toml",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    // 40 stocks (SOURCE.md). The data has no feature1, so Mock1 runs without it:
+    // close, vwap, twap, 3 returns, vol, vol_adj, .c, 4 lags, prediction = 14.
+    assert!(report.contains("x 40 assets x 14 features"), "{report}");
+    let result = kf_frame::Frame::read_parquet(dir.path().join("result.parquet")).unwrap();
+    assert!(result.feature("feature1").is_err());
+    let pred = result.feature("prediction").unwrap();
+    let present = pred.values().iter().filter(|v| !v.is_nan()).count();
+    assert!(present > 40 * 1000, "only {present} predictions");
+    // Predictions are bounded: |sum w_k * 4 tanh(.)| <= 4 * sum |w_k|.
+    assert!(
+        pred.values()
+            .iter()
+            .filter(|v| !v.is_nan())
+            .all(|v| v.abs() <= 4.0 * (0.209 + 0.223 + 0.304 + 0.264) + 1e-12)
+    );
+}
