@@ -87,32 +87,27 @@ pub fn run(dag: &mut Dag) -> (Frame, Vec<NodeTiming>) {
     (frame, out.timings)
 }
 
-/// Peak resident memory of this process (`VmHWM`), in bytes, on Linux.
-pub fn peak_rss() -> Option<u64> {
+fn status_bytes(key: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kb: u64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .find_map(|l| l.strip_prefix(key))?
         .trim()
-        .trim_end_matches(" kB")
+        .trim_end_matches("kB")
         .trim()
         .parse()
         .ok()?;
     Some(kb * 1024)
 }
 
+/// Peak resident memory of this process (`VmHWM`), in bytes, on Linux.
+pub fn peak_rss() -> Option<u64> {
+    status_bytes("VmHWM:")
+}
+
 /// Resident memory now (`VmRSS`), in bytes, on Linux.
 pub fn rss() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches(" kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
+    status_bytes("VmRSS:")
 }
 
 /// Resets the peak resident memory mark to the current resident memory (Linux).

@@ -94,15 +94,7 @@ pub trait ColumnKernel: Send {
     /// # Errors
     /// [`DataflowError::State`] when the bytes do not fit.
     fn load_state(&mut self, state: &[u8]) -> Result<()> {
-        if state.is_empty() {
-            Ok(())
-        } else {
-            Err(DataflowError::State(format!(
-                "a `{}` node learns nothing, so it takes no state, but {} bytes were given",
-                self.kind(),
-                state.len()
-            )))
-        }
+        crate::node::no_state(self.kind(), state)
     }
 }
 

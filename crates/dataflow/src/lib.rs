@@ -55,6 +55,7 @@ pub use builders::{build_graph, dag_registry};
 pub use dag::{Dag, Keep, NodeTiming, RunOptions, RunResult};
 pub use error::{DataflowError, Result};
 pub use node::{
-    DF_IN, DF_OUT, Memory, Node, NodeId, Phase, Ports, RunContext, single_input, single_output,
+    DF_IN, DF_OUT, Memory, Node, NodeId, Phase, Ports, RunContext, no_state, single_input,
+    single_output,
 };
 pub use nodes::{BuildContext, node_registry};

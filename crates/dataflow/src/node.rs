@@ -163,15 +163,23 @@ pub trait Node: Send {
     /// [`DataflowError::State`] when the bytes do not fit the node; a node that learns
     /// nothing rejects any non-empty state.
     fn load_state(&mut self, state: &[u8]) -> Result<()> {
-        if state.is_empty() {
-            Ok(())
-        } else {
-            Err(DataflowError::State(format!(
-                "a `{}` node learns nothing, so it takes no state, but {} bytes were given",
-                self.kind(),
-                state.len()
-            )))
-        }
+        no_state(self.kind(), state)
+    }
+}
+
+/// What a node that learns nothing answers to [`Node::load_state`]: fine for an
+/// empty state, an error naming the node type for any other.
+///
+/// # Errors
+/// [`DataflowError::State`] when `state` is not empty.
+pub fn no_state(kind: &str, state: &[u8]) -> Result<()> {
+    if state.is_empty() {
+        Ok(())
+    } else {
+        Err(DataflowError::State(format!(
+            "a `{kind}` node learns nothing, so it takes no state, but {} bytes were given",
+            state.len()
+        )))
     }
 }
 
