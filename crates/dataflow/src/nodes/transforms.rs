@@ -244,19 +244,25 @@ impl ColumnKernel for Compress {
         cols: &[usize],
     ) -> Result<Vec<(String, Vec<f64>)>> {
         let s = self.0.scale;
-        Ok(cols
-            .iter()
-            .map(|&c| {
-                let v = input
-                    .feature_at(c)
-                    .values()
-                    .iter()
-                    .map(|x| s * (x / s).tanh())
-                    .collect();
-                (format!("{}{}", input.features()[c], self.0.suffix), v)
-            })
-            .collect())
+        Ok(map_features(input, cols, &self.0.suffix, |x| {
+            s * (x / s).tanh()
+        }))
     }
+}
+
+/// `f` applied to every value of each selected feature, named `{feature}{suffix}`.
+fn map_features(
+    input: &Frame,
+    cols: &[usize],
+    suffix: &str,
+    f: impl Fn(f64) -> f64,
+) -> Vec<(String, Vec<f64>)> {
+    cols.iter()
+        .map(|&c| {
+            let v = input.feature_at(c).values().iter().map(|&x| f(x)).collect();
+            (format!("{}{suffix}", input.features()[c]), v)
+        })
+        .collect()
 }
 
 /// Parameters of `clip`.
@@ -290,26 +296,16 @@ impl ColumnKernel for Clip {
     ) -> Result<Vec<(String, Vec<f64>)>> {
         let lo = self.0.lower.unwrap_or(f64::NEG_INFINITY);
         let hi = self.0.upper.unwrap_or(f64::INFINITY);
-        Ok(cols
-            .iter()
-            .map(|&c| {
-                let v = input
-                    .feature_at(c)
-                    .values()
-                    .iter()
-                    .map(|&x| {
-                        if x < lo {
-                            lo
-                        } else if x > hi {
-                            hi
-                        } else {
-                            x
-                        }
-                    })
-                    .collect();
-                (format!("{}{}", input.features()[c], self.0.suffix), v)
-            })
-            .collect())
+        let clip = |x: f64| {
+            if x < lo {
+                lo
+            } else if x > hi {
+                hi
+            } else {
+                x
+            }
+        };
+        Ok(map_features(input, cols, &self.0.suffix, clip))
     }
 }
 
