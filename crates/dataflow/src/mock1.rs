@@ -7,12 +7,9 @@
 //! returns adjusted by the volatility two steps earlier -> `4 tanh(x / 4)` -> four
 //! lags -> a weighted sum, `prediction`.
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 
 use kf_config::Section;
-use kf_datapull::MarketData;
 
 use crate::column::{ColMode, ColumnNode, Columns, NanMode};
 use crate::dag::Dag;
@@ -197,17 +194,7 @@ pub fn dag(source: Box<dyn Node>, p: &Mock1Params) -> Result<Dag> {
 /// # Errors
 /// A located config error.
 pub fn build(s: &Section<'_>, ctx: &BuildContext) -> kf_config::Result<Dag> {
-    let view: Arc<dyn MarketData> = if s.contains("source") {
-        Arc::from(kf_datapull::market_data_registry().build(&s.section("source")?)?)
-    } else {
-        match &ctx.market_data {
-            Some(v) => Arc::clone(v),
-            None => return Err(s.invalid(
-                "source",
-                "Mock1 needs data: add a `source` table here or a top-level [market_data] section",
-            )),
-        }
-    };
+    let view = crate::nodes::sources::view(s, ctx)?;
     let p: Mock1Params = s.deserialize()?;
     let source = Box::new(MarketDataSource::new(
         "read_data",

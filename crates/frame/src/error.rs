@@ -107,21 +107,6 @@ pub enum FrameError {
         /// What the first tile has.
         expected: Vec<String>,
     },
-    /// Two frames that must share a time index do not.
-    #[error(
-        "time indexes differ at row {row}: {} vs {}; align the inputs (resample them \
-         to one grid) before combining",
-        fmt_opt(left),
-        fmt_opt(right)
-    )]
-    IndexMismatch {
-        /// First row where they differ.
-        row: usize,
-        /// The first frame's timestamp there (none when it has fewer rows).
-        left: Option<crate::Timestamp>,
-        /// The second frame's timestamp there (none when it has fewer rows).
-        right: Option<crate::Timestamp>,
-    },
     /// A row range is outside the frame.
     #[error("rows {start}..{end} are out of range for a frame of {rows} rows")]
     OutOfRange {
@@ -197,11 +182,4 @@ pub(crate) fn list_names<S: AsRef<str>>(names: &[S]) -> String {
         out.push("(none)");
     }
     format!("{}{extra}", out.join(", "))
-}
-
-fn fmt_opt(t: &Option<crate::Timestamp>) -> String {
-    match t {
-        Some(t) => t.to_string(),
-        None => "no row".into(),
-    }
 }

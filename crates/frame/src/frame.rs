@@ -429,60 +429,6 @@ impl Frame {
         })
     }
 
-    /// The features of `other` (same time index and assets) appended after this
-    /// frame's, sharing both frames' buffers. Each row's knowledge time is the later
-    /// of the two, since a row of the result depends on both.
-    ///
-    /// # Errors
-    /// [`FrameError::TileSchema`] when the assets differ, [`FrameError::IndexMismatch`]
-    /// when the time indexes differ, and [`FrameError::DuplicateName`] for a feature in
-    /// both.
-    pub fn merge_features(&self, other: &Frame) -> Result<Frame> {
-        if other.assets != self.assets {
-            return Err(FrameError::TileSchema {
-                tile: 1,
-                what: "assets",
-                found: other.assets.to_vec(),
-                expected: self.assets.to_vec(),
-            });
-        }
-        if other.end_ts[..] != self.end_ts[..] {
-            let row = self
-                .end_ts
-                .iter()
-                .zip(other.end_ts.iter())
-                .position(|(a, b)| a != b)
-                .unwrap_or(self.n_rows().min(other.n_rows()));
-            return Err(FrameError::IndexMismatch {
-                row,
-                left: self.end_ts.get(row).copied().map(Timestamp),
-                right: other.end_ts.get(row).copied().map(Timestamp),
-            });
-        }
-        let mut names: Vec<String> = self.features.to_vec();
-        names.extend(other.features.iter().cloned());
-        check_unique("feature", &names)?;
-        let mut values = self.values.clone();
-        values.extend(other.values.iter().cloned());
-        let knowledge_ts = if self.knowledge_ts == other.knowledge_ts {
-            self.knowledge_ts.clone()
-        } else {
-            self.knowledge_ts
-                .iter()
-                .zip(other.knowledge_ts.iter())
-                .map(|(a, b)| *a.max(b))
-                .collect::<Vec<i64>>()
-                .into()
-        };
-        Ok(Frame {
-            end_ts: self.end_ts.clone(),
-            knowledge_ts,
-            assets: Arc::clone(&self.assets),
-            features: names.into(),
-            values,
-        })
-    }
-
     /// This frame with another knowledge time per row (values shared).
     ///
     /// # Errors

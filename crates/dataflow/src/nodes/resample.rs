@@ -309,23 +309,15 @@ impl Node for Resample {
             // or only the first of a gap longer than `max_gap`.
             let mut first = true;
             while *bin < target {
-                if !first && self.max_gap.is_some_and(|g| target - *bin > g) {
-                    for (acc, out) in accs.iter_mut().zip(outs.iter_mut()) {
-                        acc.emit(out);
-                    }
-                    end_ts.push(*bin);
-                    kt_rows.push(bin_kt);
-                    *bin = target;
-                    break;
-                }
-                first = false;
                 for (acc, out) in accs.iter_mut().zip(outs.iter_mut()) {
                     acc.emit(out);
                     acc.clear();
                 }
                 end_ts.push(*bin);
                 kt_rows.push(bin_kt);
-                *bin += self.rule;
+                let collapse = !first && self.max_gap.is_some_and(|g| target - *bin > g);
+                first = false;
+                *bin = if collapse { target } else { *bin + self.rule };
             }
         };
         for (r, &t) in ts.iter().enumerate() {

@@ -196,20 +196,27 @@ pub fn arma_frame(p: &ArmaParams) -> Result<Frame> {
     )?)
 }
 
+/// The market data a node or builder configured by `s` reads: its own `source`
+/// table, or else the system's `[market_data]` view.
+///
+/// # Errors
+/// A located config error when neither is there, or the view's own build error.
+pub(crate) fn view(s: &Section<'_>, ctx: &BuildContext) -> kf_config::Result<Arc<dyn MarketData>> {
+    if s.contains("source") {
+        return Ok(Arc::from(
+            kf_datapull::market_data_registry().build(&s.section("source")?)?,
+        ));
+    }
+    ctx.market_data.clone().ok_or_else(|| {
+        s.invalid(
+            "source",
+            "no market data: add a `source` table here or a top-level [market_data] section",
+        )
+    })
+}
+
 fn build_market_data(s: &Section<'_>, ctx: &BuildContext) -> kf_config::Result<Box<dyn Node>> {
-    let view: Arc<dyn MarketData> = if s.contains("source") {
-        Arc::from(kf_datapull::market_data_registry().build(&s.section("source")?)?)
-    } else {
-        match &ctx.market_data {
-            Some(v) => Arc::clone(v),
-            None => {
-                return Err(s.invalid(
-                    "source",
-                    "no market data: add a `source` table here or a top-level [market_data] section",
-                ));
-            }
-        }
-    };
+    let view = view(s, ctx)?;
     let params: MarketDataParams = s.deserialize()?;
     Ok(Box::new(MarketDataSource::new(node_id(s), view, params)))
 }
