@@ -66,15 +66,25 @@ pub struct ResampleParams {
     pub max_gap: Option<String>,
 }
 
-/// The `resample` node. Every bin from the first input row's to the last's is an
-/// output row, empty bins included (all NaN); a bar ending at `t` falls in the bin
-/// ending at the first multiple of `rule` at or after `t`.
+/// The `resample` node. A bar ending at `t` falls in the bin ending at the first
+/// multiple of `rule` at or after `t`. Every bin from the first input row's on is an
+/// output row, empty bins included (all NaN).
+///
+/// A bin is emitted once it is complete: when a row at its end arrives, or the first
+/// row of a later bin. Until then it stays open and is carried to the next call, so a
+/// run cut into tiles or fed one bar at a time emits the same bins, with the same
+/// bits, as one batch call; the last bin of a run that stops inside it is not
+/// emitted (it is not known yet).
 #[derive(Clone, Debug)]
 pub struct Resample {
     id: NodeId,
     rule: i64,
     aggs: Vec<(String, AggSpec)>,
     max_gap: Option<i64>,
+    /// The bin still open after the last call (carried state).
+    open: Option<Open>,
+    /// The latest knowledge time seen (carried state).
+    known: Option<i64>,
 }
 
 impl Resample {
@@ -107,6 +117,8 @@ impl Resample {
             rule,
             aggs,
             max_gap: None,
+            open: None,
+            known: None,
         })
     }
 
@@ -142,7 +154,48 @@ impl Resample {
     }
 }
 
+#[derive(Clone, Debug)]
+/// A resample's carried state: the bin still open at the end of the last call.
+struct Open {
+    /// The output names the accumulators belong to (checked on every call).
+    names: Vec<String>,
+    accs: Vec<Acc>,
+    /// The end of the earliest bin not emitted yet.
+    bin: i64,
+    /// Whether that bin has rows (it has none right after a bin closed on its end row).
+    has_rows: bool,
+    /// The knowledge time of the latest row seen.
+    bin_kt: i64,
+}
+
+/// Output columns being built by one call.
+struct Emitted {
+    outs: Vec<Vec<f64>>,
+    end_ts: Vec<i64>,
+    kt: Vec<i64>,
+}
+
+impl Resample {
+    /// Closes bins up to (not including) `target`: the open one when `first`, then
+    /// the empty ones before `target`: every one, or only the first of a gap longer
+    /// than `max_gap`.
+    fn emit_until(&self, open: &mut Open, target: i64, mut first: bool, out: &mut Emitted) {
+        while open.bin < target {
+            for (acc, o) in open.accs.iter_mut().zip(out.outs.iter_mut()) {
+                acc.emit(o);
+                acc.clear();
+            }
+            out.end_ts.push(open.bin);
+            out.kt.push(open.bin_kt);
+            let collapse = !first && self.max_gap.is_some_and(|g| target - open.bin > g);
+            first = false;
+            open.bin = if collapse { target } else { open.bin + self.rule };
+        }
+    }
+}
+
 /// Running accumulators of one aggregation for every asset.
+#[derive(Clone, Debug)]
 struct Acc {
     func: AggFunc,
     a: Vec<f64>,
@@ -270,92 +323,81 @@ impl Node for Resample {
                 .transpose()?;
             plan.push((name.clone(), col, vol, spec.func));
         }
+        let names: Vec<String> = plan.iter().map(|p| p.0.clone()).collect();
+        if let Some(open) = &self.open {
+            if open.names != names {
+                return Err(DataflowError::invalid(format!(
+                    "this call's input gives the outputs [{}], but earlier calls gave [{}]; \
+                     a run keeps one set of columns (reset the DAG to start over)",
+                    names.join(", "),
+                    open.names.join(", ")
+                )));
+            }
+            if open.accs.first().is_some_and(|a| a.a.len() != n) {
+                return Err(DataflowError::invalid(format!(
+                    "the input has {n} assets, but earlier calls had {}; a run keeps one \
+                     asset universe (reset the DAG to start over)",
+                    open.accs.first().map_or(0, |a| a.a.len())
+                )));
+            }
+        }
         let ts = input.end_ts();
-        let (Some(&first), Some(&last)) = (ts.first(), ts.last()) else {
-            let names = plan.iter().map(|p| p.0.clone()).collect();
-            return Ok(single_output(Frame::empty(input.assets().to_vec(), names)?));
-        };
-        let (b0, b1) = (self.bin_end(first), self.bin_end(last));
-        let full = (b1 - b0) / self.rule + 1;
-        let hint = if self.max_gap.is_some() {
-            full.min(2 * ts.len() as i64 + 1)
-        } else {
-            full
-        };
-        let n_bins = usize::try_from(hint)
-            .map_err(|_| DataflowError::invalid("resample: bin count overflows"))?;
-        let mut accs: Vec<Acc> = plan.iter().map(|p| Acc::new(p.3, n)).collect();
-        let mut outs: Vec<Vec<f64>> = plan
-            .iter()
-            .map(|_| Vec::with_capacity(n_bins * n))
-            .collect();
-        let mut end_ts = Vec::with_capacity(n_bins);
-        let mut kt_rows = Vec::with_capacity(n_bins);
-        let mut known = None;
-        let kt = running_max(&mut known, input.knowledge_ts());
+        let kt = running_max(&mut self.known, input.knowledge_ts());
         let views: Vec<&[f64]> = (0..input.n_features())
             .map(|f| input.feature_at(f).values())
             .collect();
-        let mut bin = b0;
-        let mut bin_kt = kt[0];
-        let emit_until = |target: i64,
-                          bin: &mut i64,
-                          bin_kt: i64,
-                          accs: &mut [Acc],
-                          outs: &mut [Vec<f64>],
-                          end_ts: &mut Vec<i64>,
-                          kt_rows: &mut Vec<i64>| {
-            // Close the current bin, then the empty bins before `target`: every one,
-            // or only the first of a gap longer than `max_gap`.
-            let mut first = true;
-            while *bin < target {
-                for (acc, out) in accs.iter_mut().zip(outs.iter_mut()) {
-                    acc.emit(out);
-                    acc.clear();
-                }
-                end_ts.push(*bin);
-                kt_rows.push(bin_kt);
-                let collapse = !first && self.max_gap.is_some_and(|g| target - *bin > g);
-                first = false;
-                *bin = if collapse { target } else { *bin + self.rule };
-            }
+        // About one bin per row at most, unless every empty bin is kept.
+        let hint = match (self.max_gap, ts.first(), ts.last()) {
+            (None, Some(&a), Some(&b)) => ((b - a) / self.rule + 2).min(4 * ts.len() as i64 + 2),
+            _ => ts.len() as i64 + 2,
         };
+        let hint = usize::try_from(hint).unwrap_or(0);
+        let mut out = Emitted {
+            outs: names.iter().map(|_| Vec::with_capacity(hint * n)).collect(),
+            end_ts: Vec::with_capacity(hint),
+            kt: Vec::with_capacity(hint),
+        };
+        let mut state = self.open.take();
         for (r, &t) in ts.iter().enumerate() {
             let b = self.bin_end(t);
-            if b != bin {
-                emit_until(
-                    b,
-                    &mut bin,
-                    bin_kt,
-                    &mut accs,
-                    &mut outs,
-                    &mut end_ts,
-                    &mut kt_rows,
-                );
+            let open = state.get_or_insert_with(|| Open {
+                names: names.clone(),
+                accs: plan.iter().map(|p| Acc::new(p.3, n)).collect(),
+                bin: b,
+                has_rows: false,
+                bin_kt: kt[r],
+            });
+            if b != open.bin {
+                let first = open.has_rows;
+                self.emit_until(open, b, first, &mut out);
             }
-            bin_kt = kt[r];
-            for (acc, p) in accs.iter_mut().zip(&plan) {
+            open.bin_kt = kt[r];
+            open.has_rows = true;
+            for (acc, p) in open.accs.iter_mut().zip(&plan) {
                 let x = &views[p.1][r * n..(r + 1) * n];
                 let v = p.2.map(|v| &views[v][r * n..(r + 1) * n]);
                 acc.add(x, v);
             }
+            // A row at the bin's end completes it: nothing later can fall in it.
+            if t == b {
+                self.emit_until(open, b + 1, true, &mut out);
+                open.bin = b + self.rule;
+                open.has_rows = false;
+            }
         }
-        emit_until(
-            b1 + self.rule,
-            &mut bin,
-            bin_kt,
-            &mut accs,
-            &mut outs,
-            &mut end_ts,
-            &mut kt_rows,
-        );
-        let features = plan.into_iter().zip(outs).map(|(p, v)| (p.0, v)).collect();
+        self.open = state;
+        let features = names.into_iter().zip(out.outs).collect();
         Ok(single_output(Frame::new(
-            end_ts,
-            kt_rows,
+            out.end_ts,
+            out.kt,
             input.assets().to_vec(),
             features,
         )?))
+    }
+
+    fn reset(&mut self) {
+        self.open = None;
+        self.known = None;
     }
 }
 

@@ -1,5 +1,5 @@
-//! `resample`: closed right, labelled right, every bin from the first to the last,
-//! each aggregation checked by hand, with gaps and missing values.
+//! `resample`: closed right, labelled right, every bin from the first to the last
+//! complete one, each aggregation checked by hand, with gaps and missing values.
 
 use kf_dataflow::nodes::resample::{AggFunc, AggSpec, Resample};
 use kf_dataflow::nodes::sources::FrameSource;
@@ -40,7 +40,9 @@ fn run(input: Frame, aggs: Vec<(String, AggSpec)>) -> Frame {
 fn every_aggregation_by_hand_with_a_gap_and_an_empty_bin() {
     let t = |s: &str| Timestamp::parse(s).unwrap().nanos();
     // Bars ending 09:31..09:35 fall in the bin ending 09:35; 09:36..09:40 in 09:40.
-    // No bar between 09:41 and 09:45: that bin is empty. 09:46 is in 09:50.
+    // No bar between 09:41 and 09:45: that bin is empty. 09:46 is in 09:50. 09:51
+    // opens the bin ending 09:55, which closes 09:50; that last bin is still open
+    // when the data ends, so it is not emitted (it is not complete yet).
     let ts = vec![
         t("2024-01-02 09:31"),
         t("2024-01-02 09:33"),
@@ -48,10 +50,11 @@ fn every_aggregation_by_hand_with_a_gap_and_an_empty_bin() {
         t("2024-01-02 09:36"),
         t("2024-01-02 09:40"),
         t("2024-01-02 09:46"),
+        t("2024-01-02 09:51"),
     ];
     let kt: Vec<i64> = ts.iter().map(|x| x + MIN).collect();
-    let p = vec![10.0, 12.0, NAN, 20.0, 22.0, 30.0];
-    let v = vec![1.0, 3.0, 5.0, 0.0, 0.0, 2.0];
+    let p = vec![10.0, 12.0, NAN, 20.0, 22.0, 30.0, 99.0];
+    let v = vec![1.0, 3.0, 5.0, 0.0, 0.0, 2.0, 1.0];
     let f = Frame::new(
         ts,
         kt,
