@@ -107,6 +107,22 @@ pub enum FrameError {
         /// What the first tile has.
         expected: Vec<String>,
     },
+    /// Asset tiles given to [`Frame::concat_assets`](crate::Frame::concat_assets) do
+    /// not share one time index.
+    #[error(
+        "asset tile {tile} has {found} rows (first differing end time {at}), but tile 0 has \
+         {expected}; asset tiles must cover the same timestamps"
+    )]
+    AssetTileIndex {
+        /// Index of the offending tile.
+        tile: usize,
+        /// Its row count.
+        found: usize,
+        /// Tile 0's row count.
+        expected: usize,
+        /// The first end time at which the indexes differ.
+        at: crate::Timestamp,
+    },
     /// A row range is outside the frame.
     #[error("rows {start}..{end} are out of range for a frame of {rows} rows")]
     OutOfRange {

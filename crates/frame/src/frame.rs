@@ -536,7 +536,7 @@ pub(crate) fn check_sorted(ts: &[i64]) -> Result<()> {
     }
 }
 
-fn check_unique(kind: &'static str, names: &[String]) -> Result<()> {
+pub(crate) fn check_unique(kind: &'static str, names: &[String]) -> Result<()> {
     let mut seen = HashSet::with_capacity(names.len());
     for n in names {
         if !seen.insert(n.as_str()) {

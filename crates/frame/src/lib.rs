@@ -42,6 +42,7 @@
 
 #![deny(missing_docs)]
 
+mod assets;
 mod diff;
 mod error;
 mod frame;

@@ -237,6 +237,38 @@ fn concat_joins_tiles_and_rejects_overlap_and_schema_changes() {
 }
 
 #[test]
+fn concat_assets_joins_asset_tiles_and_rejects_mismatches() {
+    let f = sample();
+    let (a, b) = (
+        f.select_assets(&["A"]).unwrap(),
+        f.select_assets(&["B"]).unwrap(),
+    );
+    assert!(Frame::concat_assets(&[a.clone(), b.clone()]).unwrap().bit_eq(&f));
+    // Tile order decides asset order.
+    let ba = Frame::concat_assets(&[b.clone(), a.clone()]).unwrap();
+    assert!(ba.bit_eq(&f.select_assets(&["B", "A"]).unwrap()));
+    // A row is known once every tile's part is: the later knowledge time wins.
+    let late = b
+        .with_knowledge_ts(b.knowledge_ts().iter().map(|k| k + 7).collect())
+        .unwrap();
+    let joined = Frame::concat_assets(&[a.clone(), late]).unwrap();
+    let expected: Vec<i64> = f.knowledge_ts().iter().map(|k| k + 7).collect();
+    assert_eq!(joined.knowledge_ts(), expected);
+    let e = Frame::concat_assets(&[a.clone(), b.slice(0, 2).unwrap()]).unwrap_err();
+    assert!(
+        matches!(e, FrameError::AssetTileIndex { tile: 1, found: 2, expected: 3, .. }),
+        "{e}"
+    );
+    let e = Frame::concat_assets(&[a.clone(), a.clone()]).unwrap_err();
+    assert!(e.to_string().contains('A'), "{e}");
+    let e = Frame::concat_assets(&[a, b.select_features(&["close"]).unwrap()]).unwrap_err();
+    assert!(
+        matches!(e, FrameError::TileSchema { tile: 1, what: "features", .. }),
+        "{e}"
+    );
+}
+
+#[test]
 fn first_difference_names_the_cell_and_compares_bits() {
     let f = sample();
     let mut close = f.feature("close").unwrap().values().to_vec();
