@@ -58,6 +58,16 @@ pub trait ColumnKernel: Send {
     /// What the kernel remembers between rows.
     fn memory(&self) -> Memory;
 
+    /// See [`Node::cross_sectional`].
+    fn cross_sectional(&self) -> bool {
+        false
+    }
+
+    /// See [`Node::learns`].
+    fn learns(&self) -> bool {
+        false
+    }
+
     /// New features computed from `cols` (indices into `input`'s features), as
     /// `(name, row-major values)`, each `input.n_rows() * input.n_assets()` long.
     ///
@@ -135,6 +145,14 @@ impl<K: ColumnKernel> Node for ColumnNode<K> {
 
     fn memory(&self) -> Memory {
         self.kernel.memory()
+    }
+
+    fn cross_sectional(&self) -> bool {
+        self.kernel.cross_sectional()
+    }
+
+    fn learns(&self) -> bool {
+        self.kernel.learns()
     }
 
     fn run(&mut self, ctx: &RunContext, inputs: &Ports) -> Result<Ports> {

@@ -259,6 +259,45 @@ impl Dag {
         Ok(self.nodes[self.ix(id)?.index()].as_ref())
     }
 
+    /// Puts `node` in place of the node with the same id, keeping its edges, and
+    /// returns the node it replaced. Used to feed a DAG other data (a perturbed
+    /// input, a captured frame) without rebuilding it.
+    ///
+    /// # Errors
+    /// [`DataflowError::UnknownNode`] when no node has that id;
+    /// [`DataflowError::Invalid`] when the ports differ (the DAG is left unchanged).
+    pub fn replace_node(&mut self, node: Box<dyn Node>) -> Result<Box<dyn Node>> {
+        let i = self.ix(node.id().as_str())?.index();
+        let old = &self.nodes[i];
+        if old.inputs() != node.inputs() || old.outputs() != node.outputs() {
+            return Err(DataflowError::invalid(format!(
+                "cannot replace node `{}` ({}, inputs [{}], outputs [{}]) by a `{}` with inputs \
+                 [{}] and outputs [{}]: the ports must be the same",
+                node.id(),
+                old.kind(),
+                old.inputs().join(", "),
+                old.outputs().join(", "),
+                node.kind(),
+                node.inputs().join(", "),
+                node.outputs().join(", ")
+            )));
+        }
+        Ok(std::mem::replace(&mut self.nodes[i], node))
+    }
+
+    /// Wraps the node `id` in what `wrap` makes of it (which keeps its id and ports).
+    pub(crate) fn wrap_node(
+        &mut self,
+        id: &str,
+        wrap: impl FnOnce(Box<dyn Node>) -> Box<dyn Node>,
+    ) -> Result<()> {
+        let i = self.ix(id)?.index();
+        let vacant: Box<dyn Node> = Box::new(Vacant(self.nodes[i].id().clone()));
+        let old = std::mem::replace(&mut self.nodes[i], vacant);
+        self.nodes[i] = wrap(old);
+        Ok(())
+    }
+
     /// The edges into `id`: `(input port, source node, source output port)`, by port.
     ///
     /// # Errors
@@ -660,5 +699,23 @@ impl Dag {
                     .join(", ")
             ))),
         }
+    }
+}
+
+/// A slot's stand-in while its node is being wrapped (never run).
+struct Vacant(NodeId);
+
+impl Node for Vacant {
+    fn id(&self) -> &NodeId {
+        &self.0
+    }
+    fn kind(&self) -> &str {
+        "vacant"
+    }
+    fn memory(&self) -> crate::node::Memory {
+        crate::node::Memory::Row
+    }
+    fn run(&mut self, _: &RunContext, _: &Ports) -> Result<Ports> {
+        Err(DataflowError::invalid("a vacant slot was run"))
     }
 }

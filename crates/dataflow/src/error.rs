@@ -76,6 +76,18 @@ pub enum DataflowError {
         #[source]
         source: Box<DataflowError>,
     },
+    /// A node that a runner cannot cut into tiles the way it was asked.
+    #[error("node `{node}` ({kind}) cannot run {how}: {why}")]
+    NotTilable {
+        /// The node.
+        node: NodeId,
+        /// Its type name.
+        kind: String,
+        /// The cut asked for (`"on time tiles"`, `"on asset tiles"`, ...).
+        how: &'static str,
+        /// Why not, and what to do instead.
+        why: String,
+    },
     /// A value or argument a node cannot work with (said in full in the message).
     #[error("{0}")]
     Invalid(String),

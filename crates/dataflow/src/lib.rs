@@ -50,6 +50,7 @@ pub mod mock1;
 mod node;
 pub mod nodes;
 pub mod runner;
+pub mod tiling;
 
 pub use builders::{build_graph, dag_registry};
 pub use dag::{Dag, Keep, NodeTiming, RunOptions, RunResult};

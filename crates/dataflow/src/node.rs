@@ -139,6 +139,20 @@ pub trait Node: Send {
     /// What it remembers between rows.
     fn memory(&self) -> Memory;
 
+    /// Whether one asset's output depends on other assets' values (a cross-sectional
+    /// rank, a demean). Such a node sees every asset at once, so a runner does not
+    /// cut its input into asset tiles.
+    fn cross_sectional(&self) -> bool {
+        false
+    }
+
+    /// Whether the node learns from its input in [`Phase::Fit`] (a model). A fit uses
+    /// every row it is given at once, so runners fit in one batch call and tile only
+    /// the predict phase.
+    fn learns(&self) -> bool {
+        false
+    }
+
     /// Runs one call.
     ///
     /// # Errors

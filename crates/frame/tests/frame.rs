@@ -243,7 +243,11 @@ fn concat_assets_joins_asset_tiles_and_rejects_mismatches() {
         f.select_assets(&["A"]).unwrap(),
         f.select_assets(&["B"]).unwrap(),
     );
-    assert!(Frame::concat_assets(&[a.clone(), b.clone()]).unwrap().bit_eq(&f));
+    assert!(
+        Frame::concat_assets(&[a.clone(), b.clone()])
+            .unwrap()
+            .bit_eq(&f)
+    );
     // Tile order decides asset order.
     let ba = Frame::concat_assets(&[b.clone(), a.clone()]).unwrap();
     assert!(ba.bit_eq(&f.select_assets(&["B", "A"]).unwrap()));
@@ -256,14 +260,29 @@ fn concat_assets_joins_asset_tiles_and_rejects_mismatches() {
     assert_eq!(joined.knowledge_ts(), expected);
     let e = Frame::concat_assets(&[a.clone(), b.slice(0, 2).unwrap()]).unwrap_err();
     assert!(
-        matches!(e, FrameError::AssetTileIndex { tile: 1, found: 2, expected: 3, .. }),
+        matches!(
+            e,
+            FrameError::AssetTileIndex {
+                tile: 1,
+                found: 2,
+                expected: 3,
+                ..
+            }
+        ),
         "{e}"
     );
     let e = Frame::concat_assets(&[a.clone(), a.clone()]).unwrap_err();
     assert!(e.to_string().contains('A'), "{e}");
     let e = Frame::concat_assets(&[a, b.select_features(&["close"]).unwrap()]).unwrap_err();
     assert!(
-        matches!(e, FrameError::TileSchema { tile: 1, what: "features", .. }),
+        matches!(
+            e,
+            FrameError::TileSchema {
+                tile: 1,
+                what: "features",
+                ..
+            }
+        ),
         "{e}"
     );
 }

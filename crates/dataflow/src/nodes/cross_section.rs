@@ -145,6 +145,9 @@ impl ColumnKernel for CrossSectional {
     fn memory(&self) -> Memory {
         Memory::Row
     }
+    fn cross_sectional(&self) -> bool {
+        true
+    }
     fn compute(
         &mut self,
         _: &RunContext,

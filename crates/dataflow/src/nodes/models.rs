@@ -203,6 +203,9 @@ impl ColumnKernel for LinReg {
     fn memory(&self) -> Memory {
         Memory::Row
     }
+    fn learns(&self) -> bool {
+        true
+    }
     fn compute(
         &mut self,
         ctx: &RunContext,
@@ -485,6 +488,9 @@ impl ColumnKernel for SmaModel {
     }
     fn memory(&self) -> Memory {
         Memory::Carried
+    }
+    fn learns(&self) -> bool {
+        self.params.tau.is_none()
     }
     fn compute(
         &mut self,

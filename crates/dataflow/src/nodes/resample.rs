@@ -189,7 +189,11 @@ impl Resample {
             out.kt.push(open.bin_kt);
             let collapse = !first && self.max_gap.is_some_and(|g| target - open.bin > g);
             first = false;
-            open.bin = if collapse { target } else { open.bin + self.rule };
+            open.bin = if collapse {
+                target
+            } else {
+                open.bin + self.rule
+            };
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The dataflow integration tests, in one test binary (one link of arrow and
 //! parquet instead of one per file).
 
+mod broken;
 mod common;
 mod dag;
 mod mock1;
@@ -8,3 +9,4 @@ mod models;
 mod nodes;
 mod resample;
 mod runners;
+mod tiling;
