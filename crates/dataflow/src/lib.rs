@@ -43,12 +43,15 @@
 #![deny(missing_docs)]
 
 mod builders;
+pub mod check;
 pub mod column;
 mod dag;
 mod error;
 pub mod mock1;
 mod node;
 pub mod nodes;
+pub mod peeking;
+pub mod replay;
 pub mod runner;
 pub mod tiling;
 

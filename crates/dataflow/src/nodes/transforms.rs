@@ -1,4 +1,4 @@
-//! Row transforms: lags, `combine_columns`, `compress_tails`, clip, weighted sum.
+//! Row transforms: lags, `shift`, `combine_columns`, `compress_tails`, clip, weighted sum.
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -94,6 +94,93 @@ impl ColumnKernel for Lags {
                     .enumerate()
                     .map(|(k, l)| (format!("{name}.lag{}", first + k), l)),
             );
+        }
+        Ok(out)
+    }
+    fn reset(&mut self) {
+        self.states.clear();
+    }
+}
+
+/// Parameters of `shift`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ShiftParams {
+    /// Rows to shift by: `k > 0` takes the value `k` rows back; `k < 0` takes the value
+    /// `|k|` rows *ahead* (pandas `shift(-k)`), which is how research code builds a
+    /// forward target, and is future peeking anywhere else.
+    pub periods: i64,
+    /// Appended to each input name.
+    pub suffix: String,
+}
+
+impl Default for ShiftParams {
+    fn default() -> Self {
+        ShiftParams {
+            periods: 1,
+            suffix: ".shift".into(),
+        }
+    }
+}
+
+/// The `shift` kernel: `{col}{suffix}` = the value `periods` rows earlier.
+///
+/// With a negative `periods` it looks ahead inside the call it is given (the last
+/// `|periods|` rows of a call are NaN), so it is not causal: its output changes with
+/// the tiling and with future data, and `kaizenflow check` reports it. Its declared
+/// memory is that of a lag, as a forward-looking target usually is mistaken for one.
+#[derive(Clone, Debug)]
+pub struct Shift {
+    params: ShiftParams,
+    states: AssetStates<Ring>,
+}
+
+impl Shift {
+    /// A shift kernel.
+    pub fn new(params: ShiftParams) -> Shift {
+        Shift {
+            params,
+            states: AssetStates::default(),
+        }
+    }
+}
+
+impl ColumnKernel for Shift {
+    fn kind(&self) -> &str {
+        "shift"
+    }
+    fn memory(&self) -> Memory {
+        Memory::Rows(usize::try_from(self.params.periods).unwrap_or(0))
+    }
+    fn compute(
+        &mut self,
+        _: &RunContext,
+        input: &Frame,
+        cols: &[usize],
+    ) -> Result<Vec<(String, Vec<f64>)>> {
+        let n = input.n_assets();
+        let k = self.params.periods;
+        let mut out = Vec::with_capacity(cols.len());
+        for (slot, &c) in cols.iter().enumerate() {
+            let values = input.feature_at(c).values();
+            let v = if k >= 0 {
+                let back = k as usize;
+                let st = self.states.get(slot, n, Ring::new(back + 1))?;
+                let mut v = Vec::with_capacity(values.len());
+                for row in values.chunks_exact(n.max(1)) {
+                    for (&x, ring) in row.iter().zip(st.iter_mut()) {
+                        ring.push(x);
+                        v.push(ring.back(back).unwrap_or(f64::NAN));
+                    }
+                }
+                v
+            } else {
+                let ahead = (k.unsigned_abs() as usize).saturating_mul(n);
+                (0..values.len())
+                    .map(|i| values.get(i + ahead).copied().unwrap_or(f64::NAN))
+                    .collect()
+            };
+            out.push((format!("{}{}", input.features()[c], self.params.suffix), v));
         }
         Ok(out)
     }
@@ -352,6 +439,9 @@ pub(crate) fn register(r: &mut Registry<Box<dyn Node>>) -> kf_config::Result<()>
             }
             Ok(Lags::new(p))
         })
+    })?;
+    r.register("shift", |s| {
+        column_node(s, ColMode::Append, |p: ShiftParams| Ok(Shift::new(p)))
     })?;
     r.register("combine_columns", |s| {
         column_node(s, ColMode::Append, |p: CombineParams| Ok(Combine::new(p)))

@@ -7,6 +7,7 @@ mod dag;
 mod mock1;
 mod models;
 mod nodes;
+mod peeking;
 mod resample;
 mod runners;
 mod tiling;
