@@ -570,3 +570,45 @@ fn run_mock1_on_the_real_us_equity_minute_bars() {
             .all(|v| v.abs() <= 4.0 * (0.209 + 0.223 + 0.304 + 0.264) + 1e-12)
     );
 }
+
+#[test]
+fn check_passes_mock1_and_the_library_and_names_a_peeking_node() {
+    for config in ["configs/mock1.toml", "configs/library.toml"] {
+        let path = workspace().join(config);
+        let out = kaizenflow(&["check", path.to_str().unwrap(), "--tilings", "4"]);
+        let stdout = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{config}: {stdout}{}",
+            text(&out.stderr)
+        );
+        for check in ["batch", "tiling 3", "streaming", "perturbation", "replay"] {
+            assert!(
+                stdout
+                    .lines()
+                    .any(|l| l.starts_with("pass") && l.contains(check)),
+                "{config}: no passing {check}: {stdout}"
+            );
+        }
+        assert!(stdout.contains("all 8 checks passed"), "{stdout}");
+    }
+    let path = workspace().join("configs/peeking.toml");
+    let out = kaizenflow(&["check", path.to_str().unwrap(), "--tilings", "2"]);
+    let stdout = text(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    for check in ["streaming", "perturbation", "replay"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.contains(check))
+            .unwrap_or_else(|| panic!("no {check} line: {stdout}"));
+        assert!(
+            line.starts_with("FAIL") && line.contains("node `leak`"),
+            "{line}"
+        );
+    }
+    assert!(
+        text(&out.stderr).contains("checks failed"),
+        "{}",
+        text(&out.stderr)
+    );
+}
