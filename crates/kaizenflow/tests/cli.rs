@@ -533,16 +533,7 @@ fn run_names_what_is_wrong() {
 
 #[test]
 fn run_mock1_on_the_real_us_equity_minute_bars() {
-    let base = std::env::var_os("KF_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("../shared/data"));
-    if !base.join("us_equity_1min_2018").is_dir() {
-        let msg = format!(
-            "shared data {} is missing (set KF_SHARED_DATA)",
-            base.display()
-        );
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-        eprintln!("SKIPPED: {msg}");
+    if !shared_data("us_equity_1min_2018") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -611,4 +602,45 @@ fn check_passes_mock1_and_the_library_and_names_a_peeking_node() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// Whether `../shared/data/NAME` (or `$KF_SHARED_DATA/NAME`) is there; in CI its
+/// absence is a failure, elsewhere the caller skips with a message.
+fn shared_data(name: &str) -> bool {
+    let base = std::env::var_os("KF_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("../shared/data"));
+    if base.join(name).is_dir() {
+        return true;
+    }
+    let msg = format!(
+        "shared data {} is missing (set KF_SHARED_DATA)",
+        base.join(name).display()
+    );
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+    eprintln!("SKIPPED: {msg}");
+    false
+}
+
+#[test]
+fn check_passes_mock1_on_the_real_us_equity_and_binance_bars() {
+    for (data, config, bars) in [
+        ("us_equity_1min_2018", "configs/mock1_us_equity_1min_2018.toml", 17_000),
+        ("binance_top10_1m", "configs/mock1_binance_1m.toml", 44_000),
+    ] {
+        if !shared_data(data) {
+            continue;
+        }
+        let out = kaizenflow(&["check", config, "--tilings", "3", "--seed", "7"]);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{config}: {stdout}{}", text(&out.stderr));
+        assert!(stdout.contains("all 7 checks passed"), "{stdout}");
+        // Streaming and the replay went through every minute bar, one at a time.
+        let steps: usize = stdout
+            .lines()
+            .find(|l| l.contains("streaming:"))
+            .and_then(|l| l.split_whitespace().find_map(|w| w.parse().ok()))
+            .unwrap_or(0);
+        assert!(steps > bars, "{config}: {steps} steps: {stdout}");
+    }
 }
