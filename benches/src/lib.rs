@@ -3,6 +3,7 @@
 
 pub mod datapull;
 pub mod mock1;
+pub mod stream;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

@@ -63,6 +63,19 @@ enum What {
         #[arg(long)]
         max_gap: Option<String>,
     },
+    /// Mock1 streamed one bar per call: step latency p50/p99, early vs late step
+    /// time, total vs one batch call, and bit-equality with the batch.
+    Stream {
+        /// Assets.
+        #[arg(long, default_value_t = 500)]
+        assets: usize,
+        /// One-minute bars.
+        #[arg(long, default_value_t = 100_000)]
+        bars: usize,
+        /// Collapse runs of empty bins longer than this (`1h`: nights) to one.
+        #[arg(long)]
+        max_gap: Option<String>,
+    },
     /// Market data reads on the real us_equity_1min_2018 minute bars.
     DatapullReal {
         /// Folder for the stores.
@@ -120,6 +133,17 @@ fn main() {
             runs,
             max_gap,
         } => mock1(assets, bars, runs, max_gap.as_deref()),
+        What::Stream {
+            assets,
+            bars,
+            max_gap,
+        } => {
+            let r = kf_benches::stream::stream(assets, bars, max_gap.as_deref());
+            kf_benches::stream::print(assets, bars, &r);
+            if !r.identical {
+                std::process::exit(1);
+            }
+        }
         What::Datapull {
             assets,
             bars,

@@ -103,6 +103,38 @@ impl Frame {
             });
         }
         check_unique("asset", &assets)?;
+        Frame::build(end_ts, knowledge_ts, assets.into(), features)
+    }
+
+    /// A frame over this frame's assets (shared, not copied) with new rows and
+    /// features: what a node that changes the index (a resample) returns, at no cost
+    /// per asset, which matters when a streaming step emits one row.
+    ///
+    /// # Errors
+    /// As [`Frame::new`], but the assets are known to be valid.
+    pub fn with_rows(
+        &self,
+        end_ts: Vec<i64>,
+        knowledge_ts: Vec<i64>,
+        features: Vec<(String, Vec<f64>)>,
+    ) -> Result<Frame> {
+        check_sorted(&end_ts)?;
+        if knowledge_ts.len() != end_ts.len() {
+            return Err(FrameError::LengthMismatch {
+                what: "knowledge_ts".into(),
+                actual: knowledge_ts.len(),
+                expected: end_ts.len(),
+            });
+        }
+        Frame::build(end_ts, knowledge_ts, Arc::clone(&self.assets), features)
+    }
+
+    fn build(
+        end_ts: Vec<i64>,
+        knowledge_ts: Vec<i64>,
+        assets: Arc<[String]>,
+        features: Vec<(String, Vec<f64>)>,
+    ) -> Result<Frame> {
         let names: Vec<String> = features.iter().map(|(n, _)| n.clone()).collect();
         check_unique("feature", &names)?;
         let cells = end_ts.len() * assets.len();
@@ -120,7 +152,7 @@ impl Frame {
         Ok(Frame {
             end_ts: ScalarBuffer::from(end_ts),
             knowledge_ts: ScalarBuffer::from(knowledge_ts),
-            assets: assets.into(),
+            assets,
             features: names.into(),
             values,
         })

@@ -4,7 +4,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use kf_config::{Registry, Section};
-use kf_frame::{Frame, parse_duration};
+use kf_frame::parse_duration;
 
 use crate::column::running_max;
 use crate::error::{DataflowError, Result};
@@ -391,12 +391,7 @@ impl Node for Resample {
         }
         self.open = state;
         let features = names.into_iter().zip(out.outs).collect();
-        Ok(single_output(Frame::new(
-            out.end_ts,
-            out.kt,
-            input.assets().to_vec(),
-            features,
-        )?))
+        Ok(single_output(input.with_rows(out.end_ts, out.kt, features)?))
     }
 
     fn reset(&mut self) {

@@ -1,0 +1,106 @@
+//! Mock1 streamed one bar at a time: per-step latency (p50, p99), the step time
+//! early and late in the run (O(new rows), not O(history)), and the total against
+//! one batch call. The streamed predictions are checked against the batch's bits.
+
+use std::time::{Duration, Instant};
+
+use kf_dataflow::{Phase, RunContext, RunOptions};
+use kf_frame::Frame;
+
+use crate::mock1::{input, mock1, run};
+
+/// What a streaming run measured.
+pub struct StreamReport {
+    /// Each step's wall time, in bar order.
+    pub steps: Vec<Duration>,
+    /// The batch call's wall time.
+    pub batch: Duration,
+    /// Whether the streamed predictions equal the batch's to the bit.
+    pub identical: bool,
+}
+
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// The median step time over `steps[at .. at + width]`.
+pub fn median_at(steps: &[Duration], at: usize, width: usize) -> Duration {
+    let end = (at + width).min(steps.len());
+    let mut w = steps[at.min(end)..end].to_vec();
+    w.sort_unstable();
+    quantile(&w, 0.5)
+}
+
+/// Streams Mock1 over `assets x bars` generated bars, one bar per call.
+pub fn stream(assets: usize, bars: usize, max_gap: Option<&str>) -> StreamReport {
+    let frame: Frame = input(assets, bars);
+    let times = frame.end_ts().to_vec();
+    let mut dag = mock1(frame, max_gap);
+    let start = Instant::now();
+    let (batch_out, _) = run(&mut dag);
+    let batch = start.elapsed();
+    dag.reset();
+    let opts = RunOptions::default();
+    let mut steps = Vec::with_capacity(times.len());
+    let mut outs = Vec::with_capacity(times.len() / 5 + 1);
+    let mut lo = i64::MIN;
+    for &t in &times {
+        let s = Instant::now();
+        let out = dag
+            .run(&RunContext::new(Phase::Predict, Some((lo, t))), &opts)
+            .expect("Mock1 streams on generated data");
+        steps.push(s.elapsed());
+        lo = t + 1;
+        if let Ok(f) = out.df_out("predict")
+            && !f.is_empty()
+        {
+            outs.push(f.clone());
+        }
+    }
+    let identical = Frame::concat(&outs).is_ok_and(|s| s.bit_eq(&batch_out));
+    StreamReport {
+        steps,
+        batch,
+        identical,
+    }
+}
+
+/// Prints the report.
+pub fn print(assets: usize, bars: usize, r: &StreamReport) {
+    let mut sorted = r.steps.clone();
+    sorted.sort_unstable();
+    let total: Duration = r.steps.iter().sum();
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    println!("stream mock1: {assets} assets x {bars} one-minute bars, one bar per call");
+    println!(
+        "  step p50 {:.1} us, p99 {:.1} us, max {:.1} us",
+        us(quantile(&sorted, 0.5)),
+        us(quantile(&sorted, 0.99)),
+        us(quantile(&sorted, 1.0))
+    );
+    let w = 1000.min(r.steps.len() / 4).max(1);
+    let early = median_at(&r.steps, 1000.min(r.steps.len() / 4), w);
+    let late = median_at(&r.steps, r.steps.len().saturating_sub(w), w);
+    println!(
+        "  median step over {w} steps from bar {}: {:.1} us; over the last {w}: {:.1} us (ratio {:.2})",
+        1000.min(r.steps.len() / 4),
+        us(early),
+        us(late),
+        late.as_secs_f64() / early.as_secs_f64()
+    );
+    println!(
+        "  streaming total {:.2} s vs batch {:.2} s: {:.2}x; {:.0} bars/s, {:.1} M cells/s",
+        total.as_secs_f64(),
+        r.batch.as_secs_f64(),
+        total.as_secs_f64() / r.batch.as_secs_f64(),
+        bars as f64 / total.as_secs_f64(),
+        (bars * assets) as f64 / total.as_secs_f64() / 1e6
+    );
+    println!(
+        "  streamed predictions equal the batch's to the bit: {}",
+        r.identical
+    );
+}
