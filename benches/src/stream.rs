@@ -91,6 +91,16 @@ pub fn print(assets: usize, bars: usize, r: &StreamReport) {
         us(late),
         late.as_secs_f64() / early.as_secs_f64()
     );
+    let deciles: Vec<String> = (0..10)
+        .map(|d| {
+            let at = d * r.steps.len() / 10;
+            format!("{:.0}", us(median_at(&r.steps, at, w)))
+        })
+        .collect();
+    println!(
+        "  median step (us) at each tenth of the run: {}",
+        deciles.join(" ")
+    );
     println!(
         "  streaming total {:.2} s vs batch {:.2} s: {:.2}x; {:.0} bars/s, {:.1} M cells/s",
         total.as_secs_f64(),

@@ -625,7 +625,11 @@ fn shared_data(name: &str) -> bool {
 #[test]
 fn check_passes_mock1_on_the_real_us_equity_and_binance_bars() {
     for (data, config, bars) in [
-        ("us_equity_1min_2018", "configs/mock1_us_equity_1min_2018.toml", 17_000),
+        (
+            "us_equity_1min_2018",
+            "configs/mock1_us_equity_1min_2018.toml",
+            17_000,
+        ),
         ("binance_top10_1m", "configs/mock1_binance_1m.toml", 44_000),
     ] {
         if !shared_data(data) {
@@ -633,7 +637,11 @@ fn check_passes_mock1_on_the_real_us_equity_and_binance_bars() {
         }
         let out = kaizenflow(&["check", config, "--tilings", "3", "--seed", "7"]);
         let stdout = text(&out.stdout);
-        assert!(out.status.success(), "{config}: {stdout}{}", text(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{config}: {stdout}{}",
+            text(&out.stderr)
+        );
         assert!(stdout.contains("all 7 checks passed"), "{stdout}");
         // Streaming and the replay went through every minute bar, one at a time.
         let steps: usize = stdout

@@ -391,7 +391,9 @@ impl Node for Resample {
         }
         self.open = state;
         let features = names.into_iter().zip(out.outs).collect();
-        Ok(single_output(input.with_rows(out.end_ts, out.kt, features)?))
+        Ok(single_output(
+            input.with_rows(out.end_ts, out.kt, features)?,
+        ))
     }
 
     fn reset(&mut self) {

@@ -77,7 +77,7 @@ fn mock1_is_bit_identical_under_every_tiling() {
         ts[3],
         ts[4],
         ts[200] + 1,
-        ts[389] + 3600_000_000_000,
+        ts[389] + 3_600_000_000_000,
         ts[777],
     ];
     let tilings = [
