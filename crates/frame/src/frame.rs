@@ -94,14 +94,6 @@ impl Frame {
         assets: Vec<String>,
         features: Vec<(String, Vec<f64>)>,
     ) -> Result<Frame> {
-        check_sorted(&end_ts)?;
-        if knowledge_ts.len() != end_ts.len() {
-            return Err(FrameError::LengthMismatch {
-                what: "knowledge_ts".into(),
-                actual: knowledge_ts.len(),
-                expected: end_ts.len(),
-            });
-        }
         check_unique("asset", &assets)?;
         Frame::build(end_ts, knowledge_ts, assets.into(), features)
     }
@@ -118,14 +110,6 @@ impl Frame {
         knowledge_ts: Vec<i64>,
         features: Vec<(String, Vec<f64>)>,
     ) -> Result<Frame> {
-        check_sorted(&end_ts)?;
-        if knowledge_ts.len() != end_ts.len() {
-            return Err(FrameError::LengthMismatch {
-                what: "knowledge_ts".into(),
-                actual: knowledge_ts.len(),
-                expected: end_ts.len(),
-            });
-        }
         Frame::build(end_ts, knowledge_ts, Arc::clone(&self.assets), features)
     }
 
@@ -135,6 +119,14 @@ impl Frame {
         assets: Arc<[String]>,
         features: Vec<(String, Vec<f64>)>,
     ) -> Result<Frame> {
+        check_sorted(&end_ts)?;
+        if knowledge_ts.len() != end_ts.len() {
+            return Err(FrameError::LengthMismatch {
+                what: "knowledge_ts".into(),
+                actual: knowledge_ts.len(),
+                expected: end_ts.len(),
+            });
+        }
         let names: Vec<String> = features.iter().map(|(n, _)| n.clone()).collect();
         check_unique("feature", &names)?;
         let cells = end_ts.len() * assets.len();
