@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use kf_dataflow::{Phase, RunContext, RunOptions};
 use kf_frame::Frame;
 
-use crate::mock1::{input, mock1, run};
+use crate::mock1::{input, median, mock1, run};
 
 /// What a streaming run measured.
 pub struct StreamReport {
@@ -29,9 +29,7 @@ fn quantile(sorted: &[Duration], q: f64) -> Duration {
 /// The median step time over `steps[at .. at + width]`.
 pub fn median_at(steps: &[Duration], at: usize, width: usize) -> Duration {
     let end = (at + width).min(steps.len());
-    let mut w = steps[at.min(end)..end].to_vec();
-    w.sort_unstable();
-    quantile(&w, 0.5)
+    median(steps[at.min(end)..end].to_vec())
 }
 
 /// Streams Mock1 over `assets x bars` generated bars, one bar per call.

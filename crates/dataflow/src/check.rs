@@ -123,6 +123,14 @@ impl<'a> Subject<'a> {
         &self.order
     }
 
+    /// The frame the checks cut into tiles and bars: the first node's (a source's)
+    /// `df_out` in `outputs`.
+    pub fn input<'o>(&self, outputs: &'o Outputs) -> Option<&'o kf_frame::Frame> {
+        self.order
+            .iter()
+            .find_map(|id| outputs.get(id).and_then(|p| p.get(DF_OUT)))
+    }
+
     fn run(&self, tiling: &Tiling) -> Result<Outputs> {
         run_tiled(&|| self.dag(), Phase::Predict, tiling, &Keep::All)
     }
@@ -204,10 +212,7 @@ pub fn run_checks(
         elapsed: start.elapsed(),
     });
     let order = subject.order();
-    let Some(input) = order
-        .iter()
-        .find_map(|id| batch.get(id).and_then(|p| p.get(DF_OUT)))
-    else {
+    let Some(input) = subject.input(&batch) else {
         return Ok((batch, results));
     };
     let times = input.end_ts().to_vec();

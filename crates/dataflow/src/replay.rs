@@ -16,8 +16,8 @@ use kf_frame::{Frame, Timestamp};
 
 use crate::dag::{Dag, Keep, RunOptions};
 use crate::error::{DataflowError, Result};
-use crate::node::{NodeId, Phase, Ports, RunContext};
-use crate::tiling::{Outputs, Tiling, check_tilable};
+use crate::node::{NodeId, Phase, RunContext};
+use crate::tiling::{Gathered, Outputs, Tiling, check_tilable};
 
 /// How long a replayed run waits for a bar, and how often it looks again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,7 +142,7 @@ async fn replay_async(
         parallel: false,
         keep: keep.clone(),
     };
-    let mut parts: BTreeMap<NodeId, BTreeMap<String, Vec<Frame>>> = BTreeMap::new();
+    let mut parts = Gathered::default();
     let mut decided: BTreeMap<NodeId, Vec<Decision>> = BTreeMap::new();
     let mut lo = i64::MIN;
     for &bar in bars {
@@ -150,7 +150,7 @@ async fn replay_async(
         let tau = clock.now();
         let res = dag.run(&RunContext::new(phase, Some((lo, bar))), &run_opts)?;
         lo = bar.saturating_add(1);
-        for (id, ports) in res.outputs {
+        for (id, ports) in &res.outputs {
             if let Some(f) = ports.values().next() {
                 decided.entry(id.clone()).or_default().extend(
                     f.end_ts()
@@ -163,19 +163,12 @@ async fn replay_async(
                         }),
                 );
             }
-            let node = parts.entry(id).or_default();
-            for (port, f) in ports {
-                node.entry(port).or_default().push(f);
-            }
         }
+        parts.push(res.outputs);
     }
     let mut outputs = Outputs::new();
     let mut unjoinable = Vec::new();
-    for (id, ports) in parts {
-        let joined = ports
-            .into_iter()
-            .map(|(p, tiles)| Ok((p, Frame::concat(&tiles)?)))
-            .collect::<Result<Ports>>();
+    for (id, joined) in parts.join(Frame::concat) {
         match joined {
             Ok(j) => {
                 outputs.insert(id, j);

@@ -202,34 +202,19 @@ pub fn run_tiled(
                 })?;
             }
         }
-        let mut parts: BTreeMap<NodeId, BTreeMap<String, Vec<Frame>>> = BTreeMap::new();
+        let mut parts = Gathered::default();
         for_each_tile(&mut dag, phase, tiling, keep, |_, _, res| {
-            for (id, ports) in res.outputs {
-                let node = parts.entry(id).or_default();
-                for (port, frame) in ports {
-                    node.entry(port).or_default().push(frame);
-                }
-            }
+            parts.push(res.outputs);
             Ok(())
         })?;
         parts
-            .into_iter()
-            .map(|(id, ports)| {
-                let joined = ports
-                    .into_iter()
-                    .map(|(port, tiles)| Ok((port, Frame::concat(&tiles)?)))
-                    .collect::<Result<Ports>>()
-                    .map_err(|e| e.in_node(&id, "tiles"))?;
-                Ok((id, joined))
-            })
+            .join(Frame::concat)
+            .map(|(id, joined)| Ok((id.clone(), joined.map_err(|e| e.in_node(&id, "tiles"))?)))
             .collect()
     };
     let Some(asset_tiles) = &tiling.assets else {
         return run_one(None);
     };
-    if let Some(dag) = asset_tiles.first().map(|_| make()).transpose()? {
-        check_tilable(&dag, phase, tiling)?;
-    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(tiling.threads)
         .build()
@@ -247,32 +232,49 @@ pub fn run_tiled(
 
 /// Joins the outputs of asset tiles side by side, node by node and port by port.
 fn join_asset_tiles(per_tile: Vec<Outputs>) -> Result<Outputs> {
-    let mut iter = per_tile.into_iter();
-    let Some(first) = iter.next() else {
-        return Ok(Outputs::new());
-    };
-    let mut cols: BTreeMap<NodeId, BTreeMap<String, Vec<Frame>>> = first
-        .into_iter()
-        .map(|(id, ports)| (id, ports.into_iter().map(|(p, f)| (p, vec![f])).collect()))
-        .collect();
-    for tile in iter {
-        for (id, ports) in tile {
-            let node = cols.entry(id).or_default();
+    let mut parts = Gathered::default();
+    per_tile.into_iter().for_each(|t| parts.push(t));
+    parts
+        .join(Frame::concat_assets)
+        .map(|(id, joined)| {
+            Ok((
+                id.clone(),
+                joined.map_err(|e| e.in_node(&id, "asset tiles"))?,
+            ))
+        })
+        .collect()
+}
+
+/// Frames gathered per node and port over the pieces of a run (time steps or asset
+/// tiles), in order, until they are joined.
+#[derive(Default)]
+pub(crate) struct Gathered(BTreeMap<NodeId, BTreeMap<String, Vec<Frame>>>);
+
+impl Gathered {
+    /// Adds one piece's outputs.
+    pub(crate) fn push(&mut self, outputs: Outputs) {
+        for (id, ports) in outputs {
+            let node = self.0.entry(id).or_default();
             for (port, frame) in ports {
                 node.entry(port).or_default().push(frame);
             }
         }
     }
-    cols.into_iter()
-        .map(|(id, ports)| {
+
+    /// Joins each node's pieces, port by port, with `join` ([`Frame::concat`] for
+    /// time pieces, [`Frame::concat_assets`] for asset tiles).
+    pub(crate) fn join(
+        self,
+        join: fn(&[Frame]) -> kf_frame::Result<Frame>,
+    ) -> impl Iterator<Item = (NodeId, Result<Ports>)> {
+        self.0.into_iter().map(move |(id, ports)| {
             let joined = ports
                 .into_iter()
-                .map(|(port, tiles)| Ok((port, Frame::concat_assets(&tiles)?)))
-                .collect::<Result<Ports>>()
-                .map_err(|e| e.in_node(&id, "asset tiles"))?;
-            Ok((id, joined))
+                .map(|(port, pieces)| Ok((port, join(&pieces)?)))
+                .collect::<Result<Ports>>();
+            (id, joined)
         })
-        .collect()
+    }
 }
 
 /// A source cut to one asset tile.

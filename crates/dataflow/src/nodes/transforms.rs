@@ -132,16 +132,19 @@ impl Default for ShiftParams {
 #[derive(Clone, Debug)]
 pub struct Shift {
     params: ShiftParams,
-    states: AssetStates<Ring>,
+    /// A non-negative shift is a single lag.
+    lag: Lags,
 }
 
 impl Shift {
     /// A shift kernel.
     pub fn new(params: ShiftParams) -> Shift {
-        Shift {
-            params,
-            states: AssetStates::default(),
-        }
+        let lag = Lags::new(LagParams {
+            num_lags: 1,
+            first_lag: usize::try_from(params.periods).unwrap_or(0),
+            nan_mode: NanMode::Keep,
+        });
+        Shift { params, lag }
     }
 }
 
@@ -154,38 +157,33 @@ impl ColumnKernel for Shift {
     }
     fn compute(
         &mut self,
-        _: &RunContext,
+        ctx: &RunContext,
         input: &Frame,
         cols: &[usize],
     ) -> Result<Vec<(String, Vec<f64>)>> {
-        let n = input.n_assets();
-        let k = self.params.periods;
-        let mut out = Vec::with_capacity(cols.len());
-        for (slot, &c) in cols.iter().enumerate() {
-            let values = input.feature_at(c).values();
-            let v = if k >= 0 {
-                let back = k as usize;
-                let st = self.states.get(slot, n, Ring::new(back + 1))?;
-                let mut v = Vec::with_capacity(values.len());
-                for row in values.chunks_exact(n.max(1)) {
-                    for (&x, ring) in row.iter().zip(st.iter_mut()) {
-                        ring.push(x);
-                        v.push(ring.back(back).unwrap_or(f64::NAN));
-                    }
-                }
-                v
-            } else {
-                let ahead = (k.unsigned_abs() as usize).saturating_mul(n);
-                (0..values.len())
-                    .map(|i| values.get(i + ahead).copied().unwrap_or(f64::NAN))
-                    .collect()
-            };
-            out.push((format!("{}{}", input.features()[c], self.params.suffix), v));
+        let name = |c: usize| format!("{}{}", input.features()[c], self.params.suffix);
+        if self.params.periods >= 0 {
+            let lagged = self.lag.compute(ctx, input, cols)?;
+            return Ok(lagged
+                .into_iter()
+                .zip(cols)
+                .map(|((_, v), &c)| (name(c), v))
+                .collect());
         }
-        Ok(out)
+        let ahead = (self.params.periods.unsigned_abs() as usize).saturating_mul(input.n_assets());
+        Ok(cols
+            .iter()
+            .map(|&c| {
+                let values = input.feature_at(c).values();
+                let v = (0..values.len())
+                    .map(|i| values.get(i + ahead).copied().unwrap_or(f64::NAN))
+                    .collect();
+                (name(c), v)
+            })
+            .collect())
     }
     fn reset(&mut self) {
-        self.states.clear();
+        self.lag.reset();
     }
 }
 

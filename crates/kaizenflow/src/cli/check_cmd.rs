@@ -54,9 +54,7 @@ pub(super) fn check(args: &CheckArgs, out: &mut dyn Write) -> Result<()> {
     // The replay needs the market data as a source it can release by knowledge time.
     let source = source_registry().build(&root.section("market_data")?);
     let bars = subject
-        .order()
-        .iter()
-        .find_map(|id| batch.get(id).and_then(|p| p.get(kf_dataflow::DF_OUT)))
+        .input(&batch)
         .map(|f| f.end_ts().to_vec())
         .unwrap_or_default();
     let mut skipped = None;
