@@ -91,7 +91,13 @@ pub fn replay(
     runtime.block_on(replay_async(dag, phase, view, clock, bars, keep, opts))
 }
 
-async fn wait_for_bar(
+/// Waits on `clock` until `bar` has ended and `view` knows its row: the step a
+/// replayed or live loop takes before using a bar.
+///
+/// # Errors
+/// The bar is not known within `opts.timeout` of clock time (naming the bar and the
+/// clock's time), or the view's read error.
+pub async fn wait_for_bar(
     view: &dyn MarketData,
     clock: &Arc<dyn Clock>,
     bar: i64,

@@ -75,6 +75,35 @@ pub(super) fn run(args: &RunArgs, out: &mut dyn Write) -> Result<()> {
     }
     write_outputs(&dag, &result, &capture, &args.out)?;
     report(&result, wall, &args.out, out)?;
+    if config.root().contains("system") {
+        run_system(&config, &args.out, out)?;
+    }
+    Ok(())
+}
+
+/// Runs the config's `[system]` on its clock and writes its files.
+fn run_system(config: &kf_config::Config, dir: &Path, out: &mut dyn Write) -> Result<()> {
+    let started = Instant::now();
+    let mut system = kf_system::System::from_config(config)?;
+    let run = system.run()?;
+    let wall = started.elapsed();
+    let chart = kf_system::output::write_run(&run, dir)?;
+    writeln!(
+        out,
+        "# system: {} decisions x {} assets in {:.3} s ({:.0} bars/s); orders, fills, \
+         portfolio and stats in {}",
+        run.bars.len(),
+        run.assets.len(),
+        wall.as_secs_f64(),
+        run.bars.len() as f64 / wall.as_secs_f64().max(1e-9),
+        dir.display()
+    )?;
+    write!(
+        out,
+        "{}",
+        kf_system::output::summary(&run.stats, run.stale_forecasts)
+    )?;
+    writeln!(out, "pnl chart: {}", chart.display())?;
     Ok(())
 }
 

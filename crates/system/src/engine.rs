@@ -1,0 +1,436 @@
+//! The event-driven loop: one decision per bar on the system's clock.
+//!
+//! At each decision time `τ_k` the system
+//! 1. waits on its clock until `τ_k` and until the market data view knows the last
+//!    data bar ending in `(τ_{k-1}, τ_k]` (late data holds the decision up);
+//! 2. reads that interval's prices and fills the orders placed at `τ_{k-1}` at the
+//!    interval's TWAP or VWAP (the orders "execute over the next bar");
+//! 3. marks the portfolio to the last known prices and closes the bar's P&L;
+//! 4. runs one streaming step of the forecast DAG over the new data and takes the
+//!    latest forecast row ending in `(τ_{k-1}, τ_k]`;
+//! 5. asks the processor for orders, given the holdings after step 2.
+//!
+//! The portfolio after bar `k` feeds the decision at bar `k`, whose orders fill in
+//! bar `k + 1`: the cycle runs through time, never inside the DAG.
+
+use std::sync::Arc;
+
+use kf_config::Config;
+use kf_dataflow::replay::{ReplayOptions, wait_for_bar};
+use kf_dataflow::{BuildContext, Dag, Keep, NodeId, Phase, RunContext, RunOptions, dag_registry};
+use kf_datapull::{
+    Clock, Historical, MarketData, ReplayClock, Replayed, SimulatedClock, WallClock,
+    source_registry,
+};
+use kf_frame::Frame;
+
+use crate::broker::{BarAggregate, fill_orders};
+use crate::error::{Result, SystemError};
+use crate::market::{AssetMap, ForecastColumns, Market};
+use crate::portfolio::{BarRecord, Portfolio, Stats};
+use crate::processor::{Decide, ForecastProcessor};
+use crate::spec::{ClockKind, SystemSpec};
+
+/// Orders placed, one entry per non-zero order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Orders {
+    /// Decision time.
+    pub ts: Vec<i64>,
+    /// Asset slot.
+    pub asset: Vec<u32>,
+    /// Shares to trade (negative: sell).
+    pub quantity: Vec<f64>,
+    /// The asset's mark price at the decision.
+    pub mark: Vec<f64>,
+}
+
+/// Fills, one entry per filled order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Fills {
+    /// The order's decision time.
+    pub order_ts: Vec<i64>,
+    /// End of the bar it executed over.
+    pub ts: Vec<i64>,
+    /// Asset slot.
+    pub asset: Vec<u32>,
+    /// Shares traded.
+    pub quantity: Vec<f64>,
+    /// Execution price.
+    pub price: Vec<f64>,
+    /// Transaction cost.
+    pub cost: Vec<f64>,
+}
+
+/// What a system run produced.
+#[derive(Clone, Debug)]
+pub struct SystemRun {
+    /// The assets, in slot order.
+    pub assets: Vec<String>,
+    /// One record per bar.
+    pub bars: Vec<BarRecord>,
+    /// Every order.
+    pub orders: Orders,
+    /// Every fill.
+    pub fills: Fills,
+    /// Holdings at the end, per asset.
+    pub holdings: Vec<f64>,
+    /// Forecast rows that arrived after their own bar's decision time (not traded).
+    pub stale_forecasts: u64,
+    /// The run's figures.
+    pub stats: Stats,
+}
+
+/// A system: a config's market data, forecast DAG, processor, costs and clock.
+#[derive(Debug)]
+pub struct System<'a> {
+    config: &'a Config,
+    /// The `[system]` settings.
+    pub spec: SystemSpec,
+    processor: Box<dyn ForecastProcessor>,
+    /// The market.
+    pub market: Market,
+    /// The decision times.
+    pub grid: Vec<i64>,
+}
+
+impl<'a> System<'a> {
+    /// Builds the system `config` describes (`[market_data]`, `[dag]`, `[system]`),
+    /// loading the market's prices. Builds the DAG once to check it.
+    ///
+    /// # Errors
+    /// A located config error, a market data error, a DAG that learns (the system
+    /// runs a DAG's predict phase), or a forecast node that is not the DAG's.
+    pub fn from_config(config: &'a Config) -> Result<System<'a>> {
+        let root = config.root();
+        let (spec, processor) = SystemSpec::from_section(&root.section("system")?)?;
+        let source = Arc::from(source_registry().build(&root.section("market_data")?)?);
+        let market = Market::new(source, &spec)?;
+        let grid = market.decision_times(&spec)?;
+        let system = System {
+            config,
+            spec,
+            processor,
+            market,
+            grid,
+        };
+        let dag = system.dag(Arc::new(Historical::new(Arc::clone(&system.market.source))))?;
+        system.forecast_node(&dag)?;
+        if let Some(id) = dag
+            .topological_order()
+            .into_iter()
+            .find(|id| dag.node(id.as_str()).is_ok_and(|n| n.learns()))
+        {
+            return Err(SystemError::Invalid(format!(
+                "node `{id}` learns from data, and the system runs the DAG's predict phase \
+                 only: give its model fixed parameters, or fit it first and load its state"
+            )));
+        }
+        Ok(system)
+    }
+
+    /// The forecast DAG, reading `view`.
+    ///
+    /// # Errors
+    /// The DAG's config error.
+    pub fn dag(&self, view: Arc<dyn MarketData>) -> Result<Dag> {
+        let ctx = BuildContext {
+            market_data: Some(view),
+        };
+        Ok(dag_registry(&ctx)?.build(&self.config.root().section("dag")?)?)
+    }
+
+    /// The node whose output holds the forecasts.
+    ///
+    /// # Errors
+    /// A configured node the DAG lacks, or a DAG without exactly one sink.
+    pub fn forecast_node(&self, dag: &Dag) -> Result<NodeId> {
+        if let Some(n) = &self.spec.forecast_node {
+            return Ok(dag.node(n)?.id().clone());
+        }
+        match dag.sinks().as_slice() {
+            [one] => Ok(one.clone()),
+            many => Err(SystemError::Invalid(format!(
+                "the DAG has {} sinks ({}): name the forecasts' node with [system] forecast_node",
+                many.len(),
+                many.iter()
+                    .map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
+    /// The forecast processor (the research evaluator runs the same one).
+    pub fn processor_mut(&mut self) -> &mut dyn ForecastProcessor {
+        self.processor.as_mut()
+    }
+
+    /// A fresh clock of the configured kind, reading just before the first decision.
+    pub fn clock(&self, kind: ClockKind) -> Arc<dyn Clock> {
+        let start = self.grid[0] - self.spec.bar;
+        match kind {
+            ClockKind::Simulated => Arc::new(SimulatedClock::new(start)),
+            ClockKind::Replayed { speed } => Arc::new(ReplayClock::new(start, speed)),
+            ClockKind::Wall => Arc::new(WallClock),
+        }
+    }
+
+    /// Runs the system under its configured clock.
+    ///
+    /// # Errors
+    /// See [`System::run_on`].
+    pub fn run(&mut self) -> Result<SystemRun> {
+        let clock = self.clock(self.spec.clock.kind);
+        self.run_on(clock)
+    }
+
+    /// Runs the system on `clock`: builds a view that releases the market data by
+    /// knowledge time on that clock, a DAG reading it, and loops over the decision
+    /// times.
+    ///
+    /// # Errors
+    /// Data that does not arrive within the clock's timeout (naming the bar), a
+    /// DAG error, or a forecast column missing from the forecast node's output.
+    pub fn run_on(&mut self, clock: Arc<dyn Clock>) -> Result<SystemRun> {
+        let historical = Historical::new(Arc::clone(&self.market.source));
+        let view: Arc<dyn MarketData> = Arc::new(Replayed::new(
+            historical,
+            Arc::clone(&clock),
+            self.spec.clock.delay,
+            self.market.freq,
+            self.market.prices.end_ts()[0].rem_euclid(self.market.freq),
+            self.spec.clock.poll,
+        )?);
+        let mut dag = self.dag(Arc::clone(&view))?;
+        let node = self.forecast_node(&dag)?;
+        self.processor.reset();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| SystemError::Invalid(format!("cannot start the system's runtime: {e}")))?;
+        runtime.block_on(self.event_loop(&mut dag, &node, view.as_ref(), &clock))
+    }
+
+    async fn event_loop(
+        &mut self,
+        dag: &mut Dag,
+        node: &NodeId,
+        view: &dyn MarketData,
+        clock: &Arc<dyn Clock>,
+    ) -> Result<SystemRun> {
+        let spec = &self.spec;
+        let n = self.market.assets.len();
+        let times = self.market.prices.end_ts();
+        let mut cols = vec![spec.price.clone()];
+        cols.extend(spec.volume.clone());
+        let wait = ReplayOptions {
+            timeout: spec.clock.timeout,
+            poll: spec.clock.poll,
+        };
+        let run_opts = RunOptions {
+            up_to: Some(node.clone()),
+            parallel: false,
+            keep: Keep::Nodes([node.clone()].into_iter().collect()),
+        };
+        let mut book = Book::new(n, spec.initial_cash);
+        let (mut price_map, mut forecast_map) = (AssetMap::default(), AssetMap::default());
+        let mut columns: Option<ForecastColumns> = None;
+        let mut dag_lo = i64::MIN;
+        let mut prev = self.grid[0] - spec.bar;
+        let mut next_time = 0usize;
+        for &tau in &self.grid {
+            clock.sleep_until(tau).await;
+            // The last data bar of the interval, which must be known before deciding.
+            let first = next_time;
+            while next_time < times.len() && times[next_time] <= tau {
+                next_time += 1;
+            }
+            if next_time > first && times[next_time - 1] > prev {
+                wait_for_bar(view, clock, times[next_time - 1], wait).await?;
+            }
+            let decided = clock.now();
+            let rows = view.data_for_interval(prev.saturating_add(1), tau, None, Some(&cols))?;
+            self.market.map_assets(rows.assets(), &mut price_map);
+            book.aggregate(&rows, &price_map);
+            book.fill(prev, tau, spec);
+            book.bars
+                .push(book.portfolio.close_bar(tau, decided, &book.totals));
+
+            let out = dag.run(
+                &RunContext::new(Phase::Predict, Some((dag_lo, tau))),
+                &run_opts,
+            )?;
+            dag_lo = tau.saturating_add(1);
+            let frame = out.df_out(node.as_str())?;
+            let row = latest_row_in(frame, prev, tau, &mut book.stale);
+            if let Some(r) = row {
+                let c = match &columns {
+                    Some(c) => c,
+                    None => columns.insert(ForecastColumns::find(frame, node.as_str(), spec)?),
+                };
+                self.market.map_assets(frame.assets(), &mut forecast_map);
+                book.decide(tau, frame, r, c, &forecast_map, self.processor.as_mut());
+            } else {
+                book.pending.fill(0.0);
+            }
+            prev = tau;
+        }
+        Ok(book.finish(self.market.assets.clone(), spec, &self.grid))
+    }
+}
+
+/// The latest row of `frame` ending in `(prev, tau]`; rows ending at or before
+/// `prev` arrived late and are counted in `stale`.
+pub fn latest_row_in(frame: &Frame, prev: i64, tau: i64, stale: &mut u64) -> Option<usize> {
+    let ts = frame.end_ts();
+    let mut found = None;
+    for (r, &t) in ts.iter().enumerate() {
+        if t > prev && t <= tau {
+            found = Some(r);
+        } else if t <= prev {
+            *stale += 1;
+        }
+    }
+    found
+}
+
+/// The event loop's state between bars.
+struct Book {
+    portfolio: Portfolio,
+    agg: BarAggregate,
+    pending: Vec<f64>,
+    fill_px: Vec<f64>,
+    filled: Vec<f64>,
+    cost: Vec<f64>,
+    forecast: Vec<f64>,
+    vol: Vec<f64>,
+    // One data row scattered into system slots (slots no frame asset maps to stay NaN).
+    row_price: Vec<f64>,
+    row_volume: Vec<f64>,
+    totals: crate::broker::FillTotals,
+    bars: Vec<BarRecord>,
+    orders: Orders,
+    fills: Fills,
+    stale: u64,
+}
+
+impl Book {
+    fn new(n: usize, cash: f64) -> Book {
+        Book {
+            portfolio: Portfolio::new(n, cash),
+            agg: BarAggregate::new(n),
+            pending: vec![0.0; n],
+            fill_px: vec![f64::NAN; n],
+            filled: vec![0.0; n],
+            cost: vec![0.0; n],
+            forecast: vec![f64::NAN; n],
+            vol: vec![f64::NAN; n],
+            row_price: vec![f64::NAN; n],
+            row_volume: vec![f64::NAN; n],
+            totals: Default::default(),
+            bars: Vec::new(),
+            orders: Orders::default(),
+            fills: Fills::default(),
+            stale: 0,
+        }
+    }
+
+    /// Folds the interval's rows (price first, volume second) into the aggregate.
+    fn aggregate(&mut self, rows: &Frame, map: &AssetMap) {
+        self.agg.clear();
+        let price = rows.feature_at(0);
+        let volume = (rows.n_features() > 1).then(|| rows.feature_at(1));
+        for r in 0..rows.n_rows() {
+            map.scatter(price.row(r), &mut self.row_price);
+            if let Some(vf) = &volume {
+                map.scatter(vf.row(r), &mut self.row_volume);
+            }
+            self.agg.add_row(
+                &self.row_price,
+                volume.as_ref().map(|_| self.row_volume.as_slice()),
+            );
+        }
+    }
+
+    /// Fills the pending orders over the bar `(prev, tau]` and marks the portfolio.
+    fn fill(&mut self, prev: i64, tau: i64, spec: &SystemSpec) {
+        self.agg.fill_prices(spec.fill, &mut self.fill_px);
+        self.totals = fill_orders(
+            &self.pending,
+            &self.fill_px,
+            self.agg.volume(),
+            &spec.costs,
+            &mut self.filled,
+            &mut self.cost,
+        );
+        for (i, &q) in self.filled.iter().enumerate() {
+            if q != 0.0 {
+                self.fills.order_ts.push(prev);
+                self.fills.ts.push(tau);
+                self.fills.asset.push(i as u32);
+                self.fills.quantity.push(q);
+                self.fills.price.push(self.fill_px[i]);
+                self.fills.cost.push(self.cost[i]);
+            }
+        }
+        self.portfolio.apply_fills(&self.filled, &self.totals);
+        self.portfolio.update_marks(self.agg.last());
+    }
+
+    /// Turns the forecast row `r` of `frame` into pending orders.
+    fn decide(
+        &mut self,
+        tau: i64,
+        frame: &Frame,
+        r: usize,
+        c: &ForecastColumns,
+        map: &AssetMap,
+        processor: &mut dyn ForecastProcessor,
+    ) {
+        self.forecast.fill(f64::NAN);
+        map.scatter(frame.feature_at(c.prediction).row(r), &mut self.forecast);
+        let vol = c.volatility.map(|v| {
+            self.vol.fill(f64::NAN);
+            map.scatter(frame.feature_at(v).row(r), &mut self.vol);
+            self.vol.as_slice()
+        });
+        processor.orders(
+            &Decide {
+                forecast: &self.forecast,
+                volatility: vol,
+                price: &self.portfolio.mark,
+                holdings: &self.portfolio.holdings,
+            },
+            &mut self.pending,
+        );
+        record_orders(&mut self.orders, tau, &self.pending, &self.portfolio.mark);
+    }
+
+    fn finish(self, assets: Vec<String>, spec: &SystemSpec, grid: &[i64]) -> SystemRun {
+        let per_year = spec
+            .bars_per_year
+            .unwrap_or_else(|| Market::bars_per_year(grid, spec.bar));
+        let stats = Stats::from_bars(&self.bars, spec.initial_cash, per_year);
+        SystemRun {
+            assets,
+            bars: self.bars,
+            orders: self.orders,
+            fills: self.fills,
+            holdings: self.portfolio.holdings,
+            stale_forecasts: self.stale,
+            stats,
+        }
+    }
+}
+
+/// Appends the non-zero `orders` decided at `tau`.
+pub fn record_orders(out: &mut Orders, tau: i64, orders: &[f64], mark: &[f64]) {
+    for (i, &q) in orders.iter().enumerate() {
+        if q != 0.0 {
+            out.ts.push(tau);
+            out.asset.push(i as u32);
+            out.quantity.push(q);
+            out.mark.push(mark[i]);
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! What the system trades: the source, its assets, the times of its bars and the
+//! prices, plus the decision grid and the mapping of a frame's assets onto the
+//! system's.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use kf_datapull::{Historical, MarketData, Source};
+use kf_frame::Frame;
+
+use crate::error::{Result, SystemError};
+use crate::spec::SystemSpec;
+
+/// The market data behind a system.
+///
+/// Invariant: `prices` has every row of the source with the price column first and
+/// the volume column (when configured) second; `assets` is its asset order, which is
+/// the order of every per-asset vector in the system.
+#[derive(Debug)]
+pub struct Market {
+    /// The source, for views bound to a run's clock.
+    pub source: Arc<dyn Source>,
+    /// The assets, in the system's order.
+    pub assets: Vec<String>,
+    /// Price (and volume) over all the data.
+    pub prices: Frame,
+    /// The data's bar period: the smallest step between two bar ends.
+    pub freq: i64,
+    index: HashMap<String, usize>,
+}
+
+impl Market {
+    /// Loads the price and volume columns that `spec` names from `source`.
+    ///
+    /// # Errors
+    /// The source's read error, a missing price or volume column (listing the
+    /// columns there are), or a source without rows.
+    pub fn new(source: Arc<dyn Source>, spec: &SystemSpec) -> Result<Market> {
+        let all = Historical::new(Arc::clone(&source));
+        let mut cols = vec![spec.price.clone()];
+        cols.extend(spec.volume.clone());
+        let prices = all
+            .data_for_interval(i64::MIN, i64::MAX, None, Some(&cols))
+            .map_err(|e| {
+                SystemError::Invalid(format!(
+                    "[system] price = {:?}, volume = {:?}: the market data ({}) cannot give \
+                     these columns: {e}",
+                    spec.price,
+                    spec.volume.as_deref().unwrap_or(""),
+                    source.describe()
+                ))
+            })?;
+        if prices.is_empty() {
+            return Err(SystemError::Invalid(format!(
+                "the market data ({}) has no rows: there is nothing to trade",
+                source.describe()
+            )));
+        }
+        let freq = prices
+            .end_ts()
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .min()
+            .unwrap_or(60_000_000_000)
+            .max(1);
+        let assets = prices.assets().to_vec();
+        let index = assets
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.clone(), i))
+            .collect();
+        Ok(Market {
+            source,
+            assets,
+            prices,
+            freq,
+            index,
+        })
+    }
+
+    /// The decision times: every multiple of `spec.bar` that closes at least one bar
+    /// of data, within `[start, end]`.
+    ///
+    /// # Errors
+    /// None of them falls within `[start, end]`.
+    pub fn decision_times(&self, spec: &SystemSpec) -> Result<Vec<i64>> {
+        let mut grid: Vec<i64> = Vec::new();
+        for &t in self.prices.end_ts() {
+            let tau = ceil_to(t, spec.bar);
+            if grid.last() != Some(&tau)
+                && spec.start.is_none_or(|s| tau >= s)
+                && spec.end.is_none_or(|e| tau <= e)
+            {
+                grid.push(tau);
+            }
+        }
+        if grid.is_empty() {
+            return Err(SystemError::Invalid(format!(
+                "no decision time: the data's bars ({} to {}) do not meet [system] start/end",
+                kf_frame::Timestamp(self.prices.end_ts()[0]),
+                kf_frame::Timestamp(self.prices.end_ts()[self.prices.n_rows() - 1]),
+            )));
+        }
+        Ok(grid)
+    }
+
+    /// Bars per year implied by a decision grid: its bars over its span.
+    pub fn bars_per_year(grid: &[i64], bar: i64) -> f64 {
+        const YEAR: f64 = 365.25 * 86_400e9;
+        let span = (grid[grid.len() - 1] - grid[0] + bar) as f64;
+        grid.len() as f64 * YEAR / span
+    }
+
+    /// The slot of each of `frame_assets` in the system's asset order (`None` for an
+    /// asset the system does not trade).
+    pub fn map_assets(&self, frame_assets: &[String], out: &mut AssetMap) {
+        if out.names.as_slice() == frame_assets {
+            return;
+        }
+        out.names = frame_assets.to_vec();
+        out.slots = frame_assets
+            .iter()
+            .map(|a| self.index.get(a).copied())
+            .collect();
+    }
+}
+
+/// A frame's assets mapped onto the system's order, cached between bars (frames of
+/// one node keep their asset list, so the map is built once).
+#[derive(Clone, Debug, Default)]
+pub struct AssetMap {
+    names: Vec<String>,
+    /// Slot per frame asset.
+    pub slots: Vec<Option<usize>>,
+}
+
+impl AssetMap {
+    /// Scatters `row` (one value per frame asset) into `out` (one per system asset).
+    #[inline]
+    pub fn scatter(&self, row: &[f64], out: &mut [f64]) {
+        for (&slot, &v) in self.slots.iter().zip(row) {
+            if let Some(s) = slot {
+                out[s] = v;
+            }
+        }
+    }
+}
+
+/// The smallest multiple of `bar` at or after `t`.
+pub fn ceil_to(t: i64, bar: i64) -> i64 {
+    let r = t.rem_euclid(bar);
+    if r == 0 { t } else { t - r + bar }
+}
+
+/// The forecast and volatility columns of the forecast node's frame.
+#[derive(Clone, Debug)]
+pub struct ForecastColumns {
+    /// Feature index of the prediction.
+    pub prediction: usize,
+    /// Feature index of the volatility.
+    pub volatility: Option<usize>,
+}
+
+impl ForecastColumns {
+    /// Finds the columns `spec` names in `frame`, the output of `node`.
+    ///
+    /// # Errors
+    /// [`SystemError::MissingColumn`] naming the node and the columns it has.
+    pub fn find(frame: &Frame, node: &str, spec: &SystemSpec) -> Result<ForecastColumns> {
+        let find = |c: &str, key: &str| {
+            frame
+                .feature_index(c)
+                .map_err(|_| SystemError::MissingColumn {
+                    what: format!("the forecast node `{node}`'s output"),
+                    column: c.to_string(),
+                    available: frame.features().join(", "),
+                    hint: format!("set [system] {key} to one of them"),
+                })
+        };
+        Ok(ForecastColumns {
+            prediction: find(&spec.prediction, "prediction")?,
+            volatility: match &spec.volatility {
+                Some(v) => Some(find(v, "volatility")?),
+                None => None,
+            },
+        })
+    }
+}

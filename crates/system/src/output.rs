@@ -1,0 +1,248 @@
+//! A system run's files: `orders.parquet`, `fills.parquet`, `portfolio.parquet`,
+//! `stats.toml` and `pnl.png` (cumulative P&L with drawdowns shaded), plus the
+//! summary table printed at the end of `kaizenflow run`.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use arrow::array::{
+    ArrayRef, Float64Array, RecordBatch, StringArray, TimestampNanosecondArray, UInt64Array,
+};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use plotters::prelude::*;
+
+use crate::engine::SystemRun;
+use crate::error::{Result, SystemError};
+use crate::portfolio::Stats;
+
+fn out_err(path: &Path, e: impl std::fmt::Display) -> SystemError {
+    SystemError::Output {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+fn ts(v: &[i64]) -> ArrayRef {
+    Arc::new(TimestampNanosecondArray::from(v.to_vec()).with_timezone("UTC"))
+}
+
+fn f64s(v: impl IntoIterator<Item = f64>) -> ArrayRef {
+    Arc::new(Float64Array::from_iter_values(v))
+}
+
+fn names(assets: &[String], slots: &[u32]) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(
+        slots.iter().map(|&s| assets[s as usize].as_str()),
+    ))
+}
+
+fn write_table(path: &Path, columns: Vec<(&str, ArrayRef)>) -> Result<()> {
+    let batch = RecordBatch::try_from_iter(columns).map_err(|e| out_err(path, e))?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build();
+    let file = BufWriter::new(File::create(path).map_err(|e| out_err(path, e))?);
+    let mut w =
+        ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(|e| out_err(path, e))?;
+    w.write(&batch).map_err(|e| out_err(path, e))?;
+    w.close().map_err(|e| out_err(path, e))?;
+    Ok(())
+}
+
+/// Writes every file of `run` into `dir` and returns the chart's path.
+///
+/// # Errors
+/// [`SystemError::Output`] naming the file that could not be written.
+pub fn write_run(run: &SystemRun, dir: &Path) -> Result<PathBuf> {
+    let o = &run.orders;
+    write_table(
+        &dir.join("orders.parquet"),
+        vec![
+            ("decision_ts", ts(&o.ts)),
+            ("asset", names(&run.assets, &o.asset)),
+            ("quantity", f64s(o.quantity.iter().copied())),
+            ("mark_price", f64s(o.mark.iter().copied())),
+        ],
+    )?;
+    let f = &run.fills;
+    write_table(
+        &dir.join("fills.parquet"),
+        vec![
+            ("order_ts", ts(&f.order_ts)),
+            ("fill_ts", ts(&f.ts)),
+            ("asset", names(&run.assets, &f.asset)),
+            ("quantity", f64s(f.quantity.iter().copied())),
+            ("price", f64s(f.price.iter().copied())),
+            ("cost", f64s(f.cost.iter().copied())),
+        ],
+    )?;
+    let b = &run.bars;
+    let col = |g: fn(&crate::BarRecord) -> f64| f64s(b.iter().map(g));
+    let decided: Vec<i64> = b.iter().map(|x| x.decided).collect();
+    let bar_ts: Vec<i64> = b.iter().map(|x| x.ts).collect();
+    write_table(
+        &dir.join("portfolio.parquet"),
+        vec![
+            ("ts", ts(&bar_ts)),
+            ("decided_ts", ts(&decided)),
+            ("cash", col(|x| x.cash)),
+            ("nav", col(|x| x.nav)),
+            ("gmv", col(|x| x.gmv)),
+            ("nmv", col(|x| x.nmv)),
+            ("pnl", col(|x| x.pnl)),
+            ("gross_pnl", col(|x| x.gross_pnl)),
+            ("costs", col(|x| x.costs)),
+            ("traded", col(|x| x.traded)),
+            ("net_return", col(|x| x.net_return)),
+            (
+                "fills",
+                Arc::new(UInt64Array::from_iter_values(b.iter().map(|x| x.fills))) as ArrayRef,
+            ),
+            (
+                "lapsed",
+                Arc::new(UInt64Array::from_iter_values(b.iter().map(|x| x.lapsed))) as ArrayRef,
+            ),
+        ],
+    )?;
+    let path = dir.join("stats.toml");
+    let text = toml::to_string(&run.stats).map_err(|e| out_err(&path, e))?;
+    std::fs::write(&path, text).map_err(|e| out_err(&path, e))?;
+    let chart = dir.join("pnl.png");
+    draw_pnl(run, &chart)?;
+    Ok(chart)
+}
+
+/// The summary table: one figure per line.
+pub fn summary(s: &Stats, stale: u64) -> String {
+    let rows = [
+        ("bars", format!("{}", s.bars)),
+        ("pnl", format!("{:.2}", s.pnl)),
+        ("gross pnl", format!("{:.2}", s.gross_pnl)),
+        ("costs", format!("{:.2}", s.costs)),
+        ("net return", format!("{:.4}%", s.net_return * 100.0)),
+        ("sharpe (annualized)", format!("{:.2}", s.sharpe)),
+        (
+            "max drawdown",
+            format!("{:.2} ({:.4}%)", s.max_drawdown, s.max_drawdown_pct * 100.0),
+        ),
+        ("hit rate", format!("{:.1}%", s.hit_rate * 100.0)),
+        ("mean gmv", format!("{:.0}", s.mean_gmv)),
+        ("mean nmv", format!("{:.0}", s.mean_nmv)),
+        (
+            "turnover per bar",
+            format!("{:.2}%", s.turnover_per_bar * 100.0),
+        ),
+        ("fills", format!("{}", s.fills)),
+        ("lapsed orders", format!("{}", s.lapsed)),
+        ("stale forecasts", format!("{stale}")),
+    ];
+    let mut out = String::new();
+    for (k, v) in rows {
+        out.push_str(&format!("{k:<22} {v:>20}\n"));
+    }
+    out
+}
+
+/// Registers a system font with the chart's text renderer, once; `false` when none
+/// is found (the chart is then drawn without text). `KF_FONT` names a TTF file.
+fn font_available() -> bool {
+    static FOUND: OnceLock<bool> = OnceLock::new();
+    *FOUND.get_or_init(|| {
+        let candidates = std::env::var("KF_FONT").into_iter().chain(
+            [
+                "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+                "/usr/share/fonts/TTF/DejaVuSans.ttf",
+                "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+                "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+            ]
+            .map(String::from),
+        );
+        for path in candidates {
+            if let Ok(bytes) = std::fs::read(&path) {
+                // The renderer keeps fonts for the life of the process.
+                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+}
+
+/// Draws cumulative P&L over the bars, shading each drawdown (the gap below the
+/// running peak).
+///
+/// # Errors
+/// [`SystemError::Output`] when the image cannot be drawn or written.
+pub fn draw_pnl(run: &SystemRun, path: &Path) -> Result<()> {
+    let mut cum = Vec::with_capacity(run.bars.len());
+    let mut total = 0.0;
+    for b in &run.bars {
+        total += b.pnl;
+        cum.push(total);
+    }
+    let mut peak = f64::NEG_INFINITY;
+    let peaks: Vec<f64> = cum
+        .iter()
+        .map(|&c| {
+            peak = peak.max(c);
+            peak
+        })
+        .collect();
+    let lo = cum.iter().copied().fold(0.0f64, f64::min);
+    let hi = cum.iter().copied().fold(0.0f64, f64::max);
+    let pad = ((hi - lo) * 0.05).max(1.0);
+    let n = cum.len().max(2);
+    let text = font_available();
+    let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let root = BitMapBackend::new(path, (1000, 500)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut builder = ChartBuilder::on(&root);
+        builder.margin(15);
+        if text {
+            builder
+                .caption(
+                    format!(
+                        "cumulative P&L: {:.2} over {} bars; max drawdown {:.2}",
+                        total,
+                        run.bars.len(),
+                        run.stats.max_drawdown
+                    ),
+                    ("sans-serif", 20),
+                )
+                .x_label_area_size(35)
+                .y_label_area_size(80);
+        }
+        let mut chart = builder.build_cartesian_2d(0..n, (lo - pad)..(hi + pad))?;
+        if text {
+            chart
+                .configure_mesh()
+                .x_desc("bar")
+                .y_desc("P&L")
+                .label_style(("sans-serif", 14))
+                .draw()?;
+        }
+        // Drawdowns: the band between the running peak and the curve.
+        let band = RGBColor(220, 60, 60).mix(0.3);
+        for (i, (&c, &p)) in cum.iter().zip(&peaks).enumerate() {
+            if p > c {
+                chart.draw_series(std::iter::once(Rectangle::new(
+                    [(i, c), (i + 1, p)],
+                    band.filled(),
+                )))?;
+            }
+        }
+        chart.draw_series(LineSeries::new(
+            cum.iter().enumerate().map(|(i, &c)| (i, c)),
+            BLUE.stroke_width(2),
+        ))?;
+        root.present()?;
+        Ok(())
+    };
+    draw().map_err(|e| out_err(path, e))
+}

@@ -1,0 +1,196 @@
+//! The research P&L: the same strategy evaluated from the batch forecasts and the
+//! price history, without a clock, a view or a broker.
+//!
+//! Prices are bucketed once onto the decision grid (fill price, volume and last
+//! price per bar and asset, as matrices); the forecasts come from one batch run of
+//! the DAG. P&L is computed from price changes, `Σ h (M_k - M_{k-1}) + Σ q (M_k - P_k)
+//! - costs`, not from cash: a second algorithm, so agreement with the event-driven
+//! system (to the cent, which a test checks) says both are right.
+
+use std::sync::Arc;
+
+use kf_dataflow::{Keep, Phase, RunContext, RunOptions};
+use kf_datapull::Historical;
+
+use crate::broker::{BarAggregate, FillTotals, fill_orders};
+use crate::engine::{Orders, System, latest_row_in, record_orders};
+use crate::error::Result;
+use crate::market::{AssetMap, ForecastColumns, Market};
+use crate::portfolio::{BarRecord, Stats};
+use crate::processor::{Decide, ForecastProcessor};
+
+/// What the research evaluator computed.
+#[derive(Clone, Debug)]
+pub struct ResearchRun {
+    /// One record per bar.
+    pub bars: Vec<BarRecord>,
+    /// Every order.
+    pub orders: Orders,
+    /// Holdings at the end.
+    pub holdings: Vec<f64>,
+    /// The run's figures.
+    pub stats: Stats,
+}
+
+/// Per-bar price matrices on the decision grid, row-major (bar x asset).
+struct PriceGrid {
+    fill: Vec<f64>,
+    volume: Vec<f64>,
+    last: Vec<f64>,
+}
+
+fn price_grid(
+    market: &Market,
+    grid: &[i64],
+    bar: i64,
+    fill: crate::broker::FillPrice,
+) -> PriceGrid {
+    let n = market.assets.len();
+    let prices = &market.prices;
+    let ts = prices.end_ts();
+    let price = prices.feature_at(0);
+    let volume = (prices.n_features() > 1).then(|| prices.feature_at(1));
+    let mut agg = BarAggregate::new(n);
+    let mut out = PriceGrid {
+        fill: Vec::with_capacity(grid.len() * n),
+        volume: Vec::with_capacity(grid.len() * n),
+        last: Vec::with_capacity(grid.len() * n),
+    };
+    let mut px = Vec::with_capacity(n);
+    let mut r = ts.partition_point(|&t| t <= grid[0] - bar);
+    for &tau in grid {
+        agg.clear();
+        while r < ts.len() && ts[r] <= tau {
+            agg.add_row(price.row(r), volume.as_ref().map(|v| v.row(r)));
+            r += 1;
+        }
+        agg.fill_prices(fill, &mut px);
+        out.fill.extend_from_slice(&px);
+        out.volume.extend_from_slice(agg.volume());
+        out.last.extend_from_slice(agg.last());
+    }
+    out
+}
+
+/// Evaluates `system`'s strategy from a batch run of its DAG on the full history.
+///
+/// # Errors
+/// A DAG error or a forecast column missing from the forecast node's output.
+pub fn research(system: &mut System<'_>) -> Result<ResearchRun> {
+    let mut dag = system.dag(Arc::new(Historical::new(Arc::clone(&system.market.source))))?;
+    let node = system.forecast_node(&dag)?;
+    let out = dag.run(
+        &RunContext::new(Phase::Predict, None),
+        &RunOptions {
+            up_to: Some(node.clone()),
+            parallel: false,
+            keep: Keep::Nodes([node.clone()].into_iter().collect()),
+        },
+    )?;
+    let forecasts = out.df_out(node.as_str())?;
+    let spec = system.spec.clone();
+    let grid = system.grid.clone();
+    let n = system.market.assets.len();
+    let prices = price_grid(&system.market, &grid, spec.bar, spec.fill);
+    let mut map = AssetMap::default();
+    system.market.map_assets(forecasts.assets(), &mut map);
+    let columns = if forecasts.is_empty() {
+        None
+    } else {
+        Some(ForecastColumns::find(forecasts, node.as_str(), &spec)?)
+    };
+    let processor: &mut dyn ForecastProcessor = system.processor_mut();
+    processor.reset();
+
+    let (mut h, mut mark) = (vec![0.0; n], vec![f64::NAN; n]);
+    let (mut pending, mut filled, mut cost) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    let (mut forecast, mut vol) = (vec![f64::NAN; n], vec![f64::NAN; n]);
+    let mut nav = spec.initial_cash;
+    let mut bars = Vec::with_capacity(grid.len());
+    let mut orders = Orders::default();
+    let mut stale = 0;
+    let mut prev = grid[0] - spec.bar;
+    for (k, &tau) in grid.iter().enumerate() {
+        let at = k * n..(k + 1) * n;
+        let (px, v, last) = (
+            &prices.fill[at.clone()],
+            &prices.volume[at.clone()],
+            &prices.last[at],
+        );
+        let t: FillTotals = fill_orders(&pending, px, v, &spec.costs, &mut filled, &mut cost);
+        let mut pnl = 0.0;
+        for i in 0..n {
+            let m = if last[i].is_finite() && last[i] > 0.0 {
+                last[i]
+            } else {
+                mark[i]
+            };
+            if h[i] != 0.0 {
+                pnl += h[i] * (m - mark[i]);
+            }
+            if filled[i] != 0.0 {
+                pnl += filled[i] * (m - px[i]);
+            }
+            h[i] += filled[i];
+            mark[i] = m;
+        }
+        pnl -= t.costs;
+        let base = nav;
+        nav += pnl;
+        let (mut gmv, mut nmv) = (0.0, 0.0);
+        for i in 0..n {
+            if h[i] != 0.0 {
+                gmv += (h[i] * mark[i]).abs();
+                nmv += h[i] * mark[i];
+            }
+        }
+        bars.push(BarRecord {
+            ts: tau,
+            decided: tau,
+            cash: nav - nmv,
+            nav,
+            gmv,
+            nmv,
+            pnl,
+            gross_pnl: pnl + t.costs,
+            costs: t.costs,
+            traded: t.traded,
+            net_return: pnl / base,
+            fills: t.filled as u64,
+            lapsed: t.lapsed as u64,
+        });
+        match (latest_row_in(forecasts, prev, tau, &mut stale), &columns) {
+            (Some(r), Some(c)) => {
+                forecast.fill(f64::NAN);
+                map.scatter(forecasts.feature_at(c.prediction).row(r), &mut forecast);
+                let volatility = c.volatility.map(|vc| {
+                    vol.fill(f64::NAN);
+                    map.scatter(forecasts.feature_at(vc).row(r), &mut vol);
+                    vol.as_slice()
+                });
+                processor.orders(
+                    &Decide {
+                        forecast: &forecast,
+                        volatility,
+                        price: &mark,
+                        holdings: &h,
+                    },
+                    &mut pending,
+                );
+                record_orders(&mut orders, tau, &pending, &mark);
+            }
+            _ => pending.fill(0.0),
+        }
+        prev = tau;
+    }
+    let per_year = spec
+        .bars_per_year
+        .unwrap_or_else(|| Market::bars_per_year(&grid, spec.bar));
+    let stats = Stats::from_bars(&bars, spec.initial_cash, per_year);
+    Ok(ResearchRun {
+        bars,
+        orders,
+        holdings: h,
+        stats,
+    })
+}

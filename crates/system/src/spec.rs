@@ -1,0 +1,227 @@
+//! The `[system]` section of a config: the decision grid, prices, forecast columns,
+//! costs and clock, parsed and checked once.
+
+use kf_config::{Registry, Section};
+use kf_frame::{Timestamp, parse_duration, parse_tz};
+
+use crate::broker::{CostModel, FillPrice};
+use crate::processor::{ForecastProcessor, processor_registry};
+
+/// Which clock a run follows.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ClockKind {
+    /// Virtual time that jumps to each wake-up: as fast as the machine allows.
+    Simulated,
+    /// Wall time shifted to the first bar and scaled by `speed` (1.0 is real time).
+    Replayed {
+        /// Simulated seconds per wall second.
+        speed: f64,
+    },
+    /// The machine's clock: bars in the past are run at once, bars in the future
+    /// are waited for.
+    Wall,
+}
+
+/// The `[system.clock]` table.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ClockSpec {
+    /// Which clock.
+    pub kind: ClockKind,
+    /// Extra delay after a row's knowledge time before the system sees it (ns).
+    pub delay: i64,
+    /// How long to wait for a bar's data before failing (clock ns).
+    pub timeout: i64,
+    /// How often to look again for late data (clock ns).
+    pub poll: i64,
+}
+
+/// Everything `[system]` says, besides the processor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SystemSpec {
+    /// Decision period (ns): decisions fall on multiples of it (from the epoch).
+    pub bar: i64,
+    /// The wake-up time: no decision before it (the DAG still sees earlier data).
+    pub start: Option<i64>,
+    /// No decision after this.
+    pub end: Option<i64>,
+    /// The market data column prices come from.
+    pub price: String,
+    /// The market data column volumes come from (none when empty).
+    pub volume: Option<String>,
+    /// Fill at each bar's TWAP or VWAP.
+    pub fill: FillPrice,
+    /// The DAG node whose `df_out` holds the forecasts (its only sink when absent).
+    pub forecast_node: Option<String>,
+    /// The forecast column.
+    pub prediction: String,
+    /// The volatility column, if the processor should divide by it.
+    pub volatility: Option<String>,
+    /// Starting cash.
+    pub initial_cash: f64,
+    /// Bars per year for the Sharpe ratio (estimated from the decision grid when
+    /// absent).
+    pub bars_per_year: Option<f64>,
+    /// Transaction costs.
+    pub costs: CostModel,
+    /// The clock.
+    pub clock: ClockSpec,
+}
+
+fn duration(s: &Section<'_>, key: &str, default: &str) -> kf_config::Result<i64> {
+    let text: String = s.get_or(key, default.to_string())?;
+    parse_duration(&text).map_err(|e| s.invalid(key, e.to_string()))
+}
+
+fn positive(s: &Section<'_>, key: &str, v: f64) -> kf_config::Result<f64> {
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(s.invalid(key, format!("must be a positive finite number, not {v}")))
+    }
+}
+
+impl SystemSpec {
+    /// Reads `[system]` (`s`) and builds its processor.
+    ///
+    /// # Errors
+    /// A located config error: a missing `bar` or `processor`, a bad duration,
+    /// time, column name, cost or clock.
+    pub fn from_section(
+        s: &Section<'_>,
+    ) -> kf_config::Result<(SystemSpec, Box<dyn ForecastProcessor>)> {
+        let bar_text: String = s.get("bar")?;
+        let bar = parse_duration(&bar_text).map_err(|e| s.invalid("bar", e.to_string()))?;
+        if bar <= 0 {
+            return Err(s.invalid("bar", "the decision period must be positive"));
+        }
+        let tz_name: String = s.get_or("tz", "UTC".to_string())?;
+        let tz = parse_tz(&tz_name).map_err(|e| s.invalid("tz", e.to_string()))?;
+        let time = |key: &str| -> kf_config::Result<Option<i64>> {
+            match s.get_opt::<String>(key)? {
+                None => Ok(None),
+                Some(t) => Timestamp::parse_in(&t, tz)
+                    .map(|t| Some(t.nanos()))
+                    .map_err(|e| s.invalid(key, e.to_string())),
+            }
+        };
+        let (start, end) = (time("start")?, time("end")?);
+        if let (Some(a), Some(b)) = (start, end)
+            && a > b
+        {
+            return Err(s.invalid("end", "`end` is before `start`"));
+        }
+        let name = |key: &str, default: &str| -> kf_config::Result<String> {
+            let v: String = s.get_or(key, default.to_string())?;
+            if v.is_empty() && default != "" {
+                return Err(s.invalid(key, "a column name cannot be empty"));
+            }
+            Ok(v)
+        };
+        let volume = name("volume", "volume")?;
+        let costs: CostModel = if s.contains("costs") {
+            s.section("costs")?.deserialize()?
+        } else {
+            CostModel::default()
+        };
+        let cs = if s.contains("costs") {
+            Some(s.section("costs")?)
+        } else {
+            None
+        };
+        if let Some(cs) = &cs {
+            for (key, v) in [
+                ("half_spread_bps", costs.half_spread_bps),
+                ("impact_bps", costs.impact_bps),
+            ] {
+                if !(v.is_finite() && v >= 0.0) {
+                    return Err(cs.invalid(key, format!("must be a finite number >= 0, not {v}")));
+                }
+            }
+        }
+        let fill: FillPrice = s.get_or("fill", FillPrice::Twap)?;
+        let volume = if volume.is_empty() {
+            None
+        } else {
+            Some(volume)
+        };
+        if volume.is_none() && (fill == FillPrice::Vwap || costs.needs_volume()) {
+            return Err(s.invalid(
+                "volume",
+                "VWAP fills and market impact need a volume column: name one",
+            ));
+        }
+        let initial_cash = positive(s, "initial_cash", s.get_or("initial_cash", 1e6)?)?;
+        let bars_per_year = match s.get_opt::<f64>("bars_per_year")? {
+            Some(v) => Some(positive(s, "bars_per_year", v)?),
+            None => None,
+        };
+        let clock = if s.contains("clock") {
+            clock_spec(&s.section("clock")?)?
+        } else {
+            ClockSpec {
+                kind: ClockKind::Simulated,
+                delay: 0,
+                timeout: 3_600_000_000_000,
+                poll: 1_000_000_000,
+            }
+        };
+        let processor = processor_registry()?.build(&s.section("processor")?)?;
+        let spec = SystemSpec {
+            bar,
+            start,
+            end,
+            price: name("price", "close")?,
+            volume,
+            fill,
+            forecast_node: s.get_opt("forecast_node")?,
+            prediction: name("prediction", "prediction")?,
+            volatility: s.get_opt("volatility")?,
+            initial_cash,
+            bars_per_year,
+            costs,
+            clock,
+        };
+        Ok((spec, processor))
+    }
+}
+
+fn clock_spec(s: &Section<'_>) -> kf_config::Result<ClockSpec> {
+    let kind: String = s.get_or("type", "simulated".to_string())?;
+    let kind = match kind.as_str() {
+        "simulated" => ClockKind::Simulated,
+        "replayed" => ClockKind::Replayed {
+            speed: positive(s, "speed", s.get_or("speed", 1.0)?)?,
+        },
+        "wall" => ClockKind::Wall,
+        other => {
+            return Err(s.invalid(
+                "type",
+                format!("unknown clock `{other}`: use `simulated`, `replayed` or `wall`"),
+            ));
+        }
+    };
+    let spec = ClockSpec {
+        kind,
+        delay: duration(s, "delay", "0s")?,
+        timeout: duration(s, "timeout", "1h")?,
+        poll: duration(s, "poll", "1s")?,
+    };
+    for (key, v) in [("timeout", spec.timeout), ("poll", spec.poll)] {
+        if v <= 0 {
+            return Err(s.invalid(key, "must be positive"));
+        }
+    }
+    if spec.delay < 0 {
+        return Err(s.invalid("delay", "cannot be negative"));
+    }
+    Ok(spec)
+}
+
+/// The names of the registered forecast processors (for help texts).
+pub fn processor_names() -> Vec<String> {
+    processor_registry()
+        .map(|r: Registry<Box<dyn ForecastProcessor>>| {
+            r.names().into_iter().map(str::to_string).collect()
+        })
+        .unwrap_or_default()
+}
