@@ -4,6 +4,7 @@
 pub mod datapull;
 pub mod mock1;
 pub mod stream;
+pub mod system;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

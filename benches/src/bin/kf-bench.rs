@@ -76,6 +76,30 @@ enum What {
         #[arg(long)]
         max_gap: Option<String>,
     },
+    /// The Mock1 system end to end under the simulated clock: bars/s.
+    System {
+        /// Assets.
+        #[arg(long, default_value_t = 500)]
+        assets: usize,
+        /// One-minute bars.
+        #[arg(long, default_value_t = 100_000)]
+        bars: usize,
+        /// Decision period.
+        #[arg(long, default_value = "5min")]
+        bar: String,
+    },
+    /// The order simulator alone: N orders filled with costs.
+    Orders {
+        /// Orders.
+        #[arg(long, default_value_t = 1_000_000)]
+        n: usize,
+        /// Orders per call in the second case (one bar's assets).
+        #[arg(long, default_value_t = 500)]
+        per_bar: usize,
+        /// Timed runs (the median is reported).
+        #[arg(long, default_value_t = 7)]
+        runs: usize,
+    },
     /// Market data reads on the real us_equity_1min_2018 minute bars.
     DatapullReal {
         /// Folder for the stores.
@@ -144,6 +168,12 @@ fn main() {
                 std::process::exit(1);
             }
         }
+        What::System { assets, bars, bar } => {
+            if !kf_benches::system::run(assets, bars, &bar) {
+                std::process::exit(1);
+            }
+        }
+        What::Orders { n, per_bar, runs } => kf_benches::system::orders(n, per_bar, runs),
         What::Datapull {
             assets,
             bars,

@@ -67,8 +67,9 @@ fn query_for(start: i64, end: i64, assets: Option<&[String]>, columns: Option<&[
 /// All of a source's data, with no clock: the research view.
 ///
 /// Sources that push queries down (Parquet, HDF5) are queried each time; others
-/// (CSV, synthetic) are loaded once and sliced in memory.
-#[derive(Debug)]
+/// (CSV, synthetic) are loaded once and sliced in memory. A clone shares the loaded
+/// data (frames share their buffers), so views on several clocks load it once.
+#[derive(Clone, Debug)]
 pub struct Historical {
     source: Arc<dyn Source>,
     cache: OnceLock<Frame>,

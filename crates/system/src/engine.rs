@@ -19,8 +19,7 @@ use kf_config::Config;
 use kf_dataflow::replay::{ReplayOptions, wait_for_bar};
 use kf_dataflow::{BuildContext, Dag, Keep, NodeId, Phase, RunContext, RunOptions, dag_registry};
 use kf_datapull::{
-    Clock, Historical, MarketData, ReplayClock, Replayed, SimulatedClock, WallClock,
-    source_registry,
+    Clock, MarketData, ReplayClock, Replayed, SimulatedClock, WallClock, source_registry,
 };
 use kf_frame::Frame;
 
@@ -113,7 +112,7 @@ impl<'a> System<'a> {
             market,
             grid,
         };
-        let dag = system.dag(Arc::new(Historical::new(Arc::clone(&system.market.source))))?;
+        let dag = system.dag(Arc::new(system.market.historical.clone()))?;
         system.forecast_node(&dag)?;
         if let Some(id) = dag
             .topological_order()
@@ -192,7 +191,7 @@ impl<'a> System<'a> {
     /// Data that does not arrive within the clock's timeout (naming the bar), a
     /// DAG error, or a forecast column missing from the forecast node's output.
     pub fn run_on(&mut self, clock: Arc<dyn Clock>) -> Result<SystemRun> {
-        let historical = Historical::new(Arc::clone(&self.market.source));
+        let historical = self.market.historical.clone();
         let view: Arc<dyn MarketData> = Arc::new(Replayed::new(
             historical,
             Arc::clone(&clock),

@@ -18,8 +18,8 @@ use crate::spec::SystemSpec;
 /// the order of every per-asset vector in the system.
 #[derive(Debug)]
 pub struct Market {
-    /// The source, for views bound to a run's clock.
-    pub source: Arc<dyn Source>,
+    /// The source's data, loaded once; views bound to a run's clock clone it.
+    pub historical: Historical,
     /// The assets, in the system's order.
     pub assets: Vec<String>,
     /// Price (and volume) over all the data.
@@ -70,7 +70,7 @@ impl Market {
             .map(|(i, a)| (a.clone(), i))
             .collect();
         Ok(Market {
-            source,
+            historical: all,
             assets,
             prices,
             freq,

@@ -10,7 +10,6 @@
 use std::sync::Arc;
 
 use kf_dataflow::{Keep, Phase, RunContext, RunOptions};
-use kf_datapull::Historical;
 
 use crate::broker::{BarAggregate, FillTotals, fill_orders};
 use crate::engine::{Orders, System, latest_row_in, record_orders};
@@ -77,7 +76,7 @@ fn price_grid(
 /// # Errors
 /// A DAG error or a forecast column missing from the forecast node's output.
 pub fn research(system: &mut System<'_>) -> Result<ResearchRun> {
-    let mut dag = system.dag(Arc::new(Historical::new(Arc::clone(&system.market.source))))?;
+    let mut dag = system.dag(Arc::new(system.market.historical.clone()))?;
     let node = system.forecast_node(&dag)?;
     let out = dag.run(
         &RunContext::new(Phase::Predict, None),
