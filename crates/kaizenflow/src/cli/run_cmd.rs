@@ -90,7 +90,7 @@ fn run_system(config: &kf_config::Config, dir: &Path, out: &mut dyn Write) -> Re
     let chart = kf_system::output::write_run(&run, dir)?;
     writeln!(
         out,
-        "# system: {} decisions x {} assets in {:.3} s ({:.0} bars/s); orders, fills, \
+        "# system: {} decisions x {} assets in {:.3} s ({:.0} decisions/s); orders, fills, \
          portfolio and stats in {}",
         run.bars.len(),
         run.assets.len(),
