@@ -652,3 +652,104 @@ fn check_passes_mock1_on_the_real_us_equity_and_binance_bars() {
         assert!(steps > bars, "{config}: {steps} steps: {stdout}");
     }
 }
+
+fn parquet_rows(path: &Path) -> (usize, Vec<String>) {
+    let file = std::fs::File::open(path).unwrap();
+    let builder =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let names = builder
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let rows = builder
+        .build()
+        .unwrap()
+        .map(|b| b.unwrap().num_rows())
+        .sum();
+    (rows, names)
+}
+
+#[test]
+fn run_the_mock1_system_writes_orders_fills_portfolio_stats_and_the_chart() {
+    use arrow::array::AsArray;
+    use arrow::datatypes::Float64Type;
+    let dir = tempfile::tempdir().unwrap();
+    let out = kaizenflow(&[
+        "run",
+        "configs/mock1_system.toml",
+        "--set",
+        "market_data.bars=780",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    for line in [
+        "pnl ",
+        "sharpe (annualized)",
+        "max drawdown",
+        "hit rate",
+        "costs",
+    ] {
+        assert!(report.contains(line), "no `{line}` in\n{report}");
+    }
+    let chart = dir.path().join("pnl.png");
+    assert!(
+        report
+            .trim_end()
+            .ends_with(&format!("pnl chart: {}", chart.display())),
+        "{report}"
+    );
+    let png = std::fs::read(&chart).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    // Two days of 5-minute decisions: 156 portfolio rows.
+    let (bars, cols) = parquet_rows(&dir.path().join("portfolio.parquet"));
+    assert_eq!(bars, 156);
+    assert!(cols.iter().any(|c| c == "nav") && cols.iter().any(|c| c == "pnl"));
+    let (orders, cols) = parquet_rows(&dir.path().join("orders.parquet"));
+    assert!(orders > 0 && cols.contains(&"quantity".to_string()));
+    let (fills, cols) = parquet_rows(&dir.path().join("fills.parquet"));
+    assert!(fills > 0 && cols.contains(&"cost".to_string()));
+    // stats.toml's P&L is the sum of the portfolio's bar P&L.
+    let stats: toml::Table =
+        toml::from_str(&std::fs::read_to_string(dir.path().join("stats.toml")).unwrap()).unwrap();
+    let file = std::fs::File::open(dir.path().join("portfolio.parquet")).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut total = 0.0;
+    for b in reader {
+        let b = b.unwrap();
+        let pnl = b
+            .column_by_name("pnl")
+            .unwrap()
+            .as_primitive::<Float64Type>();
+        total += pnl.values().iter().sum::<f64>();
+    }
+    let pnl = stats["pnl"].as_float().unwrap();
+    assert!((pnl - total).abs() < 1e-6, "{pnl} vs {total}");
+    assert_eq!(stats["fills"].as_integer().unwrap() as usize, fills);
+}
+
+#[test]
+fn the_mock1_system_runs_on_the_real_us_equity_bars() {
+    if !shared_data("us_equity_1min_2018") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = kaizenflow(&[
+        "run",
+        "configs/mock1_system_us_equity_1min_2018.toml",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    // 40 stocks, one decision per 5-minute bar with data over Feb-Apr 2018.
+    assert!(report.contains("decisions x 40 assets"), "{report}");
+    let (bars, _) = parquet_rows(&dir.path().join("portfolio.parquet"));
+    assert!(bars > 3000, "{bars} decisions");
+}
