@@ -281,7 +281,7 @@ impl ForecastProcessor for Threshold {
             self.side[i] = s;
             self.entry[i] = input.price[i];
         }
-        for i in 0..n {
+        for (i, order) in orders.iter_mut().enumerate() {
             let (f, p) = (input.forecast[i], input.price[i]);
             if !f.is_finite() || !valid_price(p) {
                 continue;
@@ -293,7 +293,7 @@ impl ForecastProcessor for Threshold {
             } else {
                 f64::from(self.side[i]) * self.params.position_size / self.entry[i]
             };
-            orders[i] = target - input.holdings[i];
+            *order = target - input.holdings[i];
         }
     }
 

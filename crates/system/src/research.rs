@@ -3,9 +3,10 @@
 //!
 //! Prices are bucketed once onto the decision grid (fill price, volume and last
 //! price per bar and asset, as matrices); the forecasts come from one batch run of
-//! the DAG. P&L is computed from price changes, `Σ h (M_k - M_{k-1}) + Σ q (M_k - P_k)
-//! - costs`, not from cash: a second algorithm, so agreement with the event-driven
-//! system (to the cent, which a test checks) says both are right.
+//! the DAG. P&L is computed from price changes,
+//! `Σ h (M_k - M_{k-1}) + Σ q (M_k - P_k) - costs`, not from cash: a second
+//! algorithm, so agreement with the event-driven system (to the cent, which a test
+//! checks) says both are right.
 
 use std::sync::Arc;
 

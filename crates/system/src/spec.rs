@@ -112,32 +112,30 @@ impl SystemSpec {
         }
         let name = |key: &str, default: &str| -> kf_config::Result<String> {
             let v: String = s.get_or(key, default.to_string())?;
-            if v.is_empty() && default != "" {
+            if v.is_empty() && !default.is_empty() {
                 return Err(s.invalid(key, "a column name cannot be empty"));
             }
             Ok(v)
         };
         let volume = name("volume", "volume")?;
-        let costs: CostModel = if s.contains("costs") {
-            s.section("costs")?.deserialize()?
-        } else {
-            CostModel::default()
-        };
-        let cs = if s.contains("costs") {
-            Some(s.section("costs")?)
-        } else {
-            None
-        };
-        if let Some(cs) = &cs {
-            for (key, v) in [
-                ("half_spread_bps", costs.half_spread_bps),
-                ("impact_bps", costs.impact_bps),
-            ] {
-                if !(v.is_finite() && v >= 0.0) {
-                    return Err(cs.invalid(key, format!("must be a finite number >= 0, not {v}")));
+        let costs = match s.contains("costs") {
+            true => {
+                let cs = s.section("costs")?;
+                let costs: CostModel = cs.deserialize()?;
+                for (key, v) in [
+                    ("half_spread_bps", costs.half_spread_bps),
+                    ("impact_bps", costs.impact_bps),
+                ] {
+                    if !(v.is_finite() && v >= 0.0) {
+                        return Err(
+                            cs.invalid(key, format!("must be a finite number >= 0, not {v}"))
+                        );
+                    }
                 }
+                costs
             }
-        }
+            false => CostModel::default(),
+        };
         let fill: FillPrice = s.get_or("fill", FillPrice::Twap)?;
         let volume = if volume.is_empty() {
             None
