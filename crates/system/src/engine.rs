@@ -386,13 +386,7 @@ impl Book {
         map: &AssetMap,
         processor: &mut dyn ForecastProcessor,
     ) {
-        self.forecast.fill(f64::NAN);
-        map.scatter(frame.feature_at(c.prediction).row(r), &mut self.forecast);
-        let vol = c.volatility.map(|v| {
-            self.vol.fill(f64::NAN);
-            map.scatter(frame.feature_at(v).row(r), &mut self.vol);
-            self.vol.as_slice()
-        });
+        let vol = c.gather(frame, r, map, &mut self.forecast, &mut self.vol);
         processor.orders(
             &Decide {
                 forecast: &self.forecast,

@@ -185,4 +185,24 @@ impl ForecastColumns {
             },
         })
     }
+
+    /// Scatters row `r` of `frame` into the system's asset slots: the prediction
+    /// into `forecast`, the volatility (when configured) into `vol`, which is then
+    /// returned. Slots the frame does not cover are NaN.
+    pub fn gather<'v>(
+        &self,
+        frame: &Frame,
+        r: usize,
+        map: &AssetMap,
+        forecast: &mut [f64],
+        vol: &'v mut [f64],
+    ) -> Option<&'v [f64]> {
+        forecast.fill(f64::NAN);
+        map.scatter(frame.feature_at(self.prediction).row(r), forecast);
+        self.volatility.map(|v| {
+            vol.fill(f64::NAN);
+            map.scatter(frame.feature_at(v).row(r), vol);
+            &*vol
+        })
+    }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use kf_dataflow::{Keep, Phase, RunContext, RunOptions};
 
 use crate::broker::{BarAggregate, FillTotals, fill_orders};
-use crate::engine::{Orders, System, latest_row_in, record_orders};
+use crate::engine::{Orders, System, record_orders};
 use crate::error::Result;
 use crate::market::{AssetMap, ForecastColumns, Market};
 use crate::portfolio::{BarRecord, Stats};
@@ -108,7 +108,7 @@ pub fn research(system: &mut System<'_>) -> Result<ResearchRun> {
     let mut nav = spec.initial_cash;
     let mut bars = Vec::with_capacity(grid.len());
     let mut orders = Orders::default();
-    let mut stale = 0;
+    let f_ts = forecasts.end_ts();
     let mut prev = grid[0] - spec.bar;
     for (k, &tau) in grid.iter().enumerate() {
         let at = k * n..(k + 1) * n;
@@ -159,15 +159,15 @@ pub fn research(system: &mut System<'_>) -> Result<ResearchRun> {
             fills: t.filled as u64,
             lapsed: t.lapsed as u64,
         });
-        match (latest_row_in(forecasts, prev, tau, &mut stale), &columns) {
+        // The latest batch row ending in (prev, tau], found by binary search: the
+        // batch frame holds every bar, so a scan per decision would be quadratic.
+        let row = f_ts
+            .partition_point(|&t| t <= tau)
+            .checked_sub(1)
+            .filter(|&r| f_ts[r] > prev);
+        match (row, &columns) {
             (Some(r), Some(c)) => {
-                forecast.fill(f64::NAN);
-                map.scatter(forecasts.feature_at(c.prediction).row(r), &mut forecast);
-                let volatility = c.volatility.map(|vc| {
-                    vol.fill(f64::NAN);
-                    map.scatter(forecasts.feature_at(vc).row(r), &mut vol);
-                    vol.as_slice()
-                });
+                let volatility = c.gather(forecasts, r, &map, &mut forecast, &mut vol);
                 processor.orders(
                     &Decide {
                         forecast: &forecast,

@@ -1,7 +1,7 @@
 //! The `[system]` section of a config: the decision grid, prices, forecast columns,
 //! costs and clock, parsed and checked once.
 
-use kf_config::{Registry, Section};
+use kf_config::Section;
 use kf_frame::{Timestamp, parse_duration, parse_tz};
 
 use crate::broker::{CostModel, FillPrice};
@@ -213,13 +213,4 @@ fn clock_spec(s: &Section<'_>) -> kf_config::Result<ClockSpec> {
         return Err(s.invalid("delay", "cannot be negative"));
     }
     Ok(spec)
-}
-
-/// The names of the registered forecast processors (for help texts).
-pub fn processor_names() -> Vec<String> {
-    processor_registry()
-        .map(|r: Registry<Box<dyn ForecastProcessor>>| {
-            r.names().into_iter().map(str::to_string).collect()
-        })
-        .unwrap_or_default()
 }
