@@ -37,8 +37,11 @@ fn store_path(s: &Section<'_>) -> Result<std::path::PathBuf> {
 #[cfg(feature = "hdf5")]
 fn build_hdf5(s: &Section<'_>) -> Result<Box<dyn Source>> {
     let path = store_path(s)?;
+    let text: String = s.get_or("read", "map".to_string())?;
+    let mode = crate::hdf5_store::ReadMode::parse(&text).map_err(|m| s.invalid("read", m))?;
     let store = crate::hdf5_store::Hdf5Store::open(&path)
-        .map_err(|e| s.build_error("cannot open the store", e))?;
+        .map_err(|e| s.build_error("cannot open the store", e))?
+        .with_read_mode(mode);
     Ok(Box::new(store))
 }
 

@@ -113,12 +113,30 @@ impl Frame {
         Frame::build(end_ts, knowledge_ts, Arc::clone(&self.assets), features)
     }
 
-    fn build(
-        end_ts: Vec<i64>,
-        knowledge_ts: Vec<i64>,
-        assets: Arc<[String]>,
-        features: Vec<(String, Vec<f64>)>,
+    /// Builds a frame over existing Arrow buffers, checking every invariant; no
+    /// value is copied. This is how a reader hands over memory it already holds (a
+    /// memory-mapped store, a buffer filled by one positional read) without a
+    /// second pass over it.
+    ///
+    /// # Errors
+    /// As [`Frame::new`].
+    pub fn from_buffers(
+        end_ts: ScalarBuffer<i64>,
+        knowledge_ts: ScalarBuffer<i64>,
+        assets: Vec<String>,
+        features: Vec<(String, ScalarBuffer<f64>)>,
     ) -> Result<Frame> {
+        check_unique("asset", &assets)?;
+        Frame::build(end_ts, knowledge_ts, assets.into(), features)
+    }
+
+    fn build<F: Into<ScalarBuffer<f64>>>(
+        end_ts: impl Into<ScalarBuffer<i64>>,
+        knowledge_ts: impl Into<ScalarBuffer<i64>>,
+        assets: Arc<[String]>,
+        features: Vec<(String, F)>,
+    ) -> Result<Frame> {
+        let (end_ts, knowledge_ts) = (end_ts.into(), knowledge_ts.into());
         check_sorted(&end_ts)?;
         if knowledge_ts.len() != end_ts.len() {
             return Err(FrameError::LengthMismatch {
@@ -132,6 +150,7 @@ impl Frame {
         let cells = end_ts.len() * assets.len();
         let mut values = Vec::with_capacity(features.len());
         for (name, v) in features {
+            let v: ScalarBuffer<f64> = v.into();
             if v.len() != cells {
                 return Err(FrameError::LengthMismatch {
                     what: format!("feature `{name}`"),
@@ -139,11 +158,11 @@ impl Frame {
                     expected: cells,
                 });
             }
-            values.push(ScalarBuffer::from(v));
+            values.push(v);
         }
         Ok(Frame {
-            end_ts: ScalarBuffer::from(end_ts),
-            knowledge_ts: ScalarBuffer::from(knowledge_ts),
+            end_ts,
+            knowledge_ts,
             assets,
             features: names.into(),
             values,

@@ -4,6 +4,7 @@
 
 mod csv_files;
 mod hdf5_bytes_read;
+mod hdf5_direct;
 mod hdf5_store;
 mod parquet_store;
 mod shared_data;

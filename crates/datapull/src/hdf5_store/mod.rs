@@ -18,15 +18,26 @@
 //! ([`ReadStats::units_read`] counts them). A chunk of 1024 minutes x 64 assets is
 //! 512 KiB: a day of one-minute bars touches two chunk rows.
 //!
+//! An uncompressed store ([`Compression::None`]) is stored contiguously, each
+//! feature's values aligned to 4 KiB in the file, and read around the library
+//! ([`ReadMode`]): by default the requested rows are memory-mapped and become the
+//! frame's buffers with no copy, which is what makes it the fastest way to load
+//! years of bars.
+//!
 //! An HDF5 store holds one version of each bar (its per-row knowledge time); a
 //! query `as_of` drops rows known later. Revised data belongs in a Parquet store.
+
+mod direct;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use arrow::buffer::ScalarBuffer;
 use hdf5::types::VarLenUnicode;
 use kf_frame::{Frame, Timestamp};
 use ndarray::{ArrayView2, s};
+
+pub use direct::ReadMode;
 
 use crate::parquet_store::{ReadStats, StoreInfo};
 use crate::query::{Query, check_known};
@@ -49,6 +60,15 @@ pub enum Compression {
     None,
 }
 
+/// How many blocks of `size` the range `lo..hi` touches.
+fn chunk_span(lo: usize, hi: usize, size: usize) -> usize {
+    if hi > lo {
+        (hi - 1) / size - lo / size + 1
+    } else {
+        0
+    }
+}
+
 fn h5(path: &Path, what: &str, e: hdf5::Error) -> DataError {
     DataError::Store {
         path: path.to_path_buf(),
@@ -62,7 +82,40 @@ fn h5(path: &Path, what: &str, e: hdf5::Error) -> DataError {
 /// [`DataError::Store`] naming the file and the dataset that could not be written.
 pub fn write_hdf5(frame: &Frame, path: impl AsRef<Path>, compression: Compression) -> Result<()> {
     let path = path.as_ref();
-    let file = hdf5::File::create(path).map_err(|e| h5(path, "cannot create the file", e))?;
+    // Written beside the target and renamed over it: a reader that has mapped the
+    // old file keeps its pages (a file truncated in place would fault under it),
+    // and a failed write leaves the old store as it was.
+    let name = path.file_name().map_or_else(
+        || "store.h5".into(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let written = write_file(frame, &tmp, compression).and_then(|()| {
+        std::fs::rename(&tmp, path).map_err(|e| DataError::Store {
+            path: path.to_path_buf(),
+            message: format!("cannot move the written store into place: {e}"),
+        })
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(|e| match e {
+        // Errors name the target, not the temporary file.
+        DataError::Store { message, .. } => DataError::Store {
+            path: path.to_path_buf(),
+            message,
+        },
+        other => other,
+    })
+}
+
+fn write_file(frame: &Frame, path: &Path, compression: Compression) -> Result<()> {
+    // Objects of 4 KiB or more start on a 4 KiB boundary, so a contiguous feature
+    // dataset can be mapped and used as f64 values in place.
+    let file = hdf5::File::with_options()
+        .with_fapl(|p| p.alignment(4096, 4096))
+        .create(path)
+        .map_err(|e| h5(path, "cannot create the file", e))?;
     let (rows, n) = (frame.n_rows(), frame.n_assets());
     file.new_dataset_builder()
         .with_data(frame.end_ts())
@@ -128,6 +181,11 @@ pub struct Hdf5Store {
     assets: Vec<String>,
     asset_index: HashMap<String, usize>,
     features: Vec<String>,
+    /// Per feature: the byte offset of its values when they can be read directly.
+    direct: Vec<Option<u64>>,
+    /// The same file, opened for direct reads.
+    raw: std::fs::File,
+    mode: ReadMode,
 }
 
 impl Hdf5Store {
@@ -181,14 +239,27 @@ impl Hdf5Store {
                 Timestamp(end_ts[i + 1])
             )));
         }
+        let raw = std::fs::File::open(path)
+            .map_err(|e| store_err(format!("cannot open the file for reading: {e}")))?;
+        let file_len = raw
+            .metadata()
+            .map_err(|e| store_err(format!("cannot read the file's size: {e}")))?
+            .len();
+        let mut direct = Vec::with_capacity(features.len());
         for name in &features {
-            let shape = dataset(&format!("features/{name}"))?.shape();
+            let ds = dataset(&format!("features/{name}"))?;
+            let shape = ds.shape();
             let expected = [end_ts.len(), assets.len()];
             if shape != expected {
                 return Err(store_err(format!(
                     "/features/{name} has shape {shape:?}, expected {expected:?} (rows x assets)"
                 )));
             }
+            let cells = end_ts.len() * assets.len();
+            direct.push(
+                direct::extent(&ds, cells, file_len)
+                    .map_err(|m| store_err(format!("/features/{name}: {m}")))?,
+            );
         }
         let asset_index = assets
             .iter()
@@ -203,7 +274,21 @@ impl Hdf5Store {
             assets,
             asset_index,
             features,
+            direct,
+            raw,
+            mode: ReadMode::default(),
         })
+    }
+
+    /// The same store, reading uncompressed datasets in `mode`.
+    pub fn with_read_mode(mut self, mode: ReadMode) -> Hdf5Store {
+        self.mode = mode;
+        self
+    }
+
+    /// How uncompressed datasets are read.
+    pub fn read_mode(&self) -> ReadMode {
+        self.mode
     }
 
     /// Assets, in stored order.
@@ -268,13 +353,6 @@ impl Hdf5Store {
         sorted.sort_unstable();
         let rows = r1 - r0;
         let k = sorted.len();
-        let chunk_span = |lo: usize, hi: usize, size: usize| {
-            if hi > lo {
-                (hi - 1) / size - lo / size + 1
-            } else {
-                0
-            }
-        };
         let row_chunks = chunk_span(r0, r1, CHUNK_ROWS);
         let mut stats = ReadStats {
             units_total: features.len()
@@ -282,65 +360,49 @@ impl Hdf5Store {
                 * chunk_span(0, self.assets.len(), CHUNK_ASSETS),
             ..ReadStats::default()
         };
-        let mut columns = Vec::with_capacity(features.len());
+        let mut columns: Vec<(String, ScalarBuffer<f64>)> = Vec::with_capacity(features.len());
+        let every_asset = k == self.assets.len();
         for name in &features {
-            let ds = self
-                .file
-                .dataset(&format!("features/{name}"))
-                .map_err(|e| h5(&self.path, &format!("dataset /features/{name}"), e))?;
-            // Spans to read: requested assets that share an asset chunk are read
-            // in one hyperslab (each chunk is decompressed once); in a contiguous
-            // dataset, one span from the first to the last asset keeps the read a
-            // few large runs instead of one small read per row and asset.
-            let chunk_width = ds.chunk().and_then(|c| c.get(1).copied());
-            let mut spans: Vec<(usize, usize, usize)> = Vec::new(); // (s0, s1, first pos)
-            for (pos, &a) in sorted.iter().enumerate() {
-                match spans.last_mut() {
-                    Some((_, s1, _))
-                        if a == *s1 || chunk_width.is_none_or(|w| a / w == (*s1 - 1) / w) =>
+            let at = self.features.iter().position(|f| f == name);
+            let offset = at.and_then(|i| self.direct[i]);
+            let n = self.assets.len();
+            let io = |e: std::io::Error| DataError::Store {
+                path: self.path.clone(),
+                message: format!("reading /features/{name} directly: {e}"),
+            };
+            let values = match (offset, self.mode) {
+                (Some(offset), ReadMode::Map) => {
+                    match direct::map_rows(&self.raw, offset, (r0, r1), n, every_asset)
+                        .map_err(io)?
                     {
-                        *s1 = a + 1;
-                    }
-                    _ => spans.push((a, a + 1, pos)),
-                }
-            }
-            let mut out = Vec::new();
-            if rows > 0 && spans.len() == 1 && spans[0].1 - spans[0].0 == k {
-                // One exact span: the hyperslab is the output, row-major; no copy.
-                let (a0, a1, _) = spans[0];
-                let part: ndarray::Array2<f64> = ds
-                    .read_slice_2d(s![r0..r1, a0..a1])
-                    .map_err(|e| h5(&self.path, &format!("reading /features/{name}"), e))?;
-                out = if part.is_standard_layout() {
-                    part.into_raw_vec_and_offset().0
-                } else {
-                    part.iter().copied().collect()
-                };
-                stats.units_read += row_chunks * chunk_span(a0, a1, CHUNK_ASSETS);
-            } else if rows > 0 {
-                out = vec![f64::NAN; rows * k];
-                for (i, &(a0, a1, first)) in spans.iter().enumerate() {
-                    let last = spans.get(i + 1).map_or(k, |s| s.2);
-                    let part: ndarray::Array2<f64> = ds
-                        .read_slice_2d(s![r0..r1, a0..a1])
-                        .map_err(|e| h5(&self.path, &format!("reading /features/{name}"), e))?;
-                    let part = part.as_standard_layout();
-                    let width = a1 - a0;
-                    let flat = part.as_slice().unwrap_or_default();
-                    for (r, row) in flat.chunks_exact(width).enumerate() {
-                        for pos in first..last {
-                            out[r * k + pos] = row[sorted[pos] - a0];
+                        Some(mapped) if every_asset => mapped,
+                        Some(mapped) => direct::gather(&mapped, n, &sorted).into(),
+                        None => {
+                            let owned =
+                                direct::copy_rows(&self.raw, offset, (r0, r1), n).map_err(io)?;
+                            if every_asset {
+                                owned
+                            } else {
+                                direct::gather(&owned, n, &sorted).into()
+                            }
                         }
                     }
-                    stats.units_read += row_chunks * chunk_span(a0, a1, CHUNK_ASSETS);
                 }
+                (Some(offset), ReadMode::Copy) if every_asset => {
+                    direct::copy_rows(&self.raw, offset, (r0, r1), n).map_err(io)?
+                }
+                _ => self.read_library(name, (r0, r1), &sorted, &mut stats)?.into(),
+            };
+            if offset.is_some() && self.mode != ReadMode::Library {
+                stats.units_read += row_chunks * chunk_span(0, n, CHUNK_ASSETS);
+                stats.bytes_read += (rows * n * 8) as u64;
             }
-            columns.push((name.clone(), out));
+            columns.push((name.clone(), values));
         }
         let names: Vec<String> = sorted.iter().map(|&a| self.assets[a].clone()).collect();
-        let mut frame = Frame::new(
-            self.end_ts[r0..r1].to_vec(),
-            self.knowledge_ts[r0..r1].to_vec(),
+        let mut frame = Frame::from_buffers(
+            self.end_ts[r0..r1].to_vec().into(),
+            self.knowledge_ts[r0..r1].to_vec().into(),
             names,
             columns,
         )?;
@@ -353,6 +415,72 @@ impl Hdf5Store {
             frame = frame.select_assets(&order)?;
         }
         Ok((frame, stats))
+    }
+
+    /// Rows `r0..r1` of the stored assets `sorted` (ascending) of one feature,
+    /// through the HDF5 library's hyperslab reads.
+    fn read_library(
+        &self,
+        name: &str,
+        (r0, r1): (usize, usize),
+        sorted: &[usize],
+        stats: &mut ReadStats,
+    ) -> Result<Vec<f64>> {
+        let (rows, k) = (r1 - r0, sorted.len());
+        let row_chunks = chunk_span(r0, r1, CHUNK_ROWS);
+        let ds = self
+            .file
+            .dataset(&format!("features/{name}"))
+            .map_err(|e| h5(&self.path, &format!("dataset /features/{name}"), e))?;
+        // Spans to read: requested assets that share an asset chunk are read
+        // in one hyperslab (each chunk is decompressed once); in a contiguous
+        // dataset, one span from the first to the last asset keeps the read a
+        // few large runs instead of one small read per row and asset.
+        let chunk_width = ds.chunk().and_then(|c| c.get(1).copied());
+        let mut spans: Vec<(usize, usize, usize)> = Vec::new(); // (s0, s1, first pos)
+        for (pos, &a) in sorted.iter().enumerate() {
+            match spans.last_mut() {
+                Some((_, s1, _))
+                    if a == *s1 || chunk_width.is_none_or(|w| a / w == (*s1 - 1) / w) =>
+                {
+                    *s1 = a + 1;
+                }
+                _ => spans.push((a, a + 1, pos)),
+            }
+        }
+        let read = |a0: usize, a1: usize| -> Result<ndarray::Array2<f64>> {
+            ds.read_slice_2d(s![r0..r1, a0..a1])
+                .map_err(|e| h5(&self.path, &format!("reading /features/{name}"), e))
+        };
+        if rows == 0 {
+            return Ok(Vec::new());
+        }
+        if spans.len() == 1 && spans[0].1 - spans[0].0 == k {
+            // One exact span: the hyperslab is the output, row-major; no copy.
+            let (a0, a1, _) = spans[0];
+            let part = read(a0, a1)?;
+            stats.units_read += row_chunks * chunk_span(a0, a1, CHUNK_ASSETS);
+            return Ok(if part.is_standard_layout() {
+                part.into_raw_vec_and_offset().0
+            } else {
+                part.iter().copied().collect()
+            });
+        }
+        let mut out = vec![f64::NAN; rows * k];
+        for (i, &(a0, a1, first)) in spans.iter().enumerate() {
+            let last = spans.get(i + 1).map_or(k, |s| s.2);
+            let part = read(a0, a1)?;
+            let part = part.as_standard_layout();
+            let width = a1 - a0;
+            let flat = part.as_slice().unwrap_or_default();
+            for (r, row) in flat.chunks_exact(width).enumerate() {
+                for pos in first..last {
+                    out[r * k + pos] = row[sorted[pos] - a0];
+                }
+            }
+            stats.units_read += row_chunks * chunk_span(a0, a1, CHUNK_ASSETS);
+        }
+        Ok(out)
     }
 }
 
