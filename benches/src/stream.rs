@@ -148,7 +148,7 @@ pub fn print(assets: usize, bars: usize, r: &StreamReport) {
 }
 
 /// The process's minor page faults so far, from `/proc/self/stat` (field 10).
-fn minor_faults() -> Option<u64> {
+pub(crate) fn minor_faults() -> Option<u64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     let rest = stat.rsplit_once(')')?.1;
     rest.split_whitespace().nth(7)?.parse().ok()

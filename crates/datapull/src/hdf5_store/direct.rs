@@ -138,7 +138,10 @@ pub(super) fn copy_rows(
     const BLOCK: usize = 8 << 20;
     let len = (r1 - r0) * n * 8;
     let start = offset + (r0 * n * 8) as u64;
-    let mut out = MutableBuffer::from_len_zeroed(len);
+    // A zeroed Vec of f64 comes from calloc: fresh pages that the reads fault in
+    // on every core, not a serial memset first (an over-aligned zeroed allocation
+    // is one). Wrapping it as bytes moves the allocation, no copy.
+    let mut out = MutableBuffer::from(vec![0.0f64; len / 8]);
     out.as_slice_mut()
         .par_chunks_mut(BLOCK)
         .enumerate()
