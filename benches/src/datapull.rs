@@ -290,7 +290,9 @@ pub fn run(assets: usize, bars: usize, dir: &Path, runs: usize) -> Vec<Figure> {
                 f2 - f1
             );
         }
-        let (s, _) = time(runs, || std::hint::black_box(pass(std::hint::black_box(&frame))));
+        let (s, _) = time(runs, || {
+            std::hint::black_box(pass(std::hint::black_box(&frame)))
+        });
         report(Figure {
             case: "one pass over the frame in memory".into(),
             seconds: s,

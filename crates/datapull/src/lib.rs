@@ -9,7 +9,8 @@
 //!   timestamp format and zone, bars labelled by start or end;
 //! - [`ParquetStore`]: the project's store, pushing time, asset and column
 //!   selection down to row groups and columns, and keeping revisions;
-//! - `Hdf5Store` (feature `hdf5`): time x asset datasets chunked both ways;
+//! - `Hdf5Store` (feature `hdf5`): time x asset datasets chunked both ways, or
+//!   stored contiguously and memory-mapped straight into the frame;
 //! - [`SyntheticBars`]: the seeded generator, the built-in default data.
 //!
 //! # Views

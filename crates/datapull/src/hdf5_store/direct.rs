@@ -63,7 +63,11 @@ impl ReadMode {
 /// # Errors
 /// A message when such a dataset claims bytes past the end of the file (a
 /// truncated file): mapping it would fault on first access.
-pub(super) fn extent(ds: &hdf5::Dataset, cells: usize, file_len: u64) -> Result<Option<u64>, String> {
+pub(super) fn extent(
+    ds: &hdf5::Dataset,
+    cells: usize,
+    file_len: u64,
+) -> Result<Option<u64>, String> {
     if cells == 0 || ds.is_chunked() || !ds.filters().is_empty() {
         return Ok(None);
     }

@@ -85,10 +85,9 @@ pub fn write_hdf5(frame: &Frame, path: impl AsRef<Path>, compression: Compressio
     // Written beside the target and renamed over it: a reader that has mapped the
     // old file keeps its pages (a file truncated in place would fault under it),
     // and a failed write leaves the old store as it was.
-    let name = path.file_name().map_or_else(
-        || "store.h5".into(),
-        |n| n.to_string_lossy().into_owned(),
-    );
+    let name = path
+        .file_name()
+        .map_or_else(|| "store.h5".into(), |n| n.to_string_lossy().into_owned());
     let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     let written = write_file(frame, &tmp, compression).and_then(|()| {
         std::fs::rename(&tmp, path).map_err(|e| DataError::Store {
@@ -391,7 +390,9 @@ impl Hdf5Store {
                 (Some(offset), ReadMode::Copy) if every_asset => {
                     direct::copy_rows(&self.raw, offset, (r0, r1), n).map_err(io)?
                 }
-                _ => self.read_library(name, (r0, r1), &sorted, &mut stats)?.into(),
+                _ => self
+                    .read_library(name, (r0, r1), &sorted, &mut stats)?
+                    .into(),
             };
             if offset.is_some() && self.mode != ReadMode::Library {
                 stats.units_read += row_chunks * chunk_span(0, n, CHUNK_ASSETS);

@@ -222,9 +222,7 @@ fn the_read_mode_is_a_config_key() {
             path.display().to_string()
         );
         let c = Config::from_toml_str(&text, "h.toml").unwrap();
-        let source = source_registry()
-            .build(&c.section("md").unwrap())
-            .unwrap();
+        let source = source_registry().build(&c.section("md").unwrap()).unwrap();
         c.check_all_used().unwrap();
         assert!(source.load(&Query::all()).unwrap().bit_eq(&f), "{mode}");
     }
