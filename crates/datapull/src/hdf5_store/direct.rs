@@ -30,9 +30,9 @@ pub enum ReadMode {
     /// renaming, which is safe); use [`ReadMode::Copy`] where another program may.
     #[default]
     Map,
-    /// Positional reads, in parallel, into owned buffers: a query for every asset
-    /// is one read per 8 MiB block; a query for some assets goes through the
-    /// library. Nothing stays tied to the file.
+    /// Positional reads of the requested rows, 8 MiB blocks in parallel, into
+    /// owned buffers; a query for some assets gathers them from the rows read.
+    /// Nothing stays tied to the file.
     Copy,
     /// The HDF5 library's hyperslab reads for every dataset (serial: the library is
     /// locked). The reference the other modes are checked against.

@@ -350,8 +350,6 @@ impl Hdf5Store {
         };
         let mut sorted = wanted.clone();
         sorted.sort_unstable();
-        let rows = r1 - r0;
-        let k = sorted.len();
         let row_chunks = chunk_span(r0, r1, CHUNK_ROWS);
         let mut stats = ReadStats {
             units_total: features.len()
@@ -360,7 +358,7 @@ impl Hdf5Store {
             ..ReadStats::default()
         };
         let mut columns: Vec<(String, ScalarBuffer<f64>)> = Vec::with_capacity(features.len());
-        let every_asset = k == self.assets.len();
+        let every_asset = sorted.iter().copied().eq(0..self.assets.len());
         for name in &features {
             let at = self.features.iter().position(|f| f == name);
             let offset = at.and_then(|i| self.direct[i]);
@@ -370,34 +368,32 @@ impl Hdf5Store {
                 message: format!("reading /features/{name} directly: {e}"),
             };
             let values = match (offset, self.mode) {
-                (Some(offset), ReadMode::Map) => {
-                    match direct::map_rows(&self.raw, offset, (r0, r1), n, every_asset)
-                        .map_err(io)?
-                    {
-                        Some(mapped) if every_asset => mapped,
-                        Some(mapped) => direct::gather(&mapped, n, &sorted).into(),
-                        None => {
-                            let owned =
-                                direct::copy_rows(&self.raw, offset, (r0, r1), n).map_err(io)?;
-                            if every_asset {
-                                owned
-                            } else {
-                                direct::gather(&owned, n, &sorted).into()
-                            }
+                (Some(offset), ReadMode::Map | ReadMode::Copy) => {
+                    // Rows r0..r1 of every asset are one byte range; a subset of
+                    // assets is gathered from it.
+                    let rows = (r0, r1);
+                    let mapped = match self.mode {
+                        ReadMode::Map => {
+                            direct::map_rows(&self.raw, offset, rows, n, every_asset).map_err(io)?
                         }
+                        _ => None,
+                    };
+                    let block = match mapped {
+                        Some(mapped) => mapped,
+                        None => direct::copy_rows(&self.raw, offset, rows, n).map_err(io)?,
+                    };
+                    stats.units_read += row_chunks * chunk_span(0, n, CHUNK_ASSETS);
+                    stats.bytes_read += block.len() as u64 * 8;
+                    if every_asset {
+                        block
+                    } else {
+                        direct::gather(&block, n, &sorted).into()
                     }
-                }
-                (Some(offset), ReadMode::Copy) if every_asset => {
-                    direct::copy_rows(&self.raw, offset, (r0, r1), n).map_err(io)?
                 }
                 _ => self
                     .read_library(name, (r0, r1), &sorted, &mut stats)?
                     .into(),
             };
-            if offset.is_some() && self.mode != ReadMode::Library {
-                stats.units_read += row_chunks * chunk_span(0, n, CHUNK_ASSETS);
-                stats.bytes_read += (rows * n * 8) as u64;
-            }
             columns.push((name.clone(), values));
         }
         let names: Vec<String> = sorted.iter().map(|&a| self.assets[a].clone()).collect();
