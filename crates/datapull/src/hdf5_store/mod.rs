@@ -358,11 +358,11 @@ impl Hdf5Store {
             ..ReadStats::default()
         };
         let mut columns: Vec<(String, ScalarBuffer<f64>)> = Vec::with_capacity(features.len());
-        let every_asset = sorted.iter().copied().eq(0..self.assets.len());
+        let n = self.assets.len();
+        let every_asset = sorted.iter().copied().eq(0..n);
         for name in &features {
             let at = self.features.iter().position(|f| f == name);
             let offset = at.and_then(|i| self.direct[i]);
-            let n = self.assets.len();
             let io = |e: std::io::Error| DataError::Store {
                 path: self.path.clone(),
                 message: format!("reading /features/{name} directly: {e}"),
