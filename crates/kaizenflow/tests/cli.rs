@@ -309,6 +309,8 @@ fn data_import_then_info_describes_the_store() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let info = text(&out.stdout);
     for expected in [
+        // 20 assets and 7,800 rows fit in one row group (64 assets x ~128k rows).
+        "(parquet, row groups: 1, ",
         "assets: 20 (A0000, A0001,",
         // 09:31 and 16:00 New York (EST) are 14:31 and 21:00 UTC.
         "time range: 2024-01-02T14:31:00Z .. 2024-01-02T21:00:00Z (390 bar times)",
@@ -318,6 +320,41 @@ fn data_import_then_info_describes_the_store() {
         "revisions: none",
     ] {
         assert!(info.contains(expected), "missing {expected:?} in\n{info}");
+    }
+}
+
+#[cfg(feature = "hdf5")]
+#[test]
+fn data_info_tells_a_mapped_hdf5_store_from_a_chunked_one() {
+    let dir = tempfile::tempdir().unwrap();
+    for (compression, layout) in [
+        (
+            "none",
+            "(hdf5, contiguous and uncompressed: memory-mapped reads, ",
+        ),
+        // 390 bars x 20 assets lie in one 1024 x 64 chunk.
+        ("lzf", "(hdf5, chunks per feature: 1, "),
+    ] {
+        let store = dir.path().join(format!("{compression}.h5"));
+        let store_s = store.to_str().unwrap();
+        let out = kaizenflow(&[
+            "data",
+            "import",
+            "configs/example.toml",
+            "--out",
+            store_s,
+            "--compression",
+            compression,
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let out = kaizenflow(&["data", "info", store_s]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let info = text(&out.stdout);
+        assert!(info.contains(layout), "missing {layout:?} in\n{info}");
+        assert!(
+            info.contains("rows: 7800 stored; 390 bar times x 20 assets = 7800 cells"),
+            "{info}"
+        );
     }
 }
 

@@ -290,6 +290,12 @@ impl Hdf5Store {
         self.mode
     }
 
+    /// Whether every feature dataset is read around the library (uncompressed,
+    /// contiguous, native f64): what `kaizenflow data info` reports as the layout.
+    pub fn is_direct(&self) -> bool {
+        !self.direct.is_empty() && self.direct.iter().all(Option::is_some)
+    }
+
     /// Assets, in stored order.
     pub fn assets(&self) -> &[String] {
         &self.assets

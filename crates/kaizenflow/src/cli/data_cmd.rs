@@ -125,25 +125,35 @@ fn write_hdf5(_: &Frame, path: &Path, _: Option<&str>) -> Result<()> {
     )
 }
 
-/// Opens a store by its format: its summary and a source to scan it.
-fn open(path: &Path) -> Result<(StoreInfo, Box<dyn Source>, &'static str)> {
+/// An opened store: its summary, a source to scan it, and its format and layout
+/// in words.
+type Opened = (StoreInfo, Box<dyn Source>, String);
+
+/// Opens a store by its format.
+fn open(path: &Path) -> Result<Opened> {
     match format_of(path, None)? {
         StoreFormat::Parquet => {
             let s = ParquetStore::open(path)?;
-            Ok((s.info(), Box::new(s), "parquet"))
+            let layout = format!("parquet, row groups: {}", s.info().units);
+            Ok((s.info(), Box::new(s), layout))
         }
         StoreFormat::Hdf5 => open_hdf5(path),
     }
 }
 
 #[cfg(feature = "hdf5")]
-fn open_hdf5(path: &Path) -> Result<(StoreInfo, Box<dyn Source>, &'static str)> {
+fn open_hdf5(path: &Path) -> Result<Opened> {
     let s = kf_datapull::hdf5_store::Hdf5Store::open(path)?;
-    Ok((s.info(), Box::new(s), "hdf5"))
+    let layout = if s.is_direct() {
+        "hdf5, contiguous and uncompressed: memory-mapped reads".to_string()
+    } else {
+        format!("hdf5, chunks per feature: {}", s.info().units)
+    };
+    Ok((s.info(), Box::new(s), layout))
 }
 
 #[cfg(not(feature = "hdf5"))]
-fn open_hdf5(path: &Path) -> Result<(StoreInfo, Box<dyn Source>, &'static str)> {
+fn open_hdf5(path: &Path) -> Result<Opened> {
     bail!(
         "cannot read {}: this build has no HDF5 support; rebuild with `--features hdf5`",
         path.display()
@@ -151,22 +161,16 @@ fn open_hdf5(path: &Path) -> Result<(StoreInfo, Box<dyn Source>, &'static str)> 
 }
 
 pub(super) fn info(store: &Path, out: &mut dyn Write) -> Result<()> {
-    let (info, source, kind) = open(store)?;
+    let (info, source, layout) = open(store)?;
     let frame = source
         .load(&Query::all())
         .with_context(|| format!("scanning {}", store.display()))?;
     let cells = frame.n_rows() * frame.n_assets();
     writeln!(
         out,
-        "store: {} ({kind}, {:.1} MB, {} {})",
+        "store: {} ({layout}, {:.1} MB)",
         store.display(),
         info.file_bytes as f64 / 1e6,
-        info.units,
-        if kind == "parquet" {
-            "row groups"
-        } else {
-            "chunks per feature"
-        }
     )?;
     let shown: Vec<&str> = info.assets.iter().take(12).map(String::as_str).collect();
     let more = if info.assets.len() > 12 { ", ..." } else { "" };
