@@ -10,6 +10,16 @@ fn main() -> ExitCode {
     let stdout = std::io::stdout();
     match run(cli, &mut stdout.lock()) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`kaizenflow data info S | head`): nothing is wrong
+        // and there is no one to tell.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e}");
             for cause in e.chain().skip(1) {

@@ -359,6 +359,24 @@ fn data_info_tells_a_mapped_hdf5_store_from_a_chunked_one() {
 }
 
 #[test]
+fn a_reader_that_goes_away_is_not_an_error() {
+    // `kaizenflow config show ... | head -1`: the pipe's reader is gone before the
+    // program writes (dropped right after the spawn, while the program is still
+    // starting), so its writes fail with a broken pipe.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kaizenflow"))
+        .args(["config", "show", "configs/mock1_system.toml"])
+        .current_dir(workspace())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "");
+}
+
+#[test]
 fn data_commands_name_what_is_wrong() {
     let out = kaizenflow(&[
         "data",
