@@ -175,8 +175,9 @@ fn write_file(frame: &Frame, path: &Path, compression: Compression) -> Result<()
 pub struct Hdf5Store {
     path: PathBuf,
     file: hdf5::File,
-    end_ts: Vec<i64>,
-    knowledge_ts: Vec<i64>,
+    /// Held as Arrow buffers so that a query's rows are a zero-copy slice.
+    end_ts: ScalarBuffer<i64>,
+    knowledge_ts: ScalarBuffer<i64>,
     assets: Vec<String>,
     asset_index: HashMap<String, usize>,
     features: Vec<String>,
@@ -268,8 +269,8 @@ impl Hdf5Store {
         Ok(Hdf5Store {
             path: path.to_path_buf(),
             file,
-            end_ts,
-            knowledge_ts,
+            end_ts: end_ts.into(),
+            knowledge_ts: knowledge_ts.into(),
             assets,
             asset_index,
             features,
@@ -404,8 +405,8 @@ impl Hdf5Store {
         }
         let names: Vec<String> = sorted.iter().map(|&a| self.assets[a].clone()).collect();
         let mut frame = Frame::from_buffers(
-            self.end_ts[r0..r1].to_vec().into(),
-            self.knowledge_ts[r0..r1].to_vec().into(),
+            self.end_ts.slice(r0, r1 - r0),
+            self.knowledge_ts.slice(r0, r1 - r0),
             names,
             columns,
         )?;
