@@ -12,8 +12,8 @@ use std::sync::Arc;
 use kf_config::Config;
 use kf_dataflow::check::Subject;
 use kf_dataflow::tiling::{Tiling, bar_cuts, first_divergence, run_tiled};
-use kf_dataflow::{BuildContext, Dag, DataflowError, Keep, Phase, dag_registry};
-use kf_datapull::{MarketData, market_data_registry};
+use kf_dataflow::{Dag, DataflowError, DataflowTypes, Keep, Phase};
+use kf_datapull::MarketData;
 use proptest::prelude::*;
 
 /// One library node with its parameters; `parent` picks an earlier node (0 is the
@@ -300,12 +300,12 @@ proptest! {
     fn random_dags_are_bit_identical_under_random_tilings(case in case()) {
         let config = Config::from_toml_str(&case.toml(), "case.toml").unwrap();
         let root = config.root();
+        let types = DataflowTypes::default();
         let md: Arc<dyn MarketData> =
-            Arc::from(market_data_registry().build(&root.section("market_data").unwrap()).unwrap());
+            types.data.view(&root.section("market_data").unwrap()).unwrap();
         let dag_section = root.section("dag").unwrap();
         let make = || -> kf_dataflow::Result<Dag> {
-            let ctx = BuildContext { market_data: Some(Arc::clone(&md)) };
-            Ok(dag_registry(&ctx)?.build(&dag_section)?)
+            Ok(types.dag(&dag_section, Some(&md))?)
         };
         let subject = Subject::fit(&make).unwrap();
         config.check_all_used().unwrap();

@@ -25,6 +25,8 @@ pub struct Config {
     root: Entry,
     /// Defaults applied by builders: (path, value), in the order applied.
     defaults: Mutex<Vec<(Vec<String>, toml::Value)>>,
+    /// Every key path a builder asked for, present or not (see [`Config::asked_keys`]).
+    pub(crate) asked: crate::de::AskedKeys,
 }
 
 impl Clone for Config {
@@ -32,6 +34,7 @@ impl Clone for Config {
         Config {
             root: self.root.clone(),
             defaults: Mutex::new(self.defaults_snapshot()),
+            asked: Mutex::new(self.asked.lock().map(|a| a.clone()).unwrap_or_default()),
         }
     }
 }
@@ -78,6 +81,7 @@ impl Config {
         Config {
             root: Entry::new(Value::Table(table), origin),
             defaults: Mutex::new(Vec::new()),
+            asked: Mutex::new(Vec::new()),
         }
     }
 
@@ -200,6 +204,43 @@ impl Config {
         self.resolved_root().value.canonical(&mut canon);
         let digest = Sha256::digest(canon.as_bytes());
         digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The keys directly under `path` (dotted; empty for the root) that builders asked
+    /// for, whether or not the config has them, sorted: the keys that the component
+    /// built from that table accepts. Struct reads ([`Section::deserialize`]) count
+    /// every field of the struct.
+    ///
+    /// This is how a test holds a type's documented parameters to what its builder
+    /// really reads.
+    pub fn asked_keys(&self, path: &str) -> Vec<String> {
+        let prefix: Vec<&str> = if path.is_empty() {
+            Vec::new()
+        } else {
+            path.split('.').collect()
+        };
+        let mut keys: Vec<String> = self
+            .asked
+            .lock()
+            .map(|a| {
+                a.iter()
+                    .filter(|p| {
+                        p.len() > prefix.len() && p.iter().zip(&prefix).all(|(a, b)| a == b)
+                    })
+                    .map(|p| p[prefix.len()].clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// Records that a builder asked for the key at `path`.
+    pub(crate) fn record_asked(&self, path: Vec<String>) {
+        if let Ok(mut a) = self.asked.lock() {
+            a.push(path);
+        }
     }
 
     /// Records a default applied by a builder at `path`, unless a value is present.

@@ -72,10 +72,14 @@ impl DeError {
     }
 }
 
+/// Where a top-level struct read records the keys it accepts (its field names).
+pub(crate) type AskedKeys = std::sync::Mutex<Vec<Vec<String>>>;
+
 /// Deserializes one entry.
 pub(crate) struct EntryDeserializer<'a> {
     entry: &'a Entry,
     path: Vec<String>,
+    asked: Option<&'a AskedKeys>,
 }
 
 impl<'a> EntryDeserializer<'a> {
@@ -83,6 +87,17 @@ impl<'a> EntryDeserializer<'a> {
         EntryDeserializer {
             entry,
             path: path.to_vec(),
+            asked: None,
+        }
+    }
+
+    /// A deserializer that records the field names of the struct it reads as keys
+    /// the caller accepts at `path`.
+    pub(crate) fn recording(entry: &'a Entry, path: &[String], asked: &'a AskedKeys) -> Self {
+        EntryDeserializer {
+            entry,
+            path: path.to_vec(),
+            asked: Some(asked),
         }
     }
 
@@ -240,9 +255,16 @@ impl<'de> de::Deserializer<'de> for EntryDeserializer<'_> {
     fn deserialize_struct<V: Visitor<'de>>(
         self,
         _name: &'static str,
-        _fields: &'static [&'static str],
+        fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, DeError> {
+        if let Some(Ok(mut asked)) = self.asked.map(|a| a.lock()) {
+            for f in fields {
+                let mut p = self.path.clone();
+                p.push((*f).to_string());
+                asked.push(p);
+            }
+        }
         self.deserialize_map(visitor)
     }
 
@@ -316,8 +338,12 @@ impl<'de, 'a, I: Iterator<Item = &'a Entry>> de::SeqAccess<'de> for SeqAccess<'a
             None => path.push(format!("[{}]", self.index)),
         }
         self.index += 1;
-        seed.deserialize(EntryDeserializer { entry, path })
-            .map(Some)
+        seed.deserialize(EntryDeserializer {
+            entry,
+            path,
+            asked: None,
+        })
+        .map(Some)
     }
 }
 
@@ -348,6 +374,10 @@ impl<'de, 'a, I: Iterator<Item = (&'a String, &'a Entry)>> de::MapAccess<'de> fo
         };
         let mut path = self.path.to_vec();
         path.push(key.clone());
-        seed.deserialize(EntryDeserializer { entry, path })
+        seed.deserialize(EntryDeserializer {
+            entry,
+            path,
+            asked: None,
+        })
     }
 }

@@ -135,6 +135,8 @@ pub struct UnknownType {
     pub name: String,
     /// The registered names, comma-separated.
     pub known: String,
+    /// The known name closest to `name`, when one is close enough to be a typo.
+    pub suggestion: Option<String>,
 }
 
 impl fmt::Display for UnknownType {
@@ -143,7 +145,11 @@ impl fmt::Display for UnknownType {
             f,
             "{}: {}: unknown {} type \"{}\"; known types: {}",
             self.origin, self.path, self.kind, self.name, self.known
-        )
+        )?;
+        if let Some(s) = &self.suggestion {
+            write!(f, " (did you mean \"{s}\"?)")?;
+        }
+        Ok(())
     }
 }
 

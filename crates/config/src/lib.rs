@@ -4,7 +4,8 @@
 //! The primary type is [`Config`], a tree read from TOML in which every value keeps
 //! its origin (file and line, or the override that set it). Builders read it through
 //! [`Section`]s, by dotted path, as plain values or as serde structs; a [`Registry`]
-//! maps a section's `type = "..."` to the builder of that name.
+//! maps a section's `type = "..."` to the builder of that name, with a [`TypeDoc`]
+//! generated from the serde structs the builder reads (`kaizenflow nodes` prints it).
 //!
 //! # The key design decision: reads are tracked
 //! A config is the complete, one-to-one description of a system (the KaizenFlow
@@ -43,6 +44,7 @@
 
 mod config;
 mod de;
+mod doc;
 mod error;
 mod registry;
 mod section;
@@ -50,8 +52,11 @@ mod sweep;
 mod value;
 
 pub use config::Config;
+pub use doc::{ParamDoc, TypeDoc, closest};
 pub use error::{ConfigError, Result, UnknownType, UnusedKey};
-pub use registry::{BuildFn, Registry};
+pub use registry::{BuildFn, Registered, Registry};
+/// Re-exported so that a crate deriving parameter docs needs no direct dependency.
+pub use schemars;
 pub use section::Section;
 pub use sweep::{SWEEP, SweepPoint};
 pub use value::Origin;

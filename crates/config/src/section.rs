@@ -68,6 +68,18 @@ impl<'a> Section<'a> {
         Ok(Some((node, path)))
     }
 
+    /// Records that the builder reading this section accepts `key` (dotted).
+    fn ask(&self, key: &str) {
+        let mut path = self.path.clone();
+        path.extend(key.split('.').map(str::to_string));
+        self.config.record_asked(path);
+    }
+
+    /// The config this section belongs to.
+    pub fn config(&self) -> &'a Config {
+        self.config
+    }
+
     /// Whether `key` is present (does not mark it as read).
     pub fn contains(&self, key: &str) -> bool {
         matches!(self.lookup(key), Ok(Some(_)))
@@ -101,6 +113,7 @@ impl<'a> Section<'a> {
     /// # Errors
     /// As [`Section::get`], except that absence is `Ok(None)`.
     pub fn get_opt<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.ask(key);
         match self.lookup(key)? {
             None => Ok(None),
             Some((entry, path)) => T::deserialize(EntryDeserializer::new(entry, &path))
@@ -132,6 +145,7 @@ impl<'a> Section<'a> {
     /// # Errors
     /// [`ConfigError::Missing`] when absent, [`ConfigError::Type`] when not a table.
     pub fn section(&self, key: &str) -> Result<Section<'a>> {
+        self.ask(key);
         match self.lookup(key)? {
             None => Err(ConfigError::Missing {
                 origin: self.entry.origin.clone(),
@@ -161,8 +175,12 @@ impl<'a> Section<'a> {
     /// # Errors
     /// As [`Section::get`].
     pub fn deserialize<T: DeserializeOwned + Serialize>(&self) -> Result<T> {
-        let value = T::deserialize(EntryDeserializer::new(self.entry, &self.path))
-            .map_err(|e| e.into_config_error(self.entry, &self.path))?;
+        let value = T::deserialize(EntryDeserializer::recording(
+            self.entry,
+            &self.path,
+            &self.config.asked,
+        ))
+        .map_err(|e| e.into_config_error(self.entry, &self.path))?;
         if let Ok(v) = toml::Value::try_from(&value) {
             self.config.record_default(self.path.clone(), v);
         }

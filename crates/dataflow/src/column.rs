@@ -7,15 +7,19 @@
 //! across calls. Kernels work on the row-major (row, asset) layout, so one kernel
 //! call covers every asset of a feature in one pass.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use kf_frame::Frame;
 
 use crate::error::{DataflowError, Result};
-use crate::node::{DF_IN, Memory, Node, NodeId, Ports, RunContext, single_input, single_output};
+use crate::node::{
+    DF_IN, DF_OUT, FeatureMap, Memory, MissingFeature, Node, NodeId, Ports, RunContext,
+    single_input, single_output,
+};
 
 /// How a node's outputs join its input.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ColMode {
     /// Every input feature, then the outputs (KaizenFlow's `merge_all`/append).
@@ -28,7 +32,7 @@ pub enum ColMode {
 }
 
 /// How a per-asset kernel treats missing values.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NanMode {
     /// Rows are rows: a NaN input is a value like any other and takes part in
@@ -41,7 +45,7 @@ pub enum NanMode {
 }
 
 /// The column selection and output mode every column node reads from its config.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct Columns {
     /// The features to read; all when empty.
@@ -67,6 +71,21 @@ pub trait ColumnKernel: Send {
     fn learns(&self) -> bool {
         false
     }
+
+    /// The names of the features [`ColumnKernel::compute`] returns, in the same order,
+    /// for an input with `features` of which `cols` are selected: the kernel's schema,
+    /// which lets a DAG check its columns before reading data. A test holds every
+    /// built-in kernel's names to what `compute` returns.
+    ///
+    /// # Errors
+    /// [`MissingFeature`] for a feature named by a parameter other than `cols`
+    /// (a weight's name, a regressor) that `features` lacks, with that parameter's
+    /// key.
+    fn output_names(
+        &self,
+        features: &[String],
+        cols: &[usize],
+    ) -> std::result::Result<Vec<String>, MissingFeature>;
 
     /// New features computed from `cols` (indices into `input`'s features), as
     /// `(name, row-major values)`, each `input.n_rows() * input.n_assets()` long.
@@ -155,6 +174,42 @@ impl<K: ColumnKernel> Node for ColumnNode<K> {
         self.kernel.learns()
     }
 
+    fn output_features(
+        &self,
+        inputs: &FeatureMap,
+    ) -> std::result::Result<Option<FeatureMap>, MissingFeature> {
+        let Some(features) = inputs.get(DF_IN) else {
+            return Ok(None);
+        };
+        let cols: Vec<usize> = if self.columns.cols.is_empty() {
+            (0..features.len()).collect()
+        } else {
+            self.columns
+                .cols
+                .iter()
+                .map(|c| {
+                    features
+                        .iter()
+                        .position(|f| f == c)
+                        .ok_or_else(|| MissingFeature::new("cols", c.clone()))
+                })
+                .collect::<std::result::Result<_, _>>()?
+        };
+        let new = self.kernel.output_names(features, &cols)?;
+        let mut out: Vec<String> = match self.columns.col_mode {
+            ColMode::Append => features.clone(),
+            ColMode::ReplaceAll => Vec::new(),
+            ColMode::ReplaceSelected => features
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !cols.contains(i))
+                .map(|(_, f)| f.clone())
+                .collect(),
+        };
+        out.extend(new);
+        Ok(Some(FeatureMap::from([(DF_OUT.to_string(), out)])))
+    }
+
     fn run(&mut self, ctx: &RunContext, inputs: &Ports) -> Result<Ports> {
         let input = single_input(inputs, DF_IN)?;
         let cols: Vec<usize> = if self.columns.cols.is_empty() {
@@ -208,6 +263,13 @@ impl<K: ColumnKernel> Node for ColumnNode<K> {
     fn load_state(&mut self, state: &[u8]) -> Result<()> {
         self.kernel.load_state(state)
     }
+}
+
+/// `{feature}{suffix}` for each selected feature: the names most kernels give.
+pub fn suffixed(features: &[String], cols: &[usize], suffix: &str) -> Vec<String> {
+    cols.iter()
+        .map(|&c| format!("{}{suffix}", features[c]))
+        .collect()
 }
 
 /// The running maximum of `kt`, continuing from `carry` (and updating it): the

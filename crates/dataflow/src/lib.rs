@@ -2,9 +2,11 @@
 //!
 //! This crate owns the [`Node`] contract (ports, parameters from a config subtree,
 //! declared [`Memory`], phases, learned state), the [`Dag`] on petgraph, the
-//! builders that make a DAG from config ([`dag_registry`]: a generic `graph` of
-//! nodes and edges written in TOML, and code builders such as [`mock1`]), the node
-//! library ([`nodes`]), and the runners ([`runner`]): fit/predict, rolling
+//! builders that make a DAG from config (through [`DataflowTypes`], the registries a
+//! user's crate extends with its own node types: a generic `graph` of nodes and
+//! edges written in TOML, and code builders such as [`mock1`]), the node library
+//! ([`nodes`]), the DAG's column flow known before any data is read
+//! ([`Dag::features`]), and the runners ([`runner`]): fit/predict, rolling
 //! walk-forward, cross-validation with purging and embargo, and saving a fitted DAG.
 //!
 //! # The key design decision: nodes are column kernels over the whole universe
@@ -53,13 +55,15 @@ pub mod nodes;
 pub mod peeking;
 pub mod replay;
 pub mod runner;
+mod schema;
 pub mod tiling;
 
-pub use builders::{build_graph, dag_registry};
+pub use builders::{DagBuildFn, DagTypes, DataflowTypes, build_graph};
 pub use dag::{Dag, Keep, NodeTiming, RunOptions, RunResult};
 pub use error::{DataflowError, Result};
 pub use node::{
-    DF_IN, DF_OUT, Memory, Node, NodeId, Phase, Ports, RunContext, no_state, single_input,
-    single_output,
+    DF_IN, DF_OUT, FeatureMap, Memory, MissingFeature, Node, NodeId, Phase, Ports, RunContext,
+    no_state, require, single_input, single_output,
 };
-pub use nodes::{BuildContext, node_registry};
+pub use nodes::{BuildContext, NodeBuildFn, NodeTypes, builtin_nodes, column_doc, register_column};
+pub use schema::{ColumnError, Schema};

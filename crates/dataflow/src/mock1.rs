@@ -7,6 +7,7 @@
 //! returns adjusted by the volatility two steps earlier -> `4 tanh(x / 4)` -> four
 //! lags -> a weighted sum, `prediction`.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use kf_config::Section;
@@ -27,7 +28,7 @@ use crate::nodes::transforms::{
 };
 
 /// Mock1's parameters (KaizenFlow's defaults).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct Mock1Params {
     /// The session's time zone.
@@ -193,7 +194,7 @@ pub fn dag(source: Box<dyn Node>, p: &Mock1Params) -> Result<Dag> {
 ///
 /// # Errors
 /// A located config error.
-pub fn build(s: &Section<'_>, ctx: &BuildContext) -> kf_config::Result<Dag> {
+pub fn build(s: &Section<'_>, ctx: &BuildContext<'_>) -> kf_config::Result<Dag> {
     let view = crate::nodes::sources::view(s, ctx)?;
     let p: Mock1Params = s.deserialize()?;
     let source = Box::new(MarketDataSource::new(

@@ -34,6 +34,52 @@ impl From<&str> for NodeId {
 /// Frames by port name: a node's inputs or outputs.
 pub type Ports = BTreeMap<String, Frame>;
 
+/// Feature names by port name: what a node receives or gives, known before any data
+/// is read (see [`Node::output_features`]).
+pub type FeatureMap = BTreeMap<String, Vec<String>>;
+
+/// A feature that a node's parameters name and its input lacks: the answer of
+/// [`Node::output_features`] that lets a DAG refuse a misspelt column when it is
+/// built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MissingFeature {
+    /// The node's config key that names it (`cols`, `weights`, `x_vars`), relative
+    /// to the node's table.
+    pub key: String,
+    /// The name given.
+    pub feature: String,
+    /// The input port it was looked for on.
+    pub port: String,
+}
+
+impl MissingFeature {
+    /// `feature`, named by `key`, is not on the `df_in` port.
+    pub fn new(key: impl Into<String>, feature: impl Into<String>) -> MissingFeature {
+        MissingFeature {
+            key: key.into(),
+            feature: feature.into(),
+            port: DF_IN.to_string(),
+        }
+    }
+}
+
+/// Checks that every name in `wanted` (read from config key `key`) is in `features`.
+///
+/// # Errors
+/// The first name that is not.
+pub fn require<'a>(
+    features: &[String],
+    key: &str,
+    wanted: impl IntoIterator<Item = &'a String>,
+) -> std::result::Result<(), MissingFeature> {
+    for w in wanted {
+        if !features.contains(w) {
+            return Err(MissingFeature::new(key, w.clone()));
+        }
+    }
+    Ok(())
+}
+
 /// The conventional name of a single input port.
 pub const DF_IN: &str = "df_in";
 /// The conventional name of a single output port.
@@ -151,6 +197,26 @@ pub trait Node: Send {
     /// the predict phase.
     fn learns(&self) -> bool {
         false
+    }
+
+    /// The features on each output port, given the features on each input port,
+    /// without reading any data: the node's schema, as DataFusion's
+    /// `ExecutionPlan::schema()`. A DAG computes its whole column flow from these when
+    /// it is built, so a misspelt feature is refused before anything runs.
+    ///
+    /// `Ok(None)` says "not known before running" (the default, for a node that does
+    /// not declare its schema): the features of the nodes it feeds are then checked
+    /// at run time only. Column nodes ([`crate::column::ColumnNode`]) declare theirs
+    /// through [`crate::column::ColumnKernel::output_names`].
+    ///
+    /// # Errors
+    /// [`MissingFeature`] for a feature its parameters name that its inputs lack.
+    fn output_features(
+        &self,
+        inputs: &FeatureMap,
+    ) -> std::result::Result<Option<FeatureMap>, MissingFeature> {
+        let _ = inputs;
+        Ok(None)
     }
 
     /// Runs one call.

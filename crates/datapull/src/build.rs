@@ -1,32 +1,222 @@
-//! Building sources and views from config sections, by `type`.
+//! Building sources and views from config sections, by `type`, through one
+//! [`DataTypes`] value that a user's crate can extend.
 
 use std::sync::Arc;
 
-use kf_config::{Registry, Result, Section};
+use kf_config::{ParamDoc, Registry, Result, Section, TypeDoc};
 use kf_frame::{Timestamp, parse_duration, parse_tz};
 
 use crate::clock::{Clock, ReplayClock, SimulatedClock, WallClock};
 use crate::market_data::{Historical, MarketData, Replayed, Stitched};
-use crate::{CsvSource, ParquetStore, Source, SyntheticBars, paths};
+use crate::{CsvParams, CsvSource, ParquetStore, Source, SyntheticBars, SyntheticParams, paths};
 
-/// The registry of source kinds, by `type`: `synthetic`, `csv`, `parquet`, `hdf5`.
-pub fn source_registry() -> Registry<Box<dyn Source>> {
-    let mut r: Registry<Box<dyn Source>> = Registry::new("market data source");
-    // Registering fixed, distinct names into a fresh registry cannot collide.
-    let _ = r.register("synthetic", |s: &Section<'_>| {
-        Ok(Box::new(SyntheticBars::from_config(s)?) as Box<dyn Source>)
-    });
-    let _ = r.register("csv", |s: &Section<'_>| {
-        Ok(Box::new(CsvSource::from_config(s)?) as Box<dyn Source>)
-    });
-    let _ = r.register("parquet", |s: &Section<'_>| {
-        let path = store_path(s)?;
-        let store =
-            ParquetStore::open(&path).map_err(|e| s.build_error("cannot open the store", e))?;
-        Ok(Box::new(store) as Box<dyn Source>)
-    });
-    let _ = r.register("hdf5", build_hdf5);
-    r
+/// The builder of a market data source from its config table.
+pub type SourceBuildFn = dyn Fn(&Section<'_>) -> Result<Box<dyn Source>> + Send + Sync;
+
+/// The builder of a market data view from its config table; it gets the registries
+/// so that a view can build the sources and views it wraps (`replayed`'s `source`,
+/// `stitched`'s `before` and `after`).
+pub type ViewBuildFn =
+    dyn Fn(&Section<'_>, &DataTypes) -> Result<Arc<dyn MarketData>> + Send + Sync;
+
+/// Every market data type a config can name: sources (`synthetic`, `csv`,
+/// `parquet`, `hdf5`, and a user's own) and views over them (`replayed`,
+/// `stitched`). A `[market_data]` table that names a source is read through a
+/// [`Historical`] view of it.
+///
+/// [`DataTypes::default`] holds the built-ins; a user's crate registers more with
+/// [`DataTypes::register_source`] and [`DataTypes::register_view`] and hands the
+/// value to every build.
+pub struct DataTypes {
+    /// Sources, by `type`.
+    pub sources: Registry<Box<dyn Source>, SourceBuildFn>,
+    /// Views other than a plain historical one, by `type`.
+    pub views: Registry<Arc<dyn MarketData>, ViewBuildFn>,
+}
+
+impl std::fmt::Debug for DataTypes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataTypes")
+            .field("sources", &self.sources.names())
+            .field("views", &self.views.names())
+            .finish()
+    }
+}
+
+impl Default for DataTypes {
+    /// The built-in sources and views.
+    fn default() -> Self {
+        let mut t = DataTypes::empty();
+        t.builtins();
+        t
+    }
+}
+
+impl DataTypes {
+    /// No types at all (the built-ins are [`DataTypes::default`]).
+    pub fn empty() -> DataTypes {
+        DataTypes {
+            sources: Registry::new("market data source"),
+            views: Registry::new("market data"),
+        }
+    }
+
+    /// Registers a source type.
+    ///
+    /// # Errors
+    /// [`kf_config::ConfigError::DuplicateBuilder`] when a source or view has that name.
+    pub fn register_source<F>(&mut self, name: &str, doc: TypeDoc, build: F) -> Result<&mut Self>
+    where
+        F: Fn(&Section<'_>) -> Result<Box<dyn Source>> + Send + Sync + 'static,
+    {
+        self.refuse_taken(name)?;
+        self.sources.insert(name, doc, Box::new(build))?;
+        Ok(self)
+    }
+
+    /// Registers a view type.
+    ///
+    /// # Errors
+    /// [`kf_config::ConfigError::DuplicateBuilder`] when a source or view has that name.
+    pub fn register_view<F>(&mut self, name: &str, doc: TypeDoc, build: F) -> Result<&mut Self>
+    where
+        F: Fn(&Section<'_>, &DataTypes) -> Result<Arc<dyn MarketData>> + Send + Sync + 'static,
+    {
+        self.refuse_taken(name)?;
+        self.views.insert(name, doc, Box::new(build))?;
+        Ok(self)
+    }
+
+    fn refuse_taken(&self, name: &str) -> Result<()> {
+        if self.sources.contains(name) || self.views.contains(name) {
+            return Err(kf_config::ConfigError::DuplicateBuilder {
+                kind: "market data".into(),
+                name: name.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Builds the source that `s`'s `type` names.
+    ///
+    /// # Errors
+    /// A located config error: no `type`, an unknown one (a view's name included, with
+    /// the reason), or the builder's own error.
+    pub fn source(&self, s: &Section<'_>) -> Result<Box<dyn Source>> {
+        let name: String = s.get("type")?;
+        match self.sources.get(&name) {
+            Some(build) => build(s),
+            None if self.views.contains(&name) => Err(s.invalid(
+                "type",
+                format!(
+                    "`{name}` is a view, and a source is needed here: name a source ({})",
+                    self.sources.names().join(", ")
+                ),
+            )),
+            None => Err(self.sources.unknown(s, &name, &[])),
+        }
+    }
+
+    /// Builds the market data view that `s`'s `type` names: a view type, or a source
+    /// type read through a [`Historical`] view.
+    ///
+    /// # Errors
+    /// A located config error: no `type`, an unknown one (listing every source and
+    /// view), or the builder's own error.
+    pub fn view(&self, s: &Section<'_>) -> Result<Arc<dyn MarketData>> {
+        let name: String = s.get("type")?;
+        if let Some(build) = self.views.get(&name) {
+            return build(s, self);
+        }
+        match self.sources.get(&name) {
+            Some(build) => Ok(Arc::new(Historical::new(Arc::from(build(s)?)))),
+            None => Err(self.views.unknown(s, &name, &self.sources.names())),
+        }
+    }
+
+    fn builtins(&mut self) {
+        // Fixed, distinct names registered into an empty value cannot collide.
+        let _ = self.register_source(
+            "synthetic",
+            TypeDoc::new(
+                "seeded synthetic 1-minute bars (GARCH returns, a market factor, volume): \
+                 the built-in default data",
+            )
+            .params_of::<SyntheticParams>(),
+            |s| Ok(Box::new(SyntheticBars::from_config(s)?) as Box<dyn Source>),
+        );
+        let _ = self.register_source(
+            "csv",
+            TypeDoc::new(
+                "CSV files, plain or gzip: one file per asset or an asset column, any time \
+                 format and zone, bars labelled by start or end",
+            )
+            .params_of::<CsvParams>()
+            .example("files = \"data/*.csv\"\nasset_from_file = \"{asset}.csv\""),
+            |s| Ok(Box::new(CsvSource::from_config(s)?) as Box<dyn Source>),
+        );
+        let path_doc = ParamDoc::new(
+            "path",
+            "string",
+            None,
+            "The store's file, relative to the config's folder.",
+        )
+        .required();
+        let _ = self.register_source(
+            "parquet",
+            TypeDoc::new("a Parquet store written by `kaizenflow data import`, with time, asset and column pushdown")
+                .param(path_doc.clone())
+                .example("path = \"bars.parquet\""),
+            |s| {
+                let path = store_path(s)?;
+                let store = ParquetStore::open(&path)
+                    .map_err(|e| s.build_error("cannot open the store", e))?;
+                Ok(Box::new(store) as Box<dyn Source>)
+            },
+        );
+        let _ = self.register_source(
+            "hdf5",
+            TypeDoc::new("an HDF5 store (feature `hdf5`): chunked and compressed, or contiguous and memory-mapped")
+                .param(path_doc)
+                .param(ParamDoc::new(
+                    "read",
+                    "one of \"map\", \"copy\", \"library\"",
+                    Some("\"map\""),
+                    "How an uncompressed store is read: memory-mapped, copied by parallel reads, or through the HDF5 library.",
+                ))
+                .example("path = \"bars.h5\""),
+            build_hdf5,
+        );
+        let _ = self.register_view(
+            "replayed",
+            TypeDoc::new(
+                "a source released by a clock at knowledge time plus a delay, as a live feed would have it",
+            )
+            .param(ParamDoc::new("source", "table", None, "The source to replay (a table with its own `type`).").required())
+            .param(ParamDoc::new("clock", "table", None, "The clock: `type` (simulated, replayed or wall), `start`, `tz`, `speed`.").required())
+            .param(ParamDoc::new("delay", "duration", Some("\"0s\""), "Added to every row's knowledge time."))
+            .param(ParamDoc::new("freq", "duration", Some("\"1min\""), "The bar period of the replayed data."))
+            .param(ParamDoc::new("offset", "duration", Some("\"0s\""), "Where the bar grid starts, from the epoch."))
+            .param(ParamDoc::new("poll", "duration", Some("\"1s\""), "How often to look again for a bar the store lacks."))
+            .example("source = { type = \"synthetic\" }\nclock = { type = \"simulated\", start = \"2024-01-02 09:30\" }"),
+            build_replayed,
+        );
+        let _ = self.register_view(
+            "stitched",
+            TypeDoc::new("one view up to a split time (bar ends <= split) and another after it")
+                .param(ParamDoc::new("before", "table", None, "The view up to the split.").required())
+                .param(ParamDoc::new("after", "table", None, "The view after the split.").required())
+                .param(ParamDoc::new("split", "time", None, "The last bar end the first view answers for.").required())
+                .param(ParamDoc::new("tz", "string", Some("\"UTC\""), "The zone `split` is written in."))
+                .example("split = \"2024-01-02 12:00\"\nbefore = { type = \"synthetic\" }\nafter = { type = \"synthetic\" }"),
+            |s, types| {
+                let before = types.view(&s.section("before")?)?;
+                let after = types.view(&s.section("after")?)?;
+                let split = time_at(s, "split")?;
+                Ok(Arc::new(Stitched::new(before, after, split)) as Arc<dyn MarketData>)
+            },
+        );
+    }
 }
 
 fn store_path(s: &Section<'_>) -> Result<std::path::PathBuf> {
@@ -47,31 +237,13 @@ fn build_hdf5(s: &Section<'_>) -> Result<Box<dyn Source>> {
 
 #[cfg(not(feature = "hdf5"))]
 fn build_hdf5(s: &Section<'_>) -> Result<Box<dyn Source>> {
+    let _ = s.get_opt::<String>("path");
+    let _ = s.get_opt::<String>("read");
     s.mark_all_used();
     Err(s.invalid(
         "type",
         "this build has no HDF5 support; rebuild with `--features hdf5` (needs libhdf5-dev)",
     ))
-}
-
-/// The registry of market data views, by `type`: every source kind (a
-/// [`Historical`] view of it), `replayed` and `stitched`.
-pub fn market_data_registry() -> Registry<Box<dyn MarketData>> {
-    let mut r: Registry<Box<dyn MarketData>> = Registry::new("market data");
-    for name in source_registry().names() {
-        let _ = r.register(name, |s: &Section<'_>| {
-            let source = source_registry().build(s)?;
-            Ok(Box::new(Historical::new(Arc::from(source))) as Box<dyn MarketData>)
-        });
-    }
-    let _ = r.register("replayed", build_replayed);
-    let _ = r.register("stitched", |s: &Section<'_>| {
-        let before = market_data_registry().build(&s.section("before")?)?;
-        let after = market_data_registry().build(&s.section("after")?)?;
-        let split = time_at(s, "split")?;
-        Ok(Box::new(Stitched::new(before, after, split)) as Box<dyn MarketData>)
-    });
-    r
 }
 
 fn duration_at(s: &Section<'_>, key: &str, default: &str) -> Result<i64> {
@@ -89,35 +261,85 @@ fn time_at(s: &Section<'_>, key: &str) -> Result<i64> {
         .map_err(|e| s.invalid(key, e.to_string()))
 }
 
-fn build_replayed(s: &Section<'_>) -> Result<Box<dyn MarketData>> {
-    let source = source_registry().build(&s.section("source")?)?;
-    let c = s.section("clock")?;
-    let kind: String = c.get_or("type", "simulated".to_string())?;
-    let clock: Arc<dyn Clock> = match kind.as_str() {
-        "simulated" => Arc::new(SimulatedClock::new(time_at(&c, "start")?)),
-        "replay" => {
-            let speed: f64 = c.get_or("speed", 1.0)?;
-            if !(speed.is_finite() && speed > 0.0) {
-                return Err(c.invalid("speed", "must be a finite number > 0"));
+/// Which clock a run follows: the one parser of a clock table's `type` (and its
+/// `speed`), shared by the `replayed` view and the system's `[system.clock]`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ClockKind {
+    /// Virtual time that jumps to each wake-up: as fast as the machine allows.
+    Simulated,
+    /// Wall time shifted to the first bar and scaled by `speed` (1.0 is real time).
+    Replayed {
+        /// Simulated seconds per wall second.
+        speed: f64,
+    },
+    /// The machine's clock: bars in the past are run at once, bars in the future
+    /// are waited for.
+    Wall,
+}
+
+impl ClockKind {
+    /// The spellings of `type`.
+    pub const NAMES: [&'static str; 3] = ["simulated", "replayed", "wall"];
+
+    /// Reads `type` (default `simulated`) and, for `replayed`, `speed` (default 1).
+    ///
+    /// # Errors
+    /// A located error for an unknown type (with the closest spelling) or a speed
+    /// that is not a positive finite number.
+    pub fn from_section(s: &Section<'_>) -> Result<ClockKind> {
+        let kind: String = s.get_or("type", "simulated".to_string())?;
+        match kind.as_str() {
+            "simulated" => Ok(ClockKind::Simulated),
+            "replayed" => {
+                let speed: f64 = s.get_or("speed", 1.0)?;
+                if !(speed.is_finite() && speed > 0.0) {
+                    return Err(s.invalid(
+                        "speed",
+                        format!("must be a positive finite number, not {speed}"),
+                    ));
+                }
+                Ok(ClockKind::Replayed { speed })
             }
-            Arc::new(ReplayClock::new(time_at(&c, "start")?, speed))
+            "wall" => Ok(ClockKind::Wall),
+            other => {
+                let hint = kf_config::closest(other, ClockKind::NAMES)
+                    .map(|c| format!(" (did you mean `{c}`?)"))
+                    .unwrap_or_default();
+                Err(s.invalid(
+                    "type",
+                    format!("unknown clock {other:?}{hint}; known: simulated, replayed, wall"),
+                ))
+            }
         }
-        "wall" => Arc::new(WallClock),
-        other => {
-            return Err(c.invalid(
-                "type",
-                format!("unknown clock {other:?}; known: simulated, replay, wall"),
-            ));
+    }
+
+    /// A fresh clock of this kind reading `start` (the wall clock reads the machine's
+    /// time whatever `start` is).
+    pub fn clock(self, start: i64) -> Arc<dyn Clock> {
+        match self {
+            ClockKind::Simulated => Arc::new(SimulatedClock::new(start)),
+            ClockKind::Replayed { speed } => Arc::new(ReplayClock::new(start, speed)),
+            ClockKind::Wall => Arc::new(WallClock),
         }
+    }
+}
+
+fn build_replayed(s: &Section<'_>, types: &DataTypes) -> Result<Arc<dyn MarketData>> {
+    let source = types.source(&s.section("source")?)?;
+    let c = s.section("clock")?;
+    let kind = ClockKind::from_section(&c)?;
+    let start = match kind {
+        ClockKind::Wall => 0,
+        _ => time_at(&c, "start")?,
     };
     let view = Replayed::new(
         Historical::new(Arc::from(source)),
-        clock,
+        kind.clock(start),
         duration_at(s, "delay", "0s")?,
         duration_at(s, "freq", "1min")?,
         duration_at(s, "offset", "0s")?,
         duration_at(s, "poll", "1s")?,
     )
     .map_err(|e| s.build_error("invalid replay settings", e))?;
-    Ok(Box::new(view))
+    Ok(Arc::new(view))
 }

@@ -57,6 +57,13 @@ pub enum DataError {
         /// The end of the latest bar that was available, or "none".
         latest: String,
     },
+    /// A view or source cannot do what was asked of it (replay on another clock,
+    /// give its data without its clock).
+    #[error("{what}")]
+    Unsupported {
+        /// What was asked, of what, and what would make it possible.
+        what: String,
+    },
     /// A SQL query failed (feature `sql`).
     #[error("SQL query failed: {source}\n  query: {query}")]
     Sql {

@@ -21,7 +21,8 @@
 //!
 //! # Config
 //! Every source and view is built by name from a config subtree through
-//! [`market_data_registry`], so a system's TOML picks its data without code:
+//! one [`DataTypes`] value (the built-ins, plus whatever a user's crate registers),
+//! so a system's TOML picks its data without code:
 //!
 //! ```toml
 //! [market_data]
@@ -56,11 +57,11 @@ mod synthetic;
 
 use kf_frame::Frame;
 
-pub use build::{market_data_registry, source_registry};
+pub use build::{ClockKind, DataTypes, SourceBuildFn, ViewBuildFn};
 pub use clock::{Clock, ReplayClock, SimulatedClock, WallClock};
 pub use csv_source::{CsvParams, CsvSource};
 pub use error::{DataError, Result};
-pub use market_data::{FrameFuture, Historical, MarketData, Replayed, Stitched};
+pub use market_data::{FrameFuture, Historical, MarketData, ReplaySettings, Replayed, Stitched};
 pub use parquet_store::{ParquetStore, ReadStats, StoreCompression, StoreInfo, StoreOptions};
 pub use query::Query;
 pub use revisions::latest_known;
@@ -87,6 +88,14 @@ pub trait Source: Send + Sync + std::fmt::Debug {
     /// go to the source, not to a cached frame).
     fn has_revisions(&self) -> bool {
         false
+    }
+
+    /// The feature columns a full read gives, when the source knows them without
+    /// reading any data (from its config or a store's metadata). A DAG's columns are
+    /// checked against them when it is built; `None` (the default) leaves the
+    /// columns of nodes reading this source unchecked until run time.
+    fn features(&self) -> Option<Vec<String>> {
+        None
     }
 }
 

@@ -52,6 +52,64 @@ pub trait MarketData: Send + Sync + Debug {
     fn clock(&self) -> Option<Arc<dyn Clock>> {
         None
     }
+
+    /// The feature columns a full read gives, when known without reading data (see
+    /// [`Source::features`]).
+    fn features(&self) -> Option<Vec<String>> {
+        None
+    }
+
+    /// This view's data with no clock: everything it would ever show, as research
+    /// and the system's price table read it. A [`Historical`] view is its own; a
+    /// [`Replayed`] view gives its historical data; a [`Stitched`] one stitches its
+    /// parts' unclocked views.
+    ///
+    /// # Errors
+    /// [`DataError::Unsupported`] for a view that cannot say (the default).
+    fn unclocked(&self) -> Result<Arc<dyn MarketData>> {
+        Err(DataError::Unsupported {
+            what: format!(
+                "{} cannot give its data without its clock (implement `MarketData::unclocked`)",
+                self.describe()
+            ),
+        })
+    }
+
+    /// This view's data released on `clock` by knowledge time, as a run on that clock
+    /// (the system's loop, the replay check) must read it: a [`Historical`] view
+    /// becomes a [`Replayed`] one with `replay`'s settings; a [`Replayed`] view keeps
+    /// its bar grid and delay, adds `replay.delay`, and moves to `clock`; a
+    /// [`Stitched`] view moves both parts.
+    ///
+    /// # Errors
+    /// [`DataError::Unsupported`] for a view that cannot be replayed (the default);
+    /// [`DataError::Invalid`] for bad settings.
+    fn on_clock(
+        &self,
+        clock: Arc<dyn Clock>,
+        replay: &ReplaySettings,
+    ) -> Result<Arc<dyn MarketData>> {
+        let _ = (clock, replay);
+        Err(DataError::Unsupported {
+            what: format!(
+                "{} cannot be replayed on another clock (implement `MarketData::on_clock`)",
+                self.describe()
+            ),
+        })
+    }
+}
+
+/// How a clockless view is released on a clock (see [`MarketData::on_clock`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplaySettings {
+    /// Added to every row's knowledge time (ns).
+    pub delay: i64,
+    /// The bar period (ns).
+    pub freq: i64,
+    /// Where the bar grid starts, from the epoch (ns).
+    pub offset: i64,
+    /// How often to look again for a bar the store lacks (ns of clock time).
+    pub poll: i64,
 }
 
 fn query_for(start: i64, end: i64, assets: Option<&[String]>, columns: Option<&[String]>) -> Query {
@@ -67,12 +125,14 @@ fn query_for(start: i64, end: i64, assets: Option<&[String]>, columns: Option<&[
 /// All of a source's data, with no clock: the research view.
 ///
 /// Sources that push queries down (Parquet, HDF5) are queried each time; others
-/// (CSV, synthetic) are loaded once and sliced in memory. A clone shares the loaded
-/// data (frames share their buffers), so views on several clocks load it once.
+/// (CSV, synthetic) are loaded once and sliced in memory. Clones share one cache
+/// (loaded or not yet), so views on several clocks load the source once.
 #[derive(Clone, Debug)]
 pub struct Historical {
     source: Arc<dyn Source>,
-    cache: OnceLock<Frame>,
+    /// Shared by every clone, so a view and the views made from it (on a clock,
+    /// unclocked) load the source once between them.
+    cache: Arc<OnceLock<Frame>>,
 }
 
 impl Historical {
@@ -80,7 +140,7 @@ impl Historical {
     pub fn new(source: Arc<dyn Source>) -> Historical {
         Historical {
             source,
-            cache: OnceLock::new(),
+            cache: Arc::new(OnceLock::new()),
         }
     }
 
@@ -118,6 +178,29 @@ impl MarketData for Historical {
         columns: Option<&[String]>,
     ) -> Result<Frame> {
         self.query(&query_for(start, end, assets, columns))
+    }
+
+    fn unclocked(&self) -> Result<Arc<dyn MarketData>> {
+        Ok(Arc::new(self.clone()))
+    }
+
+    fn features(&self) -> Option<Vec<String>> {
+        self.source.features()
+    }
+
+    fn on_clock(
+        &self,
+        clock: Arc<dyn Clock>,
+        replay: &ReplaySettings,
+    ) -> Result<Arc<dyn MarketData>> {
+        Ok(Arc::new(Replayed::new(
+            self.clone(),
+            clock,
+            replay.delay,
+            replay.freq,
+            replay.offset,
+            replay.poll,
+        )?))
     }
 }
 
@@ -253,20 +336,43 @@ impl MarketData for Replayed {
     fn clock(&self) -> Option<Arc<dyn Clock>> {
         Some(Arc::clone(&self.clock))
     }
+
+    fn unclocked(&self) -> Result<Arc<dyn MarketData>> {
+        Ok(Arc::new(self.historical.clone()))
+    }
+
+    fn features(&self) -> Option<Vec<String>> {
+        self.historical.source.features()
+    }
+
+    fn on_clock(
+        &self,
+        clock: Arc<dyn Clock>,
+        replay: &ReplaySettings,
+    ) -> Result<Arc<dyn MarketData>> {
+        Ok(Arc::new(Replayed::new(
+            self.historical.clone(),
+            clock,
+            self.delay.saturating_add(replay.delay),
+            self.freq,
+            self.offset,
+            replay.poll,
+        )?))
+    }
 }
 
 /// One view up to a split time (bar ends `<= split`) and another after it,
 /// presented as one: years of history from a store, then a replayed or live feed.
 #[derive(Debug)]
 pub struct Stitched {
-    before: Box<dyn MarketData>,
-    after: Box<dyn MarketData>,
+    before: Arc<dyn MarketData>,
+    after: Arc<dyn MarketData>,
     split: i64,
 }
 
 impl Stitched {
     /// `before` answers for bar ends `<= split`, `after` for later ones.
-    pub fn new(before: Box<dyn MarketData>, after: Box<dyn MarketData>, split: i64) -> Stitched {
+    pub fn new(before: Arc<dyn MarketData>, after: Arc<dyn MarketData>, split: i64) -> Stitched {
         Stitched {
             before,
             after,
@@ -327,5 +433,29 @@ impl MarketData for Stitched {
 
     fn clock(&self) -> Option<Arc<dyn Clock>> {
         self.after.clock()
+    }
+
+    fn features(&self) -> Option<Vec<String>> {
+        self.before.features()
+    }
+
+    fn unclocked(&self) -> Result<Arc<dyn MarketData>> {
+        Ok(Arc::new(Stitched::new(
+            self.before.unclocked()?,
+            self.after.unclocked()?,
+            self.split,
+        )))
+    }
+
+    fn on_clock(
+        &self,
+        clock: Arc<dyn Clock>,
+        replay: &ReplaySettings,
+    ) -> Result<Arc<dyn MarketData>> {
+        Ok(Arc::new(Stitched::new(
+            self.before.on_clock(Arc::clone(&clock), replay)?,
+            self.after.on_clock(clock, replay)?,
+            self.split,
+        )))
     }
 }

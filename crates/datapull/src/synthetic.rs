@@ -14,6 +14,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use kf_config::Section;
@@ -23,7 +24,7 @@ use crate::{DataError, Result, Source};
 
 /// Parameters of [`SyntheticBars`], read from a config section; every field has a
 /// default, and the printed config shows them all.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct SyntheticParams {
     /// Number of assets (named `A0000`, `A0001`, ...).
@@ -256,7 +257,7 @@ impl SyntheticBars {
                 t + self.delay + if late { self.late_delay } else { 0 }
             })
             .collect();
-        let names = ["open", "high", "low", "close", "volume"];
+        let names = SYNTHETIC_FEATURES;
         let features = names
             .iter()
             .zip(cols)
@@ -329,4 +330,11 @@ impl Source for SyntheticBars {
     fn load(&self, query: &crate::Query) -> Result<Frame> {
         query.apply(&self.generate()?)
     }
+
+    fn features(&self) -> Option<Vec<String>> {
+        Some(SYNTHETIC_FEATURES.iter().map(|s| s.to_string()).collect())
+    }
 }
+
+/// The features of [`SyntheticBars`], in order.
+const SYNTHETIC_FEATURES: [&str; 5] = ["open", "high", "low", "close", "volume"];

@@ -14,6 +14,11 @@
 //! | [`dataflow`] | `kf-dataflow` | nodes, DAGs, runners |
 //! | [`system`] | `kf-system` | the portfolio loop through time |
 //!
+//! A user's crate extends the framework with its own node types, sources and
+//! processors by registering them on a [`Registries`] value and running configs
+//! through [`system::build_with`], [`system::System::from_config_with`] or its own
+//! program, [`cli::main_with`] (see `docs/extending.md`).
+//!
 //! Optional features, forwarded to the crates that use them: `hdf5` (HDF5 stores;
 //! needs Debian's `libhdf5-dev`), `sql` (DataFusion), `mpi` (MPI backend; needs
 //! `libopenmpi-dev`, `openmpi-bin`, `libclang-dev`).
@@ -28,3 +33,5 @@ pub use kf_datapull as datapull;
 pub use kf_frame as frame;
 pub use kf_parallel as parallel;
 pub use kf_system as system;
+
+pub use kf_system::Registries;

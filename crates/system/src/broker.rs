@@ -9,10 +9,11 @@
 //! - a VWAP fill, or any fill under a cost model with market impact, also needs a
 //!   positive total volume in the bar.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Which average price an order fills at.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FillPrice {
     /// The mean price of the bar's rows.
@@ -25,7 +26,7 @@ pub enum FillPrice {
 /// Transaction costs, in basis points of traded notional: half the bid-ask spread
 /// plus a linear market impact that grows with the order's share of the bar's
 /// volume (`impact_bps * |quantity| / volume`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct CostModel {
     /// Half the bid-ask spread, in bps.

@@ -17,10 +17,8 @@ use std::sync::Arc;
 
 use kf_config::Config;
 use kf_dataflow::replay::{ReplayOptions, wait_for_bar};
-use kf_dataflow::{BuildContext, Dag, Keep, NodeId, Phase, RunContext, RunOptions, dag_registry};
-use kf_datapull::{
-    Clock, MarketData, ReplayClock, Replayed, SimulatedClock, WallClock, source_registry,
-};
+use kf_dataflow::{Dag, Keep, NodeId, Phase, RunContext, RunOptions};
+use kf_datapull::{Clock, MarketData, ReplaySettings};
 use kf_frame::Frame;
 
 use crate::broker::{BarAggregate, fill_orders};
@@ -83,6 +81,9 @@ pub struct SystemRun {
 #[derive(Debug)]
 pub struct System<'a> {
     config: &'a Config,
+    types: &'a crate::Registries,
+    /// The configured market data view, which each run puts on its clock.
+    market_data: Arc<dyn MarketData>,
     /// The `[system]` settings.
     pub spec: SystemSpec,
     processor: Box<dyn ForecastProcessor>,
@@ -93,26 +94,45 @@ pub struct System<'a> {
 }
 
 impl<'a> System<'a> {
-    /// Builds the system `config` describes (`[market_data]`, `[dag]`, `[system]`),
-    /// loading the market's prices. Builds the DAG once to check it.
+    /// Builds the system `config` describes (`[market_data]`, `[dag]`, `[system]`)
+    /// from the built-in types, loading the market's prices.
+    ///
+    /// # Errors
+    /// See [`System::from_config_with`].
+    pub fn from_config(config: &'a Config) -> Result<System<'a>> {
+        System::from_config_with(crate::Registries::builtin(), config)
+    }
+
+    /// Builds the system `config` describes, naming types from `types`, through the
+    /// same path as [`crate::build_with`], and loads the market's prices. Builds the
+    /// DAG once to check it.
     ///
     /// # Errors
     /// A located config error, a market data error, a DAG that learns (the system
     /// runs a DAG's predict phase), or a forecast node that is not the DAG's.
-    pub fn from_config(config: &'a Config) -> Result<System<'a>> {
-        let root = config.root();
-        let (spec, processor) = SystemSpec::from_section(&root.section("system")?)?;
-        let source = Arc::from(source_registry().build(&root.section("market_data")?)?);
-        let market = Market::new(source, &spec)?;
+    pub fn from_config_with(
+        types: &'a crate::Registries,
+        config: &'a Config,
+    ) -> Result<System<'a>> {
+        let components = crate::build_with(types, config)?;
+        let (Some(spec), Some(processor)) = (components.system, components.processor) else {
+            return Err(SystemError::Invalid(
+                "the config has no [system] section: add one to trade its forecasts".into(),
+            ));
+        };
+        let market_data = components.market_data;
+        let market = Market::new(market_data.unclocked()?, &spec)?;
         let grid = market.decision_times(&spec)?;
         let system = System {
             config,
+            types,
+            market_data,
             spec,
             processor,
             market,
             grid,
         };
-        let dag = system.dag(Arc::new(system.market.historical.clone()))?;
+        let dag = system.dag(Arc::clone(&system.market.data))?;
         system.forecast_node(&dag)?;
         if let Some(id) = dag
             .topological_order()
@@ -132,10 +152,10 @@ impl<'a> System<'a> {
     /// # Errors
     /// The DAG's config error.
     pub fn dag(&self, view: Arc<dyn MarketData>) -> Result<Dag> {
-        let ctx = BuildContext {
-            market_data: Some(view),
-        };
-        Ok(dag_registry(&ctx)?.build(&self.config.root().section("dag")?)?)
+        Ok(self
+            .types
+            .dataflow
+            .dag(&self.config.root().section("dag")?, Some(&view))?)
     }
 
     /// The node whose output holds the forecasts.
@@ -166,12 +186,7 @@ impl<'a> System<'a> {
 
     /// A fresh clock of the configured kind, reading just before the first decision.
     pub fn clock(&self, kind: ClockKind) -> Arc<dyn Clock> {
-        let start = self.grid[0] - self.spec.bar;
-        match kind {
-            ClockKind::Simulated => Arc::new(SimulatedClock::new(start)),
-            ClockKind::Replayed { speed } => Arc::new(ReplayClock::new(start, speed)),
-            ClockKind::Wall => Arc::new(WallClock),
-        }
+        kind.clock(self.grid[0] - self.spec.bar)
     }
 
     /// Runs the system under its configured clock.
@@ -191,15 +206,15 @@ impl<'a> System<'a> {
     /// Data that does not arrive within the clock's timeout (naming the bar), a
     /// DAG error, or a forecast column missing from the forecast node's output.
     pub fn run_on(&mut self, clock: Arc<dyn Clock>) -> Result<SystemRun> {
-        let historical = self.market.historical.clone();
-        let view: Arc<dyn MarketData> = Arc::new(Replayed::new(
-            historical,
+        let view = self.market_data.on_clock(
             Arc::clone(&clock),
-            self.spec.clock.delay,
-            self.market.freq,
-            self.market.prices.end_ts()[0].rem_euclid(self.market.freq),
-            self.spec.clock.poll,
-        )?);
+            &ReplaySettings {
+                delay: self.spec.clock.delay,
+                freq: self.market.freq,
+                offset: self.market.prices.end_ts()[0].rem_euclid(self.market.freq),
+                poll: self.spec.clock.poll,
+            },
+        )?;
         let mut dag = self.dag(Arc::clone(&view))?;
         let node = self.forecast_node(&dag)?;
         self.processor.reset();

@@ -34,15 +34,102 @@ pub mod spec;
 
 pub use engine::{Fills, Orders, System, SystemRun};
 pub use error::SystemError;
+pub use market::Market;
 pub use portfolio::{BarRecord, Stats};
 pub use spec::{ClockKind, SystemSpec};
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use kf_config::{Config, Result};
+use kf_config::{Config, Result, Section, TypeDoc};
 use kf_dataflow::runner::RunSpec;
-use kf_dataflow::{BuildContext, Dag, dag_registry};
-use kf_datapull::MarketData;
+use kf_dataflow::{BuildContext, Dag, DataflowTypes, Node};
+use kf_datapull::{MarketData, Source};
+
+pub use processor::{ForecastProcessor, ProcessorTypes, builtin_processors};
+
+/// Every type a config can name by `type`: node types, DAG builders, market data
+/// sources and views (in `dataflow`), and forecast processors. The built-ins are
+/// [`Registries::default`]; a user's crate adds its own and passes the value to
+/// [`build_with`], [`System::from_config_with`] or the command line
+/// (`kaizenflow::cli::main_with`), so its configs can name them.
+///
+/// ```
+/// use kf_system::Registries;
+///
+/// let mut types = Registries::default();
+/// assert!(types.dataflow.nodes.contains("ema"));
+/// assert!(types.dataflow.data.sources.contains("synthetic"));
+/// assert!(types.processors.contains("cross_sectional"));
+/// // A user's source would be registered like this one (here: a second name for
+/// // the synthetic generator).
+/// types.register_source("my_bars", kf_config::TypeDoc::new("my bars"), |s| {
+///     Ok(Box::new(kf_datapull::SyntheticBars::from_config(s)?) as Box<dyn kf_datapull::Source>)
+/// })?;
+/// assert!(types.dataflow.data.sources.contains("my_bars"));
+/// # Ok::<(), kf_config::ConfigError>(())
+/// ```
+#[derive(Debug)]
+pub struct Registries {
+    /// Nodes, DAG builders, sources and views.
+    pub dataflow: DataflowTypes,
+    /// Forecast processors.
+    pub processors: ProcessorTypes,
+}
+
+impl Default for Registries {
+    fn default() -> Self {
+        Registries {
+            dataflow: DataflowTypes::default(),
+            processors: builtin_processors(),
+        }
+    }
+}
+
+impl Registries {
+    /// The built-ins, built once and shared (what [`build`] and
+    /// [`System::from_config`] use).
+    pub fn builtin() -> &'static Registries {
+        static BUILTIN: OnceLock<Registries> = OnceLock::new();
+        BUILTIN.get_or_init(Registries::default)
+    }
+
+    /// Registers a node type.
+    ///
+    /// # Errors
+    /// [`kf_config::ConfigError::DuplicateBuilder`] when the name is taken.
+    pub fn register_node<F>(&mut self, name: &str, doc: TypeDoc, build: F) -> Result<&mut Self>
+    where
+        F: Fn(&Section<'_>, &BuildContext<'_>) -> Result<Box<dyn Node>> + Send + Sync + 'static,
+    {
+        self.dataflow.register_node(name, doc, build)?;
+        Ok(self)
+    }
+
+    /// Registers a market data source type (read through a historical view, and
+    /// usable inside `replayed` and `stitched`).
+    ///
+    /// # Errors
+    /// [`kf_config::ConfigError::DuplicateBuilder`] when the name is taken.
+    pub fn register_source<F>(&mut self, name: &str, doc: TypeDoc, build: F) -> Result<&mut Self>
+    where
+        F: Fn(&Section<'_>) -> Result<Box<dyn Source>> + Send + Sync + 'static,
+    {
+        self.dataflow.data.register_source(name, doc, build)?;
+        Ok(self)
+    }
+
+    /// Registers a forecast processor type.
+    ///
+    /// # Errors
+    /// [`kf_config::ConfigError::DuplicateBuilder`] when the name is taken.
+    pub fn register_processor<F>(&mut self, name: &str, doc: TypeDoc, build: F) -> Result<&mut Self>
+    where
+        F: Fn(&Section<'_>) -> Result<Box<dyn ForecastProcessor>> + Send + Sync + 'static,
+    {
+        self.processors.insert(name, doc, Box::new(build))?;
+        Ok(self)
+    }
+}
 
 /// The components a config describes, built and validated, not yet run.
 #[derive(Debug)]
@@ -56,24 +143,39 @@ pub struct Components {
     pub run: RunSpec,
     /// The `[system]` settings, when the config describes a trading system.
     pub system: Option<SystemSpec>,
+    /// The `[system]`'s forecast processor.
+    pub processor: Option<Box<dyn ForecastProcessor>>,
 }
 
-/// Builds every component `config` describes.
+/// Builds every component `config` describes from the built-in types.
+///
+/// # Errors
+/// See [`build_with`].
+pub fn build(config: &Config) -> Result<Components> {
+    build_with(Registries::builtin(), config)
+}
+
+/// Builds every component `config` describes, naming types from `types`: the one
+/// path from a config to a system that `config show`, `check`, `run` and `sweep`
+/// take. Nothing is read from the data (sources are opened, not loaded), but the
+/// DAG's columns and the `[system]`'s forecast columns are checked against what
+/// the nodes declare.
 ///
 /// Does not check for unread keys: call [`Config::check_all_used`] after this (and
 /// after anything else that reads the config).
 ///
 /// # Errors
-/// The first configuration error, located at its file, line and key path.
-pub fn build(config: &Config) -> Result<Components> {
+/// The first configuration error, located at its file, line and key path; a
+/// misspelt feature names the node, the features there are and the closest one.
+pub fn build_with(types: &Registries, config: &Config) -> Result<Components> {
     let root = config.root();
-    let market_data: Arc<dyn MarketData> =
-        Arc::from(kf_datapull::market_data_registry().build(&root.section("market_data")?)?);
-    let ctx = BuildContext {
-        market_data: Some(Arc::clone(&market_data)),
-    };
+    let market_data = types.dataflow.data.view(&root.section("market_data")?)?;
     let dag = if root.contains("dag") {
-        Some(dag_registry(&ctx)?.build(&root.section("dag")?)?)
+        Some(
+            types
+                .dataflow
+                .dag(&root.section("dag")?, Some(&market_data))?,
+        )
     } else {
         None
     };
@@ -85,15 +187,65 @@ pub fn build(config: &Config) -> Result<Components> {
             predict: None,
         }
     };
-    let system = if root.contains("system") {
-        Some(SystemSpec::from_section(&root.section("system")?)?.0)
+    let (system, processor) = if root.contains("system") {
+        let section = root.section("system")?;
+        let (spec, processor) = SystemSpec::from_section(&section, &types.processors)?;
+        if let Some(dag) = &dag {
+            check_forecast_columns(&section, &spec, dag)?;
+        }
+        (Some(spec), Some(processor))
     } else {
-        None
+        (None, None)
     };
     Ok(Components {
         market_data,
         dag,
         run,
         system,
+        processor,
     })
+}
+
+/// Checks that `[system] prediction` and `volatility` are features of the forecast
+/// node's output, when the DAG's columns are known before running.
+fn check_forecast_columns(s: &Section<'_>, spec: &SystemSpec, dag: &Dag) -> Result<()> {
+    let node = match &spec.forecast_node {
+        Some(n) => match dag.node(n) {
+            Ok(node) => node.id().clone(),
+            Err(e) => return Err(s.invalid("forecast_node", e.to_string())),
+        },
+        None => match dag.sinks().as_slice() {
+            [one] => one.clone(),
+            _ => return Ok(()),
+        },
+    };
+    let Ok(schema) = dag.features() else {
+        return Ok(());
+    };
+    let Some(Some(out)) = schema.get(&node) else {
+        return Ok(());
+    };
+    let Some(features) = out.get(kf_dataflow::DF_OUT) else {
+        return Ok(());
+    };
+    for (key, want) in [
+        ("prediction", Some(&spec.prediction)),
+        ("volatility", spec.volatility.as_ref()),
+    ] {
+        let Some(want) = want else { continue };
+        if !features.contains(want) {
+            let hint = kf_config::closest(want, features.iter().map(String::as_str))
+                .map(|c| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
+            return Err(s.invalid(
+                key,
+                format!(
+                    "`{want}` is not a feature of the forecast node `{node}`'s output; the \
+                     features there are: {}{hint}",
+                    features.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use kf_datapull::{Historical, MarketData, Source};
+use kf_datapull::MarketData;
 use kf_frame::Frame;
 
 use crate::error::{Result, SystemError};
@@ -18,8 +18,9 @@ use crate::spec::SystemSpec;
 /// the order of every per-asset vector in the system.
 #[derive(Debug)]
 pub struct Market {
-    /// The source's data, loaded once; views bound to a run's clock clone it.
-    pub historical: Historical,
+    /// All the market data, with no clock (loaded once: views on a run's clock
+    /// share what it loaded).
+    pub data: Arc<dyn MarketData>,
     /// The assets, in the system's order.
     pub assets: Vec<String>,
     /// Price (and volume) over all the data.
@@ -30,13 +31,15 @@ pub struct Market {
 }
 
 impl Market {
-    /// Loads the price and volume columns that `spec` names from `source`.
+    /// Loads the price and volume columns that `spec` names from `data` (a view
+    /// with no clock: see [`MarketData::unclocked`]).
     ///
     /// # Errors
     /// The source's read error, a missing price or volume column (listing the
     /// columns there are), or a source without rows.
-    pub fn new(source: Arc<dyn Source>, spec: &SystemSpec) -> Result<Market> {
-        let all = Historical::new(Arc::clone(&source));
+    pub fn new(data: Arc<dyn MarketData>, spec: &SystemSpec) -> Result<Market> {
+        let source = Arc::clone(&data);
+        let all = Arc::clone(&data);
         let mut cols = vec![spec.price.clone()];
         cols.extend(spec.volume.clone());
         let prices = all
@@ -70,7 +73,7 @@ impl Market {
             .map(|(i, a)| (a.clone(), i))
             .collect();
         Ok(Market {
-            historical: all,
+            data: all,
             assets,
             prices,
             freq,

@@ -7,6 +7,7 @@
 //! evaluator computes the same P&L from price changes instead, a second algorithm
 //! the tests compare with this one.)
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::broker::FillTotals;
@@ -100,7 +101,7 @@ impl Portfolio {
 }
 
 /// One bar of the portfolio's history.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BarRecord {
     /// The bar's decision time (its end on the system's grid).
     pub ts: i64,
@@ -131,7 +132,7 @@ pub struct BarRecord {
 }
 
 /// The figures over a whole run.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Stats {
     /// Bars run.
     pub bars: u64,

@@ -12,7 +12,8 @@
 
 use std::fmt::Debug;
 
-use kf_config::{Registry, Section};
+use kf_config::{Registry, Section, TypeDoc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// One decision's inputs, one value per asset in the system's asset order.
@@ -45,7 +46,7 @@ pub trait ForecastProcessor: Send + Debug {
 /// Cross-sectional processing: target dollars proportional to the gaussian rank of
 /// the forecast (divided by volatility squared when there is one), scaled to a
 /// target gross market value.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct CrossSectionalParams {
     /// Gross market value of the target portfolio (sum of absolute dollars).
@@ -158,7 +159,7 @@ impl ForecastProcessor for CrossSectional {
 /// Threshold processing, as in a classifier-driven strategy: open a position when
 /// the forecast passes a threshold, keep at most `max_positions` open, close on a
 /// stop-loss or when the forecast falls back.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct ThresholdParams {
     /// Open a long position when the forecast is at least this.
@@ -364,31 +365,48 @@ pub fn inverse_normal_cdf(p: f64) -> f64 {
     }
 }
 
-/// The registry of forecast processors: `cross_sectional` and `threshold`, each
-/// built from its parameters in the section.
-///
-/// # Errors
-/// Never in practice (the names are distinct); typed for the registry's API.
-pub fn processor_registry() -> kf_config::Result<Registry<Box<dyn ForecastProcessor>>> {
-    let mut r: Registry<Box<dyn ForecastProcessor>> = Registry::new("forecast processor");
-    r.register("cross_sectional", |s: &Section<'_>| {
-        let p: CrossSectionalParams = s.deserialize()?;
-        check_positive(s, "target_gmv", Some(p.target_gmv))?;
-        check_positive(s, "max_holding", p.max_holding)?;
-        check_positive(s, "max_trade", p.max_trade)?;
-        Ok(Box::new(CrossSectional::new(p)) as Box<dyn ForecastProcessor>)
-    })?;
-    r.register("threshold", |s: &Section<'_>| {
-        let p: ThresholdParams = s.deserialize()?;
-        check_positive(s, "position_size", Some(p.position_size))?;
-        check_positive(s, "stop_loss", p.stop_loss)?;
-        check_positive(s, "exit_fraction", Some(p.exit_fraction))?;
-        if !p.long_above.is_finite() || p.short_below.is_some_and(|x| !x.is_finite()) {
-            return Err(s.invalid("long_above", "thresholds must be finite numbers"));
-        }
-        Ok(Box::new(Threshold::new(p)) as Box<dyn ForecastProcessor>)
-    })?;
-    Ok(r)
+/// Forecast processors by name, for `[system.processor] type = "..."`.
+pub type ProcessorTypes = Registry<Box<dyn ForecastProcessor>>;
+
+/// The built-in forecast processors: `cross_sectional` and `threshold`, each built
+/// from its parameters in the section.
+pub fn builtin_processors() -> ProcessorTypes {
+    let mut r = ProcessorTypes::new("forecast processor");
+    // Fixed, distinct names registered into an empty registry cannot collide.
+    let _ = r.insert(
+        "cross_sectional",
+        TypeDoc::new(
+            "cross-sectional target holdings: a gaussian rank of the forecasts (over \
+             volatility squared when given), dollar-neutral, scaled to a gross value",
+        )
+        .params_of::<CrossSectionalParams>(),
+        Box::new(|s: &Section<'_>| {
+            let p: CrossSectionalParams = s.deserialize()?;
+            check_positive(s, "target_gmv", Some(p.target_gmv))?;
+            check_positive(s, "max_holding", p.max_holding)?;
+            check_positive(s, "max_trade", p.max_trade)?;
+            Ok(Box::new(CrossSectional::new(p)) as Box<dyn ForecastProcessor>)
+        }),
+    );
+    let _ = r.insert(
+        "threshold",
+        TypeDoc::new(
+            "per-asset positions: long above a threshold, short below another, with a \
+             stop loss and a partial exit",
+        )
+        .params_of::<ThresholdParams>(),
+        Box::new(|s: &Section<'_>| {
+            let p: ThresholdParams = s.deserialize()?;
+            check_positive(s, "position_size", Some(p.position_size))?;
+            check_positive(s, "stop_loss", p.stop_loss)?;
+            check_positive(s, "exit_fraction", Some(p.exit_fraction))?;
+            if !p.long_above.is_finite() || p.short_below.is_some_and(|x| !x.is_finite()) {
+                return Err(s.invalid("long_above", "thresholds must be finite numbers"));
+            }
+            Ok(Box::new(Threshold::new(p)) as Box<dyn ForecastProcessor>)
+        }),
+    );
+    r
 }
 
 fn check_positive(s: &Section<'_>, key: &str, v: Option<f64>) -> kf_config::Result<()> {

@@ -77,7 +77,7 @@ fn price_grid(
 /// # Errors
 /// A DAG error or a forecast column missing from the forecast node's output.
 pub fn research(system: &mut System<'_>) -> Result<ResearchRun> {
-    let mut dag = system.dag(Arc::new(system.market.historical.clone()))?;
+    let mut dag = system.dag(Arc::clone(&system.market.data))?;
     let node = system.forecast_node(&dag)?;
     let out = dag.run(
         &RunContext::new(Phase::Predict, None),

@@ -5,22 +5,9 @@ use kf_config::Section;
 use kf_frame::{Timestamp, parse_duration, parse_tz};
 
 use crate::broker::{CostModel, FillPrice};
-use crate::processor::{ForecastProcessor, processor_registry};
+use crate::processor::{ForecastProcessor, ProcessorTypes};
 
-/// Which clock a run follows.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum ClockKind {
-    /// Virtual time that jumps to each wake-up: as fast as the machine allows.
-    Simulated,
-    /// Wall time shifted to the first bar and scaled by `speed` (1.0 is real time).
-    Replayed {
-        /// Simulated seconds per wall second.
-        speed: f64,
-    },
-    /// The machine's clock: bars in the past are run at once, bars in the future
-    /// are waited for.
-    Wall,
-}
+pub use kf_datapull::ClockKind;
 
 /// The `[system.clock]` table.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -81,13 +68,14 @@ fn positive(s: &Section<'_>, key: &str, v: f64) -> kf_config::Result<f64> {
 }
 
 impl SystemSpec {
-    /// Reads `[system]` (`s`) and builds its processor.
+    /// Reads `[system]` (`s`) and builds its processor from `processors`.
     ///
     /// # Errors
     /// A located config error: a missing `bar` or `processor`, a bad duration,
     /// time, column name, cost or clock.
     pub fn from_section(
         s: &Section<'_>,
+        processors: &ProcessorTypes,
     ) -> kf_config::Result<(SystemSpec, Box<dyn ForecastProcessor>)> {
         let bar_text: String = s.get("bar")?;
         let bar = parse_duration(&bar_text).map_err(|e| s.invalid("bar", e.to_string()))?;
@@ -163,7 +151,7 @@ impl SystemSpec {
                 poll: 1_000_000_000,
             }
         };
-        let processor = processor_registry()?.build(&s.section("processor")?)?;
+        let processor = processors.build(&s.section("processor")?)?;
         let spec = SystemSpec {
             bar,
             start,
@@ -184,20 +172,7 @@ impl SystemSpec {
 }
 
 fn clock_spec(s: &Section<'_>) -> kf_config::Result<ClockSpec> {
-    let kind: String = s.get_or("type", "simulated".to_string())?;
-    let kind = match kind.as_str() {
-        "simulated" => ClockKind::Simulated,
-        "replayed" => ClockKind::Replayed {
-            speed: positive(s, "speed", s.get_or("speed", 1.0)?)?,
-        },
-        "wall" => ClockKind::Wall,
-        other => {
-            return Err(s.invalid(
-                "type",
-                format!("unknown clock `{other}`: use `simulated`, `replayed` or `wall`"),
-            ));
-        }
-    };
+    let kind = ClockKind::from_section(s)?;
     let spec = ClockSpec {
         kind,
         delay: duration(s, "delay", "0s")?,

@@ -1,18 +1,19 @@
 //! Cross-sectional nodes: each row is transformed across its assets (NaN assets are
 //! left out and stay NaN).
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use kf_config::Registry;
+use kf_config::Section;
 use kf_frame::Frame;
 
-use crate::column::{ColMode, ColumnKernel};
+use crate::column::{ColMode, ColumnKernel, suffixed};
 use crate::error::Result;
-use crate::node::{Memory, Node, RunContext};
-use crate::nodes::column_node;
+use crate::node::{Memory, MissingFeature, RunContext};
+use crate::nodes::{NodeTypes, register_column};
 
 /// What a cross-sectional node computes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CrossSection {
     /// `x - mean(row)`.
@@ -24,7 +25,7 @@ pub enum CrossSection {
 }
 
 /// Parameters of the cross-sectional nodes.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct CrossSectionParams {
     /// Appended to each input name (default: `.` and the node type).
@@ -142,6 +143,13 @@ impl ColumnKernel for CrossSectional {
             CrossSection::GaussianRank => "gaussian_rank",
         }
     }
+    fn output_names(
+        &self,
+        features: &[String],
+        cols: &[usize],
+    ) -> std::result::Result<Vec<String>, MissingFeature> {
+        Ok(suffixed(features, cols, &self.suffix))
+    }
     fn memory(&self) -> Memory {
         Memory::Row
     }
@@ -186,17 +194,31 @@ impl ColumnKernel for CrossSectional {
     }
 }
 
-pub(crate) fn register(r: &mut Registry<Box<dyn Node>>) -> kf_config::Result<()> {
-    for (name, what) in [
-        ("demean", CrossSection::Demean),
-        ("uniform_rank", CrossSection::UniformRank),
-        ("gaussian_rank", CrossSection::GaussianRank),
+pub(crate) fn register(r: &mut NodeTypes) -> kf_config::Result<()> {
+    for (name, what, summary) in [
+        (
+            "demean",
+            CrossSection::Demean,
+            "each row minus its cross-sectional mean",
+        ),
+        (
+            "uniform_rank",
+            CrossSection::UniformRank,
+            "each row's cross-sectional rank, scaled to (0, 1)",
+        ),
+        (
+            "gaussian_rank",
+            CrossSection::GaussianRank,
+            "each row's cross-sectional rank mapped through the normal quantile",
+        ),
     ] {
-        r.register(name, move |s| {
-            column_node(s, ColMode::Append, |p: CrossSectionParams| {
-                Ok(CrossSectional::new(what, p))
-            })
-        })?;
+        register_column(
+            r,
+            name,
+            summary,
+            ColMode::Append,
+            move |_: &Section<'_>, p: CrossSectionParams| Ok(CrossSectional::new(what, p)),
+        )?;
     }
     Ok(())
 }

@@ -3,18 +3,19 @@
 
 use chrono::{Datelike, NaiveTime, TimeZone, Weekday};
 use chrono_tz::Tz;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use kf_config::Registry;
+use kf_config::Section;
 use kf_frame::Frame;
 
-use crate::column::{ColMode, ColumnKernel};
+use crate::column::{ColMode, ColumnKernel, suffixed};
 use crate::error::{DataflowError, Result};
-use crate::node::{Memory, Node, RunContext};
-use crate::nodes::column_node;
+use crate::node::{Memory, MissingFeature, RunContext};
+use crate::nodes::{NodeTypes, register_column};
 
 /// Parameters of `active_trading_hours`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct ActiveHoursParams {
     /// Start of the session, local `HH:MM[:SS]` (exclusive: a bar ending then is out).
@@ -102,6 +103,13 @@ impl ColumnKernel for ActiveHours {
     fn kind(&self) -> &str {
         "active_trading_hours"
     }
+    fn output_names(
+        &self,
+        features: &[String],
+        cols: &[usize],
+    ) -> std::result::Result<Vec<String>, MissingFeature> {
+        Ok(suffixed(features, cols, ""))
+    }
     fn memory(&self) -> Memory {
         Memory::Row
     }
@@ -120,7 +128,7 @@ impl ColumnKernel for ActiveHours {
 }
 
 /// Parameters of `weekends`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct WeekendParams {
     /// The time zone in which the day of the week is read.
@@ -166,6 +174,13 @@ impl ColumnKernel for Weekends {
     fn kind(&self) -> &str {
         "weekends"
     }
+    fn output_names(
+        &self,
+        features: &[String],
+        cols: &[usize],
+    ) -> std::result::Result<Vec<String>, MissingFeature> {
+        Ok(suffixed(features, cols, ""))
+    }
     fn is_identity(&self, input: &Frame) -> bool {
         input.end_ts().iter().all(|&t| self.keeps(t))
     }
@@ -183,15 +198,23 @@ impl ColumnKernel for Weekends {
     }
 }
 
-pub(crate) fn register(r: &mut Registry<Box<dyn Node>>) -> kf_config::Result<()> {
-    r.register("active_trading_hours", |s| {
-        column_node(s, ColMode::ReplaceSelected, |p: ActiveHoursParams| {
+pub(crate) fn register(r: &mut NodeTypes) -> kf_config::Result<()> {
+    register_column(
+        r,
+        "active_trading_hours",
+        "keeps rows inside the daily session (start exclusive, end inclusive); others become NaN",
+        ColMode::ReplaceSelected,
+        |s: &Section<'_>, p: ActiveHoursParams| {
             ActiveHours::new(&p.start_time, &p.end_time, &p.tz)
                 .map_err(|e| s.invalid("start_time", e.to_string()))
-        })
-    })?;
-    r.register("weekends", |s| {
-        column_node(s, ColMode::ReplaceSelected, |p: WeekendParams| {
+        },
+    )?;
+    register_column(
+        r,
+        "weekends",
+        "makes rows on Saturdays and Sundays NaN",
+        ColMode::ReplaceSelected,
+        |s: &Section<'_>, p: WeekendParams| {
             let tz: Tz = p.tz.parse().map_err(|_| {
                 s.invalid(
                     "tz",
@@ -199,7 +222,7 @@ pub(crate) fn register(r: &mut Registry<Box<dyn Node>>) -> kf_config::Result<()>
                 )
             })?;
             Ok(Weekends { tz })
-        })
-    })?;
+        },
+    )?;
     Ok(())
 }

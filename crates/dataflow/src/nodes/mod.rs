@@ -5,14 +5,16 @@
 
 use std::sync::Arc;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use kf_config::{Registry, Section};
+use kf_config::{Registry, Section, TypeDoc};
 use kf_datapull::MarketData;
 
+use crate::builders::DataflowTypes;
 use crate::column::{ColMode, ColumnKernel, ColumnNode, Columns};
-use crate::node::Node;
+use crate::node::{DF_IN, DF_OUT, Node};
 
 pub mod cross_section;
 pub mod filters;
@@ -23,13 +25,31 @@ pub mod smooth;
 pub mod sources;
 pub mod transforms;
 
-/// What node builders may need beyond their own config subtree.
-#[derive(Clone, Debug, Default)]
-pub struct BuildContext {
+/// What node and DAG builders may need beyond their own config subtree: the
+/// registries (a `graph` builds its nodes by type, a `market_data` node its own
+/// `source` table) and the system's market data view.
+#[derive(Clone, Copy, Debug)]
+pub struct BuildContext<'a> {
+    /// Every type a config can name.
+    pub types: &'a DataflowTypes,
     /// The system's market data view (`[market_data]`), for `market_data` source nodes
     /// that do not configure their own.
-    pub market_data: Option<Arc<dyn MarketData>>,
+    pub market_data: Option<&'a Arc<dyn MarketData>>,
 }
+
+impl<'a> BuildContext<'a> {
+    /// A context over `types` with the view `market_data`, if any.
+    pub fn new(types: &'a DataflowTypes, market_data: Option<&'a Arc<dyn MarketData>>) -> Self {
+        BuildContext { types, market_data }
+    }
+}
+
+/// The builder of a node from its config table.
+pub type NodeBuildFn =
+    dyn Fn(&Section<'_>, &BuildContext<'_>) -> kf_config::Result<Box<dyn Node>> + Send + Sync;
+
+/// Node types by name, for a config's `type = "..."`.
+pub type NodeTypes = Registry<Box<dyn Node>, NodeBuildFn>;
 
 /// The id of the node built from `section`: the last segment of its path.
 pub fn node_id(section: &Section<'_>) -> String {
@@ -69,19 +89,66 @@ where
     Ok(Box::new(ColumnNode::new(node_id(section), cols, kernel)))
 }
 
-/// Every node type of the library, by name, for config `type = "..."`.
+/// The documentation of a column node type whose parameters are `P`: `P`'s fields,
+/// then `cols` and `col_mode` (with this type's default mode), one input and one
+/// output port.
+pub fn column_doc<P: JsonSchema>(summary: &str, default_mode: ColMode) -> TypeDoc {
+    let mut doc = TypeDoc::new(summary)
+        .params_of::<P>()
+        .params_of::<Columns>()
+        .ports(&[DF_IN], &[DF_OUT]);
+    let mode = match default_mode {
+        ColMode::Append => "\"append\"",
+        ColMode::ReplaceAll => "\"replace_all\"",
+        ColMode::ReplaceSelected => "\"replace_selected\"",
+    };
+    for p in &mut doc.params {
+        if p.name == "col_mode" {
+            p.default = Some(mode.to_string());
+        }
+    }
+    doc
+}
+
+/// Registers a column node type: `make` checks the parameters `P` and makes the
+/// kernel; the documentation comes from `P` ([`column_doc`]).
 ///
 /// # Errors
-/// None in practice (names are unique); the registry API returns a result.
-pub fn node_registry(ctx: &BuildContext) -> kf_config::Result<Registry<Box<dyn Node>>> {
-    let mut r: Registry<Box<dyn Node>> = Registry::new("node");
-    sources::register(&mut r, ctx)?;
-    filters::register(&mut r)?;
-    resample::register(&mut r)?;
-    returns::register(&mut r)?;
-    smooth::register(&mut r)?;
-    transforms::register(&mut r)?;
-    cross_section::register(&mut r)?;
-    models::register(&mut r)?;
-    Ok(r)
+/// [`kf_config::ConfigError::DuplicateBuilder`] when the name is taken.
+pub fn register_column<P, K, M>(
+    r: &mut NodeTypes,
+    name: &str,
+    summary: &str,
+    default_mode: ColMode,
+    make: M,
+) -> kf_config::Result<()>
+where
+    P: DeserializeOwned + Serialize + JsonSchema,
+    K: ColumnKernel + 'static,
+    M: Fn(&Section<'_>, P) -> kf_config::Result<K> + Send + Sync + 'static,
+{
+    let doc = column_doc::<P>(summary, default_mode);
+    r.insert(
+        name,
+        doc,
+        Box::new(move |s: &Section<'_>, _: &BuildContext<'_>| {
+            column_node(s, default_mode, |p: P| make(s, p))
+        }),
+    )?;
+    Ok(())
+}
+
+/// Every node type of the library, by name.
+pub fn builtin_nodes() -> NodeTypes {
+    let mut r = NodeTypes::new("node");
+    // Fixed, distinct names registered into an empty registry cannot collide.
+    let _ = sources::register(&mut r);
+    let _ = filters::register(&mut r);
+    let _ = resample::register(&mut r);
+    let _ = returns::register(&mut r);
+    let _ = smooth::register(&mut r);
+    let _ = transforms::register(&mut r);
+    let _ = cross_section::register(&mut r);
+    let _ = models::register(&mut r);
+    r
 }

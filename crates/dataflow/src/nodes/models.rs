@@ -2,16 +2,17 @@
 //! an EWMA volatility model that emits vol-adjusted returns, and an SMA model that
 //! learns its `tau`.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use kf_config::Registry;
+use kf_config::Section;
 use kf_frame::Frame;
 
-use crate::column::{AssetStates, ColMode, ColumnKernel, NanMode, Ring, scan};
+use crate::column::{AssetStates, ColMode, ColumnKernel, NanMode, Ring, scan, suffixed};
 use crate::error::{DataflowError, Result};
-use crate::node::{Memory, Node, Phase, RunContext};
-use crate::nodes::column_node;
+use crate::node::{Memory, MissingFeature, Phase, RunContext, require};
 use crate::nodes::smooth::{EmaState, ema_step};
+use crate::nodes::{NodeTypes, register_column};
 
 fn to_state<T: Serialize>(v: &T) -> Result<Vec<u8>> {
     postcard::to_stdvec(v).map_err(|e| DataflowError::State(e.to_string()))
@@ -23,7 +24,7 @@ fn from_state<T: for<'de> Deserialize<'de>>(b: &[u8], what: &str) -> Result<T> {
 }
 
 /// Parameters of `linear_regression`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LinRegParams {
     /// Regressors.
     pub x_vars: Vec<String>,
@@ -53,7 +54,7 @@ fn yes() -> bool {
 /// Learned coefficients: per target, per asset (one entry when pooled), the
 /// intercept (0 without one) then one slope per regressor; NaN for an asset without
 /// enough data.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LinRegState {
     /// The assets fitted, in order.
     pub assets: Vec<String>,
@@ -200,6 +201,21 @@ impl ColumnKernel for LinReg {
     fn kind(&self) -> &str {
         "linear_regression"
     }
+    fn output_names(
+        &self,
+        features: &[String],
+        cols: &[usize],
+    ) -> std::result::Result<Vec<String>, MissingFeature> {
+        require(features, "x_vars", &self.params.x_vars)?;
+        require(features, "y_vars", &self.params.y_vars)?;
+        let _ = cols;
+        Ok(self
+            .params
+            .y_vars
+            .iter()
+            .map(|y| format!("{y}_hat"))
+            .collect())
+    }
     fn memory(&self) -> Memory {
         Memory::Row
     }
@@ -275,7 +291,7 @@ impl ColumnKernel for LinReg {
 }
 
 /// Parameters of `volatility_model`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct VolParams {
     /// EMA time constant (rows) of `|x|^p`.
@@ -319,6 +335,21 @@ impl VolModel {
 impl ColumnKernel for VolModel {
     fn kind(&self) -> &str {
         "volatility_model"
+    }
+    fn output_names(
+        &self,
+        features: &[String],
+        cols: &[usize],
+    ) -> std::result::Result<Vec<String>, MissingFeature> {
+        Ok(cols
+            .iter()
+            .flat_map(|&c| {
+                [
+                    format!("{}.vol", features[c]),
+                    format!("{}.vol_adj", features[c]),
+                ]
+            })
+            .collect())
     }
     fn memory(&self) -> Memory {
         Memory::Carried
@@ -370,7 +401,7 @@ impl ColumnKernel for VolModel {
 }
 
 /// Parameters of `sma_model`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct SmaParams {
     /// Predict the column this many rows ahead.
@@ -486,6 +517,13 @@ impl ColumnKernel for SmaModel {
     fn kind(&self) -> &str {
         "sma_model"
     }
+    fn output_names(
+        &self,
+        features: &[String],
+        cols: &[usize],
+    ) -> std::result::Result<Vec<String>, MissingFeature> {
+        Ok(suffixed(features, cols, "_hat"))
+    }
     fn memory(&self) -> Memory {
         Memory::Carried
     }
@@ -545,9 +583,13 @@ impl ColumnKernel for SmaModel {
     }
 }
 
-pub(crate) fn register(r: &mut Registry<Box<dyn Node>>) -> kf_config::Result<()> {
-    r.register("linear_regression", |s| {
-        column_node(s, ColMode::Append, |p: LinRegParams| {
+pub(crate) fn register(r: &mut NodeTypes) -> kf_config::Result<()> {
+    register_column(
+        r,
+        "linear_regression",
+        "ordinary or ridge least squares of y_vars on x_vars, pooled over assets or per asset",
+        ColMode::Append,
+        |s: &Section<'_>, p: LinRegParams| {
             if p.x_vars.is_empty() {
                 return Err(s.invalid("x_vars", "give at least one regressor"));
             }
@@ -558,10 +600,14 @@ pub(crate) fn register(r: &mut Registry<Box<dyn Node>>) -> kf_config::Result<()>
                 return Err(s.invalid("alpha", "must be a finite number >= 0"));
             }
             Ok(LinReg::new(p))
-        })
-    })?;
-    r.register("volatility_model", |s| {
-        column_node(s, ColMode::Append, |p: VolParams| {
+        },
+    )?;
+    register_column(
+        r,
+        "volatility_model",
+        "an EMA volatility of each feature and the feature divided by it",
+        ColMode::Append,
+        |s: &Section<'_>, p: VolParams| {
             if !(p.tau > 0.0 && p.tau.is_finite()) {
                 return Err(s.invalid("tau", "must be a positive number of rows"));
             }
@@ -569,10 +615,14 @@ pub(crate) fn register(r: &mut Registry<Box<dyn Node>>) -> kf_config::Result<()>
                 return Err(s.invalid("p_moment", "must be positive"));
             }
             Ok(VolModel::new(p))
-        })
-    })?;
-    r.register("sma_model", |s| {
-        column_node(s, ColMode::Append, |p: SmaParams| {
+        },
+    )?;
+    register_column(
+        r,
+        "sma_model",
+        "an EMA forecast whose time constant is learned in fit (or given)",
+        ColMode::Append,
+        |s: &Section<'_>, p: SmaParams| {
             let (lo, hi) = p.tau_range;
             if !(lo > 0.0 && hi > lo && hi.is_finite()) {
                 return Err(s.invalid("tau_range", "must be [low, high] with 0 < low < high"));
@@ -583,7 +633,7 @@ pub(crate) fn register(r: &mut Registry<Box<dyn Node>>) -> kf_config::Result<()>
                 return Err(s.invalid("tau", "must be positive"));
             }
             Ok(SmaModel::new(p))
-        })
-    })?;
+        },
+    )?;
     Ok(())
 }

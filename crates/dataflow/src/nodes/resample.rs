@@ -1,19 +1,23 @@
 //! `resample`: bars onto a coarser grid, closed right and labelled right.
 
 use indexmap::IndexMap;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use kf_config::{Registry, Section};
+use kf_config::{Section, TypeDoc};
 use kf_frame::parse_duration;
 
 use crate::column::running_max;
 use crate::error::{DataflowError, Result};
-use crate::node::{DF_IN, Memory, Node, NodeId, Ports, RunContext, single_input, single_output};
-use crate::nodes::node_id;
+use crate::node::{
+    DF_IN, DF_OUT, FeatureMap, Memory, MissingFeature, Node, NodeId, Ports, RunContext, require,
+    single_input, single_output,
+};
+use crate::nodes::{BuildContext, NodeTypes, node_id};
 
 /// An aggregation over the rows of a bin; NaN inputs are skipped, and a bin with no
 /// value gives NaN.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AggFunc {
     /// The last value.
@@ -36,7 +40,7 @@ pub enum AggFunc {
 }
 
 /// One output column of a resample.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AggSpec {
     /// The aggregation.
@@ -52,7 +56,7 @@ pub struct AggSpec {
 }
 
 /// Parameters of `resample`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ResampleParams {
     /// The bin length (`5min`, `1h`, ...); bins end on multiples of it since the epoch.
     pub rule: String,
@@ -309,6 +313,32 @@ impl Node for Resample {
         Memory::Duration(self.rule)
     }
 
+    fn output_features(
+        &self,
+        inputs: &FeatureMap,
+    ) -> std::result::Result<Option<FeatureMap>, MissingFeature> {
+        let Some(features) = inputs.get(DF_IN) else {
+            return Ok(None);
+        };
+        let mut out = Vec::with_capacity(self.aggs.len());
+        for (name, spec) in &self.aggs {
+            if !features.contains(&spec.col) {
+                if spec.optional {
+                    continue;
+                }
+                return Err(MissingFeature::new(
+                    format!("aggs.{name}.col"),
+                    spec.col.clone(),
+                ));
+            }
+            if let Some(v) = &spec.volume {
+                require(features, &format!("aggs.{name}.volume"), [v])?;
+            }
+            out.push(name.clone());
+        }
+        Ok(Some(FeatureMap::from([(DF_OUT.to_string(), out)])))
+    }
+
     fn run(&mut self, _: &RunContext, inputs: &Ports) -> Result<Ports> {
         let input = single_input(inputs, DF_IN)?;
         let n = input.n_assets();
@@ -402,9 +432,18 @@ impl Node for Resample {
     }
 }
 
-pub(crate) fn register(r: &mut Registry<Box<dyn Node>>) -> kf_config::Result<()> {
-    r.register("resample", |s| {
-        Ok(Box::new(Resample::from_section(s)?) as Box<dyn Node>)
-    })?;
+pub(crate) fn register(r: &mut NodeTypes) -> kf_config::Result<()> {
+    r.insert(
+        "resample",
+        TypeDoc::new(
+            "bars onto a coarser grid (closed right, labelled right), one output per aggregation",
+        )
+        .params_of::<ResampleParams>()
+        .ports(&[DF_IN], &[DF_OUT])
+        .example("rule = \"5min\"\naggs.close = { func = \"last\", col = \"close\" }"),
+        Box::new(|s: &Section<'_>, _: &BuildContext<'_>| {
+            Ok(Box::new(Resample::from_section(s)?) as Box<dyn Node>)
+        }),
+    )?;
     Ok(())
 }

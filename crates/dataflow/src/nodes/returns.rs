@@ -1,17 +1,18 @@
 //! `compute_ret_0`: returns from one row to the next.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use kf_config::Registry;
+use kf_config::Section;
 use kf_frame::Frame;
 
-use crate::column::{AssetStates, ColMode, ColumnKernel, NanMode, scan};
+use crate::column::{AssetStates, ColMode, ColumnKernel, NanMode, scan, suffixed};
 use crate::error::Result;
-use crate::node::{Memory, Node, RunContext};
-use crate::nodes::column_node;
+use crate::node::{Memory, MissingFeature, RunContext};
+use crate::nodes::{NodeTypes, register_column};
 
 /// How a return is computed from the previous value `p` and the current `x`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RetMode {
     /// `x / p - 1`.
@@ -23,7 +24,7 @@ pub enum RetMode {
 }
 
 /// Parameters of `compute_ret_0`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct RetParams {
     /// The kind of return.
@@ -64,6 +65,13 @@ impl Returns {
 impl ColumnKernel for Returns {
     fn kind(&self) -> &str {
         "compute_ret_0"
+    }
+    fn output_names(
+        &self,
+        features: &[String],
+        cols: &[usize],
+    ) -> std::result::Result<Vec<String>, MissingFeature> {
+        Ok(suffixed(features, cols, &self.params.suffix))
     }
     fn memory(&self) -> Memory {
         Memory::Rows(1)
@@ -115,9 +123,13 @@ impl ColumnKernel for Returns {
     }
 }
 
-pub(crate) fn register(r: &mut Registry<Box<dyn Node>>) -> kf_config::Result<()> {
-    r.register("compute_ret_0", |s| {
-        column_node(s, ColMode::Append, |p: RetParams| Ok(Returns::new(p)))
-    })?;
+pub(crate) fn register(r: &mut NodeTypes) -> kf_config::Result<()> {
+    register_column(
+        r,
+        "compute_ret_0",
+        "returns from one row to the next (percent change, log return or difference)",
+        ColMode::Append,
+        |_: &Section<'_>, p: RetParams| Ok(Returns::new(p)),
+    )?;
     Ok(())
 }

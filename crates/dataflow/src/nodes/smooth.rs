@@ -1,18 +1,19 @@
 //! Smoothing and moments: EMA (`tau`, `min_periods`, `depth`) and rolling statistics
 //! over a window of rows or values.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use kf_config::Registry;
+use kf_config::Section;
 use kf_frame::Frame;
 
-use crate::column::{AssetStates, ColMode, ColumnKernel, NanMode, Ring, scan};
+use crate::column::{AssetStates, ColMode, ColumnKernel, NanMode, Ring, scan, suffixed};
 use crate::error::Result;
-use crate::node::{Memory, Node, RunContext};
-use crate::nodes::column_node;
+use crate::node::{Memory, MissingFeature, RunContext};
+use crate::nodes::{NodeTypes, register_column};
 
 /// Parameters of `ema`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct EmaParams {
     /// Time constant in rows: `com = 1 / (exp(1 / tau) - 1)`, `alpha = 1 - exp(-1 / tau)`.
@@ -79,6 +80,13 @@ impl ColumnKernel for Ema {
     fn kind(&self) -> &str {
         "ema"
     }
+    fn output_names(
+        &self,
+        features: &[String],
+        cols: &[usize],
+    ) -> std::result::Result<Vec<String>, MissingFeature> {
+        Ok(suffixed(features, cols, &self.params.suffix))
+    }
     fn memory(&self) -> Memory {
         Memory::Carried
     }
@@ -111,7 +119,7 @@ impl ColumnKernel for Ema {
 }
 
 /// A rolling statistic.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Stat {
     /// Sum.
@@ -129,7 +137,7 @@ pub enum Stat {
 }
 
 /// Parameters of `rolling`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct RollingParams {
     /// Window length, in rows (`nan_mode = keep`, NaNs skipped inside) or in present
@@ -231,6 +239,18 @@ impl ColumnKernel for Rolling {
     fn kind(&self) -> &str {
         "rolling"
     }
+    fn output_names(
+        &self,
+        features: &[String],
+        cols: &[usize],
+    ) -> std::result::Result<Vec<String>, MissingFeature> {
+        let suffix = self
+            .params
+            .suffix
+            .clone()
+            .unwrap_or_else(|| format!(".{}", stat_name(self.params.stat)));
+        Ok(suffixed(features, cols, &suffix))
+    }
     fn memory(&self) -> Memory {
         match self.params.nan_mode {
             NanMode::Keep if self.params.burn_in == 0 => {
@@ -288,9 +308,13 @@ fn stat_name(s: Stat) -> &'static str {
     }
 }
 
-pub(crate) fn register(r: &mut Registry<Box<dyn Node>>) -> kf_config::Result<()> {
-    r.register("ema", |s| {
-        column_node(s, ColMode::Append, |p: EmaParams| {
+pub(crate) fn register(r: &mut NodeTypes) -> kf_config::Result<()> {
+    register_column(
+        r,
+        "ema",
+        "exponential moving average over rows (pandas `adjust=True`), optionally iterated",
+        ColMode::Append,
+        |s: &Section<'_>, p: EmaParams| {
             if !(p.tau > 0.0 && p.tau.is_finite()) {
                 return Err(s.invalid("tau", "must be a positive number of rows"));
             }
@@ -298,15 +322,19 @@ pub(crate) fn register(r: &mut Registry<Box<dyn Node>>) -> kf_config::Result<()>
                 return Err(s.invalid("depth", "must be at least 1"));
             }
             Ok(Ema::new(p))
-        })
-    })?;
-    r.register("rolling", |s| {
-        column_node(s, ColMode::Append, |p: RollingParams| {
+        },
+    )?;
+    register_column(
+        r,
+        "rolling",
+        "a rolling statistic (sum, mean, var, std, norm, zscore) over a window of rows",
+        ColMode::Append,
+        |s: &Section<'_>, p: RollingParams| {
             if p.window == 0 {
                 return Err(s.invalid("window", "must be at least 1"));
             }
             Ok(Rolling::new(p))
-        })
-    })?;
+        },
+    )?;
     Ok(())
 }

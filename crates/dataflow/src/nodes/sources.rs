@@ -6,18 +6,21 @@ use std::sync::Arc;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use kf_config::{Registry, Section};
+use kf_config::{ParamDoc, Section, TypeDoc};
 use kf_datapull::MarketData;
 use kf_frame::{Frame, Timestamp, parse_duration};
 
 use crate::error::{DataflowError, Result};
-use crate::node::{Memory, Node, NodeId, Ports, RunContext, single_output};
-use crate::nodes::{BuildContext, node_id};
+use crate::node::{
+    DF_OUT, FeatureMap, Memory, MissingFeature, Node, NodeId, Ports, RunContext, single_output,
+};
+use crate::nodes::{BuildContext, NodeTypes, node_id};
 
 /// Parameters of `market_data`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct MarketDataParams {
     /// The assets to load (all when empty).
@@ -58,6 +61,29 @@ impl Node for MarketDataSource {
     }
     fn inputs(&self) -> Vec<String> {
         Vec::new()
+    }
+    fn output_features(
+        &self,
+        _: &FeatureMap,
+    ) -> std::result::Result<Option<FeatureMap>, MissingFeature> {
+        let Some(there) = self.view.features() else {
+            return Ok(None);
+        };
+        let out = if self.params.columns.is_empty() {
+            there
+        } else {
+            for c in &self.params.columns {
+                if !there.contains(c) {
+                    return Err(MissingFeature {
+                        key: "columns".into(),
+                        feature: c.clone(),
+                        port: format!("market data ({})", self.view.describe()),
+                    });
+                }
+            }
+            self.params.columns.clone()
+        };
+        Ok(Some(FeatureMap::from([(DF_OUT.to_string(), out)])))
     }
     fn memory(&self) -> Memory {
         Memory::Row
@@ -100,6 +126,15 @@ impl Node for FrameSource {
     fn inputs(&self) -> Vec<String> {
         Vec::new()
     }
+    fn output_features(
+        &self,
+        _: &FeatureMap,
+    ) -> std::result::Result<Option<FeatureMap>, MissingFeature> {
+        Ok(Some(FeatureMap::from([(
+            DF_OUT.to_string(),
+            self.frame.features().to_vec(),
+        )])))
+    }
     fn memory(&self) -> Memory {
         Memory::Row
     }
@@ -112,7 +147,7 @@ impl Node for FrameSource {
 }
 
 /// Parameters of `arma`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct ArmaParams {
     /// How many assets (named `A0000`, `A0001`, ...).
@@ -201,13 +236,16 @@ pub fn arma_frame(p: &ArmaParams) -> Result<Frame> {
 ///
 /// # Errors
 /// A located config error when neither is there, or the view's own build error.
-pub(crate) fn view(s: &Section<'_>, ctx: &BuildContext) -> kf_config::Result<Arc<dyn MarketData>> {
+pub(crate) fn view(
+    s: &Section<'_>,
+    ctx: &BuildContext<'_>,
+) -> kf_config::Result<Arc<dyn MarketData>> {
     if s.contains("source") {
-        return Ok(Arc::from(
-            kf_datapull::market_data_registry().build(&s.section("source")?)?,
-        ));
+        return ctx.types.data.view(&s.section("source")?);
     }
-    ctx.market_data.clone().ok_or_else(|| {
+    // Asked for, so that `source` counts as a key this table accepts.
+    let _ = s.get_opt::<String>("source.type");
+    ctx.market_data.cloned().ok_or_else(|| {
         s.invalid(
             "source",
             "no market data: add a `source` table here or a top-level [market_data] section",
@@ -215,30 +253,61 @@ pub(crate) fn view(s: &Section<'_>, ctx: &BuildContext) -> kf_config::Result<Arc
     })
 }
 
-fn build_market_data(s: &Section<'_>, ctx: &BuildContext) -> kf_config::Result<Box<dyn Node>> {
-    let view = view(s, ctx)?;
-    let params: MarketDataParams = s.deserialize()?;
-    Ok(Box::new(MarketDataSource::new(node_id(s), view, params)))
+fn source_doc() -> ParamDoc {
+    ParamDoc::new(
+        "source",
+        "table",
+        None,
+        "The market data to read, with its own `type` (default: the config's [market_data]).",
+    )
 }
 
-pub(crate) fn register(
-    r: &mut Registry<Box<dyn Node>>,
-    ctx: &BuildContext,
-) -> kf_config::Result<()> {
-    let ctx = ctx.clone();
-    r.register("market_data", move |s| build_market_data(s, &ctx))?;
-    r.register("frame", |s| {
-        let path: String = s.get("path")?;
-        let full = kf_datapull::paths::resolve(&path, &kf_datapull::paths::config_dir(s))
-            .map_err(|m| s.invalid("path", m))?;
-        let frame = Frame::read_parquet(&full)
-            .map_err(|e| s.build_error(format!("reading {}", full.display()), e))?;
-        Ok(Box::new(FrameSource::new(node_id(s), frame)) as Box<dyn Node>)
-    })?;
-    r.register("arma", |s| {
-        let p: ArmaParams = s.deserialize()?;
-        let frame = arma_frame(&p).map_err(|e| s.build_error("generating ARMA data", e))?;
-        Ok(Box::new(FrameSource::new(node_id(s), frame)) as Box<dyn Node>)
-    })?;
+pub(crate) fn register(r: &mut NodeTypes) -> kf_config::Result<()> {
+    r.insert(
+        "market_data",
+        TypeDoc::new("reads the run's interval from the market data: the DAG's usual source")
+            .params_of::<MarketDataParams>()
+            .param(source_doc())
+            .ports(&[], &[DF_OUT]),
+        Box::new(|s: &Section<'_>, ctx: &BuildContext<'_>| {
+            let view = view(s, ctx)?;
+            let params: MarketDataParams = s.deserialize()?;
+            Ok(Box::new(MarketDataSource::new(node_id(s), view, params)) as Box<dyn Node>)
+        }),
+    )?;
+    r.insert(
+        "frame",
+        TypeDoc::new("serves a frame read once from a Parquet file written by `kaizenflow run`")
+            .param(
+                ParamDoc::new(
+                    "path",
+                    "string",
+                    None,
+                    "The Parquet file, relative to the config's folder.",
+                )
+                .required(),
+            )
+            .ports(&[], &[DF_OUT])
+            .example("path = \"frame.parquet\""),
+        Box::new(|s: &Section<'_>, _: &BuildContext<'_>| {
+            let path: String = s.get("path")?;
+            let full = kf_datapull::paths::resolve(&path, &kf_datapull::paths::config_dir(s))
+                .map_err(|m| s.invalid("path", m))?;
+            let frame = Frame::read_parquet(&full)
+                .map_err(|e| s.build_error(format!("reading {}", full.display()), e))?;
+            Ok(Box::new(FrameSource::new(node_id(s), frame)) as Box<dyn Node>)
+        }),
+    )?;
+    r.insert(
+        "arma",
+        TypeDoc::new("a seeded ARMA(p, q) series per asset, for tests and demonstrations")
+            .params_of::<ArmaParams>()
+            .ports(&[], &[DF_OUT]),
+        Box::new(|s: &Section<'_>, _: &BuildContext<'_>| {
+            let p: ArmaParams = s.deserialize()?;
+            let frame = arma_frame(&p).map_err(|e| s.build_error("generating ARMA data", e))?;
+            Ok(Box::new(FrameSource::new(node_id(s), frame)) as Box<dyn Node>)
+        }),
+    )?;
     Ok(())
 }

@@ -1,18 +1,19 @@
 //! Row transforms: lags, `shift`, `combine_columns`, `compress_tails`, clip, weighted sum.
 
 use indexmap::IndexMap;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use kf_config::Registry;
+use kf_config::Section;
 use kf_frame::Frame;
 
-use crate::column::{AssetStates, ColMode, ColumnKernel, NanMode, Ring};
+use crate::column::{AssetStates, ColMode, ColumnKernel, NanMode, Ring, suffixed};
 use crate::error::Result;
-use crate::node::{Memory, Node, RunContext};
-use crate::nodes::column_node;
+use crate::node::{Memory, MissingFeature, RunContext, require};
+use crate::nodes::{NodeTypes, register_column};
 
 /// Parameters of `lags`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct LagParams {
     /// How many lags.
@@ -53,6 +54,17 @@ impl Lags {
 impl ColumnKernel for Lags {
     fn kind(&self) -> &str {
         "lags"
+    }
+    fn output_names(
+        &self,
+        features: &[String],
+        cols: &[usize],
+    ) -> std::result::Result<Vec<String>, MissingFeature> {
+        let (first, num) = (self.params.first_lag, self.params.num_lags);
+        Ok(cols
+            .iter()
+            .flat_map(|&c| (0..num).map(move |k| format!("{}.lag{}", features[c], first + k)))
+            .collect())
     }
     fn memory(&self) -> Memory {
         match self.params.nan_mode {
@@ -103,7 +115,7 @@ impl ColumnKernel for Lags {
 }
 
 /// Parameters of `shift`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct ShiftParams {
     /// Rows to shift by: `k > 0` takes the value `k` rows back; `k < 0` takes the value
@@ -152,6 +164,13 @@ impl ColumnKernel for Shift {
     fn kind(&self) -> &str {
         "shift"
     }
+    fn output_names(
+        &self,
+        features: &[String],
+        cols: &[usize],
+    ) -> std::result::Result<Vec<String>, MissingFeature> {
+        Ok(suffixed(features, cols, &self.params.suffix))
+    }
     fn memory(&self) -> Memory {
         Memory::Rows(usize::try_from(self.params.periods).unwrap_or(0))
     }
@@ -188,7 +207,7 @@ impl ColumnKernel for Shift {
 }
 
 /// An arithmetic operation of `combine_columns`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Operation {
     /// `a + b`.
@@ -202,7 +221,7 @@ pub enum Operation {
 }
 
 /// Parameters of `combine_columns`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CombineParams {
     /// The first operand's feature.
     pub term1: String,
@@ -244,6 +263,16 @@ impl Combine {
 impl ColumnKernel for Combine {
     fn kind(&self) -> &str {
         "combine_columns"
+    }
+    fn output_names(
+        &self,
+        features: &[String],
+        cols: &[usize],
+    ) -> std::result::Result<Vec<String>, MissingFeature> {
+        require(features, "term1", [&self.params.term1])?;
+        require(features, "term2", [&self.params.term2])?;
+        let _ = cols;
+        Ok(vec![self.params.out_col.clone()])
     }
     fn memory(&self) -> Memory {
         match self.params.nan_mode {
@@ -293,7 +322,7 @@ impl ColumnKernel for Combine {
 }
 
 /// Parameters of `compress_tails`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct CompressParams {
     /// `scale * tanh(x / scale)`: about `x` for small `x`, bounded by `scale`.
@@ -318,6 +347,13 @@ pub struct Compress(pub CompressParams);
 impl ColumnKernel for Compress {
     fn kind(&self) -> &str {
         "compress_tails"
+    }
+    fn output_names(
+        &self,
+        features: &[String],
+        cols: &[usize],
+    ) -> std::result::Result<Vec<String>, MissingFeature> {
+        Ok(suffixed(features, cols, &self.0.suffix))
     }
     fn memory(&self) -> Memory {
         Memory::Row
@@ -351,7 +387,7 @@ fn map_features(
 }
 
 /// Parameters of `clip`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct ClipParams {
     /// Values below become this.
@@ -369,6 +405,13 @@ pub struct Clip(pub ClipParams);
 impl ColumnKernel for Clip {
     fn kind(&self) -> &str {
         "clip"
+    }
+    fn output_names(
+        &self,
+        features: &[String],
+        cols: &[usize],
+    ) -> std::result::Result<Vec<String>, MissingFeature> {
+        Ok(suffixed(features, cols, &self.0.suffix))
     }
     fn memory(&self) -> Memory {
         Memory::Row
@@ -395,7 +438,7 @@ impl ColumnKernel for Clip {
 }
 
 /// Parameters of `weighted_sum`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct WeightedSumParams {
     /// Feature -> weight, summed in this order.
     pub weights: IndexMap<String, f64>,
@@ -410,6 +453,15 @@ pub struct WeightedSum(pub WeightedSumParams);
 impl ColumnKernel for WeightedSum {
     fn kind(&self) -> &str {
         "weighted_sum"
+    }
+    fn output_names(
+        &self,
+        features: &[String],
+        cols: &[usize],
+    ) -> std::result::Result<Vec<String>, MissingFeature> {
+        require(features, "weights", self.0.weights.keys())?;
+        let _ = cols;
+        Ok(vec![self.0.out_col.clone()])
     }
     fn memory(&self) -> Memory {
         Memory::Row
@@ -429,46 +481,70 @@ impl ColumnKernel for WeightedSum {
     }
 }
 
-pub(crate) fn register(r: &mut Registry<Box<dyn Node>>) -> kf_config::Result<()> {
-    r.register("lags", |s| {
-        column_node(s, ColMode::Append, |p: LagParams| {
+pub(crate) fn register(r: &mut NodeTypes) -> kf_config::Result<()> {
+    register_column(
+        r,
+        "lags",
+        "lagged copies of each feature, `{feature}.lag{k}`",
+        ColMode::Append,
+        |s: &Section<'_>, p: LagParams| {
             if p.num_lags == 0 {
                 return Err(s.invalid("num_lags", "must be at least 1"));
             }
             Ok(Lags::new(p))
-        })
-    })?;
-    r.register("shift", |s| {
-        column_node(s, ColMode::Append, |p: ShiftParams| Ok(Shift::new(p)))
-    })?;
-    r.register("combine_columns", |s| {
-        column_node(s, ColMode::Append, |p: CombineParams| Ok(Combine::new(p)))
-    })?;
-    r.register("compress_tails", |s| {
-        column_node(s, ColMode::Append, |p: CompressParams| {
+        },
+    )?;
+    register_column(
+        r,
+        "shift",
+        "each feature shifted by `periods` rows (negative: a forward target)",
+        ColMode::Append,
+        |_: &Section<'_>, p: ShiftParams| Ok(Shift::new(p)),
+    )?;
+    register_column(
+        r,
+        "combine_columns",
+        "one feature from two: term1 op term2, each optionally delayed",
+        ColMode::Append,
+        |_: &Section<'_>, p: CombineParams| Ok(Combine::new(p)),
+    )?;
+    register_column(
+        r,
+        "compress_tails",
+        "`scale * tanh(x / scale)`: compresses the tails of each feature",
+        ColMode::Append,
+        |s: &Section<'_>, p: CompressParams| {
             if !(p.scale > 0.0 && p.scale.is_finite()) {
                 return Err(s.invalid("scale", "must be a positive number"));
             }
             Ok(Compress(p))
-        })
-    })?;
-    r.register("clip", |s| {
-        column_node(s, ColMode::ReplaceSelected, |p: ClipParams| {
+        },
+    )?;
+    register_column(
+        r,
+        "clip",
+        "clips each feature to [lower, upper]",
+        ColMode::ReplaceSelected,
+        |s: &Section<'_>, p: ClipParams| {
             if let (Some(lo), Some(hi)) = (p.lower, p.upper)
                 && lo > hi
             {
                 return Err(s.invalid("lower", "must not exceed upper"));
             }
             Ok(Clip(p))
-        })
-    })?;
-    r.register("weighted_sum", |s| {
-        column_node(s, ColMode::Append, |p: WeightedSumParams| {
+        },
+    )?;
+    register_column(
+        r,
+        "weighted_sum",
+        "a weighted sum of named features",
+        ColMode::Append,
+        |s: &Section<'_>, p: WeightedSumParams| {
             if p.weights.is_empty() {
                 return Err(s.invalid("weights", "give at least one feature = weight"));
             }
             Ok(WeightedSum(p))
-        })
-    })?;
+        },
+    )?;
     Ok(())
 }

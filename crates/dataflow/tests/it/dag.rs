@@ -6,9 +6,7 @@ use kf_dataflow::column::{ColMode, ColumnNode, Columns};
 use kf_dataflow::nodes::returns::{RetParams, Returns};
 use kf_dataflow::nodes::sources::{ArmaParams, FrameSource, arma_frame};
 use kf_dataflow::nodes::transforms::{Compress, CompressParams, LagParams, Lags};
-use kf_dataflow::{
-    BuildContext, Dag, DataflowError, Keep, Phase, RunContext, RunOptions, dag_registry,
-};
+use kf_dataflow::{Dag, DataflowError, DataflowTypes, Keep, Phase, RunContext, RunOptions};
 
 fn src() -> Box<FrameSource> {
     Box::new(FrameSource::new(
@@ -231,9 +229,8 @@ num_lags = 2
 #[test]
 fn a_graph_from_toml_runs_like_the_same_graph_built_in_rust() {
     let config = Config::from_toml_str(GRAPH, "graph.toml").unwrap();
-    let mut dag = dag_registry(&BuildContext::default())
-        .unwrap()
-        .build(&config.section("dag").unwrap())
+    let mut dag = DataflowTypes::default()
+        .dag(&config.section("dag").unwrap(), None)
         .unwrap();
     config.check_all_used().unwrap();
     let ctx = RunContext::new(Phase::Predict, None);
@@ -251,10 +248,7 @@ fn a_graph_from_toml_runs_like_the_same_graph_built_in_rust() {
 
 fn graph_error(toml: &str) -> String {
     let config = Config::from_toml_str(toml, "bad.toml").unwrap();
-    match dag_registry(&BuildContext::default())
-        .unwrap()
-        .build(&config.section("dag").unwrap())
-    {
+    match DataflowTypes::default().dag(&config.section("dag").unwrap(), None) {
         Ok(_) => config.check_all_used().unwrap_err().to_string(),
         Err(e) => e.to_string(),
     }

@@ -11,10 +11,9 @@ use kf_dataflow::nodes::sources::{FrameSource, MarketDataParams, MarketDataSourc
 use kf_dataflow::peeking::{perturbation_test, spread_times};
 use kf_dataflow::replay::{ReplayOptions, knowledge_audit, replay};
 use kf_dataflow::tiling::{Tiling, run_tiled};
-use kf_dataflow::{BuildContext, Dag, Keep, Phase, Result, dag_registry};
+use kf_dataflow::{Dag, DataflowTypes, Keep, Phase, Result};
 use kf_datapull::{
     Clock, Historical, MarketData, Replayed, SimulatedClock, SyntheticBars, SyntheticParams,
-    market_data_registry, source_registry,
 };
 use kf_frame::Frame;
 
@@ -182,16 +181,13 @@ fn config(name: &str) -> Config {
 fn every_library_node_passes_every_check() {
     let cfg = config("library.toml");
     let root = cfg.root();
-    let md: Arc<dyn MarketData> = Arc::from(
-        market_data_registry()
-            .build(&root.section("market_data").unwrap())
-            .unwrap(),
-    );
+    let types = DataflowTypes::default();
+    let md: Arc<dyn MarketData> = types
+        .data
+        .view(&root.section("market_data").unwrap())
+        .unwrap();
     let make_on = |view: Arc<dyn MarketData>| -> Result<Dag> {
-        let ctx = BuildContext {
-            market_data: Some(view),
-        };
-        Ok(dag_registry(&ctx)?.build(&root.section("dag")?)?)
+        Ok(types.dag(&root.section("dag")?, Some(&view))?)
     };
     let make = || make_on(Arc::clone(&md));
     let subject = Subject::fit(&make).unwrap();
@@ -203,7 +199,7 @@ fn every_library_node_passes_every_check() {
             .collect()
     };
     // Every node type of the library but the two other sources (frame, arma).
-    let library = kf_dataflow::node_registry(&BuildContext::default()).unwrap();
+    let library = kf_dataflow::builtin_nodes();
     for name in library.names() {
         assert!(
             kinds.contains(name) || name == "frame" || name == "arma",
@@ -219,8 +215,9 @@ fn every_library_node_passes_every_check() {
         assert_eq!(r.verdict, Verdict::Pass, "{r}");
     }
     // The replay over a replayed view of the same source.
-    let source = source_registry()
-        .build(&root.section("market_data").unwrap())
+    let source = types
+        .data
+        .source(&root.section("market_data").unwrap())
         .unwrap();
     let bars = batch[&"prices".into()]["df_out"].end_ts().to_vec();
     let clock: Arc<dyn Clock> = Arc::new(SimulatedClock::new(bars[0] - MIN));

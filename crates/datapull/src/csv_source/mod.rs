@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use arrow::record_batch::RecordBatch;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use kf_config::Section;
@@ -36,7 +37,7 @@ use crate::{DataError, Result, Source, revisions};
 pub(crate) use clock_text::{TimeFormat, TimeParser};
 
 /// Parameters of a [`CsvSource`], as written under its config section.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct CsvParams {
     /// A file, or a glob of files (`data/*_1min.csv.gz`). Relative paths are relative
@@ -311,6 +312,10 @@ impl Source for CsvSource {
             self.files.len(),
             self.params.files
         )
+    }
+
+    fn features(&self) -> Option<Vec<String>> {
+        self.params.columns.clone()
     }
 
     fn load(&self, query: &Query) -> Result<Frame> {

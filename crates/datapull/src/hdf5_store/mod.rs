@@ -500,6 +500,10 @@ impl Source for Hdf5Store {
     fn pushes_down(&self) -> bool {
         true
     }
+
+    fn features(&self) -> Option<Vec<String>> {
+        Some(Hdf5Store::features(self).to_vec())
+    }
 }
 
 /// Reads a whole store into a frame.

@@ -448,4 +448,8 @@ impl Source for ParquetStore {
     fn pushes_down(&self) -> bool {
         true
     }
+
+    fn features(&self) -> Option<Vec<String>> {
+        Some(ParquetStore::features(self).to_vec())
+    }
 }

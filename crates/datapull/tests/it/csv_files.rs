@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use kf_config::Config;
-use kf_datapull::{CsvParams, CsvSource, Query, Source, source_registry};
+use kf_datapull::{CsvParams, CsvSource, DataTypes, Query, Source};
 use kf_frame::Timestamp;
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -117,7 +117,9 @@ fn asset_column_renames_shift_and_date_format_from_config() {
     let toml = "[md]\ntype = \"csv\"\nfiles = \"daily.csv\"\nasset_column = \"Name\"\ntimestamp_column = \"date\"\ntimestamp_format = \"%Y-%m-%d\"\ntz = \"America/New_York\"\nshift = \"16h\"\ncolumns = [\"px\", \"volume\"]\nrename = { close = \"px\" }\n";
     let cfg_path = write(dir.path(), "md.toml", toml);
     let c = Config::from_file(&cfg_path).unwrap();
-    let src = source_registry().build(&c.section("md").unwrap()).unwrap();
+    let src = DataTypes::default()
+        .source(&c.section("md").unwrap())
+        .unwrap();
     assert!(c.check_all_used().is_ok());
     let f = src.load(&Query::all()).unwrap();
     assert_eq!(f.features(), ["px", "volume"]);
@@ -330,8 +332,8 @@ fn config_errors_are_located() {
     for (body, expected) in cases {
         let text = format!("[md]\ntype = \"csv\"\n{body}\n");
         let c = Config::from_toml_str(&text, "t.toml").unwrap();
-        let e = source_registry()
-            .build(&c.section("md").unwrap())
+        let e = DataTypes::default()
+            .source(&c.section("md").unwrap())
             .unwrap_err()
             .to_string();
         assert!(
@@ -345,7 +347,9 @@ fn config_errors_are_located() {
         "t.toml",
     )
     .unwrap();
-    source_registry().build(&c.section("md").unwrap()).unwrap();
+    DataTypes::default()
+        .source(&c.section("md").unwrap())
+        .unwrap();
     let e = c.check_all_used().unwrap_err().to_string();
     assert!(
         e.contains("t.toml:5") && e.contains("md.timestamp_colum"),

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use kf_config::Config;
 use kf_datapull::hdf5_store::{Compression, Hdf5Store, ReadMode, write_hdf5};
-use kf_datapull::{Query, Source, SyntheticBars, SyntheticParams, source_registry};
+use kf_datapull::{DataTypes, Query, Source, SyntheticBars, SyntheticParams};
 use kf_frame::Frame;
 
 fn bars(assets: usize, bars: usize, seed: u64) -> Frame {
@@ -222,7 +222,9 @@ fn the_read_mode_is_a_config_key() {
             path.display().to_string()
         );
         let c = Config::from_toml_str(&text, "h.toml").unwrap();
-        let source = source_registry().build(&c.section("md").unwrap()).unwrap();
+        let source = DataTypes::default()
+            .source(&c.section("md").unwrap())
+            .unwrap();
         c.check_all_used().unwrap();
         assert!(source.load(&Query::all()).unwrap().bit_eq(&f), "{mode}");
     }
@@ -231,8 +233,8 @@ fn the_read_mode_is_a_config_key() {
         path.display().to_string()
     );
     let c = Config::from_toml_str(&text, "h.toml").unwrap();
-    let e = source_registry()
-        .build(&c.section("md").unwrap())
+    let e = DataTypes::default()
+        .source(&c.section("md").unwrap())
         .err()
         .unwrap()
         .to_string();

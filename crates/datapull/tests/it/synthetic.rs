@@ -1,7 +1,7 @@
 //! The synthetic source: determinism, shape, bar invariants, and parameter errors.
 
 use kf_config::Config;
-use kf_datapull::{DataError, Query, SyntheticBars, SyntheticParams, source_registry as registry};
+use kf_datapull::{DataError, DataTypes, Query, SyntheticBars, SyntheticParams};
 use kf_frame::Timestamp;
 
 fn params() -> SyntheticParams {
@@ -79,7 +79,9 @@ fn built_from_config_by_name_with_located_errors() {
         "s.toml",
     )
     .unwrap();
-    let src = registry().build(&c.section("md").unwrap()).unwrap();
+    let src = DataTypes::default()
+        .source(&c.section("md").unwrap())
+        .unwrap();
     assert!(c.check_all_used().is_ok());
     assert_eq!(src.load(&Query::all()).unwrap().n_rows(), 7);
     assert!(src.describe().starts_with("synthetic: 3 assets x 7 bars"));
@@ -123,7 +125,9 @@ fn built_from_config_by_name_with_located_errors() {
     for (line, expected) in cases {
         let text = format!("[md]\ntype = \"synthetic\"\n{line}\n");
         let c = Config::from_toml_str(&text, "s.toml").unwrap();
-        let e = registry().build(&c.section("md").unwrap()).unwrap_err();
+        let e = DataTypes::default()
+            .source(&c.section("md").unwrap())
+            .unwrap_err();
         assert!(e.to_string().starts_with(expected), "{line}: {e}");
     }
     let e = SyntheticBars::new(SyntheticParams {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use kf_config::Config;
 use kf_datapull::{
-    Clock, DataError, Historical, MarketData, Query, Replayed, SimulatedClock, Stitched,
-    SyntheticBars, SyntheticParams, market_data_registry,
+    Clock, DataError, DataTypes, Historical, MarketData, Query, Replayed, SimulatedClock, Stitched,
+    SyntheticBars, SyntheticParams,
 };
 use kf_frame::Frame;
 
@@ -158,7 +158,7 @@ fn stitched_views_answer_across_the_split() {
     // History from one source up to bar 14, the replay of another after it.
     let before = Historical::new(Arc::new(InMemory(f.clone())));
     let after = replayed(&f, Arc::clone(&clock), 0);
-    let s = Stitched::new(Box::new(before), Box::new(after), t[14]);
+    let s = Stitched::new(Arc::new(before), Arc::new(after), t[14]);
     let all = s.data_for_interval(t[0], t[29], None, None).unwrap();
     // Bars 0..=14 from history; 15..=20 from the replay (known by now); none later.
     assert_eq!(all.end_ts(), &t[0..=20]);
@@ -183,8 +183,8 @@ source = { type = "synthetic", assets = 2, bars = 30 }
 clock = { type = "simulated", start = "2024-01-02 09:45", tz = "America/New_York" }
 "#;
     let c = Config::from_toml_str(text, "v.toml").unwrap();
-    let md = market_data_registry()
-        .build(&c.section("md").unwrap())
+    let md = DataTypes::default()
+        .view(&c.section("md").unwrap())
         .unwrap();
     c.check_all_used().unwrap();
     let f = md
@@ -195,8 +195,8 @@ clock = { type = "simulated", start = "2024-01-02 09:45", tz = "America/New_York
     assert_eq!(f.n_rows(), 14);
     let bad = "[md]\ntype = \"replayed\"\nsource = { type = \"synthetic\" }\nclock = { type = \"sundial\" }\n";
     let c = Config::from_toml_str(bad, "b.toml").unwrap();
-    let e = market_data_registry()
-        .build(&c.section("md").unwrap())
+    let e = DataTypes::default()
+        .view(&c.section("md").unwrap())
         .unwrap_err()
         .to_string();
     assert!(

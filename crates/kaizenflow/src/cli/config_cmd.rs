@@ -4,6 +4,7 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 use kf_config::Config;
+use kf_system::Registries;
 
 use super::ConfigArgs;
 
@@ -14,21 +15,21 @@ pub(super) fn load(args: &ConfigArgs) -> Result<Config> {
 }
 
 /// Builds every component of `config`, then fails on any key that nothing read.
-pub(super) fn validate(config: &Config) -> Result<()> {
-    kf_system::build(config)?;
+pub(super) fn validate(types: &Registries, config: &Config) -> Result<()> {
+    kf_system::build_with(types, config)?;
     config.check_all_used()?;
     Ok(())
 }
 
-pub(super) fn show(args: &ConfigArgs, out: &mut dyn Write) -> Result<()> {
+pub(super) fn show(types: &Registries, args: &ConfigArgs, out: &mut dyn Write) -> Result<()> {
     let config = load(args)?;
     let swept = config.root().contains(kf_config::SWEEP);
     if swept {
         // Every point of the sweep must be a valid config on its own.
-        validate_points(&config.expand_sweep()?)?;
+        validate_points(types, &config.expand_sweep()?)?;
     }
     // Build the base config too: this records its defaults for printing.
-    kf_system::build(&config)
+    kf_system::build_with(types, &config)
         .with_context(|| format!("{} is not a valid config", args.config.display()))?;
     if swept {
         config.section(kf_config::SWEEP)?.mark_all_used();
@@ -44,7 +45,7 @@ pub(super) fn show(args: &ConfigArgs, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn sweep(args: &ConfigArgs, out: &mut dyn Write) -> Result<()> {
+pub(super) fn sweep(types: &Registries, args: &ConfigArgs, out: &mut dyn Write) -> Result<()> {
     let config = load(args)?;
     let points = config.expand_sweep()?;
     writeln!(
@@ -54,7 +55,7 @@ pub(super) fn sweep(args: &ConfigArgs, out: &mut dyn Write) -> Result<()> {
         if points.len() == 1 { "" } else { "s" },
         args.config.display()
     )?;
-    validate_points(&points)?;
+    validate_points(types, &points)?;
     for p in &points {
         writeln!(out, "{}  {}", p.config.id(), describe(&p.varied))?;
     }
@@ -62,9 +63,9 @@ pub(super) fn sweep(args: &ConfigArgs, out: &mut dyn Write) -> Result<()> {
 }
 
 /// Validates every point of a sweep, naming the first invalid one.
-pub(super) fn validate_points(points: &[kf_config::SweepPoint]) -> Result<()> {
+pub(super) fn validate_points(types: &Registries, points: &[kf_config::SweepPoint]) -> Result<()> {
     for (i, p) in points.iter().enumerate() {
-        validate(&p.config).with_context(|| {
+        validate(types, &p.config).with_context(|| {
             format!(
                 "sweep point {i} ({}) is not a valid config",
                 describe(&p.varied)

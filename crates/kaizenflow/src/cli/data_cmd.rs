@@ -29,7 +29,11 @@ fn format_of(path: &Path, format: Option<StoreFormat>) -> Result<StoreFormat> {
     }
 }
 
-pub(super) fn import(args: &DataImportArgs, out: &mut dyn Write) -> Result<()> {
+pub(super) fn import(
+    types: &kf_system::Registries,
+    args: &DataImportArgs,
+    out: &mut dyn Write,
+) -> Result<()> {
     let started = Instant::now();
     let config = load(&args.config)?;
     let section = config.root().section(&args.section)?;
@@ -56,7 +60,7 @@ pub(super) fn import(args: &DataImportArgs, out: &mut dyn Write) -> Result<()> {
             )
         }
     } else {
-        let source = kf_datapull::source_registry().build(&section)?;
+        let source = types.dataflow.data.source(&section)?;
         config.check_all_used()?;
         let frame = source.load(&Query::all())?;
         (

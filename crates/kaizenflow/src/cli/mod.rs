@@ -8,12 +8,16 @@ mod config_cmd;
 mod data_cmd;
 mod run_cmd;
 mod sweep_cmd;
+mod types_cmd;
 
 use std::io::Write;
 use std::path::PathBuf;
 
+use std::process::ExitCode;
+
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
+use kf_system::Registries;
 
 /// KaizenFlow for Rust: describe a time-series ML system once in TOML; run it in
 /// batch, tiled, replayed and real-time modes with identical results.
@@ -50,6 +54,22 @@ pub enum Command {
     /// Run SQL over stores and run outputs (Parquet files), with time and asset
     /// filters pushed down to row groups (needs the `sql` feature).
     Sql(SqlArgs),
+    /// List every node type a config can name (built-in and registered by the
+    /// program), or print one type's parameters (types, defaults, docs) and ports.
+    Nodes(TypeArgs),
+    /// List every market data source and view type, or print one's parameters.
+    Sources(TypeArgs),
+    /// List every forecast processor type, or print one's parameters.
+    Processors(TypeArgs),
+    /// List every DAG builder (`[dag] type`), or print one's parameters.
+    Dags(TypeArgs),
+}
+
+/// `kaizenflow nodes|sources|processors|dags [TYPE]`.
+#[derive(Debug, Args)]
+pub struct TypeArgs {
+    /// The type to describe (all, one line each, when absent).
+    pub name: Option<String>,
 }
 
 /// `kaizenflow run ...`.
@@ -190,19 +210,68 @@ pub struct ConfigArgs {
     pub set: Vec<String>,
 }
 
-/// Runs a parsed command line, writing its report to `out`.
+/// Runs a parsed command line with the built-in types, writing its report to `out`.
 ///
 /// # Errors
 /// Whatever the command met: bad config, failed build, I/O.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
+    run_with(Registries::builtin(), cli, out)
+}
+
+/// Runs a parsed command line, naming types from `types`, writing its report to
+/// `out`.
+///
+/// # Errors
+/// Whatever the command met: bad config, failed build, I/O.
+pub fn run_with(types: &Registries, cli: Cli, out: &mut dyn Write) -> Result<()> {
     match cli.command {
-        Command::Run(args) => run_cmd::run(&args, out),
-        Command::Check(args) => check_cmd::check(&args, out),
-        Command::Config(ConfigCommand::Show(args)) => config_cmd::show(&args, out),
-        Command::Config(ConfigCommand::Sweep(args)) => config_cmd::sweep(&args, out),
-        Command::Sweep(args) => sweep_cmd::run(&args, out),
-        Command::Data(DataCommand::Import(args)) => data_cmd::import(&args, out),
+        Command::Run(args) => run_cmd::run(types, &args, out),
+        Command::Check(args) => check_cmd::check(types, &args, out),
+        Command::Config(ConfigCommand::Show(args)) => config_cmd::show(types, &args, out),
+        Command::Config(ConfigCommand::Sweep(args)) => config_cmd::sweep(types, &args, out),
+        Command::Sweep(args) => sweep_cmd::run(types, &args, out),
+        Command::Data(DataCommand::Import(args)) => data_cmd::import(types, &args, out),
         Command::Data(DataCommand::Info { store }) => data_cmd::info(&store, out),
         Command::Sql(args) => data_cmd::sql(&args, out),
+        Command::Nodes(args) => types_cmd::nodes(types, &args, out),
+        Command::Sources(args) => types_cmd::sources(types, &args, out),
+        Command::Processors(args) => types_cmd::processors(types, &args, out),
+        Command::Dags(args) => types_cmd::dags(types, &args, out),
+    }
+}
+
+/// The whole `kaizenflow` program over `types`: parses the process's arguments,
+/// runs the command, prints an error's cause chain, and returns the exit status. A
+/// user's crate that registers its own types makes its own program with it:
+///
+/// ```no_run
+/// fn main() -> std::process::ExitCode {
+///     let mut types = kaizenflow::Registries::default();
+///     // types.register_node("rsi", ...), types.register_source(...), ...
+///     kaizenflow::cli::main_with(types)
+/// }
+/// ```
+pub fn main_with(types: Registries) -> ExitCode {
+    let cli = Cli::parse();
+    let stdout = std::io::stdout();
+    match run_with(&types, cli, &mut stdout.lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`kaizenflow data info S | head`): nothing is wrong
+        // and there is no one to tell.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
     }
 }

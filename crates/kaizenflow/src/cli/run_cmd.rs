@@ -12,13 +12,14 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use kf_dataflow::runner::{RunnerOutput, save_states};
 use kf_dataflow::{Dag, Keep, NodeId, RunOptions};
+use kf_system::Registries;
 
 use super::RunArgs;
 use super::config_cmd::load;
 
-pub(super) fn run(args: &RunArgs, out: &mut dyn Write) -> Result<()> {
+pub(super) fn run(types: &Registries, args: &RunArgs, out: &mut dyn Write) -> Result<()> {
     let config = load(&args.config)?;
-    let components = kf_system::build(&config)
+    let components = kf_system::build_with(types, &config)
         .with_context(|| format!("{} is not a valid config", args.config.config.display()))?;
     config.check_all_used()?;
     let Some(mut dag) = components.dag else {
@@ -76,15 +77,20 @@ pub(super) fn run(args: &RunArgs, out: &mut dyn Write) -> Result<()> {
     write_outputs(&dag, &result, &capture, &args.out)?;
     report(&result, wall, &args.out, out)?;
     if config.root().contains("system") {
-        run_system(&config, &args.out, out)?;
+        run_system(types, &config, &args.out, out)?;
     }
     Ok(())
 }
 
 /// Runs the config's `[system]` on its clock and writes its files.
-fn run_system(config: &kf_config::Config, dir: &Path, out: &mut dyn Write) -> Result<()> {
+fn run_system(
+    types: &Registries,
+    config: &kf_config::Config,
+    dir: &Path,
+    out: &mut dyn Write,
+) -> Result<()> {
     let started = Instant::now();
-    let mut system = kf_system::System::from_config(config)?;
+    let mut system = kf_system::System::from_config_with(types, config)?;
     let run = system.run()?;
     let wall = started.elapsed();
     let chart = kf_system::output::write_run(&run, dir)?;

@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use kf_config::SweepPoint;
 use kf_parallel::{Engine, Progress};
+use kf_system::Registries;
 
 use serde::{Deserialize, Serialize};
 
@@ -23,11 +24,11 @@ struct RunSummary {
     seconds: f64,
 }
 
-pub(super) fn run(args: &SweepArgs, out: &mut dyn Write) -> Result<()> {
+pub(super) fn run(types: &Registries, args: &SweepArgs, out: &mut dyn Write) -> Result<()> {
     let config = load(&args.config)?;
     let points = config.expand_sweep()?;
     // Validate every point before running any: a bad point fails fast, by name.
-    validate_points(&points)?;
+    validate_points(types, &points)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create the output directory {}", args.out.display()))?;
     let mut engine = Engine::new().progress(Progress::Auto);
@@ -38,7 +39,7 @@ pub(super) fn run(args: &SweepArgs, out: &mut dyn Write) -> Result<()> {
     let per_thread = points.len().div_ceil(engine.thread_count()).max(1);
     let engine = engine.batches(per_thread);
     let work = |batch: &[SweepPoint]| -> Result<Vec<RunSummary>> {
-        batch.iter().map(|p| run_one(p, &args.out)).collect()
+        batch.iter().map(|p| run_one(types, p, &args.out)).collect()
     };
     let append = |all: &mut Vec<RunSummary>, mut some: Vec<RunSummary>| all.append(&mut some);
     let summaries = match args.backend {
@@ -63,9 +64,9 @@ pub(super) fn run(args: &SweepArgs, out: &mut dyn Write) -> Result<()> {
 
 /// One run: builds the config's components, loads its market data, and writes the
 /// resolved config and the data under `out/<id>/`.
-fn run_one(point: &SweepPoint, out: &Path) -> Result<RunSummary> {
+fn run_one(types: &Registries, point: &SweepPoint, out: &Path) -> Result<RunSummary> {
     let start = Instant::now();
-    let components = kf_system::build(&point.config)?;
+    let components = kf_system::build_with(types, &point.config)?;
     let id = point.config.id();
     let dir = out.join(&id);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
