@@ -87,6 +87,11 @@ impl<T, F: ?Sized> Registry<T, F> {
         self.entries.get(name).map(|e| &e.doc)
     }
 
+    /// The documentation of `name`, to amend (an example added after registering).
+    pub fn doc_mut(&mut self, name: &str) -> Option<&mut TypeDoc> {
+        self.entries.get_mut(name).map(|e| &mut e.doc)
+    }
+
     /// Every registered type with its documentation, by name.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &TypeDoc)> {
         self.entries.iter().map(|(k, e)| (k.as_str(), &e.doc))

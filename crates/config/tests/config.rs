@@ -437,3 +437,116 @@ fn section_validation_errors_point_at_the_value() {
     assert_eq!(e.to_string(), "configs/x.toml:1: ema: cannot open the data");
     assert_eq!(std::error::Error::source(&e).unwrap().to_string(), "gone");
 }
+
+/// Parameters of a made-up type, to hold [`TypeDoc::params_of`] to its serde struct.
+#[derive(serde::Serialize, serde::Deserialize, kf_config::schemars::JsonSchema)]
+#[schemars(crate = "kf_config::schemars")]
+#[serde(default)]
+struct Knobs {
+    /// How many rows
+    /// to look back.
+    window: u32,
+    /// A scale.
+    scale: f64,
+    /// Where to read from.
+    source: Option<String>,
+    /// The side.
+    side: Side,
+    /// Names.
+    names: Vec<String>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, kf_config::schemars::JsonSchema)]
+#[schemars(crate = "kf_config::schemars")]
+#[serde(rename_all = "snake_case")]
+enum Side {
+    /// Buy.
+    Long,
+    /// Sell.
+    Short,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Knobs {
+            window: 20,
+            scale: 0.5,
+            source: None,
+            side: Side::Long,
+            names: vec!["a".into()],
+        }
+    }
+}
+
+#[test]
+fn a_type_doc_lists_the_structs_fields_with_types_defaults_and_docs() {
+    let doc = kf_config::TypeDoc::new("a knob box").params_of::<Knobs>();
+    assert_eq!(
+        doc.param_names(),
+        ["window", "scale", "source", "side", "names"]
+    );
+    let text = doc.render("widget", "knobs");
+    assert_eq!(
+        text,
+        "knobs (widget): a knob box\n\
+         parameters:\n  \
+           window: integer = 20\n      How many rows to look back.\n  \
+           scale: number = 0.5\n      A scale.\n  \
+           source: string (optional, no default)\n      Where to read from.\n  \
+           side: one of \"long\", \"short\" = \"long\"\n      The side.\n  \
+           names: array of string = [\"a\"]\n      Names.\n"
+    );
+}
+
+#[test]
+fn asked_keys_are_the_keys_a_builder_reads_present_or_not() {
+    let c = cfg("[k]\nwindow = 3\nextra = 1\n");
+    let s = c.section("k").unwrap();
+    let _: Knobs = s.deserialize().unwrap();
+    let _ = s.get_opt::<String>("alone").unwrap();
+    let _ = s.get_or("deep.inner", 1i64).unwrap();
+    assert_eq!(
+        c.asked_keys("k"),
+        [
+            "alone", "deep", "names", "scale", "side", "source", "window"
+        ]
+    );
+    assert!(c.asked_keys("other").is_empty());
+    // `extra` was not asked for, so it stays unread.
+    assert!(
+        c.check_all_used()
+            .unwrap_err()
+            .to_string()
+            .contains("k.extra")
+    );
+}
+
+#[test]
+fn closest_suggests_typos_and_missing_prefixes_only() {
+    let names = ["close", "volume", "vwap.ret_0", "vwap.ret_0.vol"];
+    assert_eq!(kf_config::closest("closee", names), Some("close"));
+    assert_eq!(kf_config::closest("volme", names), Some("volume"));
+    assert_eq!(
+        kf_config::closest("ret_0", ["vwap.ret_0", "twap"]),
+        Some("vwap.ret_0")
+    );
+    assert_eq!(
+        kf_config::closest("vwap.ret_0.voll", names),
+        Some("vwap.ret_0.vol")
+    );
+    assert_eq!(kf_config::closest("prediction", names), None);
+    // An exact name is not a suggestion for itself.
+    assert_eq!(kf_config::closest("close", ["close"]), None);
+}
+
+#[test]
+fn an_unknown_type_close_to_a_known_one_is_suggested() {
+    let r = registry();
+    let c = cfg("[data]\ntype = \"synthetc\"\n");
+    let e = r.build(&c.section("data").unwrap()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "configs/x.toml:2: data.type: unknown market data source type \"synthetc\"; known \
+         types: csv, synthetic (did you mean \"synthetic\"?)"
+    );
+}

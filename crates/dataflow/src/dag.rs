@@ -597,6 +597,9 @@ impl Dag {
                 node: node.id().clone(),
                 direction,
                 port: port.to_string(),
+                hint: kf_config::closest(port, ports.iter().map(String::as_str))
+                    .map(|c| format!(" (did you mean `{c}`?)"))
+                    .unwrap_or_default(),
                 ports: if ports.is_empty() {
                     "none".into()
                 } else {

@@ -24,7 +24,7 @@ pub enum DataflowError {
         known: String,
     },
     /// A port name that the node does not have.
-    #[error("node `{node}` has no {direction} port `{port}`; its {direction} ports: {ports}")]
+    #[error("node `{node}` has no {direction} port `{port}`; its {direction} ports: {ports}{hint}")]
     UnknownPort {
         /// The node.
         node: NodeId,
@@ -34,6 +34,8 @@ pub enum DataflowError {
         port: String,
         /// The ports it has.
         ports: String,
+        /// ` (did you mean `df_in`?)` when one of them is close, else empty.
+        hint: String,
     },
     /// An input port that already has an edge into it.
     #[error(

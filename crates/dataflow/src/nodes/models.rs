@@ -635,5 +635,8 @@ pub(crate) fn register(r: &mut NodeTypes) -> kf_config::Result<()> {
             Ok(SmaModel::new(p))
         },
     )?;
+    if let Some(d) = r.doc_mut("linear_regression") {
+        d.example = "x_vars = [\"open\"]\ny_vars = [\"close\"]".into();
+    }
     Ok(())
 }

@@ -103,6 +103,7 @@ impl Node for MarketDataSource {
 #[derive(Clone, Debug)]
 pub struct FrameSource {
     id: NodeId,
+    kind: &'static str,
     frame: Frame,
 }
 
@@ -111,8 +112,15 @@ impl FrameSource {
     pub fn new(id: impl Into<String>, frame: Frame) -> FrameSource {
         FrameSource {
             id: NodeId(id.into()),
+            kind: "frame",
             frame,
         }
+    }
+
+    /// The same source under another type name (`arma`: a generated frame).
+    pub fn with_kind(mut self, kind: &'static str) -> FrameSource {
+        self.kind = kind;
+        self
     }
 }
 
@@ -121,7 +129,7 @@ impl Node for FrameSource {
         &self.id
     }
     fn kind(&self) -> &str {
-        "frame"
+        self.kind
     }
     fn inputs(&self) -> Vec<String> {
         Vec::new()
@@ -306,7 +314,7 @@ pub(crate) fn register(r: &mut NodeTypes) -> kf_config::Result<()> {
         Box::new(|s: &Section<'_>, _: &BuildContext<'_>| {
             let p: ArmaParams = s.deserialize()?;
             let frame = arma_frame(&p).map_err(|e| s.build_error("generating ARMA data", e))?;
-            Ok(Box::new(FrameSource::new(node_id(s), frame)) as Box<dyn Node>)
+            Ok(Box::new(FrameSource::new(node_id(s), frame).with_kind("arma")) as Box<dyn Node>)
         }),
     )?;
     Ok(())

@@ -546,5 +546,12 @@ pub(crate) fn register(r: &mut NodeTypes) -> kf_config::Result<()> {
             Ok(WeightedSum(p))
         },
     )?;
+    if let Some(d) = r.doc_mut("combine_columns") {
+        d.example =
+            "term1 = \"close\"\nterm2 = \"open\"\noperation = \"div\"\nout_col = \"ratio\"".into();
+    }
+    if let Some(d) = r.doc_mut("weighted_sum") {
+        d.example = "weights = { close = 1.0, open = -1.0 }\nout_col = \"spread\"".into();
+    }
     Ok(())
 }

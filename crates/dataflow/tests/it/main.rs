@@ -11,3 +11,4 @@ mod peeking;
 mod resample;
 mod runners;
 mod tiling;
+mod types;

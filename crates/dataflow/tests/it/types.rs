@@ -1,0 +1,182 @@
+//! The registries' declarations held to the code: every node type's documented
+//! parameters are exactly the keys its builder asks the config for, and every
+//! node's declared output features are exactly the features it outputs.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use kf_config::Config;
+use kf_dataflow::{DF_OUT, DataflowTypes, Keep, Phase, RunContext, RunOptions};
+use kf_datapull::MarketData;
+
+fn config(name: &str) -> Config {
+    let path = format!("{}/../../configs/{name}", env!("CARGO_MANIFEST_DIR"));
+    Config::from_file(&path).unwrap()
+}
+
+/// The keys a type's builder asked for under `path`, without `type`.
+fn asked(config: &Config, path: &str) -> BTreeSet<String> {
+    config
+        .asked_keys(path)
+        .into_iter()
+        .filter(|k| k != "type")
+        .collect()
+}
+
+#[test]
+fn every_node_type_documents_exactly_the_keys_it_reads() {
+    let types = DataflowTypes::default();
+    let market = Config::from_toml_str("[md]\ntype = \"synthetic\"\n", "md.toml").unwrap();
+    let md: Arc<dyn MarketData> = types.data.view(&market.section("md").unwrap()).unwrap();
+    // `frame` reads a Parquet file: give it one.
+    let dir = tempfile::tempdir().unwrap();
+    let frame_file = dir.path().join("frame.parquet");
+    kf_frame::Frame::new(
+        vec![1],
+        vec![1],
+        vec!["A".into()],
+        vec![("x".into(), vec![1.0])],
+    )
+    .unwrap()
+    .write_parquet(&frame_file)
+    .unwrap();
+    let names = types.nodes.names();
+    assert!(names.len() >= 20, "{names:?}");
+    for name in names {
+        let doc = types.nodes.doc(name).unwrap();
+        let example = if name == "frame" {
+            format!("path = {:?}", frame_file.display().to_string())
+        } else {
+            doc.example.clone()
+        };
+        let toml = format!("[dag.nodes.n]\ntype = \"{name}\"\n{example}\n");
+        let config = Config::from_toml_str(&toml, "n.toml").unwrap();
+        let node = types
+            .node(&config.section("dag.nodes.n").unwrap(), Some(&md))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(node.kind(), name);
+        config.check_all_used().unwrap();
+        let documented: BTreeSet<String> =
+            doc.param_names().into_iter().map(String::from).collect();
+        assert_eq!(
+            asked(&config, "dag.nodes.n"),
+            documented,
+            "node type `{name}`"
+        );
+        // Every documented key is accepted: writing each at its default (where it
+        // has one) leaves nothing unread.
+        let mut full = toml.clone();
+        for p in &doc.params {
+            if let Some(d) = &p.default
+                && !example.contains(&format!("{} =", p.name))
+            {
+                full.push_str(&format!("{} = {d}\n", p.name));
+            }
+        }
+        let config = Config::from_toml_str(&full, "n.toml").unwrap();
+        types
+            .node(&config.section("dag.nodes.n").unwrap(), Some(&md))
+            .unwrap_or_else(|e| panic!("{name} with every default written out: {e}\n{full}"));
+        config
+            .check_all_used()
+            .unwrap_or_else(|e| panic!("{name}: {e}\n{full}"));
+    }
+}
+
+#[test]
+fn every_dag_builder_and_data_type_documents_exactly_the_keys_it_reads() {
+    let types = DataflowTypes::default();
+    for name in types.dags.names() {
+        let doc = types.dags.doc(name).unwrap();
+        let toml = format!(
+            "[md]\ntype = \"synthetic\"\n[dag]\ntype = \"{name}\"\n{}\n",
+            doc.example
+        );
+        let config = Config::from_toml_str(&toml, "d.toml").unwrap();
+        let md = types.data.view(&config.section("md").unwrap()).unwrap();
+        types
+            .dag(&config.section("dag").unwrap(), Some(&md))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let documented: BTreeSet<String> =
+            doc.param_names().into_iter().map(String::from).collect();
+        assert_eq!(asked(&config, "dag"), documented, "DAG builder `{name}`");
+    }
+    for name in ["synthetic", "replayed", "stitched"] {
+        let doc = types
+            .data
+            .sources
+            .doc(name)
+            .or_else(|| types.data.views.doc(name))
+            .unwrap();
+        let toml = format!("[md]\ntype = \"{name}\"\n{}\n", doc.example);
+        let config = Config::from_toml_str(&toml, "m.toml").unwrap();
+        types
+            .data
+            .view(&config.section("md").unwrap())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        config.check_all_used().unwrap();
+        let documented: BTreeSet<String> =
+            doc.param_names().into_iter().map(String::from).collect();
+        assert_eq!(
+            asked(&config, "md"),
+            documented,
+            "market data type `{name}`"
+        );
+    }
+}
+
+#[test]
+fn every_library_node_declares_the_features_it_outputs() {
+    let config = config("library.toml");
+    let types = DataflowTypes::default();
+    let root = config.root();
+    let md = types
+        .data
+        .view(&root.section("market_data").unwrap())
+        .unwrap();
+    let mut dag = types.dag(&root.section("dag").unwrap(), Some(&md)).unwrap();
+    let schema = dag.features().unwrap();
+    let opts = RunOptions {
+        keep: Keep::All,
+        ..RunOptions::default()
+    };
+    let out = dag.run(&RunContext::new(Phase::Fit, None), &opts).unwrap();
+    let mut checked = 0;
+    for id in dag.topological_order() {
+        let declared = schema[&id]
+            .as_ref()
+            .unwrap_or_else(|| panic!("node `{id}` declares no features"));
+        let actual = out.df_out(id.as_str()).unwrap().features();
+        assert_eq!(declared[DF_OUT].as_slice(), actual, "node `{id}`");
+        checked += 1;
+    }
+    assert!(checked > 15, "{checked}");
+}
+
+#[test]
+fn mock1_declares_the_features_it_outputs() {
+    let config = config("mock1.toml");
+    let types = DataflowTypes::default();
+    let root = config.root();
+    let md = types
+        .data
+        .view(&root.section("market_data").unwrap())
+        .unwrap();
+    let mut dag = types.dag(&root.section("dag").unwrap(), Some(&md)).unwrap();
+    let schema = dag.features().unwrap();
+    let opts = RunOptions {
+        keep: Keep::All,
+        ..RunOptions::default()
+    };
+    let out = dag
+        .run(&RunContext::new(Phase::Predict, None), &opts)
+        .unwrap();
+    for id in dag.topological_order() {
+        let declared = schema[&id].as_ref().unwrap();
+        assert_eq!(
+            declared[DF_OUT].as_slice(),
+            out.df_out(id.as_str()).unwrap().features(),
+            "node `{id}`"
+        );
+    }
+}
