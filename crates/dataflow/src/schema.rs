@@ -68,7 +68,7 @@ impl Dag {
     /// # Errors
     /// [`ColumnError`] for the first node (in topological order) that names a
     /// feature its input lacks.
-    pub fn features(&self) -> Result<Schema, ColumnError> {
+    pub fn features(&self) -> Result<Schema, Box<ColumnError>> {
         let mut schema = Schema::new();
         for id in self.topological_order() {
             let Ok(node) = self.node(id.as_str()) else {

@@ -13,6 +13,7 @@
 use std::fmt::Debug;
 
 use kf_config::{Registry, Section, TypeDoc};
+use kf_dataflow::nodes::cross_section::{normal_quantile, uniform_ranks};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -74,8 +75,12 @@ impl Default for CrossSectionalParams {
 #[derive(Debug)]
 pub struct CrossSectional {
     params: CrossSectionalParams,
-    // Scratch reused across decisions: valid asset indices, then their weights.
+    // Scratch reused across decisions: valid asset indices, their forecasts, their
+    // uniform ranks, the ranking's own scratch, then every asset's weight.
     order: Vec<usize>,
+    values: Vec<f64>,
+    ranks: Vec<f64>,
+    idx: Vec<usize>,
     weight: Vec<f64>,
 }
 
@@ -85,6 +90,9 @@ impl CrossSectional {
         CrossSectional {
             params,
             order: Vec::new(),
+            values: Vec::new(),
+            ranks: Vec::new(),
+            idx: Vec::new(),
             weight: Vec::new(),
         }
     }
@@ -114,14 +122,19 @@ impl ForecastProcessor for CrossSectional {
         if n == 0 {
             return;
         }
-        // Rank by forecast, ties broken by asset order, so the result is deterministic.
-        let f = input.forecast;
-        self.order
-            .sort_by(|&a, &b| f[a].total_cmp(&f[b]).then(a.cmp(&b)));
+        // Rank by forecast with the project's one tie rule (tied forecasts share
+        // their mean rank, so they get the same weight) and normal scores, as the
+        // `gaussian_rank` node does.
+        self.values.clear();
+        self.values
+            .extend(self.order.iter().map(|&i| input.forecast[i]));
+        self.ranks.clear();
+        self.ranks.resize(n, f64::NAN);
+        uniform_ranks(&self.values, &mut self.ranks, &mut self.idx);
         self.weight.clear();
         self.weight.resize(orders.len(), 0.0);
-        for (rank, &i) in self.order.iter().enumerate() {
-            let z = inverse_normal_cdf((rank as f64 + 0.5) / n as f64);
+        for (k, &i) in self.order.iter().enumerate() {
+            let z = normal_quantile(self.ranks[k]);
             self.weight[i] = match input.volatility {
                 Some(v) => z / (v[i] * v[i]),
                 None => z,
@@ -305,66 +318,6 @@ impl ForecastProcessor for Threshold {
     }
 }
 
-/// The inverse of the standard normal distribution function, for `p` in (0, 1).
-///
-/// Acklam's rational approximation (relative error below 1.2e-9), which is ample for
-/// ranking: both the system and the research evaluator call this same function.
-pub fn inverse_normal_cdf(p: f64) -> f64 {
-    const A: [f64; 6] = [
-        -3.969_683_028_665_376e1,
-        2.209_460_984_245_205e2,
-        -2.759_285_104_469_687e2,
-        1.383_577_518_672_69e2,
-        -3.066_479_806_614_716e1,
-        2.506_628_277_459_239,
-    ];
-    const B: [f64; 5] = [
-        -5.447_609_879_822_406e1,
-        1.615_858_368_580_409e2,
-        -1.556_989_798_598_866e2,
-        6.680_131_188_771_972e1,
-        -1.328_068_155_288_572e1,
-    ];
-    const C: [f64; 6] = [
-        -7.784_894_002_430_293e-3,
-        -3.223_964_580_411_365e-1,
-        -2.400_758_277_161_838,
-        -2.549_732_539_343_734,
-        4.374_664_141_464_968,
-        2.938_163_982_698_783,
-    ];
-    const D: [f64; 4] = [
-        7.784_695_709_041_462e-3,
-        3.224_671_290_700_398e-1,
-        2.445_134_137_142_996,
-        3.754_408_661_907_416,
-    ];
-    const LOW: f64 = 0.024_25;
-    if !(p > 0.0 && p < 1.0) {
-        return if p == 0.0 {
-            f64::NEG_INFINITY
-        } else if p == 1.0 {
-            f64::INFINITY
-        } else {
-            f64::NAN
-        };
-    }
-    let tail = |q: f64| {
-        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
-            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
-    };
-    if p < LOW {
-        tail((-2.0 * p.ln()).sqrt())
-    } else if p > 1.0 - LOW {
-        -tail((-2.0 * (1.0 - p).ln()).sqrt())
-    } else {
-        let q = p - 0.5;
-        let r = q * q;
-        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
-            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
-    }
-}
-
 /// Forecast processors by name, for `[system.processor] type = "..."`.
 pub type ProcessorTypes = Registry<Box<dyn ForecastProcessor>>;
 
@@ -432,8 +385,35 @@ mod tests {
             (0.001, -3.090_232_306_167_813),
             (0.01, -2.326_347_874_040_841),
         ] {
-            assert!((inverse_normal_cdf(p) - z).abs() < 1e-8, "p {p}");
+            assert!((normal_quantile(p) - z).abs() < 1e-8, "p {p}");
         }
-        assert!(inverse_normal_cdf(1.5).is_nan());
+        assert!(normal_quantile(1.5).is_nan());
+    }
+
+    #[test]
+    fn tied_forecasts_get_the_same_target_as_in_the_gaussian_rank_node() {
+        let mut p = CrossSectional::new(CrossSectionalParams {
+            target_gmv: 1000.0,
+            dollar_neutral: false,
+            max_holding: None,
+            max_trade: None,
+        });
+        let mut orders = vec![f64::NAN; 4];
+        p.orders(
+            &Decide {
+                forecast: &[1.0, 1.0, 2.0, 0.0],
+                volatility: None,
+                price: &[1.0; 4],
+                holdings: &[0.0; 4],
+            },
+            &mut orders,
+        );
+        // Ranks 2.5, 2.5, 4, 1 of 4: uniform 0.5, 0.5, 0.875, 0.125; normal scores 0,
+        // 0, z, -z; half the gross on each tail. (With ties broken by asset order the
+        // two tied assets would get the scores of 0.375 and 0.625: opposite signs.)
+        assert_eq!(orders[0], 0.0);
+        assert_eq!(orders[1], 0.0);
+        assert!((orders[2] - 500.0).abs() < 1e-9, "{orders:?}");
+        assert!((orders[3] + 500.0).abs() < 1e-9, "{orders:?}");
     }
 }

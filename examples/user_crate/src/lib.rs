@@ -59,8 +59,11 @@ pub fn registries() -> Result<Registries, ConfigError> {
             .params_of::<RsiContrarianParams>(),
         |s| {
             let p: RsiContrarianParams = s.deserialize()?;
-            if !(p.lower < p.upper) {
-                return Err(s.invalid("lower", "must be below `upper`"));
+            if !(p.lower.is_finite() && p.upper.is_finite()) || p.lower >= p.upper {
+                return Err(s.invalid(
+                    "lower",
+                    "`lower` and `upper` must be finite, with `lower` below `upper`",
+                ));
             }
             if !(p.shares.is_finite() && p.shares > 0.0) {
                 return Err(s.invalid("shares", "must be a positive number"));

@@ -51,7 +51,7 @@ impl ForecastProcessor for RsiContrarian {
         for (i, order) in orders.iter_mut().enumerate() {
             let (f, p) = (input.forecast[i], input.price[i]);
             *order = 0.0;
-            if !f.is_finite() || !(p.is_finite() && p > 0.0) {
+            if !(f.is_finite() && p.is_finite() && p > 0.0) {
                 continue;
             }
             let target = if f < self.params.lower {

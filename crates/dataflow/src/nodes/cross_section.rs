@@ -56,7 +56,13 @@ impl CrossSectional {
 
 /// Average ranks (1-based) of the present values of `row`, written to `out`
 /// (`(rank - 0.5) / n`); NaN stays NaN. `idx` is scratch space.
-fn uniform_ranks(row: &[f64], out: &mut [f64], idx: &mut Vec<usize>) {
+///
+/// The project's one tie rule for ranks: tied values share the mean of their ranks
+/// (pandas' `rank(method="average")`), so tied inputs get equal outputs. The
+/// `uniform_rank` and `gaussian_rank` nodes and the `cross_sectional` forecast
+/// processor all rank through this function, and map ranks to normal scores with
+/// [`normal_quantile`].
+pub fn uniform_ranks(row: &[f64], out: &mut [f64], idx: &mut Vec<usize>) {
     idx.clear();
     idx.extend((0..row.len()).filter(|&i| !row[i].is_nan()));
     idx.sort_by(|&a, &b| row[a].total_cmp(&row[b]));

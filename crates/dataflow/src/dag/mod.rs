@@ -1,19 +1,20 @@
-//! The [`Dag`]: nodes connected port to port on a petgraph graph, run in topological
-//! order (independent nodes in parallel), with per-node timing.
+//! The [`Dag`]: nodes connected port to port on a petgraph graph. This module
+//! builds and inspects the graph and keeps its schedule (the topological order,
+//! computed once per change of the graph, not once per run); [`run`] runs it.
+
+mod run;
+
+pub use run::{Keep, NodeTiming, RunOptions, RunResult};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
 
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
-use rayon::prelude::*;
 
 use crate::error::{DataflowError, Result};
 use crate::node::{DF_IN, DF_OUT, Node, NodeId, Ports, RunContext};
-
-/// A node to run in a level, with its index.
-type Slot<'a> = (usize, &'a mut Box<dyn Node>);
 
 /// An edge: which output port of the source feeds which input port of the target.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,6 +35,10 @@ pub struct Dag {
     graph: DiGraph<NodeId, Edge>,
     nodes: Vec<Box<dyn Node>>,
     index: HashMap<NodeId, NodeIndex>,
+    /// The topological order, computed on first use after the graph last changed
+    /// (a streaming run calls [`Dag::run`] once per bar; the order is the same each
+    /// time).
+    schedule: OnceLock<Vec<NodeIndex>>,
 }
 
 impl std::fmt::Debug for Dag {
@@ -51,76 +56,6 @@ impl Default for Dag {
     }
 }
 
-/// Which outputs a run keeps and returns (the others are dropped as soon as every
-/// consumer has run, so a long chain does not hold every intermediate frame).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum Keep {
-    /// The sinks' outputs (or the target's, for a partial run).
-    #[default]
-    Sinks,
-    /// Every node's outputs.
-    All,
-    /// The sinks' and these nodes' outputs.
-    Nodes(BTreeSet<NodeId>),
-}
-
-/// How to run a DAG.
-#[derive(Clone, Debug, Default)]
-pub struct RunOptions {
-    /// Run only this node and what it depends on.
-    pub up_to: Option<NodeId>,
-    /// Run independent nodes in parallel on rayon (results do not depend on it).
-    pub parallel: bool,
-    /// Which outputs to return.
-    pub keep: Keep,
-}
-
-/// Wall time and output size of one node's call.
-#[derive(Clone, Debug, PartialEq)]
-pub struct NodeTiming {
-    /// The node.
-    pub node: NodeId,
-    /// Its type.
-    pub kind: String,
-    /// Wall time of its call.
-    pub wall: Duration,
-    /// Rows of its (first) output.
-    pub rows: usize,
-    /// Values (rows x assets x features) over all its outputs.
-    pub cells: usize,
-}
-
-/// What a run returns: the kept outputs by node, and one timing per node run, in
-/// topological order.
-#[derive(Clone, Debug, Default)]
-pub struct RunResult {
-    /// Outputs of the kept nodes.
-    pub outputs: BTreeMap<NodeId, Ports>,
-    /// One entry per node run.
-    pub timings: Vec<NodeTiming>,
-}
-
-impl RunResult {
-    /// The frame on `node`'s `df_out` port.
-    ///
-    /// # Errors
-    /// [`DataflowError::UnknownNode`] when that node's outputs were not kept.
-    pub fn df_out(&self, node: &str) -> Result<&kf_frame::Frame> {
-        self.outputs
-            .get(&NodeId::from(node))
-            .and_then(|p| p.get(DF_OUT))
-            .ok_or_else(|| DataflowError::UnknownNode {
-                node: node.to_string(),
-                known: self
-                    .outputs
-                    .keys()
-                    .map(|n| n.0.clone())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
-    }
-}
-
 impl Dag {
     /// An empty DAG.
     pub fn new() -> Dag {
@@ -128,6 +63,7 @@ impl Dag {
             graph: DiGraph::new(),
             nodes: Vec::new(),
             index: HashMap::new(),
+            schedule: OnceLock::new(),
         }
     }
 
@@ -140,6 +76,7 @@ impl Dag {
         if self.index.contains_key(&id) {
             return Err(DataflowError::DuplicateId(id));
         }
+        self.schedule = OnceLock::new();
         let ix = self.graph.add_node(id.clone());
         debug_assert_eq!(ix.index(), self.nodes.len());
         self.nodes.push(node);
@@ -178,6 +115,7 @@ impl Dag {
                 cycle: names.join(" -> "),
             });
         }
+        self.schedule = OnceLock::new();
         self.graph.add_edge(
             src,
             dst,
@@ -334,8 +272,8 @@ impl Dag {
     /// order is the same on every run).
     pub fn topological_order(&self) -> Vec<NodeId> {
         self.order()
-            .into_iter()
-            .map(|i| self.graph[i].clone())
+            .iter()
+            .map(|&i| self.graph[i].clone())
             .collect()
     }
 
@@ -372,200 +310,6 @@ impl Dag {
             n.load_state(bytes).map_err(|e| e.in_node(id, n.kind()))?;
         }
         Ok(())
-    }
-
-    /// Runs every node (or those `opts.up_to` needs) in topological order, passing
-    /// `ctx` to each. A run is one call in the sense of the [`Node`] contract: it
-    /// continues from the state the previous run carried out (so consecutive runs
-    /// over consecutive tiles continue each other); call [`Dag::reset`] to start afresh. Independent nodes run in parallel when `opts.parallel`; each
-    /// node is deterministic, so the outputs do not depend on the schedule.
-    ///
-    /// # Errors
-    /// [`DataflowError::Dangling`] for an input port with no edge; the first failing
-    /// node's error wrapped in [`DataflowError::Node`].
-    pub fn run(&mut self, ctx: &RunContext, opts: &RunOptions) -> Result<RunResult> {
-        let order = self.order();
-        let wanted: Vec<bool> = match &opts.up_to {
-            None => vec![true; self.nodes.len()],
-            Some(id) => self.ancestors_of(self.ix(id.as_str())?),
-        };
-        let order: Vec<NodeIndex> = order.into_iter().filter(|i| wanted[i.index()]).collect();
-        for &ix in &order {
-            for port in self.nodes[ix.index()].inputs() {
-                let fed = self
-                    .graph
-                    .edges_directed(ix, Direction::Incoming)
-                    .any(|e| e.weight().to_port == port);
-                if !fed {
-                    return Err(DataflowError::Dangling {
-                        node: self.graph[ix].clone(),
-                        port,
-                    });
-                }
-            }
-        }
-        let keep = self.kept(&order, opts);
-        // Levels: a node runs after every node it depends on.
-        let mut depth = vec![0usize; self.nodes.len()];
-        for &ix in &order {
-            depth[ix.index()] = self
-                .graph
-                .neighbors_directed(ix, Direction::Incoming)
-                .map(|p| depth[p.index()] + 1)
-                .max()
-                .unwrap_or(0);
-        }
-        let mut levels: BTreeMap<usize, Vec<NodeIndex>> = BTreeMap::new();
-        for &ix in &order {
-            levels.entry(depth[ix.index()]).or_default().push(ix);
-        }
-        let mut pending: Vec<usize> = (0..self.nodes.len())
-            .map(|i| {
-                self.graph
-                    .neighbors_directed(NodeIndex::new(i), Direction::Outgoing)
-                    .filter(|s| wanted[s.index()])
-                    .count()
-            })
-            .collect();
-        let mut outputs: Vec<Option<Ports>> = (0..self.nodes.len()).map(|_| None).collect();
-        let mut timings = Vec::with_capacity(order.len());
-        for level in levels.values() {
-            let mut jobs: Vec<(NodeIndex, Ports)> = Vec::with_capacity(level.len());
-            for &ix in level {
-                let mut ports = Ports::new();
-                for e in self.graph.edges_directed(ix, Direction::Incoming) {
-                    let w = e.weight();
-                    let frame = outputs[e.source().index()]
-                        .as_ref()
-                        .and_then(|p| p.get(&w.from_port))
-                        .ok_or_else(|| {
-                            DataflowError::invalid(format!(
-                                "node `{}` gave no frame on its output port `{}`, which feeds `{}`",
-                                self.graph[e.source()],
-                                w.from_port,
-                                self.graph[ix]
-                            ))
-                        })?;
-                    ports.insert(w.to_port.clone(), frame.clone());
-                }
-                jobs.push((ix, ports));
-            }
-            let in_level: Vec<bool> = {
-                let mut v = vec![false; self.nodes.len()];
-                for &ix in level {
-                    v[ix.index()] = true;
-                }
-                v
-            };
-            let mut runnable: Vec<Slot<'_>> = self
-                .nodes
-                .iter_mut()
-                .enumerate()
-                .filter(|(i, _)| in_level[*i])
-                .collect();
-            // `jobs` and `runnable` are both in node-index order within the level.
-            jobs.sort_by_key(|(ix, _)| ix.index());
-            let work: Vec<(&mut Slot<'_>, Ports)> = runnable
-                .iter_mut()
-                .zip(jobs.into_iter().map(|(_, p)| p))
-                .collect();
-            let run_one = |(slot, ports): (&mut Slot<'_>, Ports)| {
-                let node = &mut slot.1;
-                let span = tracing::info_span!("node", id = %node.id(), kind = node.kind());
-                let _guard = span.enter();
-                let start = Instant::now();
-                let out = node
-                    .run(ctx, &ports)
-                    .map_err(|e| e.in_node(node.id(), node.kind()))?;
-                let wall = start.elapsed();
-                drop(ports);
-                let rows = out.values().next().map_or(0, |f| f.n_rows());
-                let cells = out
-                    .values()
-                    .map(|f| f.n_rows() * f.n_assets() * f.n_features())
-                    .sum();
-                tracing::debug!(wall_us = wall.as_micros() as u64, rows, cells, "node done");
-                Ok::<_, DataflowError>((
-                    slot.0,
-                    out,
-                    NodeTiming {
-                        node: node.id().clone(),
-                        kind: node.kind().to_string(),
-                        wall,
-                        rows,
-                        cells,
-                    },
-                ))
-            };
-            let done: Vec<Result<(usize, Ports, NodeTiming)>> = if opts.parallel && work.len() > 1 {
-                work.into_par_iter().map(run_one).collect()
-            } else {
-                work.into_iter().map(run_one).collect()
-            };
-            for r in done {
-                let (i, out, timing) = r?;
-                let declared = self.nodes[i].outputs();
-                if let Some(port) = declared.iter().find(|p| !out.contains_key(*p)) {
-                    return Err(DataflowError::invalid(format!(
-                        "gave no frame on its declared output port `{port}`"
-                    ))
-                    .in_node(self.nodes[i].id(), self.nodes[i].kind()));
-                }
-                outputs[i] = Some(out);
-                timings.push(timing);
-            }
-            // Drop what no later node needs.
-            for &ix in level {
-                for p in self.graph.neighbors_directed(ix, Direction::Incoming) {
-                    let p = p.index();
-                    pending[p] = pending[p].saturating_sub(1);
-                    if pending[p] == 0 && !keep[p] {
-                        outputs[p] = None;
-                    }
-                }
-            }
-        }
-        let outputs = outputs
-            .into_iter()
-            .enumerate()
-            .filter(|(i, o)| keep[*i] && o.is_some())
-            .filter_map(|(i, o)| o.map(|o| (self.graph[NodeIndex::new(i)].clone(), o)))
-            .collect();
-        Ok(RunResult { outputs, timings })
-    }
-
-    fn kept(&self, order: &[NodeIndex], opts: &RunOptions) -> Vec<bool> {
-        let mut keep = vec![false; self.nodes.len()];
-        match &opts.up_to {
-            Some(id) => {
-                if let Some(ix) = self.index.get(id) {
-                    keep[ix.index()] = true;
-                }
-            }
-            None => {
-                for s in self.sinks() {
-                    if let Some(ix) = self.index.get(&s) {
-                        keep[ix.index()] = true;
-                    }
-                }
-            }
-        }
-        match &opts.keep {
-            Keep::Sinks => {}
-            Keep::All => {
-                for ix in order {
-                    keep[ix.index()] = true;
-                }
-            }
-            Keep::Nodes(ids) => {
-                for id in ids {
-                    if let Some(ix) = self.index.get(id) {
-                        keep[ix.index()] = true;
-                    }
-                }
-            }
-        }
-        keep
     }
 
     fn ix(&self, id: &str) -> Result<NodeIndex> {
@@ -637,8 +381,13 @@ impl Dag {
         None
     }
 
+    /// The schedule: the topological order, computed once per change of the graph.
+    fn order(&self) -> &[NodeIndex] {
+        self.schedule.get_or_init(|| self.kahn())
+    }
+
     /// Kahn's algorithm, taking the lowest index among ready nodes first.
-    fn order(&self) -> Vec<NodeIndex> {
+    fn kahn(&self) -> Vec<NodeIndex> {
         let n = self.nodes.len();
         let mut indegree: Vec<usize> = (0..n)
             .map(|i| {
@@ -681,9 +430,9 @@ impl Dag {
 
     fn ends(&self, dir: Direction) -> Vec<NodeId> {
         self.order()
-            .into_iter()
-            .filter(|&i| self.graph.neighbors_directed(i, dir).next().is_none())
-            .map(|i| self.graph[i].clone())
+            .iter()
+            .filter(|&&i| self.graph.neighbors_directed(i, dir).next().is_none())
+            .map(|&i| self.graph[i].clone())
             .collect()
     }
 
