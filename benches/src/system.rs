@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use kf_config::Config;
 use kf_system::System;
-use kf_system::broker::{CostModel, fill_orders};
+use kf_system::{CostModel, fill_orders};
 
 /// The Mock1 system config over `assets x bars` synthetic one-minute bars, deciding
 /// every `bar`.

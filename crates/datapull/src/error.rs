@@ -25,6 +25,18 @@ pub enum DataError {
         /// What is wrong, naming the dataset or column.
         message: String,
     },
+    /// The Arrow or Parquet library failed while writing a store: what was being
+    /// done, with the library's error kept as the source.
+    #[error("{}: {what}", path.display())]
+    StoreWrite {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What was being done.
+        what: &'static str,
+        /// The library's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A line of a text file could not be read: its place and what is wrong with it.
     #[error("{}:{line}: {message}", path.display())]
     Line {

@@ -22,21 +22,23 @@
 
 #![deny(missing_docs)]
 
-pub mod broker;
-pub mod engine;
-pub mod error;
-pub mod market;
+mod broker;
+mod engine;
+mod error;
+mod market;
 pub mod output;
-pub mod portfolio;
-pub mod processor;
+mod portfolio;
+mod processor;
 pub mod research;
-pub mod spec;
+mod spec;
 
+pub use broker::{CostModel, FillPrice, FillTotals, fill_orders};
 pub use engine::{Fills, Orders, System, SystemRun};
 pub use error::SystemError;
 pub use market::Market;
 pub use portfolio::{BarRecord, Stats};
-pub use spec::{ClockKind, SystemSpec};
+pub use processor::{CrossSectional, CrossSectionalParams, Decide, Threshold, ThresholdParams};
+pub use spec::{ClockKind, ClockSpec, SystemSpec};
 
 use std::sync::{Arc, OnceLock};
 

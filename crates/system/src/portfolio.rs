@@ -55,13 +55,6 @@ impl Portfolio {
         }
     }
 
-    /// Net asset value at the current marks. A holding in an asset never priced
-    /// cannot exist (fills need a price), so NaN marks only meet zero holdings and
-    /// are skipped.
-    pub fn nav(&self) -> f64 {
-        self.cash + self.exposures().1
-    }
-
     /// Gross and net market value at the current marks.
     pub fn exposures(&self) -> (f64, f64) {
         let (mut gmv, mut nmv) = (0.0, 0.0);

@@ -1,7 +1,7 @@
 //! The `rsi_contrarian` forecast processor.
 
+use kaizenflow::system::Decide;
 use kaizenflow::system::ForecastProcessor;
-use kaizenflow::system::processor::Decide;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

@@ -118,10 +118,23 @@ fn open_writer(
         .map_err(|e| parquet_err(path, e))
 }
 
-pub(super) fn parquet_err(path: &Path, e: impl std::fmt::Display) -> DataError {
+/// A library error while writing the store at `path`, kept as the source.
+pub(super) fn parquet_err(
+    path: &Path,
+    e: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> DataError {
+    DataError::StoreWrite {
+        path: path.to_path_buf(),
+        what: "writing the Parquet store failed",
+        source: e.into(),
+    }
+}
+
+/// A store that cannot be written as asked, for a reason of our own.
+fn store_err(path: &Path, message: &str) -> DataError {
     DataError::Store {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        message: message.to_string(),
     }
 }
 
@@ -215,11 +228,11 @@ pub fn write_long(
     let known = times(&batch, KNOWLEDGE_TS)?;
     let asset_col = batch
         .column_by_name(ASSET)
-        .ok_or_else(|| parquet_err(path, "the rows have no `asset` column"))?;
+        .ok_or_else(|| store_err(path, "the rows have no `asset` column"))?;
     let asset = cast(asset_col, &DataType::Utf8).map_err(FrameError::from)?;
     let asset = asset.as_string::<i32>();
     if asset.null_count() > 0 {
-        return Err(parquet_err(
+        return Err(store_err(
             path,
             "the `asset` column has nulls; every row needs an asset",
         ));
