@@ -21,6 +21,11 @@ mod jsonl;
 mod processor;
 mod rsi;
 
+/// The walk-through of this crate (`docs/extending.md`), whose code blocks run as
+/// this crate's doc tests.
+#[doc = include_str!("../../../docs/extending.md")]
+pub mod guide {}
+
 pub use jsonl::{JsonLines, JsonLinesParams};
 pub use processor::{RsiContrarian, RsiContrarianParams};
 pub use rsi::{Rsi, RsiParams};
