@@ -93,8 +93,8 @@ pub enum Memory {
     Row,
     /// A finite number of earlier rows (a rolling window, a lag).
     Rows(usize),
-    /// A finite span of earlier time, in nanoseconds (a time window, a resampling bin).
-    Duration(i64),
+    /// A finite span of earlier time (a time window, a resampling bin).
+    Duration(kf_frame::Duration),
     /// A recursive state handed from one tile to the next (an EMA).
     Carried,
     /// Every row since the start (a fit on the whole history): not tilable.

@@ -106,8 +106,12 @@ pub async fn wait_for_bar(
     // A bar cannot be known before it ends.
     clock.sleep_until(bar).await;
     let deadline = clock.now().saturating_add(opts.timeout);
-    let known =
-        || -> Result<bool> { Ok(view.data_for_interval(bar, bar, None, None)?.n_rows() > 0) };
+    let known = || -> Result<bool> {
+        Ok(view
+            .data_for_interval(Timestamp(bar), Timestamp(bar), None, None)?
+            .n_rows()
+            > 0)
+    };
     if known()? {
         return Ok(());
     }

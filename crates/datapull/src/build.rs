@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use kf_config::{ParamDoc, Registry, Result, Section, TypeDoc};
-use kf_frame::{Timestamp, parse_duration, parse_tz};
+use kf_frame::{Duration, Timestamp, parse_tz};
 
 use crate::clock::{Clock, ReplayClock, SimulatedClock, WallClock};
-use crate::market_data::{Historical, MarketData, Replayed, Stitched};
+use crate::market_data::{Historical, MarketData, ReplaySettings, Replayed, Stitched};
 use crate::{CsvParams, CsvSource, ParquetStore, Source, SyntheticBars, SyntheticParams, paths};
 
 /// The builder of a market data source from its config table.
@@ -246,9 +246,9 @@ fn build_hdf5(s: &Section<'_>) -> Result<Box<dyn Source>> {
     ))
 }
 
-fn duration_at(s: &Section<'_>, key: &str, default: &str) -> Result<i64> {
+fn duration_at(s: &Section<'_>, key: &str, default: &str) -> Result<Duration> {
     let text: String = s.get_or(key, default.to_string())?;
-    parse_duration(&text).map_err(|e| s.invalid(key, e.to_string()))
+    Duration::parse(&text).map_err(|e| s.invalid(key, e.to_string()))
 }
 
 /// A time at `key`, read in the zone at `tz` (default UTC).
@@ -335,10 +335,12 @@ fn build_replayed(s: &Section<'_>, types: &DataTypes) -> Result<Arc<dyn MarketDa
     let view = Replayed::new(
         Historical::new(Arc::from(source)),
         kind.clock(start),
-        duration_at(s, "delay", "0s")?,
-        duration_at(s, "freq", "1min")?,
-        duration_at(s, "offset", "0s")?,
-        duration_at(s, "poll", "1s")?,
+        ReplaySettings {
+            delay: duration_at(s, "delay", "0s")?,
+            freq: duration_at(s, "freq", "1min")?,
+            offset: duration_at(s, "offset", "0s")?,
+            poll: duration_at(s, "poll", "1s")?,
+        },
     )
     .map_err(|e| s.build_error("invalid replay settings", e))?;
     Ok(Arc::new(view))

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 
-use kf_frame::{Frame, Timestamp};
+use kf_frame::{Duration, Frame, Timestamp};
 
 use crate::clock::Clock;
 use crate::query::Query;
@@ -30,8 +30,8 @@ pub trait MarketData: Send + Sync + Debug {
     /// [`DataError::Query`] for an unknown asset or column; the store's read errors.
     fn data_for_interval(
         &self,
-        start: i64,
-        end: i64,
+        start: Timestamp,
+        end: Timestamp,
         assets: Option<&[String]>,
         columns: Option<&[String]>,
     ) -> Result<Frame>;
@@ -102,20 +102,25 @@ pub trait MarketData: Send + Sync + Debug {
 /// How a clockless view is released on a clock (see [`MarketData::on_clock`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReplaySettings {
-    /// Added to every row's knowledge time (ns).
-    pub delay: i64,
-    /// The bar period (ns).
-    pub freq: i64,
-    /// Where the bar grid starts, from the epoch (ns).
-    pub offset: i64,
-    /// How often to look again for a bar the store lacks (ns of clock time).
-    pub poll: i64,
+    /// Added to every row's knowledge time.
+    pub delay: Duration,
+    /// The bar period.
+    pub freq: Duration,
+    /// Where the bar grid starts, from the epoch.
+    pub offset: Duration,
+    /// How often to look again for a bar the store lacks (clock time).
+    pub poll: Duration,
 }
 
-fn query_for(start: i64, end: i64, assets: Option<&[String]>, columns: Option<&[String]>) -> Query {
+fn query_for(
+    start: Timestamp,
+    end: Timestamp,
+    assets: Option<&[String]>,
+    columns: Option<&[String]>,
+) -> Query {
     Query {
-        start: Some(start),
-        end: Some(end),
+        start: Some(start.nanos()),
+        end: Some(end.nanos()),
         assets: assets.map(<[String]>::to_vec),
         columns: columns.map(<[String]>::to_vec),
         as_of: None,
@@ -172,8 +177,8 @@ impl MarketData for Historical {
 
     fn data_for_interval(
         &self,
-        start: i64,
-        end: i64,
+        start: Timestamp,
+        end: Timestamp,
         assets: Option<&[String]>,
         columns: Option<&[String]>,
     ) -> Result<Frame> {
@@ -193,14 +198,7 @@ impl MarketData for Historical {
         clock: Arc<dyn Clock>,
         replay: &ReplaySettings,
     ) -> Result<Arc<dyn MarketData>> {
-        Ok(Arc::new(Replayed::new(
-            self.clone(),
-            clock,
-            replay.delay,
-            replay.freq,
-            replay.offset,
-            replay.poll,
-        )?))
+        Ok(Arc::new(Replayed::new(self.clone(), clock, *replay)?))
     }
 }
 
@@ -228,11 +226,15 @@ impl Replayed {
     pub fn new(
         historical: Historical,
         clock: Arc<dyn Clock>,
-        delay: i64,
-        freq: i64,
-        offset: i64,
-        poll: i64,
+        settings: ReplaySettings,
     ) -> Result<Replayed> {
+        let ReplaySettings {
+            delay,
+            freq,
+            offset,
+            poll,
+        } = settings;
+        let (delay, freq, offset, poll) = (delay.0, freq.0, offset.0, poll.0);
         let invalid = |key, message: &str| DataError::Invalid {
             source_kind: "replayed",
             key,
@@ -319,8 +321,8 @@ impl MarketData for Replayed {
 
     fn data_for_interval(
         &self,
-        start: i64,
-        end: i64,
+        start: Timestamp,
+        end: Timestamp,
         assets: Option<&[String]>,
         columns: Option<&[String]>,
     ) -> Result<Frame> {
@@ -353,10 +355,12 @@ impl MarketData for Replayed {
         Ok(Arc::new(Replayed::new(
             self.historical.clone(),
             clock,
-            self.delay.saturating_add(replay.delay),
-            self.freq,
-            self.offset,
-            replay.poll,
+            ReplaySettings {
+                delay: Duration(self.delay.saturating_add(replay.delay.nanos())),
+                freq: Duration(self.freq),
+                offset: Duration(self.offset),
+                poll: replay.poll,
+            },
         )?))
     }
 }
@@ -393,21 +397,26 @@ impl MarketData for Stitched {
 
     fn data_for_interval(
         &self,
-        start: i64,
-        end: i64,
+        start: Timestamp,
+        end: Timestamp,
         assets: Option<&[String]>,
         columns: Option<&[String]>,
     ) -> Result<Frame> {
-        let first = (start <= self.split)
+        let split = Timestamp(self.split);
+        let first = (start <= split)
             .then(|| {
                 self.before
-                    .data_for_interval(start, end.min(self.split), assets, columns)
+                    .data_for_interval(start, end.min(split), assets, columns)
             })
             .transpose()?;
-        let second = (end > self.split)
+        let second = (end > split)
             .then(|| {
-                self.after
-                    .data_for_interval(start.max(self.split + 1), end, assets, columns)
+                self.after.data_for_interval(
+                    start.max(Timestamp(self.split.saturating_add(1))),
+                    end,
+                    assets,
+                    columns,
+                )
             })
             .transpose()?;
         match (first, second) {
@@ -418,11 +427,7 @@ impl MarketData for Stitched {
             }
             (Some(f), None) | (None, Some(f)) => Ok(f),
             (None, None) => Err(DataError::Query {
-                what: format!(
-                    "empty interval: start {} is after end {}",
-                    Timestamp(start),
-                    Timestamp(end)
-                ),
+                what: format!("empty interval: start {start} is after end {end}"),
             }),
         }
     }

@@ -54,4 +54,4 @@ pub use diff::Difference;
 pub use error::{FrameError, Result};
 pub use frame::{FeatureView, Frame};
 pub use long::{ASSET, END_TS, KNOWLEDGE_TS, LongRows, long_schema};
-pub use time::{Timestamp, parse_duration, parse_tz};
+pub use time::{Duration, Timestamp, parse_duration, parse_tz};

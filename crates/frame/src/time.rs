@@ -25,6 +25,38 @@ pub const NANOS_PER_HOUR: i64 = 60 * NANOS_PER_MINUTE;
 /// Nanoseconds in one day.
 pub const NANOS_PER_DAY: i64 = 24 * NANOS_PER_HOUR;
 
+/// A span of time in nanoseconds: a delay, a bar period, a lookback.
+///
+/// Public signatures that take a time and a span, or several spans side by side
+/// (`Replayed`'s settings, a node's declared memory), take `Timestamp` and `Duration`
+/// rather than bare `i64`s, so arguments cannot be swapped silently.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Debug)]
+pub struct Duration(pub i64);
+
+impl Duration {
+    /// No time.
+    pub const ZERO: Duration = Duration(0);
+
+    /// The nanoseconds.
+    pub const fn nanos(self) -> i64 {
+        self.0
+    }
+
+    /// Parses `90s`, `5min`, `1h30min`... (see [`parse_duration`]).
+    ///
+    /// # Errors
+    /// As [`parse_duration`].
+    pub fn parse(text: &str) -> Result<Duration> {
+        parse_duration(text).map(Duration)
+    }
+}
+
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} s", self.0 as f64 / NANOS_PER_SEC as f64)
+    }
+}
+
 /// A point in time: nanoseconds since 1970-01-01T00:00:00Z.
 ///
 /// Displays as RFC 3339 in UTC (`2000-01-01T14:31:00Z`), with a fractional second
@@ -33,9 +65,19 @@ pub const NANOS_PER_DAY: i64 = 24 * NANOS_PER_HOUR;
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
+    /// The earliest representable time (an open lower bound for a query).
+    pub const MIN: Timestamp = Timestamp(i64::MIN);
+    /// The latest representable time (an open upper bound for a query).
+    pub const MAX: Timestamp = Timestamp(i64::MAX);
+
     /// The nanoseconds since the epoch.
     pub const fn nanos(self) -> i64 {
         self.0
+    }
+
+    /// This time plus `d`, saturating at the ends of the range.
+    pub const fn saturating_add(self, d: Duration) -> Timestamp {
+        Timestamp(self.0.saturating_add(d.0))
     }
 
     /// Parses a time, reading a naive time (one without an offset) in `tz`.

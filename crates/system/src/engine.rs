@@ -19,7 +19,7 @@ use kf_config::Config;
 use kf_dataflow::replay::{ReplayOptions, wait_for_bar};
 use kf_dataflow::{Dag, Keep, NodeId, Phase, RunContext, RunOptions};
 use kf_datapull::{Clock, MarketData, ReplaySettings};
-use kf_frame::Frame;
+use kf_frame::{Duration, Frame, Timestamp};
 
 use crate::broker::{BarAggregate, fill_orders};
 use crate::error::{Result, SystemError};
@@ -209,10 +209,10 @@ impl<'a> System<'a> {
         let view = self.market_data.on_clock(
             Arc::clone(&clock),
             &ReplaySettings {
-                delay: self.spec.clock.delay,
-                freq: self.market.freq,
-                offset: self.market.prices.end_ts()[0].rem_euclid(self.market.freq),
-                poll: self.spec.clock.poll,
+                delay: Duration(self.spec.clock.delay),
+                freq: Duration(self.market.freq),
+                offset: Duration(self.market.prices.end_ts()[0].rem_euclid(self.market.freq)),
+                poll: Duration(self.spec.clock.poll),
             },
         )?;
         let mut dag = self.dag(Arc::clone(&view))?;
@@ -263,7 +263,12 @@ impl<'a> System<'a> {
                 wait_for_bar(view, clock, times[next_time - 1], wait).await?;
             }
             let decided = clock.now();
-            let rows = view.data_for_interval(prev.saturating_add(1), tau, None, Some(&cols))?;
+            let rows = view.data_for_interval(
+                Timestamp(prev.saturating_add(1)),
+                Timestamp(tau),
+                None,
+                Some(&cols),
+            )?;
             self.market.map_assets(rows.assets(), &mut price_map);
             book.aggregate(&rows, &price_map);
             book.fill(prev, tau, spec);

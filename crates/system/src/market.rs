@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use kf_datapull::MarketData;
-use kf_frame::Frame;
+use kf_frame::{Frame, Timestamp};
 
 use crate::error::{Result, SystemError};
 use crate::spec::SystemSpec;
@@ -43,7 +43,7 @@ impl Market {
         let mut cols = vec![spec.price.clone()];
         cols.extend(spec.volume.clone());
         let prices = all
-            .data_for_interval(i64::MIN, i64::MAX, None, Some(&cols))
+            .data_for_interval(Timestamp::MIN, Timestamp::MAX, None, Some(&cols))
             .map_err(|e| {
                 SystemError::Invalid(format!(
                     "[system] price = {:?}, volume = {:?}: the market data ({}) cannot give \

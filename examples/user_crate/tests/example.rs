@@ -7,6 +7,7 @@ use std::process::Command;
 
 use kaizenflow::config::Config;
 use kaizenflow::dataflow::{Phase, RunContext, RunOptions};
+use kaizenflow::frame::Timestamp;
 use kaizenflow::system::{System, build_with};
 
 fn config_path() -> PathBuf {
@@ -211,7 +212,7 @@ fn a_bad_line_in_the_users_file_is_named_with_its_line() {
         .view(&config.section("md").unwrap())
         .unwrap();
     let e = view
-        .data_for_interval(i64::MIN, i64::MAX, None, None)
+        .data_for_interval(Timestamp::MIN, Timestamp::MAX, None, None)
         .unwrap_err()
         .to_string();
     assert!(

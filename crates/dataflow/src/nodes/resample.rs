@@ -310,7 +310,7 @@ impl Node for Resample {
         "resample"
     }
     fn memory(&self) -> Memory {
-        Memory::Duration(self.rule)
+        Memory::Duration(kf_frame::Duration(self.rule))
     }
 
     fn output_features(

@@ -92,9 +92,12 @@ impl Node for MarketDataSource {
         let (start, end) = ctx.interval.unwrap_or((i64::MIN, i64::MAX));
         let pick = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
         let (assets, columns) = (pick(&self.params.assets), pick(&self.params.columns));
-        let frame =
-            self.view
-                .data_for_interval(start, end, assets.as_deref(), columns.as_deref())?;
+        let frame = self.view.data_for_interval(
+            Timestamp(start),
+            Timestamp(end),
+            assets.as_deref(),
+            columns.as_deref(),
+        )?;
         Ok(single_output(frame))
     }
 }

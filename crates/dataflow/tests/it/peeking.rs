@@ -13,9 +13,10 @@ use kf_dataflow::replay::{ReplayOptions, knowledge_audit, replay};
 use kf_dataflow::tiling::{Tiling, run_tiled};
 use kf_dataflow::{Dag, DataflowTypes, Keep, Phase, Result};
 use kf_datapull::{
-    Clock, Historical, MarketData, Replayed, SimulatedClock, SyntheticBars, SyntheticParams,
+    Clock, Historical, MarketData, ReplaySettings, Replayed, SimulatedClock, SyntheticBars,
+    SyntheticParams,
 };
-use kf_frame::Frame;
+use kf_frame::{Duration, Frame};
 
 use crate::broken::{Broken, FLAWS};
 use crate::common::MIN;
@@ -71,10 +72,12 @@ fn replayed() -> (Arc<dyn MarketData>, Arc<dyn Clock>) {
     let view = Replayed::new(
         Historical::new(Arc::new(bars)),
         Arc::clone(&clock),
-        0,
-        MIN,
-        0,
-        1_000_000_000,
+        ReplaySettings {
+            delay: Duration(0),
+            freq: Duration(MIN),
+            offset: Duration(0),
+            poll: Duration(1_000_000_000),
+        },
     )
     .unwrap();
     (Arc::new(view), clock)
@@ -225,10 +228,12 @@ fn every_library_node_passes_every_check() {
         Replayed::new(
             Historical::new(Arc::from(source)),
             Arc::clone(&clock),
-            0,
-            MIN,
-            0,
-            1_000_000_000,
+            ReplaySettings {
+                delay: Duration(0),
+                freq: Duration(MIN),
+                offset: Duration(0),
+                poll: Duration(1_000_000_000),
+            },
         )
         .unwrap(),
     );

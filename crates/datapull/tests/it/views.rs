@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use kf_config::Config;
 use kf_datapull::{
-    Clock, DataError, DataTypes, Historical, MarketData, Query, Replayed, SimulatedClock, Stitched,
-    SyntheticBars, SyntheticParams,
+    Clock, DataError, DataTypes, Historical, MarketData, Query, ReplaySettings, Replayed,
+    SimulatedClock, Stitched, SyntheticBars, SyntheticParams,
 };
-use kf_frame::Frame;
+use kf_frame::{Duration, Frame, Timestamp};
 
 const MIN: i64 = 60_000_000_000;
 const SEC: i64 = 1_000_000_000;
@@ -48,7 +48,17 @@ impl kf_datapull::Source for InMemory {
 
 fn replayed(f: &Frame, clock: Arc<SimulatedClock>, delay: i64) -> Replayed {
     let hist = Historical::new(Arc::new(InMemory(f.clone())));
-    Replayed::new(hist, clock, delay, MIN, 0, SEC).unwrap()
+    Replayed::new(
+        hist,
+        clock,
+        ReplaySettings {
+            delay: Duration(delay),
+            freq: Duration(MIN),
+            offset: Duration(0),
+            poll: Duration(SEC),
+        },
+    )
+    .unwrap()
 }
 
 #[test]
@@ -59,7 +69,7 @@ fn historical_intervals_are_closed_and_shaped_as_asked() {
     let assets = vec!["A0002".to_string(), "A0000".to_string()];
     let cols = vec!["close".to_string()];
     let part = h
-        .data_for_interval(t[3], t[7], Some(&assets), Some(&cols))
+        .data_for_interval(Timestamp(t[3]), Timestamp(t[7]), Some(&assets), Some(&cols))
         .unwrap();
     assert_eq!(part.end_ts(), &t[3..=7]);
     assert_eq!(part.assets(), assets);
@@ -68,7 +78,12 @@ fn historical_intervals_are_closed_and_shaped_as_asked() {
         f.value("close", "A0002", 3).unwrap()
     );
     let e = h
-        .data_for_interval(t[0], t[1], None, Some(&["vwap".to_string()]))
+        .data_for_interval(
+            Timestamp(t[0]),
+            Timestamp(t[1]),
+            None,
+            Some(&["vwap".to_string()]),
+        )
         .unwrap_err();
     assert!(e.to_string().starts_with("unknown column `vwap`"), "{e}");
 }
@@ -87,7 +102,7 @@ fn replay_releases_no_row_before_its_knowledge_time() {
     while now <= t[29] + 4 * MIN {
         clock.set(now);
         let got = view
-            .data_for_interval(i64::MIN, i64::MAX, None, None)
+            .data_for_interval(Timestamp::MIN, Timestamp::MAX, None, None)
             .unwrap();
         let expected: Vec<i64> = (0..30)
             .filter(|&r| f.knowledge_ts()[r] + extra <= now)
@@ -159,7 +174,9 @@ fn stitched_views_answer_across_the_split() {
     let before = Historical::new(Arc::new(InMemory(f.clone())));
     let after = replayed(&f, Arc::clone(&clock), 0);
     let s = Stitched::new(Arc::new(before), Arc::new(after), t[14]);
-    let all = s.data_for_interval(t[0], t[29], None, None).unwrap();
+    let all = s
+        .data_for_interval(Timestamp(t[0]), Timestamp(t[29]), None, None)
+        .unwrap();
     // Bars 0..=14 from history; 15..=20 from the replay (known by now); none later.
     assert_eq!(all.end_ts(), &t[0..=20]);
     let whole = Query::between(t[0], t[20]).apply(&f).unwrap();
@@ -188,7 +205,7 @@ clock = { type = "simulated", start = "2024-01-02 09:45", tz = "America/New_York
         .unwrap();
     c.check_all_used().unwrap();
     let f = md
-        .data_for_interval(i64::MIN, i64::MAX, None, None)
+        .data_for_interval(Timestamp::MIN, Timestamp::MAX, None, None)
         .unwrap();
     // Synthetic bars end 09:31, 09:32, ...; the replay's clock is at 09:45, and a
     // bar is known 1 s after its end, so bars up to 09:44 are visible: 14 bars.

@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use kf_dataflow::check::{CheckOptions, Subject, Verdict, replay_check, run_checks};
 use kf_dataflow::{Dag, DataflowError};
 use kf_datapull::{Clock, MarketData, ReplaySettings, SimulatedClock};
+use kf_frame::Duration;
 use kf_system::Registries;
 
 use super::CheckArgs;
@@ -77,10 +78,10 @@ pub(super) fn check(types: &Registries, args: &CheckArgs, out: &mut dyn Write) -
         .on_clock(
             Arc::clone(&clock),
             &ReplaySettings {
-                delay: 0,
-                freq,
-                offset: first.rem_euclid(freq),
-                poll: freq,
+                delay: Duration::ZERO,
+                freq: Duration(freq),
+                offset: Duration(first.rem_euclid(freq)),
+                poll: Duration(freq),
             },
         )
         .context("the replay check puts the market data on a simulated clock")?;
