@@ -25,14 +25,14 @@ pub enum DataError {
         /// What is wrong, naming the dataset or column.
         message: String,
     },
-    /// The Arrow or Parquet library failed while writing a store: what was being
-    /// done, with the library's error kept as the source.
+    /// The Arrow or Parquet library (or the file system) failed on a store: what was
+    /// being done, with the underlying error kept as the source.
     #[error("{}: {what}", path.display())]
-    StoreWrite {
+    StoreLibrary {
         /// The file.
         path: std::path::PathBuf,
-        /// What was being done.
-        what: &'static str,
+        /// What was being done, or what the file turned out not to be.
+        what: String,
         /// The library's error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,

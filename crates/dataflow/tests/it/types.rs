@@ -14,6 +14,18 @@ fn config(name: &str) -> Config {
     Config::from_file(&path).unwrap()
 }
 
+/// The parameter names in the text `kaizenflow nodes TYPE` prints: the lines
+/// `  name: type ...` under `parameters:`.
+fn printed(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .skip_while(|l| *l != "parameters:")
+        .take_while(|l| !l.starts_with("example:"))
+        .filter_map(|l| l.strip_prefix("  "))
+        .filter(|l| !l.starts_with(' '))
+        .filter_map(|l| l.split_once(": ").map(|(name, _)| name.to_string()))
+        .collect()
+}
+
 /// The keys a type's builder asked for under `path`, without `type`.
 fn asked(config: &Config, path: &str) -> BTreeSet<String> {
     config

@@ -43,8 +43,8 @@ use crate::query::{Query, check_known};
 use crate::revisions::{latest_known, times};
 use crate::{Result, Source, conform};
 
-use write::parquet_err;
 pub use write::{StoreCompression, StoreOptions, write_frame, write_long};
+use write::{parquet_err, store_err};
 
 const META_LAYOUT: &str = "kaizenflow.layout";
 const META_ASSETS: &str = "kaizenflow.assets";
@@ -150,9 +150,9 @@ impl ParquetStore {
     /// corrupt footer, or lacks the layout's columns.
     pub fn open(path: impl AsRef<Path>) -> Result<ParquetStore> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|e| parquet_err(path, format!("cannot open: {e}")))?;
+        let file = File::open(path).map_err(|e| parquet_err(path, "cannot open", e))?;
         let metadata = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
-            .map_err(|e| parquet_err(path, format!("not a readable Parquet file: {e}")))?;
+            .map_err(|e| parquet_err(path, "not a readable Parquet file", e))?;
         let schema = metadata.schema();
         let kv = |key: &str| -> Option<String> {
             metadata
@@ -172,7 +172,7 @@ impl ParquetStore {
                 .iter()
                 .position(|c| c.name() == name)
                 .ok_or_else(|| {
-                    parquet_err(
+                    store_err(
                         path,
                         format!("not a market data store: no `{name}` column (expected the long layout: end_ts, knowledge_ts, asset, features)"),
                     )
@@ -198,7 +198,7 @@ impl ParquetStore {
         if let Some(layout) = kv(META_LAYOUT)
             && layout != LAYOUT
         {
-            return Err(parquet_err(
+            return Err(store_err(
                 path,
                 format!("store layout {layout:?} is not supported (this build reads {LAYOUT:?})"),
             ));
@@ -224,7 +224,7 @@ impl ParquetStore {
         for b in &batches {
             let col = b
                 .column_by_name(ASSET)
-                .ok_or_else(|| parquet_err(&self.path, "no asset column"))?;
+                .ok_or_else(|| store_err(&self.path, "no asset column"))?;
             let a = cast(col, &DataType::Utf8).map_err(FrameError::from)?;
             names.extend(a.as_string::<i32>().iter().flatten().map(str::to_string));
         }
@@ -326,7 +326,7 @@ impl ParquetStore {
             .par_iter()
             .map(|&g| {
                 let file = File::open(&self.path)
-                    .map_err(|e| parquet_err(&self.path, format!("cannot open: {e}")))?;
+                    .map_err(|e| parquet_err(&self.path, "cannot open", e))?;
                 let rows = self.metadata.metadata().row_group(g).num_rows().max(1) as usize;
                 let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
                     CountingFile {
@@ -339,10 +339,10 @@ impl ParquetStore {
                 .with_projection(mask.clone())
                 .with_batch_size(rows)
                 .build()
-                .map_err(|e| parquet_err(&self.path, e))?;
+                .map_err(|e| parquet_err(&self.path, "reading the store", e))?;
                 reader
                     .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(|e| parquet_err(&self.path, format!("row group {g}: {e}")))
+                    .map_err(|e| parquet_err(&self.path, format!("row group {g}"), e))
             })
             .collect::<Result<_>>()?;
         Ok(parts.into_iter().flatten().collect())
@@ -403,7 +403,7 @@ impl ParquetStore {
         if let Some(asked) = &q.assets {
             let col = b
                 .column_by_name(ASSET)
-                .ok_or_else(|| parquet_err(&self.path, "no asset column"))?;
+                .ok_or_else(|| store_err(&self.path, "no asset column"))?;
             // Decide once per dictionary entry, then look up by key: no hashing per row.
             let asked: std::collections::HashSet<&str> = asked.iter().map(String::as_str).collect();
             if let Some(dict) = col.as_dictionary_opt::<Int32Type>() {

@@ -115,26 +115,27 @@ fn open_writer(
         message: format!("cannot create: {e}"),
     })?;
     ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), schema, Some(props))
-        .map_err(|e| parquet_err(path, e))
+        .map_err(|e| parquet_err(path, "writing the store", e))
 }
 
-/// A library error while writing the store at `path`, kept as the source.
+/// A library error on the store at `path` while doing `what`, kept as the source.
 pub(super) fn parquet_err(
     path: &Path,
+    what: impl Into<String>,
     e: impl Into<Box<dyn std::error::Error + Send + Sync>>,
 ) -> DataError {
-    DataError::StoreWrite {
+    DataError::StoreLibrary {
         path: path.to_path_buf(),
-        what: "writing the Parquet store failed",
+        what: what.into(),
         source: e.into(),
     }
 }
 
-/// A store that cannot be written as asked, for a reason of our own.
-fn store_err(path: &Path, message: &str) -> DataError {
+/// A store that is not what it should be, for a reason of our own.
+pub(super) fn store_err(path: &Path, message: impl Into<String>) -> DataError {
     DataError::Store {
         path: path.to_path_buf(),
-        message: message.to_string(),
+        message: message.into(),
     }
 }
 
@@ -186,7 +187,7 @@ pub fn write_frame(frame: &Frame, path: impl AsRef<Path>, options: StoreOptions)
                 .collect();
             let keys = Int32Array::from_iter_values(cells.iter().map(|&(_, k)| k as i32));
             let dict = DictionaryArray::<Int32Type>::try_new(keys, Arc::clone(&dict_values))
-                .map_err(|e| parquet_err(path, e))?;
+                .map_err(|e| parquet_err(path, "writing the store", e))?;
             let mut columns: Vec<ArrayRef> = vec![
                 Arc::new(TimestampNanosecondArray::from(end).with_timezone("UTC")),
                 Arc::new(TimestampNanosecondArray::from(known).with_timezone("UTC")),
@@ -198,12 +199,18 @@ pub fn write_frame(frame: &Frame, path: impl AsRef<Path>, options: StoreOptions)
                 )));
             }
             let batch = RecordBatch::try_new(Arc::clone(&schema), columns)
-                .map_err(|e| parquet_err(path, e))?;
-            writer.write(&batch).map_err(|e| parquet_err(path, e))?;
-            writer.flush().map_err(|e| parquet_err(path, e))?;
+                .map_err(|e| parquet_err(path, "writing the store", e))?;
+            writer
+                .write(&batch)
+                .map_err(|e| parquet_err(path, "writing the store", e))?;
+            writer
+                .flush()
+                .map_err(|e| parquet_err(path, "writing the store", e))?;
         }
     }
-    writer.close().map_err(|e| parquet_err(path, e))?;
+    writer
+        .close()
+        .map_err(|e| parquet_err(path, "writing the store", e))?;
     Ok(())
 }
 
@@ -291,7 +298,7 @@ pub fn write_long(
         keys,
         Arc::new(StringArray::from_iter_values(names.iter())),
     )
-    .map_err(|e| parquet_err(path, e))?;
+    .map_err(|e| parquet_err(path, "writing the store", e))?;
     let mut columns: Vec<ArrayRef> = vec![
         cast(
             &sorted
@@ -318,8 +325,8 @@ pub fn write_long(
         let c = sorted.column(sorted.schema().index_of(f).map_err(FrameError::from)?);
         columns.push(cast(c, &DataType::Float64).map_err(FrameError::from)?);
     }
-    let all =
-        RecordBatch::try_new(Arc::clone(&schema), columns).map_err(|e| parquet_err(path, e))?;
+    let all = RecordBatch::try_new(Arc::clone(&schema), columns)
+        .map_err(|e| parquet_err(path, "writing the store", e))?;
     let mut writer = open_writer(path, schema, &names, true, options.compression)?;
     let group_of = |i: usize| {
         let r = order.value(i) as usize;
@@ -334,10 +341,14 @@ pub fn write_long(
         }
         writer
             .write(&all.slice(start, end_row - start))
-            .map_err(|e| parquet_err(path, e))?;
-        writer.flush().map_err(|e| parquet_err(path, e))?;
+            .map_err(|e| parquet_err(path, "writing the store", e))?;
+        writer
+            .flush()
+            .map_err(|e| parquet_err(path, "writing the store", e))?;
         start = end_row;
     }
-    writer.close().map_err(|e| parquet_err(path, e))?;
+    writer
+        .close()
+        .map_err(|e| parquet_err(path, "writing the store", e))?;
     Ok(())
 }

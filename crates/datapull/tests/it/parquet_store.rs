@@ -294,3 +294,24 @@ fn bad_files_are_named() {
         "{e}"
     );
 }
+
+#[test]
+fn a_library_error_is_kept_as_the_source_not_flattened() {
+    let dir = tempfile::tempdir().unwrap();
+    let absent = dir.path().join("absent.parquet");
+    let e = ParquetStore::open(&absent).unwrap_err();
+    assert_eq!(e.to_string(), format!("{}: cannot open", absent.display()));
+    let source = std::error::Error::source(&e).expect("the I/O error is the source");
+    let io = source
+        .downcast_ref::<std::io::Error>()
+        .expect("an io::Error, not a string");
+    assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+    // Writing where no folder exists: the I/O error again, as the source.
+    let e = write_frame(
+        &bars(2, 10),
+        dir.path().join("no/such/dir/s.parquet"),
+        StoreOptions::default(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("s.parquet"), "{e}");
+}
