@@ -2,8 +2,12 @@
 //! cycling through time (simulated, replayed or wall clock), built from one config.
 //!
 //! It owns the top-level layout of a system config: which sections exist and which
-//! registry builds each. [`build`] validates a config by building every component it
-//! describes without running anything, which is what `kaizenflow config show` does.
+//! registry builds each, and [`Registries`], the one value that holds every type a
+//! config can name (the built-ins by default, plus a user crate's own).
+//! [`build_with`] is the one path from a config to its components: it builds
+//! everything the config describes without reading data, checking the DAG's columns
+//! and the forecast columns, and `kaizenflow config show`, `check`, `run`, `sweep`
+//! and [`System::from_config_with`] all go through it.
 //!
 //! The primary type is [`System`]: `[market_data]` + `[dag]` + `[system]` (decision
 //! period, processor, costs, clock). [`System::run`] cycles through the decision

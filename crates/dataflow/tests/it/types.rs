@@ -75,6 +75,12 @@ fn every_node_type_documents_exactly_the_keys_it_reads() {
             documented,
             "node type `{name}`"
         );
+        // What `kaizenflow nodes NAME` prints is that documentation.
+        assert_eq!(
+            printed(&doc.render("node", name)),
+            documented,
+            "node type `{name}`"
+        );
         // Every documented key is accepted: writing each at its default (where it
         // has one) leaves nothing unread.
         let mut full = toml.clone();
