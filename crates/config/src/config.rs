@@ -81,7 +81,7 @@ impl Config {
         Config {
             root: Entry::new(Value::Table(table), origin),
             defaults: Mutex::new(Vec::new()),
-            asked: Mutex::new(Vec::new()),
+            asked: Mutex::new(Default::default()),
         }
     }
 
@@ -239,7 +239,7 @@ impl Config {
     /// Records that a builder asked for the key at `path`.
     pub(crate) fn record_asked(&self, path: Vec<String>) {
         if let Ok(mut a) = self.asked.lock() {
-            a.push(path);
+            a.insert(path);
         }
     }
 

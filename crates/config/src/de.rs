@@ -73,7 +73,7 @@ impl DeError {
 }
 
 /// Where a top-level struct read records the keys it accepts (its field names).
-pub(crate) type AskedKeys = std::sync::Mutex<Vec<Vec<String>>>;
+pub(crate) type AskedKeys = std::sync::Mutex<std::collections::BTreeSet<Vec<String>>>;
 
 /// Deserializes one entry.
 pub(crate) struct EntryDeserializer<'a> {
@@ -262,7 +262,7 @@ impl<'de> de::Deserializer<'de> for EntryDeserializer<'_> {
             for f in fields {
                 let mut p = self.path.clone();
                 p.push((*f).to_string());
-                asked.push(p);
+                asked.insert(p);
             }
         }
         self.deserialize_map(visitor)

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use kf_config::{ParamDoc, Registry, Section, TypeDoc};
-use kf_datapull::{DataTypes, MarketData};
+use kf_datapull::{DataTypes, MarketData, ReplaySettings};
 
 use crate::dag::Dag;
 use crate::error::DataflowError;
@@ -139,7 +139,22 @@ impl DataflowTypes {
         s: &Section<'_>,
         market_data: Option<&Arc<dyn MarketData>>,
     ) -> kf_config::Result<Dag> {
-        let ctx = BuildContext::new(self, market_data);
+        self.dag_with(s, market_data, None)
+    }
+
+    /// As [`DataflowTypes::dag`], with the settings that put the nodes' own sources
+    /// on `market_data`'s clock (see [`BuildContext::replay`]).
+    ///
+    /// # Errors
+    /// As [`DataflowTypes::dag`].
+    pub fn dag_with(
+        &self,
+        s: &Section<'_>,
+        market_data: Option<&Arc<dyn MarketData>>,
+        replay: Option<&ReplaySettings>,
+    ) -> kf_config::Result<Dag> {
+        let mut ctx = BuildContext::new(self, market_data);
+        ctx.replay = replay;
         let dag = (self.dags.lookup(s)?)(s, &ctx)?;
         if let Err(e) = dag.features() {
             return Err(locate_column_error(s, &e));

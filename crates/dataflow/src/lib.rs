@@ -66,4 +66,4 @@ pub use node::{
     no_state, require, single_input, single_output,
 };
 pub use nodes::{BuildContext, NodeBuildFn, NodeTypes, builtin_nodes, column_doc, register_column};
-pub use schema::{ColumnError, Schema};
+pub use schema::{ColumnError, ColumnProblem, Schema};

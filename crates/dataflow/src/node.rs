@@ -48,8 +48,11 @@ pub struct MissingFeature {
     pub key: String,
     /// The name given.
     pub feature: String,
-    /// The input port it was looked for on.
+    /// The input port it was looked for on (or, for a source, what it read).
     pub port: String,
+    /// The features that were there, when not those of an input port (a source's
+    /// data).
+    pub available: Option<Vec<String>>,
 }
 
 impl MissingFeature {
@@ -59,6 +62,7 @@ impl MissingFeature {
             key: key.into(),
             feature: feature.into(),
             port: DF_IN.to_string(),
+            available: None,
         }
     }
 }

@@ -12,9 +12,21 @@ use crate::node::{FeatureMap, MissingFeature, NodeId};
 /// not known before running (it, or a node upstream, does not declare them).
 pub type Schema = BTreeMap<NodeId, Option<FeatureMap>>;
 
-/// A feature that a node names and that does not reach it.
+/// What is wrong with a feature name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColumnProblem {
+    /// A node names a feature that does not reach it.
+    Missing,
+    /// A node would output two features of one name.
+    Duplicate,
+}
+
+/// A feature that a node names and that does not reach it, or that it would output
+/// twice.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ColumnError {
+    /// What is wrong.
+    pub problem: ColumnProblem,
     /// The node.
     pub node: NodeId,
     /// Its type.
@@ -38,6 +50,15 @@ impl ColumnError {
 
 impl fmt::Display for ColumnError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.problem == ColumnProblem::Duplicate {
+            return write!(
+                f,
+                "node `{}` ({}) would output feature `{}` twice on port `{}`: give its \
+                 outputs another name (`suffix`, `out_col`) or replace its inputs \
+                 (`col_mode`)",
+                self.node, self.kind, self.feature, self.port
+            );
+        }
         write!(
             f,
             "node `{}` ({}): {} names feature `{}`, which its input `{}` does not have; \
@@ -91,9 +112,12 @@ impl Dag {
             let out = if known {
                 node.output_features(&inputs)
                     .map_err(|m: MissingFeature| ColumnError {
+                        problem: ColumnProblem::Missing,
                         node: id.clone(),
                         kind: node.kind().to_string(),
-                        available: inputs.get(&m.port).cloned().unwrap_or_default(),
+                        available: m
+                            .available
+                            .unwrap_or_else(|| inputs.get(&m.port).cloned().unwrap_or_default()),
                         key: m.key,
                         feature: m.feature,
                         port: m.port,
@@ -101,6 +125,22 @@ impl Dag {
             } else {
                 None
             };
+            if let Some(ports) = &out {
+                for (port, features) in ports {
+                    let mut seen = std::collections::BTreeSet::new();
+                    if let Some(twice) = features.iter().find(|f| !seen.insert(f.as_str())) {
+                        return Err(Box::new(ColumnError {
+                            problem: ColumnProblem::Duplicate,
+                            node: id.clone(),
+                            kind: node.kind().to_string(),
+                            key: "type".into(),
+                            feature: twice.clone(),
+                            port: port.clone(),
+                            available: features.clone(),
+                        }));
+                    }
+                }
+            }
             schema.insert(id, out);
         }
         Ok(schema)

@@ -213,7 +213,7 @@ impl DataTypes {
                 let before = types.view(&s.section("before")?)?;
                 let after = types.view(&s.section("after")?)?;
                 let split = time_at(s, "split")?;
-                Ok(Arc::new(Stitched::new(before, after, split)) as Arc<dyn MarketData>)
+                Ok(Arc::new(Stitched::new(before, after, Timestamp(split))) as Arc<dyn MarketData>)
             },
         );
     }

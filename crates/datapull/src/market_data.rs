@@ -5,7 +5,7 @@
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use kf_frame::{Duration, Frame, Timestamp};
 
@@ -138,6 +138,9 @@ pub struct Historical {
     /// Shared by every clone, so a view and the views made from it (on a clock,
     /// unclocked) load the source once between them.
     cache: Arc<OnceLock<Frame>>,
+    /// Held while the source is loaded into `cache`, so that calls in parallel (the
+    /// tiles of a tiled run) wait for one load instead of each loading it all.
+    loading: Arc<Mutex<()>>,
 }
 
 impl Historical {
@@ -146,6 +149,7 @@ impl Historical {
         Historical {
             source,
             cache: Arc::new(OnceLock::new()),
+            loading: Arc::new(Mutex::new(())),
         }
     }
 
@@ -162,6 +166,11 @@ impl Historical {
         if self.source.pushes_down() || self.source.has_revisions() {
             return self.source.load(q);
         }
+        if let Some(f) = self.cache.get() {
+            return q.apply(f);
+        }
+        // A poisoned lock only means another load panicked; loading again is fine.
+        let _loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(f) = self.cache.get() {
             return q.apply(f);
         }
@@ -376,7 +385,12 @@ pub struct Stitched {
 
 impl Stitched {
     /// `before` answers for bar ends `<= split`, `after` for later ones.
-    pub fn new(before: Arc<dyn MarketData>, after: Arc<dyn MarketData>, split: i64) -> Stitched {
+    pub fn new(
+        before: Arc<dyn MarketData>,
+        after: Arc<dyn MarketData>,
+        split: Timestamp,
+    ) -> Stitched {
+        let split = split.nanos();
         Stitched {
             before,
             after,
@@ -440,15 +454,18 @@ impl MarketData for Stitched {
         self.after.clock()
     }
 
+    /// The features both parts give, in the first part's order: those a read across
+    /// the split can ask for.
     fn features(&self) -> Option<Vec<String>> {
-        self.before.features()
+        let (a, b) = (self.before.features()?, self.after.features()?);
+        Some(a.into_iter().filter(|f| b.contains(f)).collect())
     }
 
     fn unclocked(&self) -> Result<Arc<dyn MarketData>> {
         Ok(Arc::new(Stitched::new(
             self.before.unclocked()?,
             self.after.unclocked()?,
-            self.split,
+            Timestamp(self.split),
         )))
     }
 
@@ -460,7 +477,7 @@ impl MarketData for Stitched {
         Ok(Arc::new(Stitched::new(
             self.before.on_clock(Arc::clone(&clock), replay)?,
             self.after.on_clock(clock, replay)?,
-            self.split,
+            Timestamp(self.split),
         )))
     }
 }

@@ -151,6 +151,37 @@ fn a_misspelt_model_variable_is_refused_with_line_node_and_suggestion() {
     assert!(err.contains("did you mean `volume`?"), "{err}");
 }
 
+#[test]
+fn a_misspelt_column_of_the_market_data_is_refused_with_what_there_is() {
+    let err = refused(
+        "[dag]\ntype = \"graph\"\n[dag.nodes.read]\ntype = \"market_data\"\n\
+         columns = [\"clse\"]\n",
+    );
+    assert!(
+        err.contains("c.toml:10: dag.nodes.read.columns: node `read` (market_data)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the features there are: close, volume"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean `close`?"), "{err}");
+}
+
+#[test]
+fn a_node_that_would_output_a_feature_twice_is_refused() {
+    let err = refused(
+        "[dag]\ntype = \"graph\"\n[dag.nodes.read]\ntype = \"market_data\"\n\
+         [dag.nodes.clip]\ntype = \"clip\"\nlower = 0.0\ncol_mode = \"append\"\n",
+    );
+    assert!(
+        err.contains(
+            "c.toml:11: dag.nodes.clip.type: node `clip` (clip) would output feature `close` twice"
+        ),
+        "{err}"
+    );
+}
+
 const SYSTEM: &str = "[dag]\ntype = \"mock1\"\n\n[system]\nbar = \"5min\"\n";
 
 #[test]

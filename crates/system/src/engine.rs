@@ -152,10 +152,23 @@ impl<'a> System<'a> {
     /// # Errors
     /// The DAG's config error.
     pub fn dag(&self, view: Arc<dyn MarketData>) -> Result<Dag> {
-        Ok(self
-            .types
-            .dataflow
-            .dag(&self.config.root().section("dag")?, Some(&view))?)
+        let replay = self.replay_settings();
+        Ok(self.types.dataflow.dag_with(
+            &self.config.root().section("dag")?,
+            Some(&view),
+            Some(&replay),
+        )?)
+    }
+
+    /// How the market data is released on a run's clock: the `[system.clock]` delay
+    /// and poll, on the data's own bar grid.
+    pub fn replay_settings(&self) -> ReplaySettings {
+        ReplaySettings {
+            delay: Duration(self.spec.clock.delay),
+            freq: Duration(self.market.freq),
+            offset: Duration(self.market.prices.end_ts()[0].rem_euclid(self.market.freq)),
+            poll: Duration(self.spec.clock.poll),
+        }
     }
 
     /// The node whose output holds the forecasts.
@@ -206,15 +219,9 @@ impl<'a> System<'a> {
     /// Data that does not arrive within the clock's timeout (naming the bar), a
     /// DAG error, or a forecast column missing from the forecast node's output.
     pub fn run_on(&mut self, clock: Arc<dyn Clock>) -> Result<SystemRun> {
-        let view = self.market_data.on_clock(
-            Arc::clone(&clock),
-            &ReplaySettings {
-                delay: Duration(self.spec.clock.delay),
-                freq: Duration(self.market.freq),
-                offset: Duration(self.market.prices.end_ts()[0].rem_euclid(self.market.freq)),
-                poll: Duration(self.spec.clock.poll),
-            },
-        )?;
+        let view = self
+            .market_data
+            .on_clock(Arc::clone(&clock), &self.replay_settings())?;
         let mut dag = self.dag(Arc::clone(&view))?;
         let node = self.forecast_node(&dag)?;
         self.processor.reset();

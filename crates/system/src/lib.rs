@@ -124,6 +124,34 @@ impl Registries {
         Ok(self)
     }
 
+    /// Registers a market data view type (a view over other views or sources, built
+    /// with the registries at hand).
+    ///
+    /// # Errors
+    /// [`kf_config::ConfigError::DuplicateBuilder`] when the name is taken.
+    pub fn register_view<F>(&mut self, name: &str, doc: TypeDoc, build: F) -> Result<&mut Self>
+    where
+        F: Fn(&Section<'_>, &kf_datapull::DataTypes) -> Result<Arc<dyn MarketData>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.dataflow.data.register_view(name, doc, build)?;
+        Ok(self)
+    }
+
+    /// Registers a DAG builder (`[dag] type`).
+    ///
+    /// # Errors
+    /// [`kf_config::ConfigError::DuplicateBuilder`] when the name is taken.
+    pub fn register_dag<F>(&mut self, name: &str, doc: TypeDoc, build: F) -> Result<&mut Self>
+    where
+        F: Fn(&Section<'_>, &BuildContext<'_>) -> Result<Dag> + Send + Sync + 'static,
+    {
+        self.dataflow.register_dag(name, doc, build)?;
+        Ok(self)
+    }
+
     /// Registers a forecast processor type.
     ///
     /// # Errors
@@ -142,8 +170,8 @@ impl Registries {
 pub struct Components {
     /// The market data view (`[market_data]`, by `type`).
     pub market_data: Arc<dyn MarketData>,
-    /// The forecast DAG (`[dag]`, by `type`), fed by the market data unless its
-    /// sources say otherwise.
+    /// The forecast DAG (`[dag]`, by `type`), fed by the market data without its
+    /// clock (all of it, as a batch run reads it) unless its sources say otherwise.
     pub dag: Option<Dag>,
     /// The runner (`[run]`; fit on nothing and predict on everything when absent).
     pub run: RunSpec,
@@ -176,11 +204,16 @@ pub fn build(config: &Config) -> Result<Components> {
 pub fn build_with(types: &Registries, config: &Config) -> Result<Components> {
     let root = config.root();
     let market_data = types.dataflow.data.view(&root.section("market_data")?)?;
+    // The DAG of a batch run reads all the data the view would ever show; the
+    // system and the replay check put the view on their own clocks.
+    let batch_data = market_data
+        .unclocked()
+        .unwrap_or_else(|_| Arc::clone(&market_data));
     let dag = if root.contains("dag") {
         Some(
             types
                 .dataflow
-                .dag(&root.section("dag")?, Some(&market_data))?,
+                .dag(&root.section("dag")?, Some(&batch_data))?,
         )
     } else {
         None

@@ -12,27 +12,28 @@ use serde::{Deserialize, Serialize};
 
 /// Parameters of `jsonl`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(default)]
 pub struct JsonLinesParams {
     /// The file, relative to the config's folder.
     pub path: String,
     /// The numeric fields to read as features, in this order.
+    #[serde(default = "close")]
     pub columns: Vec<String>,
     /// The zone the `ts` fields are written in (bar ends).
+    #[serde(default = "new_york")]
     pub tz: String,
     /// How long after its end a bar becomes known.
+    #[serde(default = "no_delay")]
     pub delay: String,
 }
 
-impl Default for JsonLinesParams {
-    fn default() -> Self {
-        JsonLinesParams {
-            path: String::new(),
-            columns: vec!["close".into()],
-            tz: "America/New_York".into(),
-            delay: "0s".into(),
-        }
-    }
+fn close() -> Vec<String> {
+    vec!["close".into()]
+}
+fn new_york() -> String {
+    "America/New_York".into()
+}
+fn no_delay() -> String {
+    "0s".into()
 }
 
 /// A JSON-lines file of bars. Every line names its bar's end (`ts`), its `asset`
@@ -54,9 +55,6 @@ impl JsonLines {
     /// zone, a bad delay, no columns.
     pub fn from_config(s: &Section<'_>) -> kaizenflow::config::Result<JsonLines> {
         let params: JsonLinesParams = s.deserialize()?;
-        if params.path.is_empty() {
-            return Err(s.invalid("path", "name the JSON-lines file"));
-        }
         let file = paths::resolve(&params.path, &paths::config_dir(s))
             .map_err(|m| s.invalid("path", m))?;
         if !file.is_file() {

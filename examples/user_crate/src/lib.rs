@@ -55,7 +55,9 @@ pub fn registries() -> Result<Registries, ConfigError> {
     )?;
     types.register_source(
         "jsonl",
-        TypeDoc::new("JSON lines: one bar of one asset per line").params_of::<JsonLinesParams>(),
+        TypeDoc::new("JSON lines: one bar of one asset per line")
+            .params_of::<JsonLinesParams>()
+            .example("path = \"bars.jsonl\""),
         |s| Ok(Box::new(JsonLines::from_config(s)?) as Box<dyn kaizenflow::datapull::Source>),
     )?;
     types.register_processor(

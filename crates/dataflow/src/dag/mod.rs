@@ -39,6 +39,9 @@ pub struct Dag {
     /// (a streaming run calls [`Dag::run`] once per bar; the order is the same each
     /// time).
     schedule: OnceLock<Vec<NodeIndex>>,
+    /// The last run's plan (levels and consumer counts), kept for the next run with
+    /// the same target; dropped when the graph changes.
+    plan: Option<std::sync::Arc<run::Plan>>,
 }
 
 impl std::fmt::Debug for Dag {
@@ -64,6 +67,7 @@ impl Dag {
             nodes: Vec::new(),
             index: HashMap::new(),
             schedule: OnceLock::new(),
+            plan: None,
         }
     }
 
@@ -77,6 +81,7 @@ impl Dag {
             return Err(DataflowError::DuplicateId(id));
         }
         self.schedule = OnceLock::new();
+        self.plan = None;
         let ix = self.graph.add_node(id.clone());
         debug_assert_eq!(ix.index(), self.nodes.len());
         self.nodes.push(node);
@@ -116,6 +121,7 @@ impl Dag {
             });
         }
         self.schedule = OnceLock::new();
+        self.plan = None;
         self.graph.add_edge(
             src,
             dst,

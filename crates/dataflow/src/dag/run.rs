@@ -3,6 +3,7 @@
 //! soon as nothing later needs it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use petgraph::Direction;
@@ -87,6 +88,20 @@ impl RunResult {
     }
 }
 
+/// What a run executes, computed once per change of the graph and target node
+/// ([`Dag::run`] keeps the last one: a streaming run asks for the same every bar).
+#[derive(Debug)]
+pub(super) struct Plan {
+    /// The target node (`None`: every node).
+    up_to: Option<NodeId>,
+    /// The wanted nodes in topological order.
+    order: Vec<NodeIndex>,
+    /// The wanted nodes by depth: each runs after every node it depends on.
+    levels: Vec<Vec<NodeIndex>>,
+    /// Per node, how many wanted nodes consume its outputs.
+    pending: Vec<usize>,
+}
+
 impl Dag {
     /// Runs every node (or those `opts.up_to` needs) in topological order, passing
     /// `ctx` to each. A run is one call in the sense of the [`Node`] contract: it
@@ -98,56 +113,20 @@ impl Dag {
     /// [`DataflowError::Dangling`] for an input port with no edge; the first failing
     /// node's error wrapped in [`DataflowError::Node`].
     pub fn run(&mut self, ctx: &RunContext, opts: &RunOptions) -> Result<RunResult> {
-        let wanted: Vec<bool> = match &opts.up_to {
-            None => vec![true; self.nodes.len()],
-            Some(id) => self.ancestors_of(self.ix(id.as_str())?),
-        };
-        let order: Vec<NodeIndex> = self
-            .order()
-            .iter()
-            .copied()
-            .filter(|i| wanted[i.index()])
-            .collect();
-        for &ix in &order {
-            for port in self.nodes[ix.index()].inputs() {
-                let fed = self
-                    .graph
-                    .edges_directed(ix, Direction::Incoming)
-                    .any(|e| e.weight().to_port == port);
-                if !fed {
-                    return Err(DataflowError::Dangling {
-                        node: self.graph[ix].clone(),
-                        port,
-                    });
-                }
+        let plan = match &self.plan {
+            Some(p) if p.up_to == opts.up_to => Arc::clone(p),
+            _ => {
+                let p = Arc::new(self.make_plan(opts.up_to.as_ref())?);
+                self.plan = Some(Arc::clone(&p));
+                p
             }
-        }
-        let keep = self.kept(&order, opts);
-        // Levels: a node runs after every node it depends on.
-        let mut depth = vec![0usize; self.nodes.len()];
-        for &ix in &order {
-            depth[ix.index()] = self
-                .graph
-                .neighbors_directed(ix, Direction::Incoming)
-                .map(|p| depth[p.index()] + 1)
-                .max()
-                .unwrap_or(0);
-        }
-        let mut levels: BTreeMap<usize, Vec<NodeIndex>> = BTreeMap::new();
-        for &ix in &order {
-            levels.entry(depth[ix.index()]).or_default().push(ix);
-        }
-        let mut pending: Vec<usize> = (0..self.nodes.len())
-            .map(|i| {
-                self.graph
-                    .neighbors_directed(NodeIndex::new(i), Direction::Outgoing)
-                    .filter(|s| wanted[s.index()])
-                    .count()
-            })
-            .collect();
+        };
+        let order = &plan.order;
+        let keep = self.kept(order, opts);
+        let mut pending = plan.pending.clone();
         let mut outputs: Vec<Option<Ports>> = (0..self.nodes.len()).map(|_| None).collect();
         let mut timings = Vec::with_capacity(order.len());
-        for level in levels.values() {
+        for level in &plan.levels {
             let mut jobs: Vec<(NodeIndex, Ports)> = Vec::with_capacity(level.len());
             for &ix in level {
                 let mut ports = Ports::new();
@@ -250,6 +229,67 @@ impl Dag {
             .filter_map(|(i, o)| o.map(|o| (self.graph[NodeIndex::new(i)].clone(), o)))
             .collect();
         Ok(RunResult { outputs, timings })
+    }
+
+    /// The plan of a run of the whole DAG or of what `up_to` needs: the nodes in
+    /// order, grouped in levels (a node runs after every node it depends on), and
+    /// how many wanted consumers each node's outputs have.
+    ///
+    /// # Errors
+    /// [`DataflowError::UnknownNode`] for an unknown target,
+    /// [`DataflowError::Dangling`] for an input port with no edge.
+    fn make_plan(&self, up_to: Option<&NodeId>) -> Result<Plan> {
+        let wanted: Vec<bool> = match up_to {
+            None => vec![true; self.nodes.len()],
+            Some(id) => self.ancestors_of(self.ix(id.as_str())?),
+        };
+        let order: Vec<NodeIndex> = self
+            .order()
+            .iter()
+            .copied()
+            .filter(|i| wanted[i.index()])
+            .collect();
+        for &ix in &order {
+            for port in self.nodes[ix.index()].inputs() {
+                let fed = self
+                    .graph
+                    .edges_directed(ix, Direction::Incoming)
+                    .any(|e| e.weight().to_port == port);
+                if !fed {
+                    return Err(DataflowError::Dangling {
+                        node: self.graph[ix].clone(),
+                        port,
+                    });
+                }
+            }
+        }
+        let mut depth = vec![0usize; self.nodes.len()];
+        for &ix in &order {
+            depth[ix.index()] = self
+                .graph
+                .neighbors_directed(ix, Direction::Incoming)
+                .map(|p| depth[p.index()] + 1)
+                .max()
+                .unwrap_or(0);
+        }
+        let mut levels: BTreeMap<usize, Vec<NodeIndex>> = BTreeMap::new();
+        for &ix in &order {
+            levels.entry(depth[ix.index()]).or_default().push(ix);
+        }
+        let pending: Vec<usize> = (0..self.nodes.len())
+            .map(|i| {
+                self.graph
+                    .neighbors_directed(NodeIndex::new(i), Direction::Outgoing)
+                    .filter(|s| wanted[s.index()])
+                    .count()
+            })
+            .collect();
+        Ok(Plan {
+            up_to: up_to.cloned(),
+            order,
+            levels: levels.into_values().collect(),
+            pending,
+        })
     }
 
     fn kept(&self, order: &[NodeIndex], opts: &RunOptions) -> Vec<bool> {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use kf_config::{Registry, Section, TypeDoc};
-use kf_datapull::MarketData;
+use kf_datapull::{MarketData, ReplaySettings};
 
 use crate::builders::DataflowTypes;
 use crate::column::{ColMode, ColumnKernel, ColumnNode, Columns};
@@ -35,12 +35,21 @@ pub struct BuildContext<'a> {
     /// The system's market data view (`[market_data]`), for `market_data` source nodes
     /// that do not configure their own.
     pub market_data: Option<&'a Arc<dyn MarketData>>,
+    /// How a node's own `source` is released when `market_data` follows a clock (a
+    /// system run, a replay): on that same clock, with these settings (their delay is
+    /// the run's; the bar grid matters only to waits). `None`: no delay, a 1-minute
+    /// grid, a 1-second poll.
+    pub replay: Option<&'a ReplaySettings>,
 }
 
 impl<'a> BuildContext<'a> {
     /// A context over `types` with the view `market_data`, if any.
     pub fn new(types: &'a DataflowTypes, market_data: Option<&'a Arc<dyn MarketData>>) -> Self {
-        BuildContext { types, market_data }
+        BuildContext {
+            types,
+            market_data,
+            replay: None,
+        }
     }
 }
 

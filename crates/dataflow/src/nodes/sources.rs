@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use kf_config::{ParamDoc, Section, TypeDoc};
-use kf_datapull::MarketData;
+use kf_datapull::{MarketData, ReplaySettings};
 use kf_frame::{Frame, Timestamp, parse_duration};
 
 use crate::error::{DataflowError, Result};
@@ -78,6 +78,7 @@ impl Node for MarketDataSource {
                         key: "columns".into(),
                         feature: c.clone(),
                         port: format!("market data ({})", self.view.describe()),
+                        available: Some(there),
                     });
                 }
             }
@@ -252,7 +253,24 @@ pub(crate) fn view(
     ctx: &BuildContext<'_>,
 ) -> kf_config::Result<Arc<dyn MarketData>> {
     if s.contains("source") {
-        return ctx.types.data.view(&s.section("source")?);
+        let own = ctx.types.data.view(&s.section("source")?)?;
+        // A node's own data follows the run like the run's data: on the run's clock
+        // when it has one (so nothing is read before it is known), else all of it.
+        return match ctx.market_data.and_then(|m| m.clock()) {
+            Some(clock) => {
+                let default = ReplaySettings {
+                    delay: kf_frame::Duration::ZERO,
+                    freq: kf_frame::Duration(60_000_000_000),
+                    offset: kf_frame::Duration::ZERO,
+                    poll: kf_frame::Duration(1_000_000_000),
+                };
+                own.on_clock(clock, ctx.replay.unwrap_or(&default))
+                    .map_err(|e| {
+                        s.build_error("putting this node's own `source` on the run's clock", e)
+                    })
+            }
+            None => Ok(own.unclocked().unwrap_or(own)),
+        };
     }
     // Asked for, so that `source` counts as a key this table accepts.
     let _ = s.get_opt::<String>("source.type");

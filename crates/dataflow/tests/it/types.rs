@@ -119,6 +119,60 @@ fn every_dag_builder_and_data_type_documents_exactly_the_keys_it_reads() {
             doc.param_names().into_iter().map(String::from).collect();
         assert_eq!(asked(&config, "dag"), documented, "DAG builder `{name}`");
     }
+    // Sources that read files: give them one.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.csv"),
+        "timestamp,close\n2024-01-02 09:31,1.0\n",
+    )
+    .unwrap();
+    let bars = kf_frame::Frame::new(
+        vec![1],
+        vec![1],
+        vec!["A".into()],
+        vec![("x".into(), vec![1.0])],
+    )
+    .unwrap();
+    kf_datapull::parquet_store::write_frame(
+        &bars,
+        dir.path().join("bars.parquet"),
+        kf_datapull::StoreOptions::default(),
+    )
+    .unwrap();
+    let examples = [
+        (
+            "csv",
+            format!(
+                "files = {:?}\nasset = \"A\"",
+                dir.path().join("a.csv").display().to_string()
+            ),
+        ),
+        (
+            "parquet",
+            format!(
+                "path = {:?}",
+                dir.path().join("bars.parquet").display().to_string()
+            ),
+        ),
+    ];
+    for (name, example) in &examples {
+        let doc = types.data.sources.doc(name).unwrap();
+        let config =
+            Config::from_toml_str(&format!("[md]\ntype = \"{name}\"\n{example}\n"), "m.toml")
+                .unwrap();
+        types
+            .data
+            .view(&config.section("md").unwrap())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        config.check_all_used().unwrap();
+        let documented: BTreeSet<String> =
+            doc.param_names().into_iter().map(String::from).collect();
+        assert_eq!(
+            asked(&config, "md"),
+            documented,
+            "market data type `{name}`"
+        );
+    }
     for name in ["synthetic", "replayed", "stitched"] {
         let doc = types
             .data
@@ -197,4 +251,45 @@ fn mock1_declares_the_features_it_outputs() {
             "node `{id}`"
         );
     }
+}
+
+#[test]
+fn a_nodes_own_source_follows_the_runs_clock() {
+    use kf_datapull::{Clock, SimulatedClock};
+    use kf_frame::Timestamp;
+    let types = DataflowTypes::default();
+    let toml = "[dag]\ntype = \"graph\"\n[dag.nodes.own]\ntype = \"market_data\"\n\
+                source = { type = \"synthetic\", assets = 2, bars = 30, start = \"2024-01-02 09:31\", tz = \"UTC\" }\n";
+    let config = Config::from_toml_str(toml, "d.toml").unwrap();
+    let market = Config::from_toml_str(
+        "[md]\ntype = \"synthetic\"\nassets = 2\nbars = 30\nstart = \"2024-01-02 09:31\"\ntz = \"UTC\"\n",
+        "m.toml",
+    )
+    .unwrap();
+    let md = types.data.view(&market.section("md").unwrap()).unwrap();
+    let t10 = Timestamp::parse("2024-01-02 09:40").unwrap().nanos();
+    let clock: Arc<dyn Clock> = Arc::new(SimulatedClock::new(t10));
+    let settings = kf_datapull::ReplaySettings {
+        delay: kf_frame::Duration(0),
+        freq: kf_frame::Duration(60_000_000_000),
+        offset: kf_frame::Duration(0),
+        poll: kf_frame::Duration(1_000_000_000),
+    };
+    let on_clock = md.on_clock(Arc::clone(&clock), &settings).unwrap();
+    let rows = |view: &Arc<dyn MarketData>| {
+        let mut dag = types
+            .dag_with(&config.section("dag").unwrap(), Some(view), Some(&settings))
+            .unwrap();
+        let out = dag
+            .run(
+                &RunContext::new(Phase::Predict, None),
+                &RunOptions::default(),
+            )
+            .unwrap();
+        out.df_out("own").unwrap().n_rows()
+    };
+    // On the run's clock at 09:40, the node's own bars (ending 09:31, 09:32, ...)
+    // are those known by then: ten. Without a clock, all thirty.
+    assert_eq!(rows(&on_clock), 10);
+    assert_eq!(rows(&md), 30);
 }

@@ -110,10 +110,7 @@ fn open_writer(
             KeyValue::new(META_REVISIONS.to_string(), revisions.to_string()),
         ]))
         .build();
-    let file = File::create(path).map_err(|e| DataError::Store {
-        path: path.to_path_buf(),
-        message: format!("cannot create: {e}"),
-    })?;
+    let file = File::create(path).map_err(|e| parquet_err(path, "cannot create", e))?;
     ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), schema, Some(props))
         .map_err(|e| parquet_err(path, "writing the store", e))
 }

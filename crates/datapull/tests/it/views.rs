@@ -173,7 +173,7 @@ fn stitched_views_answer_across_the_split() {
     // History from one source up to bar 14, the replay of another after it.
     let before = Historical::new(Arc::new(InMemory(f.clone())));
     let after = replayed(&f, Arc::clone(&clock), 0);
-    let s = Stitched::new(Arc::new(before), Arc::new(after), t[14]);
+    let s = Stitched::new(Arc::new(before), Arc::new(after), Timestamp(t[14]));
     let all = s
         .data_for_interval(Timestamp(t[0]), Timestamp(t[29]), None, None)
         .unwrap();
@@ -219,5 +219,115 @@ clock = { type = "simulated", start = "2024-01-02 09:45", tz = "America/New_York
     assert!(
         e.starts_with("b.toml:4: md.clock.type: unknown clock \"sundial\""),
         "{e}"
+    );
+}
+
+/// A view of a user's that implements only what it must.
+#[derive(Debug)]
+struct Bare(Frame);
+
+impl MarketData for Bare {
+    fn describe(&self) -> String {
+        "a bare view".into()
+    }
+    fn data_for_interval(
+        &self,
+        start: Timestamp,
+        end: Timestamp,
+        _: Option<&[String]>,
+        _: Option<&[String]>,
+    ) -> kf_datapull::Result<Frame> {
+        Ok(self.0.slice_time(start.nanos(), end.nanos()))
+    }
+}
+
+#[test]
+fn views_go_onto_a_runs_clock_keeping_their_own_settings() {
+    let f = data();
+    let t = f.end_ts().to_vec();
+    let settings = ReplaySettings {
+        delay: Duration(0),
+        freq: Duration(MIN),
+        offset: Duration(0),
+        poll: Duration(SEC),
+    };
+    // A historical view on a clock releases rows by knowledge time (5 s after the
+    // bar's end here; row 10 three minutes late).
+    let h = Historical::new(Arc::new(InMemory(f.clone())));
+    let clock = Arc::new(SimulatedClock::new(t[4] + 5 * SEC));
+    let on = h.on_clock(clock.clone(), &settings).unwrap();
+    let seen = on
+        .data_for_interval(Timestamp::MIN, Timestamp::MAX, None, None)
+        .unwrap();
+    assert_eq!(seen.end_ts(), &t[..5]);
+    // A replayed view moved to another clock keeps its own delay (2 s) and adds the
+    // run's (1 s): at 5 s + 2 s + 1 s after bar 4's end, bar 4 is known; a moment
+    // earlier it is not.
+    let r = replayed(&f, Arc::new(SimulatedClock::new(t[29])), 2 * SEC);
+    let clock = Arc::new(SimulatedClock::new(t[4] + 8 * SEC - 1));
+    let later = ReplaySettings {
+        delay: Duration(SEC),
+        ..settings
+    };
+    let moved = r.on_clock(clock.clone(), &later).unwrap();
+    let n = |v: &Arc<dyn MarketData>| {
+        v.data_for_interval(Timestamp::MIN, Timestamp::MAX, None, None)
+            .unwrap()
+            .n_rows()
+    };
+    assert_eq!(n(&moved), 4);
+    clock.set(t[4] + 8 * SEC);
+    assert_eq!(n(&moved), 5);
+    // Its unclocked form is all of its data, whatever its clock says.
+    assert_eq!(n(&r.unclocked().unwrap()), 30);
+    // A stitched view moves both parts.
+    let s = Stitched::new(
+        Arc::new(Historical::new(Arc::new(InMemory(f.clone())))),
+        Arc::new(replayed(&f, Arc::new(SimulatedClock::new(t[0])), 0)),
+        Timestamp(t[14]),
+    );
+    assert_eq!(n(&s.unclocked().unwrap()), 30);
+    let clock = Arc::new(SimulatedClock::new(t[19] + 4 * SEC));
+    let s_on = s.on_clock(clock.clone(), &settings).unwrap();
+    // Both parts follow the new clock: 4 s after bar 19's end, bar 19 is not known
+    // yet (15 bars from the first part, 4 from the second); a second later it is.
+    assert_eq!(n(&s_on), 19);
+    clock.set(t[19] + 5 * SEC);
+    assert_eq!(n(&s_on), 20);
+}
+
+#[test]
+fn a_view_that_cannot_go_on_a_clock_says_so() {
+    let v = Bare(data());
+    let clock = Arc::new(SimulatedClock::new(0));
+    let settings = ReplaySettings {
+        delay: Duration(0),
+        freq: Duration(MIN),
+        offset: Duration(0),
+        poll: Duration(SEC),
+    };
+    let e = v.on_clock(clock, &settings).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "a bare view cannot be replayed on another clock (implement `MarketData::on_clock`)"
+    );
+    let e = v.unclocked().unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "a bare view cannot give its data without its clock (implement `MarketData::unclocked`)"
+    );
+}
+
+#[test]
+fn a_view_named_where_a_source_is_needed_is_refused() {
+    let c = Config::from_toml_str("[md]\ntype = \"stitched\"\n", "s.toml").unwrap();
+    let e = DataTypes::default()
+        .source(&c.section("md").unwrap())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "s.toml:2: md.type: `stitched` is a view, and a source is needed here: name a source \
+         (csv, hdf5, parquet, synthetic)"
     );
 }

@@ -4,7 +4,7 @@
 //! check and fails when any check does.
 
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, Result, bail};
 use kf_dataflow::check::{CheckOptions, Subject, Verdict, replay_check, run_checks};
@@ -29,10 +29,13 @@ pub(super) fn check(types: &Registries, args: &CheckArgs, out: &mut dyn Write) -
     }
     let root = config.root();
     let dag_section = root.section("dag")?;
+    // Set once the bar grid is known, before the replay: how nodes' own sources
+    // are put on the replay's clock.
+    let replay_settings: OnceLock<ReplaySettings> = OnceLock::new();
     let make_on = |view: Arc<dyn MarketData>| -> kf_dataflow::Result<Dag> {
         types
             .dataflow
-            .dag(&dag_section, Some(&view))
+            .dag_with(&dag_section, Some(&view), replay_settings.get())
             .map_err(DataflowError::from)
     };
     // The batch, tiling, streaming and perturbation checks read all the data; the
@@ -40,7 +43,7 @@ pub(super) fn check(types: &Registries, args: &CheckArgs, out: &mut dyn Write) -
     let market_data = components
         .market_data
         .unclocked()
-        .context("the replay check needs the market data without its clock")?;
+        .context("the batch, tiling, streaming and perturbation checks read the market data without its clock")?;
     let make = || make_on(Arc::clone(&market_data));
     let subject = Subject::fit(&make).context("building and fitting the DAG")?;
     let opts = CheckOptions {
@@ -73,17 +76,15 @@ pub(super) fn check(types: &Registries, args: &CheckArgs, out: &mut dyn Write) -
         .unwrap_or(60_000_000_000)
         .max(1);
     let clock: Arc<dyn Clock> = Arc::new(SimulatedClock::new(first - freq));
+    let settings = replay_settings.get_or_init(|| ReplaySettings {
+        delay: Duration::ZERO,
+        freq: Duration(freq),
+        offset: Duration(first.rem_euclid(freq)),
+        poll: Duration(freq),
+    });
     let view = components
         .market_data
-        .on_clock(
-            Arc::clone(&clock),
-            &ReplaySettings {
-                delay: Duration::ZERO,
-                freq: Duration(freq),
-                offset: Duration(first.rem_euclid(freq)),
-                poll: Duration(freq),
-            },
-        )
+        .on_clock(Arc::clone(&clock), settings)
         .context("the replay check puts the market data on a simulated clock")?;
     results.push(replay_check(
         &subject, &make_on, view, &clock, &bars, &batch,

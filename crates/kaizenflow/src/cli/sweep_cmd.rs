@@ -73,10 +73,12 @@ fn run_one(types: &Registries, point: &SweepPoint, out: &Path) -> Result<RunSumm
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     std::fs::write(dir.join("config.toml"), point.config.to_toml_string())
         .with_context(|| format!("cannot write {}/config.toml", dir.display()))?;
-    let data =
-        components
-            .market_data
-            .data_for_interval(Timestamp::MIN, Timestamp::MAX, None, None)?;
+    let data = components.market_data.unclocked()?.data_for_interval(
+        Timestamp::MIN,
+        Timestamp::MAX,
+        None,
+        None,
+    )?;
     data.write_parquet(dir.join("market_data.parquet"))?;
     Ok(RunSummary {
         id,
