@@ -299,3 +299,11 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     }
     best.map(|(_, c)| c)
 }
+
+/// ` (did you mean `NAME`?)` for the candidate [`closest`] to `name`, or nothing: the
+/// tail every "unknown name" message in the project ends with.
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    closest(name, candidates)
+        .map(|c| format!(" (did you mean `{c}`?)"))
+        .unwrap_or_default()
+}

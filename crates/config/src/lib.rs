@@ -52,7 +52,7 @@ mod sweep;
 mod value;
 
 pub use config::Config;
-pub use doc::{ParamDoc, TypeDoc, closest};
+pub use doc::{ParamDoc, TypeDoc, closest, did_you_mean};
 pub use error::{ConfigError, Result, UnknownType, UnusedKey};
 pub use registry::{BuildFn, Registered, Registry};
 /// Re-exported so that a crate deriving parameter docs needs no direct dependency.

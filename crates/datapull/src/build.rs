@@ -302,9 +302,7 @@ impl ClockKind {
             }
             "wall" => Ok(ClockKind::Wall),
             other => {
-                let hint = kf_config::closest(other, ClockKind::NAMES)
-                    .map(|c| format!(" (did you mean `{c}`?)"))
-                    .unwrap_or_default();
+                let hint = kf_config::did_you_mean(other, ClockKind::NAMES);
                 Err(s.invalid(
                     "type",
                     format!("unknown clock {other:?}{hint}; known: simulated, replayed, wall"),

@@ -273,9 +273,7 @@ fn check_forecast_columns(s: &Section<'_>, spec: &SystemSpec, dag: &Dag) -> Resu
     ] {
         let Some(want) = want else { continue };
         if !features.contains(want) {
-            let hint = kf_config::closest(want, features.iter().map(String::as_str))
-                .map(|c| format!(" (did you mean `{c}`?)"))
-                .unwrap_or_default();
+            let hint = kf_config::did_you_mean(want, features.iter().map(String::as_str));
             return Err(s.invalid(
                 key,
                 format!(

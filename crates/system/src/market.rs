@@ -38,11 +38,9 @@ impl Market {
     /// The source's read error, a missing price or volume column (listing the
     /// columns there are), or a source without rows.
     pub fn new(data: Arc<dyn MarketData>, spec: &SystemSpec) -> Result<Market> {
-        let source = Arc::clone(&data);
-        let all = Arc::clone(&data);
         let mut cols = vec![spec.price.clone()];
         cols.extend(spec.volume.clone());
-        let prices = all
+        let prices = data
             .data_for_interval(Timestamp::MIN, Timestamp::MAX, None, Some(&cols))
             .map_err(|e| {
                 SystemError::Invalid(format!(
@@ -50,13 +48,13 @@ impl Market {
                      these columns: {e}",
                     spec.price,
                     spec.volume.as_deref().unwrap_or(""),
-                    source.describe()
+                    data.describe()
                 ))
             })?;
         if prices.is_empty() {
             return Err(SystemError::Invalid(format!(
                 "the market data ({}) has no rows: there is nothing to trade",
-                source.describe()
+                data.describe()
             )));
         }
         let freq = prices
@@ -73,7 +71,7 @@ impl Market {
             .map(|(i, a)| (a.clone(), i))
             .collect();
         Ok(Market {
-            data: all,
+            data,
             assets,
             prices,
             freq,

@@ -347,9 +347,7 @@ impl Dag {
                 node: node.id().clone(),
                 direction,
                 port: port.to_string(),
-                hint: kf_config::closest(port, ports.iter().map(String::as_str))
-                    .map(|c| format!(" (did you mean `{c}`?)"))
-                    .unwrap_or_default(),
+                hint: kf_config::did_you_mean(port, ports.iter().map(String::as_str)),
                 ports: if ports.is_empty() {
                     "none".into()
                 } else {

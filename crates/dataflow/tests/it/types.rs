@@ -26,6 +26,11 @@ fn printed(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The parameter names a type documents.
+fn documented(doc: &kf_config::TypeDoc) -> BTreeSet<String> {
+    doc.param_names().into_iter().map(String::from).collect()
+}
+
 /// The keys a type's builder asked for under `path`, without `type`.
 fn asked(config: &Config, path: &str) -> BTreeSet<String> {
     config
@@ -68,8 +73,7 @@ fn every_node_type_documents_exactly_the_keys_it_reads() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(node.kind(), name);
         config.check_all_used().unwrap();
-        let documented: BTreeSet<String> =
-            doc.param_names().into_iter().map(String::from).collect();
+        let documented = documented(doc);
         assert_eq!(
             asked(&config, "dag.nodes.n"),
             documented,
@@ -115,9 +119,11 @@ fn every_dag_builder_and_data_type_documents_exactly_the_keys_it_reads() {
         types
             .dag(&config.section("dag").unwrap(), Some(&md))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let documented: BTreeSet<String> =
-            doc.param_names().into_iter().map(String::from).collect();
-        assert_eq!(asked(&config, "dag"), documented, "DAG builder `{name}`");
+        assert_eq!(
+            asked(&config, "dag"),
+            documented(doc),
+            "DAG builder `{name}`"
+        );
     }
     // Sources that read files: give them one.
     let dir = tempfile::tempdir().unwrap();
@@ -139,7 +145,15 @@ fn every_dag_builder_and_data_type_documents_exactly_the_keys_it_reads() {
         kf_datapull::StoreOptions::default(),
     )
     .unwrap();
-    let examples = [
+    let data_doc = |name: &str| {
+        types
+            .data
+            .sources
+            .doc(name)
+            .or_else(|| types.data.views.doc(name))
+            .unwrap()
+    };
+    let mut examples = vec![
         (
             "csv",
             format!(
@@ -155,8 +169,11 @@ fn every_dag_builder_and_data_type_documents_exactly_the_keys_it_reads() {
             ),
         ),
     ];
+    for name in ["synthetic", "replayed", "stitched"] {
+        examples.push((name, data_doc(name).example.clone()));
+    }
     for (name, example) in &examples {
-        let doc = types.data.sources.doc(name).unwrap();
+        let doc = data_doc(name);
         let config =
             Config::from_toml_str(&format!("[md]\ntype = \"{name}\"\n{example}\n"), "m.toml")
                 .unwrap();
@@ -165,33 +182,9 @@ fn every_dag_builder_and_data_type_documents_exactly_the_keys_it_reads() {
             .view(&config.section("md").unwrap())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         config.check_all_used().unwrap();
-        let documented: BTreeSet<String> =
-            doc.param_names().into_iter().map(String::from).collect();
         assert_eq!(
             asked(&config, "md"),
-            documented,
-            "market data type `{name}`"
-        );
-    }
-    for name in ["synthetic", "replayed", "stitched"] {
-        let doc = types
-            .data
-            .sources
-            .doc(name)
-            .or_else(|| types.data.views.doc(name))
-            .unwrap();
-        let toml = format!("[md]\ntype = \"{name}\"\n{}\n", doc.example);
-        let config = Config::from_toml_str(&toml, "m.toml").unwrap();
-        types
-            .data
-            .view(&config.section("md").unwrap())
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        config.check_all_used().unwrap();
-        let documented: BTreeSet<String> =
-            doc.param_names().into_iter().map(String::from).collect();
-        assert_eq!(
-            asked(&config, "md"),
-            documented,
+            documented(doc),
             "market data type `{name}`"
         );
     }

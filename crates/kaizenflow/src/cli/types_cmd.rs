@@ -49,9 +49,7 @@ fn show(kind: &str, list: &[(&str, &TypeDoc)], args: &TypeArgs, out: &mut dyn Wr
             }
             None => {
                 let names: Vec<&str> = list.iter().map(|(n, _)| *n).collect();
-                let hint = kf_config::closest(name, names.iter().copied())
-                    .map(|c| format!(" (did you mean `{c}`?)"))
-                    .unwrap_or_default();
+                let hint = kf_config::did_you_mean(name, names.iter().copied());
                 bail!("no {kind} type `{name}`{hint}; known: {}", names.join(", "))
             }
         },
