@@ -72,6 +72,17 @@ pub trait ColumnKernel: Send {
         false
     }
 
+    /// See [`Node::lookahead`]: rows ahead the features it adds look (a forward
+    /// target's horizon).
+    fn lookahead(&self) -> usize {
+        0
+    }
+
+    /// See [`Node::fit_horizon`].
+    fn fit_horizon(&self) -> usize {
+        0
+    }
+
     /// The names of the features [`ColumnKernel::compute`] returns, in the same order,
     /// for an input with `features` of which `cols` are selected: the kernel's schema,
     /// which lets a DAG check its columns before reading data. A test holds every
@@ -172,6 +183,14 @@ impl<K: ColumnKernel> Node for ColumnNode<K> {
 
     fn learns(&self) -> bool {
         self.kernel.learns()
+    }
+
+    fn lookahead(&self) -> usize {
+        self.kernel.lookahead()
+    }
+
+    fn fit_horizon(&self) -> usize {
+        self.kernel.fit_horizon()
     }
 
     fn output_features(

@@ -137,7 +137,29 @@ pub struct RunContext {
     /// rows when `None`). Cross-validation uses it to leave out the test fold and its
     /// purge and embargo zones while features are still computed over every row.
     pub train: Option<Arc<Vec<(i64, i64)>>>,
+    /// In `fit`, the decision time of the fit: a model may learn only from rows whose
+    /// features *and* targets are known by then (see [`RunContext::known_by_decision`]).
+    /// Walk-forward and fit-then-predict runners set it to the end of the fit span;
+    /// `None` (cross-validation, a bare call) sets no such bound.
+    pub decision: Option<i64>,
+    /// The forward targets of the DAG, by feature name (set by [`crate::Dag::run`]):
+    /// which node made each and how many rows ahead it looks.
+    pub targets: Option<Arc<Targets>>,
 }
+
+/// A forward target: a feature whose row `r` holds a value of row `r + horizon`
+/// (research code's `shift(-h)`), so it is known only when that later row is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The node that made it.
+    pub node: NodeId,
+    /// Rows ahead.
+    pub horizon: usize,
+}
+
+/// Forward targets by feature name. A feature keeps its name downstream (a node in
+/// `append` mode passes it on), so the name identifies the target wherever it goes.
+pub type Targets = BTreeMap<String, Target>;
 
 impl RunContext {
     /// A call in `phase` over `interval`, learning from every row.
@@ -146,6 +168,36 @@ impl RunContext {
             phase,
             interval,
             train: None,
+            decision: None,
+            targets: None,
+        }
+    }
+
+    /// The same call with the fit's decision time set (see [`RunContext::decision`]).
+    pub fn deciding_at(mut self, decision: i64) -> RunContext {
+        self.decision = Some(decision);
+        self
+    }
+
+    /// How many rows ahead feature `name` looks: its forward-target horizon, or 0.
+    pub fn horizon_of(&self, name: &str) -> usize {
+        self.targets
+            .as_ref()
+            .and_then(|t| t.get(name))
+            .map_or(0, |t| t.horizon)
+    }
+
+    /// Whether a fit at this call's decision time may learn from row `row` of a frame
+    /// with knowledge times `knowledge`, when its target lies `ahead` rows further on:
+    /// the row and its target row must exist and be known by the decision time. Always
+    /// true without a decision time (beyond the target row existing).
+    pub fn known_by_decision(&self, knowledge: &[i64], row: usize, ahead: usize) -> bool {
+        let Some(target) = row.checked_add(ahead).filter(|&t| t < knowledge.len()) else {
+            return false;
+        };
+        match self.decision {
+            None => true,
+            Some(tau) => knowledge[row] <= tau && knowledge[target] <= tau,
         }
     }
 
@@ -201,6 +253,23 @@ pub trait Node: Send {
     /// the predict phase.
     fn learns(&self) -> bool {
         false
+    }
+
+    /// How many rows ahead of each row the features this node *adds* look: non-zero
+    /// only for a node that builds a forward target (a `shift` with negative
+    /// `periods`). The features it adds are then [`Target`]s: known only when the row
+    /// `lookahead` rows later is. `kaizenflow check` lets them feed a model's fit, and
+    /// names any other path they reach.
+    fn lookahead(&self) -> usize {
+        0
+    }
+
+    /// In [`Phase::Fit`], how many rows ahead of each row lies the target value a
+    /// model learns from (a regression's `steps_ahead`), on top of the target's own
+    /// horizon; 0 for a node that does not learn. Cross-validation's purge and
+    /// embargo must cover it.
+    fn fit_horizon(&self) -> usize {
+        0
     }
 
     /// The features on each output port, given the features on each input port,

@@ -6,15 +6,15 @@
 //! [`crate::replay`]) compares each output row's knowledge time with the decision
 //! time at which a replayed run produced it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kf_frame::{Frame, Timestamp};
 
-use crate::dag::{Dag, Keep};
+use crate::dag::{Dag, Keep, RunOptions};
 use crate::error::Result;
-use crate::node::{Node, NodeId, Phase};
+use crate::node::{Node, NodeId, Phase, RunContext, Targets};
 use crate::nodes::sources::FrameSource;
-use crate::tiling::{Divergence, Outputs, Tiling, first_divergence, run_tiled};
+use crate::tiling::{Divergence, Outputs, first_divergence};
 
 /// What the perturbation test found at one time.
 #[derive(Clone, Debug, PartialEq)]
@@ -23,6 +23,9 @@ pub struct Peek {
     pub t: i64,
     /// The first node (topological order) whose output known by `t` changed.
     pub divergence: Divergence,
+    /// Why that node is the likely culprit, when the test can tell: a forward target
+    /// it reads, or a fit that learned from rows known after `t`.
+    pub hint: Option<String>,
 }
 
 impl std::fmt::Display for Peek {
@@ -33,7 +36,11 @@ impl std::fmt::Display for Peek {
              then; {}",
             Timestamp(self.t),
             self.divergence
-        )
+        )?;
+        if let Some(h) = &self.hint {
+            write!(f, "; {h}")?;
+        }
+        Ok(())
     }
 }
 
@@ -74,8 +81,28 @@ fn rows_at(f: &Frame, keep: &BTreeSet<i64>) -> Result<Frame> {
     Ok(f.filter_rows(&mask)?)
 }
 
-/// `outputs` cut to the rows `reference` knew by `t` (by end time, per port).
-fn known_by(reference: &Outputs, outputs: &Outputs, t: i64) -> Result<Outputs> {
+/// The end times of `f`'s rows known by `t`: rows whose knowledge time is `<= t`
+/// (`horizon` 0), or, for forward targets `horizon` rows ahead, rows whose row
+/// `horizon` later exists and is known by `t`.
+fn known_rows(f: &Frame, t: i64, horizon: usize) -> BTreeSet<i64> {
+    let kt = f.knowledge_ts();
+    f.end_ts()
+        .iter()
+        .enumerate()
+        .filter(|&(r, _)| {
+            r.checked_add(horizon)
+                .and_then(|j| kt.get(j))
+                .is_some_and(|&k| k <= t)
+        })
+        .map(|(_, &e)| e)
+        .collect()
+}
+
+/// `outputs` cut to what `reference` knew by `t`, per node and port: the features
+/// that are not forward targets on the rows known by `t`, and each group of forward
+/// targets (by horizon) on the rows whose target row is known by `t`, under the port
+/// name `PORT (forward targets, H rows ahead)`.
+fn known_by(reference: &Outputs, outputs: &Outputs, t: i64, targets: &Targets) -> Outputs {
     let mut out = Outputs::new();
     for (id, ports) in reference {
         let Some(theirs) = outputs.get(id) else {
@@ -83,27 +110,136 @@ fn known_by(reference: &Outputs, outputs: &Outputs, t: i64) -> Result<Outputs> {
         };
         let mut cut = crate::node::Ports::new();
         for (port, f) in ports {
-            let keep: BTreeSet<i64> = f
-                .end_ts()
-                .iter()
-                .zip(f.knowledge_ts())
-                .filter(|(_, k)| **k <= t)
-                .map(|(e, _)| *e)
-                .collect();
-            if let Some(g) = theirs.get(port) {
-                cut.insert(port.clone(), rows_at(g, &keep)?);
+            let mut groups: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
+            for name in f.features() {
+                groups
+                    .entry(targets.get(name).map_or(0, |t| t.horizon))
+                    .or_default()
+                    .push(name);
+            }
+            if groups.is_empty() {
+                groups.insert(0, Vec::new());
+            }
+            for (h, names) in groups {
+                let keep = known_rows(f, t, h);
+                let label = if h == 0 {
+                    port.clone()
+                } else {
+                    format!("{port} (forward targets, {h} rows ahead)")
+                };
+                // A frame that lacks a feature is left out: a difference in rows.
+                if let Some(g) = theirs
+                    .get(port)
+                    .and_then(|g| g.select_features(&names).ok())
+                    .and_then(|g| rows_at(&g, &keep).ok())
+                {
+                    cut.insert(label, g);
+                }
             }
         }
         out.insert(id.clone(), cut);
     }
-    Ok(out)
+    out
+}
+
+/// `outputs` without the forward targets (by name): what a tiled, streamed or
+/// replayed run must reproduce to the bit. A target is not known at its own row, so
+/// a run that sees the data as it comes cannot give it there; it is left out of those
+/// comparisons (and checked by the perturbation test instead).
+pub fn without_targets(outputs: &Outputs, targets: &Targets) -> Outputs {
+    if targets.is_empty() {
+        return outputs.clone();
+    }
+    outputs
+        .iter()
+        .map(|(id, ports)| {
+            let ports = ports
+                .iter()
+                .map(|(port, f)| {
+                    let keep: Vec<&str> = f
+                        .features()
+                        .iter()
+                        .filter(|n| !targets.contains_key(*n))
+                        .map(String::as_str)
+                        .collect();
+                    let g = if keep.len() == f.n_features() {
+                        f.clone()
+                    } else {
+                        f.select_features(&keep).unwrap_or_else(|_| f.clone())
+                    };
+                    (port.clone(), g)
+                })
+                .collect();
+            (id.clone(), ports)
+        })
+        .collect()
+}
+
+/// How a perturbation run runs a DAG (fresh from the factory, its sources already
+/// replaced): the outputs to compare, by node. A batch call for a DAG that learns
+/// nothing; the config's whole runner, fits included, for one that learns.
+pub type Style<'a> = &'a (dyn Fn(&mut Dag) -> Result<Outputs> + Sync);
+
+/// Every source's whole output, read once: what the perturbation test perturbs.
+fn source_frames(make: &(dyn Fn() -> Result<Dag> + Sync)) -> Result<Vec<(NodeId, Frame)>> {
+    let mut dag = make()?;
+    let mut frames = Vec::new();
+    for id in dag.sources() {
+        dag.reset();
+        let opts = RunOptions {
+            up_to: Some(id.clone()),
+            parallel: false,
+            keep: Keep::Sinks,
+        };
+        let r = dag.run(&RunContext::new(Phase::Predict, None), &opts)?;
+        if let Some(f) = r.outputs.get(&id).and_then(|p| p.get(crate::node::DF_OUT)) {
+            frames.push((id, f.clone()));
+        }
+    }
+    Ok(frames)
+}
+
+/// What is likely wrong with `node`, the first to diverge: a forward target among its
+/// inputs (only a model's fit may use one), or its learning.
+fn hint(dag: &Dag, node: &NodeId, targets: &Targets, t: i64) -> Option<String> {
+    let n = dag.node(node.as_str()).ok()?;
+    let schema = dag.features().ok();
+    let read: Vec<String> = schema
+        .as_ref()
+        .map(|s| dag.input_features(s, node))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|f| targets.contains_key(f))
+        .collect();
+    if n.learns() {
+        return Some(format!(
+            "node `{node}` ({}) learns: a fit of the config's runner learned from rows known \
+             after {} (a fit span that reaches past it, or targets that end after it) and \
+             predicted rows known by then",
+            n.kind(),
+            Timestamp(t)
+        ));
+    }
+    let first = read.first()?;
+    Some(reads_target(first, targets.get(first)?))
+}
+
+/// Why a node that reads forward target `name` peeks: only a model's fit may use it.
+pub fn reads_target(name: &str, target: &crate::node::Target) -> String {
+    format!(
+        "it reads forward target `{name}` (made by node `{}`, {} rows ahead), which only a \
+         model's fit may use (as its `y_vars`); a feature, a processor or the system that \
+         uses it peeks {} rows into the future",
+        target.node, target.horizon, target.horizon
+    )
 }
 
 /// The perturbation test: runs the DAG made by `make` in one batch call, then, for
 /// each `t` in `times`, replaces every source's output by the same frame with the
 /// rows known after `t` changed, reruns, and compares every node's output rows that
-/// the first run knew by `t` (knowledge time `<= t`). Returns the first peek found,
-/// naming the first node in topological order whose output changed, or `None`.
+/// the first run knew by `t` (knowledge time `<= t`; a forward target's row when the
+/// row it looks ahead to is known). Returns the first peek found, naming the first
+/// node in topological order whose output changed, or `None`.
 ///
 /// `make` must return the DAG ready to run in `phase` (fitted, for predict).
 ///
@@ -114,37 +250,62 @@ pub fn perturbation_test(
     phase: Phase,
     times: &[i64],
 ) -> Result<Option<Peek>> {
+    let batch = |dag: &mut Dag| -> Result<Outputs> {
+        dag.reset();
+        let opts = RunOptions {
+            up_to: None,
+            parallel: false,
+            keep: Keep::All,
+        };
+        Ok(dag.run(&RunContext::new(phase, None), &opts)?.outputs)
+    };
+    perturbation_test_with(make, &batch, times)
+}
+
+/// The perturbation test with `style` running each DAG: the config's runner for a
+/// DAG that learns, so that every fit is redone on the perturbed inputs and a fit
+/// that learns from rows known after `t` shows in the predictions known by `t`.
+///
+/// # Errors
+/// A node's or the runner's error in any run.
+pub fn perturbation_test_with(
+    make: &(dyn Fn() -> Result<Dag> + Sync),
+    style: Style<'_>,
+    times: &[i64],
+) -> Result<Option<Peek>> {
     let probe = make()?;
     let order = probe.topological_order();
     let sources = probe.sources();
-    drop(probe);
-    let base = run_tiled(make, phase, &Tiling::batch(), &Keep::All)?;
-    for &t in times {
-        let mut inputs = Vec::with_capacity(sources.len());
-        for id in &sources {
-            if let Some(f) = base.get(id).and_then(|p| p.get(crate::node::DF_OUT)) {
-                inputs.push((id.clone(), perturb_after(f, t)?));
-            }
+    let targets = probe.targets();
+    let inputs = source_frames(make)?;
+    let run_on = |frames: &[(NodeId, Frame)]| -> Result<Outputs> {
+        let mut dag = make()?;
+        for (id, f) in frames {
+            dag.replace_node(Box::new(FrameSource::new(id.as_str(), f.clone())) as Box<dyn Node>)?;
         }
-        let make_perturbed = || {
-            let mut dag = make()?;
-            for (id, f) in &inputs {
-                dag.replace_node(
-                    Box::new(FrameSource::new(id.as_str(), f.clone())) as Box<dyn Node>
-                )?;
-            }
-            Ok(dag)
-        };
-        let changed = run_tiled(&make_perturbed, phase, &Tiling::batch(), &Keep::All)?;
-        let expected = known_by(&base, &base, t)?;
-        let actual = known_by(&base, &changed, t)?;
-        let inner: Vec<NodeId> = order
+        style(&mut dag)
+    };
+    let base = run_on(&inputs)?;
+    let inner: Vec<NodeId> = order
+        .iter()
+        .filter(|id| !sources.contains(id))
+        .cloned()
+        .collect();
+    for &t in times {
+        let perturbed = inputs
             .iter()
-            .filter(|id| !sources.contains(id))
-            .cloned()
-            .collect();
+            .map(|(id, f)| Ok((id.clone(), perturb_after(f, t)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let changed = run_on(&perturbed)?;
+        let expected = known_by(&base, &base, t, &targets);
+        let actual = known_by(&base, &changed, t, &targets);
         if let Some(divergence) = first_divergence(&inner, &expected, &actual) {
-            return Ok(Some(Peek { t, divergence }));
+            let hint = hint(&probe, &divergence.node, &targets, t);
+            return Ok(Some(Peek {
+                t,
+                divergence,
+                hint,
+            }));
         }
     }
     Ok(None)

@@ -115,11 +115,9 @@ pub async fn wait_for_bar(
     if known()? {
         return Ok(());
     }
-    if clock.now() == bar {
-        // On time: the view's own wait jumps straight to the bar's knowledge time.
-        // (It may report a timeout for a bar it never gets; the loop below decides.)
-        let _ = view.wait_for_latest_data(opts.timeout).await;
-    }
+    // The view's own wait jumps straight to the bar's knowledge time. (It may report
+    // a timeout for a bar it never gets, or have no clock; the loop below decides.)
+    let _ = view.wait_for_bar(Timestamp(bar), opts.timeout).await;
     while !known()? {
         let now = clock.now();
         if now >= deadline {

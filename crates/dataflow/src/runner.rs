@@ -14,6 +14,7 @@ use kf_frame::Frame;
 use crate::dag::{Dag, NodeTiming, RunOptions, RunResult};
 use crate::error::{DataflowError, Result};
 use crate::node::{DF_OUT, NodeId, Phase, RunContext};
+use crate::tiling::{Gathered, Outputs};
 
 /// The frame on the DAG's single sink's `df_out`.
 fn sink_frame(dag: &Dag, result: &RunResult) -> Result<Frame> {
@@ -38,7 +39,8 @@ fn sink_frame(dag: &Dag, result: &RunResult) -> Result<Frame> {
 }
 
 /// What a runner returns: the output frame, every pass's per-node timings (in run
-/// order), and the last pass's kept outputs (for captures).
+/// order), the last pass's kept outputs (for captures), and every kept node's
+/// out-of-sample outputs stitched over the passes.
 #[derive(Clone, Debug)]
 pub struct RunnerOutput {
     /// The (stitched) output of the DAG's sink.
@@ -47,6 +49,33 @@ pub struct RunnerOutput {
     pub passes: Vec<(String, Vec<NodeTiming>)>,
     /// The last pass's kept outputs, by node.
     pub last: RunResult,
+    /// Each kept node's outputs over the rows the runner keeps (the predict span;
+    /// each walk-forward step's `(t, t + freq]`; each fold's test span), stitched in
+    /// time order: what `kaizenflow check` compares when it reruns the runner.
+    pub outputs: Outputs,
+}
+
+/// Every kept node's frames of each pass, cut to that pass's kept span and stitched.
+fn stitch(pieces: Vec<(RunResult, i64, i64)>) -> Result<Outputs> {
+    let mut parts = Gathered::default();
+    for (r, lo, hi) in pieces {
+        let cut: Outputs = r
+            .outputs
+            .into_iter()
+            .map(|(id, ports)| {
+                let ports = ports
+                    .into_iter()
+                    .map(|(port, f)| (port, f.slice_time(lo, hi)))
+                    .collect();
+                (id, ports)
+            })
+            .collect();
+        parts.push(cut);
+    }
+    parts
+        .join(Frame::concat)
+        .map(|(id, joined)| Ok((id.clone(), joined.map_err(|e| e.in_node(&id, "passes"))?)))
+        .collect()
 }
 
 /// One pass: reset, then run `phase` over `interval`.
@@ -70,7 +99,7 @@ pub fn fit_predict(
     if let Some(f) = fit {
         let r = pass(
             dag,
-            RunContext::new(Phase::Fit, Some(f)),
+            RunContext::new(Phase::Fit, Some(f)).deciding_at(f.1),
             &RunOptions {
                 keep: Default::default(),
                 ..opts.clone()
@@ -83,6 +112,7 @@ pub fn fit_predict(
     Ok(RunnerOutput {
         frame: sink_frame(dag, &r)?,
         passes,
+        outputs: r.outputs.clone(),
         last: r,
     })
 }
@@ -127,6 +157,7 @@ pub fn rolling(
     let steps = usize::try_from((r.end - r.start + r.retraining_freq - 1) / r.retraining_freq)
         .map_err(|_| DataflowError::invalid("too many rolling steps"))?;
     let mut pieces = Vec::with_capacity(steps);
+    let mut kept = Vec::with_capacity(steps);
     let mut passes = Vec::new();
     let mut last = RunResult::default();
     for k in 0..steps {
@@ -137,11 +168,23 @@ pub fn rolling(
             keep: Default::default(),
             ..opts.clone()
         };
-        let f = pass(dag, RunContext::new(Phase::Fit, Some((lo, t))), &fit_opts)?;
-        passes.push((format!("fit {k}"), f.timings));
+        let f = pass(
+            dag,
+            RunContext::new(Phase::Fit, Some((lo, t))).deciding_at(t),
+            &fit_opts,
+        )?;
+        passes.push((
+            format!(
+                "fit {k} on ({}, {}], rows known by then",
+                kf_frame::Timestamp(lo - 1),
+                kf_frame::Timestamp(t)
+            ),
+            f.timings,
+        ));
         let p = pass(dag, RunContext::new(Phase::Predict, Some((lo, hi))), opts)?;
         passes.push((format!("predict {k}"), p.timings.clone()));
         pieces.push(sink_frame(dag, &p)?.slice_time(t + 1, hi));
+        kept.push((p.clone(), t + 1, hi));
         last = p;
         progress(k + 1, steps);
     }
@@ -149,6 +192,7 @@ pub fn rolling(
         frame: Frame::concat(&pieces)?,
         passes,
         last,
+        outputs: stitch(kept)?,
     })
 }
 
@@ -228,13 +272,13 @@ pub fn cross_validate(
 ) -> Result<(RunnerOutput, Vec<Fold>)> {
     let folds = folds(&cv)?;
     let mut pieces = Vec::with_capacity(folds.len());
+    let mut kept = Vec::with_capacity(folds.len());
     let mut passes = Vec::new();
     let mut last = RunResult::default();
     for (k, fold) in folds.iter().enumerate() {
         let ctx = RunContext {
-            phase: Phase::Fit,
-            interval: Some((cv.start, cv.end)),
             train: Some(Arc::new(fold.train.clone())),
+            ..RunContext::new(Phase::Fit, Some((cv.start, cv.end)))
         };
         let fit_opts = RunOptions {
             keep: Default::default(),
@@ -249,6 +293,7 @@ pub fn cross_validate(
         )?;
         passes.push((format!("predict {k}"), p.timings.clone()));
         pieces.push(sink_frame(dag, &p)?.slice_time(fold.test.0, fold.test.1));
+        kept.push((p.clone(), fold.test.0, fold.test.1));
         last = p;
         progress(k + 1, folds.len());
     }
@@ -257,6 +302,7 @@ pub fn cross_validate(
             frame: Frame::concat(&pieces)?,
             passes,
             last,
+            outputs: stitch(kept)?,
         },
         folds,
     ))

@@ -2,11 +2,11 @@
 //! [`Node::output_features`] fed with its producers' declared outputs, in
 //! topological order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::dag::Dag;
-use crate::node::{FeatureMap, MissingFeature, NodeId};
+use crate::node::{FeatureMap, MissingFeature, NodeId, Target, Targets};
 
 /// The features on each node's output ports; `None` for a node whose outputs are
 /// not known before running (it, or a node upstream, does not declare them).
@@ -144,5 +144,54 @@ impl Dag {
             schema.insert(id, out);
         }
         Ok(schema)
+    }
+
+    /// The DAG's forward targets: the features that a node with a non-zero
+    /// [`Node::lookahead`](crate::Node::lookahead) adds (those on its outputs that
+    /// none of its inputs has), by name, with the node and its horizon. Empty when the
+    /// column flow is not known before running.
+    pub fn targets(&self) -> Targets {
+        let Ok(schema) = self.features() else {
+            return Targets::new();
+        };
+        let mut targets = Targets::new();
+        for id in self.topological_order() {
+            let Ok(node) = self.node(id.as_str()) else {
+                continue;
+            };
+            let horizon = node.lookahead();
+            let Some(Some(outputs)) = schema.get(&id) else {
+                continue;
+            };
+            if horizon == 0 {
+                continue;
+            }
+            let inputs = self.input_features(&schema, &id);
+            for f in outputs.values().flatten() {
+                if !inputs.contains(f) {
+                    targets.entry(f.clone()).or_insert_with(|| Target {
+                        node: id.clone(),
+                        horizon,
+                    });
+                }
+            }
+        }
+        targets
+    }
+
+    /// Every feature that reaches node `id` on any input port, by `schema`.
+    pub fn input_features(&self, schema: &Schema, id: &NodeId) -> BTreeSet<String> {
+        self.inputs_of(id.as_str())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(_, from, port)| {
+                schema
+                    .get(&from)
+                    .and_then(|o| o.as_ref())
+                    .and_then(|m| m.get(&port))
+                    .cloned()
+            })
+            .flatten()
+            .collect()
     }
 }

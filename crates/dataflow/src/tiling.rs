@@ -299,6 +299,18 @@ impl Node for AssetTile {
     fn memory(&self) -> Memory {
         self.inner.memory()
     }
+    fn lookahead(&self) -> usize {
+        self.inner.lookahead()
+    }
+    fn fit_horizon(&self) -> usize {
+        self.inner.fit_horizon()
+    }
+    fn output_features(
+        &self,
+        inputs: &crate::node::FeatureMap,
+    ) -> std::result::Result<Option<crate::node::FeatureMap>, crate::node::MissingFeature> {
+        self.inner.output_features(inputs)
+    }
     fn run(&mut self, ctx: &RunContext, inputs: &Ports) -> Result<Ports> {
         self.inner
             .run(ctx, inputs)?

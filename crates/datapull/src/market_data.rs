@@ -48,6 +48,14 @@ pub trait MarketData: Send + Sync + Debug {
         Box::pin(async move { Err(DataError::Query { what }) })
     }
 
+    /// Resolves with the row of the bar ending at `bar` once the view knows it, or an
+    /// error after `timeout` ns of clock time: what a replayed or live loop waits on
+    /// before using a bar. Views without a clock answer with an error.
+    fn wait_for_bar(&self, bar: Timestamp, timeout: i64) -> FrameFuture<'_> {
+        let _ = (bar, timeout);
+        self.wait_for_latest_data(timeout)
+    }
+
     /// The clock a view follows, if any.
     fn clock(&self) -> Option<Arc<dyn Clock>> {
         None
@@ -280,11 +288,18 @@ impl Replayed {
     }
 
     async fn wait(&self, timeout: i64) -> Result<Frame> {
+        let bar = self.bar_end(self.clock.now());
+        self.wait_bar(bar, timeout).await
+    }
+
+    /// Waits for the one bar ending at `bar` (not for whichever bar is the newest
+    /// while it waits: with a delay longer than a bar, the newest bar is always
+    /// further ahead, and chasing it would wait out the whole timeout).
+    async fn wait_bar(&self, bar: i64, timeout: i64) -> Result<Frame> {
         let started = self.clock.now();
         let deadline = started.saturating_add(timeout);
         loop {
             let now = self.clock.now();
-            let bar = self.bar_end(now);
             let known = self
                 .historical
                 .query(&self.known_query(Query::between(bar, bar), now))?;
@@ -313,7 +328,7 @@ impl Replayed {
                 None => now.saturating_add(self.poll),
             };
             self.clock
-                .sleep_until(wake.min(bar + self.freq).min(deadline).max(now + 1))
+                .sleep_until(wake.min(deadline).max(now + 1))
                 .await;
         }
     }
@@ -342,6 +357,10 @@ impl MarketData for Replayed {
 
     fn wait_for_latest_data(&self, timeout: i64) -> FrameFuture<'_> {
         Box::pin(self.wait(timeout))
+    }
+
+    fn wait_for_bar(&self, bar: Timestamp, timeout: i64) -> FrameFuture<'_> {
+        Box::pin(self.wait_bar(bar.0, timeout))
     }
 
     fn clock(&self) -> Option<Arc<dyn Clock>> {
@@ -448,6 +467,14 @@ impl MarketData for Stitched {
 
     fn wait_for_latest_data(&self, timeout: i64) -> FrameFuture<'_> {
         self.after.wait_for_latest_data(timeout)
+    }
+
+    fn wait_for_bar(&self, bar: Timestamp, timeout: i64) -> FrameFuture<'_> {
+        if bar.0 <= self.split {
+            self.before.wait_for_bar(bar, timeout)
+        } else {
+            self.after.wait_for_bar(bar, timeout)
+        }
     }
 
     fn clock(&self) -> Option<Arc<dyn Clock>> {

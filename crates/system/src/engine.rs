@@ -2,13 +2,24 @@
 //!
 //! At each decision time `τ_k` the system
 //! 1. waits on its clock until `τ_k` and until the market data view knows the last
-//!    data bar ending in `(τ_{k-1}, τ_k]` (late data holds the decision up);
-//! 2. reads that interval's prices and fills the orders placed at `τ_{k-1}` at the
-//!    interval's TWAP or VWAP (the orders "execute over the next bar");
+//!    data bar ending in `(τ_{k-1}, τ_k]` (late data holds the decision up); the
+//!    clock's time then is the decision's time, `decided_k >= τ_k` (later by the
+//!    feed's delay);
+//! 2. reads that interval's prices and fills, at the interval's TWAP or VWAP, the
+//!    orders whose decision time is at or before the interval's start `τ_{k-1}`:
+//!    **an order fills over the first full decision bar that starts at or after the
+//!    order was decided**, so no fill uses a price from before its order existed
+//!    (with no delay, the orders of `τ_{k-1}` fill over `(τ_{k-1}, τ_k]`; with a
+//!    delay of half a bar, one bar later);
 //! 3. marks the portfolio to the last known prices and closes the bar's P&L;
 //! 4. runs one streaming step of the forecast DAG over the new data and takes the
 //!    latest forecast row ending in `(τ_{k-1}, τ_k]`;
-//! 5. asks the processor for orders, given the holdings after step 2.
+//! 5. asks the processor for orders, given the holdings after step 2 plus the
+//!    orders still waiting for their bar.
+//!
+//! Every decision is audited as it is made ([`Audit`]): the forecast row it used
+//! must be known by its decision time, and every price row a fill used must start at
+//! or after the order's decision time.
 //!
 //! The portfolio after bar `k` feeds the decision at bar `k`, whose orders fill in
 //! bar `k + 1`: the cycle runs through time, never inside the DAG.
@@ -73,8 +84,50 @@ pub struct SystemRun {
     pub holdings: Vec<f64>,
     /// Forecast rows that arrived after their own bar's decision time (not traded).
     pub stale_forecasts: u64,
+    /// What the run's audit counted.
+    pub audit: Audit,
     /// The run's figures.
     pub stats: Stats,
+}
+
+/// The audit of a run's decisions and fills: what `kaizenflow check` asserts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Audit {
+    /// Decisions made.
+    pub decisions: u64,
+    /// Decisions made later than their bar plus the declared delay: the feed was
+    /// later than it says.
+    pub late_decisions: u64,
+    /// Price rows of a fill interval not yet known when it was filled (left out of
+    /// the fill and the marks).
+    pub late_price_rows: u64,
+    /// Forecast rows used before their knowledge time: future peeking.
+    pub early_forecasts: u64,
+    /// Fills that used a price row starting before their order's decision time.
+    pub early_fills: u64,
+    /// The first violation, said in full.
+    pub first_violation: Option<String>,
+}
+
+impl Audit {
+    /// Whether nothing was used before it was known.
+    pub fn passed(&self) -> bool {
+        self.early_forecasts == 0 && self.early_fills == 0
+    }
+
+    fn violation(&mut self, what: impl FnOnce() -> String) {
+        if self.first_violation.is_none() {
+            self.first_violation = Some(what());
+        }
+    }
+}
+
+/// An order waiting for its bar: decided at `decided`, for the bar `ts`.
+#[derive(Clone, Debug)]
+pub(crate) struct Queued {
+    pub(crate) ts: i64,
+    pub(crate) decided: i64,
+    pub(crate) quantity: Vec<f64>,
 }
 
 /// A system: a config's market data, forecast DAG, processor, costs and clock.
@@ -259,6 +312,7 @@ impl<'a> System<'a> {
         let mut dag_lo = i64::MIN;
         let mut prev = self.grid[0] - spec.bar;
         let mut next_time = 0usize;
+        let freq = self.market.freq;
         for &tau in &self.grid {
             clock.sleep_until(tau).await;
             // The last data bar of the interval, which must be known before deciding.
@@ -270,15 +324,20 @@ impl<'a> System<'a> {
                 wait_for_bar(view, clock, times[next_time - 1], wait).await?;
             }
             let decided = clock.now();
+            book.audit.decisions += 1;
+            if decided > tau.saturating_add(spec.clock.delay) {
+                book.audit.late_decisions += 1;
+            }
             let rows = view.data_for_interval(
                 Timestamp(prev.saturating_add(1)),
                 Timestamp(tau),
                 None,
                 Some(&cols),
             )?;
+            book.audit.late_price_rows += (next_time - first).saturating_sub(rows.n_rows()) as u64;
             self.market.map_assets(rows.assets(), &mut price_map);
             book.aggregate(&rows, &price_map);
-            book.fill(prev, tau, spec);
+            book.fill(prev, tau, &rows, freq, spec);
             book.bars
                 .push(book.portfolio.close_bar(tau, decided, &book.totals));
 
@@ -290,14 +349,34 @@ impl<'a> System<'a> {
             let frame = out.df_out(node.as_str())?;
             let row = latest_row_in(frame, prev, tau, &mut book.stale);
             if let Some(r) = row {
+                let known = frame.knowledge_ts()[r];
+                if known > decided {
+                    book.audit.early_forecasts += 1;
+                    book.audit.violation(|| {
+                        format!(
+                            "the decision at {} (made at {}) used node `{node}`'s forecast row \
+                             ending {}, which is known only at {}",
+                            Timestamp(tau),
+                            Timestamp(decided),
+                            Timestamp(frame.end_ts()[r]),
+                            Timestamp(known)
+                        )
+                    });
+                }
                 let c = match &columns {
                     Some(c) => c,
                     None => columns.insert(ForecastColumns::find(frame, node.as_str(), spec)?),
                 };
                 self.market.map_assets(frame.assets(), &mut forecast_map);
-                book.decide(tau, frame, r, c, &forecast_map, self.processor.as_mut());
-            } else {
-                book.pending.fill(0.0);
+                book.decide(
+                    tau,
+                    decided,
+                    frame,
+                    r,
+                    c,
+                    &forecast_map,
+                    self.processor.as_mut(),
+                );
             }
             prev = tau;
         }
@@ -324,7 +403,12 @@ pub fn latest_row_in(frame: &Frame, prev: i64, tau: i64, stale: &mut u64) -> Opt
 struct Book {
     portfolio: Portfolio,
     agg: BarAggregate,
+    /// Orders decided and not yet filled, oldest first.
+    queue: std::collections::VecDeque<Queued>,
+    /// The orders filled over the current bar (the due queue entries, summed).
     pending: Vec<f64>,
+    /// Holdings plus queued orders: what the processor trades from.
+    committed: Vec<f64>,
     fill_px: Vec<f64>,
     filled: Vec<f64>,
     cost: Vec<f64>,
@@ -338,6 +422,7 @@ struct Book {
     orders: Orders,
     fills: Fills,
     stale: u64,
+    audit: Audit,
 }
 
 impl Book {
@@ -345,7 +430,9 @@ impl Book {
         Book {
             portfolio: Portfolio::new(n, cash),
             agg: BarAggregate::new(n),
+            queue: std::collections::VecDeque::new(),
             pending: vec![0.0; n],
+            committed: vec![0.0; n],
             fill_px: vec![f64::NAN; n],
             filled: vec![0.0; n],
             cost: vec![0.0; n],
@@ -358,6 +445,7 @@ impl Book {
             orders: Orders::default(),
             fills: Fills::default(),
             stale: 0,
+            audit: Audit::default(),
         }
     }
 
@@ -378,8 +466,26 @@ impl Book {
         }
     }
 
-    /// Fills the pending orders over the bar `(prev, tau]` and marks the portfolio.
-    fn fill(&mut self, prev: i64, tau: i64, spec: &SystemSpec) {
+    /// Fills the orders decided at or before `prev` over the bar `(prev, tau]`
+    /// (whose price rows are `rows`, each `freq` long) and marks the portfolio.
+    fn fill(&mut self, prev: i64, tau: i64, rows: &Frame, freq: i64, spec: &SystemSpec) {
+        let order_ts = take_due(&mut self.queue, prev, &mut self.pending);
+        if let Some(decided) = order_ts.map(|(_, d)| d)
+            && let Some(&start) = rows.end_ts().first()
+            && start - freq < decided
+            && self.pending.iter().any(|&q| q != 0.0)
+        {
+            self.audit.early_fills += 1;
+            self.audit.violation(|| {
+                format!(
+                    "an order decided at {} filled over a price row ending {}, which started \
+                     at {}, before the order existed",
+                    Timestamp(decided),
+                    Timestamp(start),
+                    Timestamp(start - freq)
+                )
+            });
+        }
         self.agg.fill_prices(spec.fill, &mut self.fill_px);
         self.totals = fill_orders(
             &self.pending,
@@ -391,7 +497,9 @@ impl Book {
         );
         for (i, &q) in self.filled.iter().enumerate() {
             if q != 0.0 {
-                self.fills.order_ts.push(prev);
+                self.fills
+                    .order_ts
+                    .push(order_ts.map_or(prev, |(ts, _)| ts));
                 self.fills.ts.push(tau);
                 self.fills.asset.push(i as u32);
                 self.fills.quantity.push(q);
@@ -403,10 +511,13 @@ impl Book {
         self.portfolio.update_marks(self.agg.last());
     }
 
-    /// Turns the forecast row `r` of `frame` into pending orders.
+    /// Turns the forecast row `r` of `frame` into orders decided at `decided`,
+    /// queued for their bar.
+    #[allow(clippy::too_many_arguments)]
     fn decide(
         &mut self,
         tau: i64,
+        decided: i64,
         frame: &Frame,
         r: usize,
         c: &ForecastColumns,
@@ -414,16 +525,23 @@ impl Book {
         processor: &mut dyn ForecastProcessor,
     ) {
         let vol = c.gather(frame, r, map, &mut self.forecast, &mut self.vol);
+        committed(&self.portfolio.holdings, &self.queue, &mut self.committed);
+        let mut quantity = vec![0.0; self.committed.len()];
         processor.orders(
             &Decide {
                 forecast: &self.forecast,
                 volatility: vol,
                 price: &self.portfolio.mark,
-                holdings: &self.portfolio.holdings,
+                holdings: &self.committed,
             },
-            &mut self.pending,
+            &mut quantity,
         );
-        record_orders(&mut self.orders, tau, &self.pending, &self.portfolio.mark);
+        record_orders(&mut self.orders, tau, &quantity, &self.portfolio.mark);
+        self.queue.push_back(Queued {
+            ts: tau,
+            decided,
+            quantity,
+        });
     }
 
     fn finish(self, assets: Vec<String>, spec: &SystemSpec, grid: &[i64]) -> SystemRun {
@@ -438,6 +556,7 @@ impl Book {
             fills: self.fills,
             holdings: self.portfolio.holdings,
             stale_forecasts: self.stale,
+            audit: self.audit,
             stats,
         }
     }
@@ -452,5 +571,47 @@ pub fn record_orders(out: &mut Orders, tau: i64, orders: &[f64], mark: &[f64]) {
             out.quantity.push(q);
             out.mark.push(mark[i]);
         }
+    }
+}
+
+/// Sums into `pending` the queued orders decided at or before `start` (they fill
+/// over the bar starting at `start`) and removes them; zero when none is due.
+/// Returns the latest due order's bar and decision time.
+pub(crate) fn take_due(
+    queue: &mut std::collections::VecDeque<Queued>,
+    start: i64,
+    pending: &mut [f64],
+) -> Option<(i64, i64)> {
+    let mut due = None;
+    let mut first = true;
+    while queue.front().is_some_and(|q| q.decided <= start) {
+        let Some(q) = queue.pop_front() else { break };
+        if first {
+            pending.copy_from_slice(&q.quantity);
+            first = false;
+        } else {
+            pending
+                .iter_mut()
+                .zip(&q.quantity)
+                .for_each(|(p, x)| *p += x);
+        }
+        due = Some((q.ts, q.decided));
+    }
+    if first {
+        pending.fill(0.0);
+    }
+    due
+}
+
+/// Holdings plus the quantities still queued: the position the processor's new
+/// orders start from, so that an order waiting for its bar is not placed again.
+pub(crate) fn committed(
+    holdings: &[f64],
+    queue: &std::collections::VecDeque<Queued>,
+    out: &mut [f64],
+) {
+    out.copy_from_slice(holdings);
+    for q in queue {
+        out.iter_mut().zip(&q.quantity).for_each(|(o, x)| *o += x);
     }
 }

@@ -37,7 +37,7 @@ pub mod research;
 mod spec;
 
 pub use broker::{CostModel, FillPrice, FillTotals, fill_orders};
-pub use engine::{Fills, Orders, System, SystemRun};
+pub use engine::{Audit, Fills, Orders, System, SystemRun};
 pub use error::SystemError;
 pub use market::Market;
 pub use portfolio::{BarRecord, Stats};

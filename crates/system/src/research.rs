@@ -13,7 +13,7 @@ use std::sync::Arc;
 use kf_dataflow::{Keep, Phase, RunContext, RunOptions};
 
 use crate::broker::{BarAggregate, FillTotals, fill_orders};
-use crate::engine::{Orders, System, record_orders};
+use crate::engine::{Orders, Queued, System, committed, record_orders, take_due};
 use crate::error::Result;
 use crate::market::{AssetMap, ForecastColumns, Market};
 use crate::portfolio::{BarRecord, Stats};
@@ -99,11 +99,21 @@ pub fn research(system: &mut System<'_>) -> Result<ResearchRun> {
     } else {
         Some(ForecastColumns::find(forecasts, node.as_str(), &spec)?)
     };
+    let price_ts = system.market.prices.end_ts().to_vec();
+    let price_kt = system.market.prices.knowledge_ts().to_vec();
     let processor: &mut dyn ForecastProcessor = system.processor_mut();
     processor.reset();
 
     let (mut h, mut mark) = (vec![0.0; n], vec![f64::NAN; n]);
     let (mut pending, mut filled, mut cost) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    let mut queue: std::collections::VecDeque<Queued> = std::collections::VecDeque::new();
+    let mut held = vec![0.0; n];
+    // The decision times the event loop's simulated clock reaches: each grid time,
+    // or later when the interval's last price bar is known later (its knowledge
+    // time plus the feed's delay); the clock never goes back.
+    let (p_ts, p_kt) = (price_ts.as_slice(), price_kt.as_slice());
+    let mut now = grid[0] - spec.bar;
+    let mut next_time = 0usize;
     let (mut forecast, mut vol) = (vec![f64::NAN; n], vec![f64::NAN; n]);
     let mut nav = spec.initial_cash;
     let mut bars = Vec::with_capacity(grid.len());
@@ -117,6 +127,16 @@ pub fn research(system: &mut System<'_>) -> Result<ResearchRun> {
             &prices.volume[at.clone()],
             &prices.last[at],
         );
+        now = now.max(tau);
+        let first = next_time;
+        while next_time < p_ts.len() && p_ts[next_time] <= tau {
+            next_time += 1;
+        }
+        if next_time > first && p_ts[next_time - 1] > prev {
+            now = now.max(p_kt[next_time - 1].saturating_add(spec.clock.delay));
+        }
+        let decided = now;
+        take_due(&mut queue, prev, &mut pending);
         let t: FillTotals = fill_orders(&pending, px, v, &spec.costs, &mut filled, &mut cost);
         let mut pnl = 0.0;
         for i in 0..n {
@@ -146,7 +166,7 @@ pub fn research(system: &mut System<'_>) -> Result<ResearchRun> {
         }
         bars.push(BarRecord {
             ts: tau,
-            decided: tau,
+            decided,
             cash: nav - nmv,
             nav,
             gmv,
@@ -168,18 +188,25 @@ pub fn research(system: &mut System<'_>) -> Result<ResearchRun> {
         match (row, &columns) {
             (Some(r), Some(c)) => {
                 let volatility = c.gather(forecasts, r, &map, &mut forecast, &mut vol);
+                committed(&h, &queue, &mut held);
+                let mut quantity = vec![0.0; n];
                 processor.orders(
                     &Decide {
                         forecast: &forecast,
                         volatility,
                         price: &mark,
-                        holdings: &h,
+                        holdings: &held,
                     },
-                    &mut pending,
+                    &mut quantity,
                 );
-                record_orders(&mut orders, tau, &pending, &mark);
+                record_orders(&mut orders, tau, &quantity, &mark);
+                queue.push_back(Queued {
+                    ts: tau,
+                    decided,
+                    quantity,
+                });
             }
-            _ => pending.fill(0.0),
+            _ => {}
         }
         prev = tau;
     }

@@ -100,6 +100,8 @@ pub(super) struct Plan {
     levels: Vec<Vec<NodeIndex>>,
     /// Per node, how many wanted nodes consume its outputs.
     pending: Vec<usize>,
+    /// The DAG's forward targets, handed to every node in the run's context.
+    targets: Arc<crate::node::Targets>,
 }
 
 impl Dag {
@@ -120,6 +122,16 @@ impl Dag {
                 self.plan = Some(Arc::clone(&p));
                 p
             }
+        };
+        let with_targets;
+        let ctx = if ctx.targets.is_none() && !plan.targets.is_empty() {
+            with_targets = RunContext {
+                targets: Some(Arc::clone(&plan.targets)),
+                ..ctx.clone()
+            };
+            &with_targets
+        } else {
+            ctx
         };
         let order = &plan.order;
         let keep = self.kept(order, opts);
@@ -289,6 +301,7 @@ impl Dag {
             order,
             levels: levels.into_values().collect(),
             pending,
+            targets: Arc::new(self.targets()),
         })
     }
 

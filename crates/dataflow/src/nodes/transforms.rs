@@ -138,9 +138,11 @@ impl Default for ShiftParams {
 /// The `shift` kernel: `{col}{suffix}` = the value `periods` rows earlier.
 ///
 /// With a negative `periods` it looks ahead inside the call it is given (the last
-/// `|periods|` rows of a call are NaN), so it is not causal: its output changes with
-/// the tiling and with future data, and `kaizenflow check` reports it. Its declared
-/// memory is that of a lag, as a forward-looking target usually is mistaken for one.
+/// `|periods|` rows of a call are NaN): its outputs are forward targets
+/// ([`crate::node::Target`], declared through [`ColumnKernel::lookahead`]). A model
+/// may learn from them in `fit`; `kaizenflow check` names any other node they reach,
+/// and leaves them out of its tiling and streaming comparisons (a target is not
+/// known at its own row, so no causal run can give it there).
 #[derive(Clone, Debug)]
 pub struct Shift {
     params: ShiftParams,
@@ -173,6 +175,13 @@ impl ColumnKernel for Shift {
     }
     fn memory(&self) -> Memory {
         Memory::Rows(usize::try_from(self.params.periods).unwrap_or(0))
+    }
+    fn lookahead(&self) -> usize {
+        if self.params.periods < 0 {
+            usize::try_from(self.params.periods.unsigned_abs()).unwrap_or(usize::MAX)
+        } else {
+            0
+        }
     }
     fn compute(
         &mut self,

@@ -1,14 +1,20 @@
 //! `kaizenflow check`: runs the configured DAG in batch, under random tilings,
-//! streamed one bar at a time, replayed on a simulated clock with the
-//! knowledge-time audit, and under the perturbation test; prints a verdict per
-//! check and fails when any check does.
+//! streamed one bar at a time, under the perturbation test of its own learning
+//! style (refitting as its `[run]` does), replayed on a simulated clock with the
+//! knowledge-time audit, and, for a config with `[system]`, the trading loop on a
+//! simulated clock with every decision and fill audited; prints a verdict per check
+//! and fails when any check does. A check that cannot run fails unless skipped.
 
 use std::io::Write;
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use kf_dataflow::check::{CheckOptions, Subject, Verdict, replay_check, run_checks};
-use kf_dataflow::{Dag, DataflowError};
+use kf_dataflow::check::{
+    CHECK_NAMES, CheckOptions, CheckResult, Subject, Verdict, replay_check, run_checks, skipped,
+    warm_up,
+};
+use kf_dataflow::{Dag, DataflowError, Targets};
 use kf_datapull::{Clock, MarketData, ReplaySettings, SimulatedClock};
 use kf_frame::Duration;
 use kf_system::Registries;
@@ -17,6 +23,17 @@ use super::CheckArgs;
 use super::config_cmd::load;
 
 pub(super) fn check(types: &Registries, args: &CheckArgs, out: &mut dyn Write) -> Result<()> {
+    if let Some(bad) = args
+        .skip
+        .iter()
+        .find(|s| !CHECK_NAMES.contains(&s.as_str()))
+    {
+        bail!(
+            "--skip {bad}: there is no such check; the checks are {}{}",
+            CHECK_NAMES.join(", "),
+            kf_config::did_you_mean(bad, CHECK_NAMES)
+        );
+    }
     let config = load(&args.config)?;
     let components = kf_system::build_with(types, &config)
         .with_context(|| format!("{} is not a valid config", args.config.config.display()))?;
@@ -45,18 +62,22 @@ pub(super) fn check(types: &Registries, args: &CheckArgs, out: &mut dyn Write) -
         .unclocked()
         .context("the batch, tiling, streaming and perturbation checks read the market data without its clock")?;
     let make = || make_on(Arc::clone(&market_data));
-    let subject = Subject::fit(&make).context("building and fitting the DAG")?;
+    let subject = Subject::with_runner(&make, &components.run)
+        .context("building the DAG and fitting it as [run] does")?;
     let opts = CheckOptions {
         tilings: args.tilings,
         perturbations: args.perturbations,
         seed: args.seed,
         max_threads: 4,
+        allow_in_sample: args.allow_in_sample,
+        skip: args.skip.clone(),
     };
     writeln!(
         out,
-        "# checking {} ({} nodes)",
+        "# checking {} ({} nodes{})",
         args.config.config.display(),
-        subject.order().len()
+        subject.order().len(),
+        describe_targets(subject.targets())
     )?;
     let (batch, mut results) = run_checks(&subject, &opts).context("the batch run failed")?;
     let bars = subject
@@ -69,34 +90,199 @@ pub(super) fn check(types: &Registries, args: &CheckArgs, out: &mut dyn Write) -
              cannot run: a check that cannot run is not a pass"
         );
     };
-    let freq = bars
-        .windows(2)
-        .map(|w| w[1] - w[0])
-        .min()
-        .unwrap_or(60_000_000_000)
-        .max(1);
-    let clock: Arc<dyn Clock> = Arc::new(SimulatedClock::new(first - freq));
-    let settings = replay_settings.get_or_init(|| ReplaySettings {
-        delay: Duration::ZERO,
-        freq: Duration(freq),
-        offset: Duration(first.rem_euclid(freq)),
-        poll: Duration(freq),
-    });
-    let view = components
-        .market_data
-        .on_clock(Arc::clone(&clock), settings)
-        .context("the replay check puts the market data on a simulated clock")?;
-    results.push(replay_check(
-        &subject, &make_on, view, &clock, &bars, &batch,
-    ));
+    if opts.skips("replay") {
+        results.push(skipped("replay"));
+    } else {
+        let freq = bars
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .min()
+            .unwrap_or(60_000_000_000)
+            .max(1);
+        let clock: Arc<dyn Clock> = Arc::new(SimulatedClock::new(first - freq));
+        let settings = replay_settings.get_or_init(|| ReplaySettings {
+            delay: Duration::ZERO,
+            freq: Duration(freq),
+            offset: Duration(first.rem_euclid(freq)),
+            poll: Duration(freq),
+        });
+        let view = components
+            .market_data
+            .on_clock(Arc::clone(&clock), settings)
+            .context(
+                "the replay check puts the market data on a simulated clock (skip it with \
+                 --skip replay)",
+            )?;
+        results.push(replay_check(
+            &subject, &make_on, view, &clock, &bars, &batch,
+        ));
+    }
+    if root.contains("system") {
+        if opts.skips("system") {
+            results.push(skipped("system"));
+        } else {
+            results.extend(system_checks(types, &config, subject.targets()));
+        }
+    }
     let mut failed = 0;
+    let mut skips = 0;
     for r in &results {
         writeln!(out, "{r}")?;
-        failed += usize::from(r.verdict != Verdict::Pass);
+        match r.verdict {
+            Verdict::Pass => {}
+            Verdict::Fail(_) => failed += 1,
+            Verdict::Skipped(_) => skips += 1,
+        }
+    }
+    if args.warmup {
+        let report = warm_up(&subject, &bars, 4, args.warmup_tolerance)
+            .context("the warm-up runs failed")?;
+        for w in &report {
+            writeln!(out, "{w}")?;
+        }
+        if let Some(most) = report.iter().filter_map(|w| w.within).max() {
+            writeln!(
+                out,
+                "# warm-up: load at least {most} rows of history before the first decision \
+                 (within {:e}); rows that never settle to the bit are carried state that \
+                 forgets its start only to a tolerance",
+                args.warmup_tolerance
+            )?;
+        }
     }
     if failed > 0 {
         bail!("{failed} of {} checks failed", results.len());
     }
-    writeln!(out, "# all {} checks passed", results.len())?;
+    if skips > 0 {
+        writeln!(
+            out,
+            "# {} checks passed; {skips} skipped by request (not passed)",
+            results.len() - skips
+        )?;
+    } else {
+        writeln!(out, "# all {} checks passed", results.len())?;
+    }
     Ok(())
+}
+
+fn describe_targets(targets: &Targets) -> String {
+    if targets.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = targets
+        .iter()
+        .map(|(name, t)| format!("`{name}` ({} rows ahead, node `{}`)", t.horizon, t.node))
+        .collect();
+    format!("; forward targets: {}", names.join(", "))
+}
+
+fn result(name: String, started: Instant, verdict: Verdict) -> CheckResult {
+    CheckResult {
+        name,
+        verdict,
+        elapsed: started.elapsed(),
+    }
+}
+
+/// The trading loop's checks: the columns it trades are not forward targets; one
+/// run on a simulated clock with every decision and fill audited; and the research
+/// evaluator's P&L equal to the event-driven one.
+fn system_checks(
+    types: &Registries,
+    config: &kf_config::Config,
+    targets: &Targets,
+) -> Vec<CheckResult> {
+    let started = Instant::now();
+    let mut system = match kf_system::System::from_config_with(types, config) {
+        Ok(s) => s,
+        Err(e) => {
+            return vec![result(
+                "system".into(),
+                started,
+                Verdict::Fail(format!("the system cannot be built: {e}")),
+            )];
+        }
+    };
+    let mut results = Vec::new();
+    let spec = &system.spec;
+    let traded = std::iter::once(("prediction", &spec.prediction))
+        .chain(spec.volatility.as_ref().map(|v| ("volatility", v)));
+    let mut peeks = Vec::new();
+    for (key, name) in traded {
+        if let Some(t) = targets.get(name) {
+            peeks.push(format!(
+                "[system] {key} = \"{name}\" is a forward target (made by node `{}`, {} rows \
+                 ahead): the system would trade on the future; trade a model's prediction of \
+                 it instead",
+                t.node, t.horizon
+            ));
+        }
+    }
+    results.push(result(
+        "system: the traded columns are not forward targets".into(),
+        started,
+        if peeks.is_empty() {
+            Verdict::Pass
+        } else {
+            Verdict::Fail(peeks.join("; "))
+        },
+    ));
+    let started = Instant::now();
+    let clock = system.clock(kf_system::ClockKind::Simulated);
+    let delay = system.spec.clock.delay;
+    let run = match system.run_on(clock) {
+        Ok(r) => r,
+        Err(e) => {
+            results.push(result(
+                "system: run on a simulated clock".into(),
+                started,
+                Verdict::Fail(format!("error: {e}")),
+            ));
+            return results;
+        }
+    };
+    let a = &run.audit;
+    let name = format!(
+        "system: {} decisions on a simulated clock (delay {} s), each forecast known at its \
+         decision and each fill after its order; {} stale forecasts, {} decisions later than \
+         the declared delay, {} price rows not yet known when filled",
+        a.decisions,
+        delay as f64 / 1e9,
+        run.stale_forecasts,
+        a.late_decisions,
+        a.late_price_rows
+    );
+    results.push(result(
+        name,
+        started,
+        match &a.first_violation {
+            None => Verdict::Pass,
+            Some(v) => Verdict::Fail(format!(
+                "future peeking in the trading loop: {} forecasts used before known, {} fills \
+                 over prices from before their order; first: {v}",
+                a.early_forecasts, a.early_fills
+            )),
+        },
+    ));
+    let started = Instant::now();
+    let verdict = match kf_system::research::research(&mut system) {
+        Err(e) => Verdict::Fail(format!("error: {e}")),
+        Ok(r) => {
+            let (x, y) = (r.stats.pnl, run.stats.pnl);
+            if (x - y).abs() <= 0.005 + 1e-12 * y.abs() || (x.is_nan() && y.is_nan()) {
+                Verdict::Pass
+            } else {
+                Verdict::Fail(format!(
+                    "the research evaluator's P&L is {x:.2}, the event-driven run's {y:.2}: they \
+                     fill or decide differently"
+                ))
+            }
+        }
+    };
+    results.push(result(
+        "system: research P&L equals the event-driven P&L".into(),
+        started,
+        verdict,
+    ));
+    results
 }

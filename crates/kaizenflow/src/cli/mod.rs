@@ -106,6 +106,21 @@ pub struct CheckArgs {
     /// Seed of the random tilings.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Accept an in-sample evaluation (a `fit_predict` that predicts the rows it
+    /// was fitted on) for research, instead of failing it.
+    #[arg(long)]
+    pub allow_in_sample: bool,
+    /// Skip a check by name (`tiling`, `streaming`, `perturbation`, `replay`,
+    /// `system`); repeat for several. A check that cannot run fails unless skipped.
+    #[arg(long, value_name = "CHECK")]
+    pub skip: Vec<String>,
+    /// Also report each node's warm-up: after how many rows a run started later
+    /// gives the full run's outputs (to the bit, and within --warmup-tolerance).
+    #[arg(long)]
+    pub warmup: bool,
+    /// The relative tolerance of the warm-up report.
+    #[arg(long, default_value_t = 1e-9, requires = "warmup")]
+    pub warmup_tolerance: f64,
 }
 
 /// `kaizenflow data ...`.

@@ -201,8 +201,13 @@ impl SmaModel {
                 n
             ];
             let pred = scan(x, &mut st, NanMode::Drop, |s, v| ema_step(s, decay, v));
+            let ahead = k.saturating_add(ctx.horizon_of(&input.features()[c]));
             for r in 0..input.n_rows().saturating_sub(k) {
-                if !(ctx.trains_on(ts[r]) && ctx.trains_on(ts[r + k])) {
+                if !(ctx.trains_on(ts[r])
+                    && ctx.trains_on(ts[r + k])
+                    && (ctx.decision.is_none()
+                        || ctx.known_by_decision(input.knowledge_ts(), r, ahead)))
+                {
                     continue;
                 }
                 for a in 0..n {
@@ -266,6 +271,13 @@ impl ColumnKernel for SmaModel {
     }
     fn learns(&self) -> bool {
         self.params.tau.is_none()
+    }
+    fn fit_horizon(&self) -> usize {
+        if self.learns() {
+            self.params.steps_ahead
+        } else {
+            0
+        }
     }
     fn compute(
         &mut self,

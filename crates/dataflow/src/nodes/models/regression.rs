@@ -121,14 +121,20 @@ impl LinReg {
         let mut coefs = Vec::with_capacity(p.y_vars.len());
         let ts = input.end_ts();
         let rows = input.n_rows();
+        let kt = input.knowledge_ts();
         for y in &p.y_vars {
             let yv = input.feature(y)?.values();
+            // A forward target `y` is itself known `horizon_of(y)` rows after its row.
+            let ahead = p.steps_ahead.saturating_add(ctx.horizon_of(y));
             let mut xtx = vec![vec![0.0; k * k]; groups];
             let mut xty = vec![vec![0.0; k]; groups];
             let mut row_x = vec![0.0; k];
             for r in 0..rows.saturating_sub(p.steps_ahead) {
                 let target = r + p.steps_ahead;
-                if !(ctx.trains_on(ts[r]) && ctx.trains_on(ts[target])) {
+                if !(ctx.trains_on(ts[r])
+                    && ctx.trains_on(ts[target])
+                    && (ctx.decision.is_none() || ctx.known_by_decision(kt, r, ahead)))
+                {
                     continue;
                 }
                 for a in 0..n {
@@ -211,6 +217,9 @@ impl ColumnKernel for LinReg {
     fn learns(&self) -> bool {
         true
     }
+    fn fit_horizon(&self) -> usize {
+        self.params.steps_ahead
+    }
     fn compute(
         &mut self,
         ctx: &RunContext,
@@ -221,13 +230,27 @@ impl ColumnKernel for LinReg {
             self.fit(ctx, input)?;
         }
         let st = self.state.as_ref().ok_or(DataflowError::NotFitted)?;
-        if st.assets != input.assets() {
-            return Err(DataflowError::invalid(format!(
-                "fitted on assets {:?} but asked to predict for {:?}",
-                st.assets,
-                input.assets()
-            )));
-        }
+        // Each asset's coefficients by its name, so that any subset of the fitted
+        // assets (an asset tile) predicts exactly as the whole universe does.
+        let group: Vec<usize> = if self.params.pooled {
+            vec![0; input.n_assets()]
+        } else if st.assets == input.assets() {
+            (0..input.n_assets()).collect()
+        } else {
+            input
+                .assets()
+                .iter()
+                .map(|a| {
+                    st.assets.iter().position(|b| b == a).ok_or_else(|| {
+                        DataflowError::invalid(format!(
+                            "a per-asset regression cannot predict for `{a}`: it was fitted on \
+                             {}; fit it on a universe that includes `{a}`",
+                            st.assets.join(", ")
+                        ))
+                    })
+                })
+                .collect::<Result<_>>()?
+        };
         let n = input.n_assets();
         let xs: Vec<&[f64]> = self
             .params
@@ -240,7 +263,7 @@ impl ColumnKernel for LinReg {
             let mut v = Vec::with_capacity(input.n_rows() * n);
             for r in 0..input.n_rows() {
                 for a in 0..n {
-                    let b = &per[if self.params.pooled { 0 } else { a }];
+                    let b = &per[group[a]];
                     let mut s = b[0];
                     for (j, x) in xs.iter().enumerate() {
                         s += b[j + 1] * x[r * n + a];

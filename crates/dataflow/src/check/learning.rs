@@ -1,0 +1,303 @@
+//! The causality checks that follow the config's learning style.
+//!
+//! A DAG that learns nothing gets the perturbation test of its batch run. One that
+//! learns is checked the way its `[run]` learns:
+//! - `fit_predict` that predicts rows it was fitted on is an in-sample evaluation,
+//!   reported as such (and accepted only with `allow_in_sample`);
+//! - `fit_predict` out of sample and `rolling` rerun the whole runner, refits
+//!   included, on inputs perturbed after `t`: a prediction known by `t` that changes
+//!   learned from the future (a fit span past `t`, targets that end after it);
+//! - `cross_validation` trains on later folds by design, so its folds are checked to
+//!   purge and embargo the target horizon, and the predict phase is perturbed with a
+//!   fitted state.
+
+use kf_frame::{Frame, Timestamp};
+
+use super::{CheckOptions, CheckResult, Learner, Subject, Verdict, timed};
+use crate::dag::{Dag, Keep, RunOptions};
+use crate::error::Result;
+use crate::node::Phase;
+use crate::peeking::{Peek, perturbation_test, perturbation_test_with};
+use crate::runner::{CrossValidation, RunSpec, folds};
+use crate::tiling::Outputs;
+
+/// The fit and predict spans of a `fit_predict` that predicts rows it fits on (the
+/// predict span is all data when not given), or `None`.
+pub fn in_sample(spec: &RunSpec) -> Option<((i64, i64), (i64, i64))> {
+    match spec {
+        RunSpec::FitPredict {
+            fit: Some(f),
+            predict,
+        } => {
+            let p = predict.unwrap_or((i64::MIN, i64::MAX));
+            (p.0 <= f.1 && f.0 <= p.1).then_some((*f, p))
+        }
+        _ => None,
+    }
+}
+
+fn verdict(peek: Option<Peek>) -> Verdict {
+    match peek {
+        None => Verdict::Pass,
+        Some(p) => Verdict::Fail(p.to_string()),
+    }
+}
+
+/// `k` times spread over the rows of `frame` that end in `[lo, hi]`.
+fn spread_in(frame: &Frame, k: usize, lo: i64, hi: i64) -> Vec<i64> {
+    let ts: Vec<i64> = frame
+        .end_ts()
+        .iter()
+        .copied()
+        .filter(|&t| lo <= t && t <= hi)
+        .collect();
+    if ts.is_empty() {
+        return Vec::new();
+    }
+    let mut at: Vec<i64> = (1..=k)
+        .map(|i| ts[(i * ts.len() / (k + 1)).min(ts.len() - 1)])
+        .collect();
+    at.dedup();
+    at
+}
+
+fn span(s: (i64, i64)) -> String {
+    let end = |t: i64| match t {
+        i64::MIN => "the first bar".to_string(),
+        i64::MAX => "the last bar".to_string(),
+        t => Timestamp(t).to_string(),
+    };
+    format!("[{}, {}]", end(s.0), end(s.1))
+}
+
+/// A duration as `parse_duration` reads it, in the largest unit that divides it.
+fn duration(ns: i64) -> String {
+    const UNITS: [(i64, &str); 5] = [
+        (86_400_000_000_000, "d"),
+        (3_600_000_000_000, "h"),
+        (60_000_000_000, "min"),
+        (1_000_000_000, "s"),
+        (1, "ns"),
+    ];
+    UNITS
+        .iter()
+        .find(|(u, _)| ns % u == 0)
+        .map_or(format!("{ns}ns"), |(u, name)| format!("{}{name}", ns / u))
+}
+
+/// The checks of the DAG's causality under its learning style (see the module
+/// doc): each a [`CheckResult`], with the leaking node named in a failure.
+pub fn causality_checks(
+    subject: &Subject<'_>,
+    opts: &CheckOptions,
+    input: &Frame,
+) -> Vec<CheckResult> {
+    let everywhere = spread_in(input, opts.perturbations, i64::MIN, i64::MAX);
+    let frozen = |name: String, at: Vec<i64>| {
+        timed(name, || {
+            Ok(verdict(perturbation_test(
+                &|| subject.dag(),
+                Phase::Predict,
+                &at,
+            )?))
+        })
+    };
+    let Some(learner) = subject.learners().first() else {
+        return vec![frozen(
+            format!("perturbation at {} times", everywhere.len()),
+            everywhere,
+        )];
+    };
+    let Some(spec) = subject.spec() else {
+        return vec![frozen(
+            format!(
+                "perturbation at {} times, predicting with the state fitted on all data",
+                everywhere.len()
+            ),
+            everywhere,
+        )];
+    };
+    match spec {
+        RunSpec::FitPredict { .. } => {
+            if let Some((fit, predict)) = in_sample(spec) {
+                let what = format!(
+                    "in-sample evaluation: node `{}` ({}) is fitted on {} and predicts {}, which \
+                     overlaps it, so its predictions there learned from their own targets",
+                    learner.id,
+                    learner.kind,
+                    span(fit),
+                    span(predict)
+                );
+                let first = if opts.allow_in_sample {
+                    CheckResult {
+                        name: format!("learning: {what} (accepted by --allow-in-sample)"),
+                        verdict: Verdict::Pass,
+                        elapsed: std::time::Duration::ZERO,
+                    }
+                } else {
+                    CheckResult {
+                        name: "learning: fit_predict, out of sample".into(),
+                        verdict: Verdict::Fail(format!(
+                            "{what}; predict only after the fit (`[run] predict` starting after \
+                             `fit` ends), walk forward (`type = \"rolling\"`), or pass \
+                             --allow-in-sample to accept it for research"
+                        )),
+                        elapsed: std::time::Duration::ZERO,
+                    }
+                };
+                let name = format!(
+                    "perturbation at {} times, predicting with the fitted state",
+                    everywhere.len()
+                );
+                return vec![first, frozen(name, everywhere)];
+            }
+            let (lo, hi) = match spec {
+                RunSpec::FitPredict {
+                    predict: Some(p), ..
+                } => *p,
+                _ => (i64::MIN, i64::MAX),
+            };
+            let at = spread_in(input, opts.perturbations, lo, hi);
+            vec![refit(
+                subject,
+                spec,
+                format!(
+                    "perturbation at {} times, refitting `{}` as [run] fit_predict does",
+                    at.len(),
+                    learner.id
+                ),
+                at,
+            )]
+        }
+        RunSpec::Rolling(r) => {
+            let at = spread_in(input, opts.perturbations, r.start + 1, r.end);
+            vec![refit(
+                subject,
+                spec,
+                format!(
+                    "perturbation at {} times, refitting at every walk-forward step",
+                    at.len()
+                ),
+                at,
+            )]
+        }
+        RunSpec::CrossValidation(cv) => {
+            let purge = timed(
+                "learning: cross-validation purges and embargoes the target horizon".into(),
+                || purged(cv, input.end_ts(), subject),
+            );
+            let name = format!(
+                "perturbation at {} times, predicting with the first fold's fit",
+                everywhere.len()
+            );
+            vec![purge, frozen(name, everywhere)]
+        }
+    }
+}
+
+/// The perturbation test with the whole runner rerun on each perturbed input.
+fn refit(subject: &Subject<'_>, spec: &RunSpec, name: String, at: Vec<i64>) -> CheckResult {
+    let style = |dag: &mut Dag| -> Result<Outputs> {
+        let opts = RunOptions {
+            up_to: None,
+            parallel: false,
+            keep: Keep::All,
+        };
+        Ok(spec.execute(dag, &opts, &mut |_, _| {})?.outputs)
+    };
+    timed(name, || {
+        if at.is_empty() {
+            return Ok(Verdict::Fail(
+                "no bar of the data lies in the span the runner predicts, so nothing could be \
+                 perturbed: check [run]'s times against the data"
+                    .into(),
+            ));
+        }
+        Ok(verdict(perturbation_test_with(
+            &|| subject.fresh(),
+            &style,
+            &at,
+        )?))
+    })
+}
+
+/// The rows ahead of its row that a learner's fit reaches: its own fit horizon plus
+/// the longest forward target's, with what makes them up.
+fn horizon<'s>(subject: &'s Subject<'_>) -> (usize, Option<&'s Learner>, String) {
+    let learner = subject.learners().iter().max_by_key(|l| l.fit_horizon);
+    let target = subject.targets().iter().max_by_key(|(_, t)| t.horizon);
+    let own = learner.map_or(0, |l| l.fit_horizon);
+    let ahead = target.map_or(0, |(_, t)| t.horizon);
+    let mut why = Vec::new();
+    if let Some(l) = learner.filter(|l| l.fit_horizon > 0) {
+        why.push(format!(
+            "node `{}` ({}) learns {} rows ahead",
+            l.id, l.kind, l.fit_horizon
+        ));
+    }
+    if let Some((name, t)) = target {
+        why.push(format!(
+            "target `{name}` (node `{}`) looks {} rows ahead",
+            t.node, t.horizon
+        ));
+    }
+    (own + ahead, learner, why.join(" and "))
+}
+
+/// Whether every fold leaves out the `h` rows before its test span (purge) and after
+/// it (embargo), where `h` is the target horizon ([`horizon`]).
+fn purged(cv: &CrossValidation, times: &[i64], subject: &Subject<'_>) -> Result<Verdict> {
+    let (h, _, why) = horizon(subject);
+    if h == 0 {
+        return Ok(Verdict::Pass);
+    }
+    let mut purge = 0i64;
+    let mut embargo = 0i64;
+    let mut first: Option<String> = None;
+    for (k, fold) in folds(cv)?.iter().enumerate() {
+        let trains = |t: i64| fold.train.iter().any(|&(a, b)| a <= t && t <= b);
+        let lo = times.partition_point(|&t| t < fold.test.0);
+        let hi = times.partition_point(|&t| t <= fold.test.1);
+        if lo >= hi {
+            continue;
+        }
+        for &t in &times[lo.saturating_sub(h)..lo] {
+            if trains(t) {
+                purge = purge.max(fold.test.0 - t);
+                first.get_or_insert_with(|| {
+                    format!(
+                        "fold {k} trains on the row ending {}, {} rows or fewer before its test \
+                         span {}, so that row's target lies in the test span",
+                        Timestamp(t),
+                        h,
+                        span(fold.test)
+                    )
+                });
+            }
+        }
+        for &t in &times[hi..(hi + h).min(times.len())] {
+            if trains(t) {
+                embargo = embargo.max(t - fold.test.1);
+                first.get_or_insert_with(|| {
+                    format!(
+                        "fold {k} trains on the row ending {}, {} rows or fewer after its test \
+                         span {}, whose features and targets overlap the test span's",
+                        Timestamp(t),
+                        h,
+                        span(fold.test)
+                    )
+                });
+            }
+        }
+    }
+    Ok(match first {
+        None => Verdict::Pass,
+        Some(what) => Verdict::Fail(format!(
+            "cross-validation leaks across folds: {why}, so purge and embargo must each cover \
+             {h} rows; {what}. Set `[run] purge` to at least \"{}\" and `embargo` to at least \
+             \"{}\"",
+            duration(purge.max(cv.purge)),
+            duration(embargo.max(cv.embargo))
+        )),
+    })
+}
