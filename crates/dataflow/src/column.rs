@@ -83,6 +83,11 @@ pub trait ColumnKernel: Send {
         0
     }
 
+    /// See [`Node::fit_only_inputs`].
+    fn fit_only_inputs(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// The names of the features [`ColumnKernel::compute`] returns, in the same order,
     /// for an input with `features` of which `cols` are selected: the kernel's schema,
     /// which lets a DAG check its columns before reading data. A test holds every
@@ -191,6 +196,10 @@ impl<K: ColumnKernel> Node for ColumnNode<K> {
 
     fn fit_horizon(&self) -> usize {
         self.kernel.fit_horizon()
+    }
+
+    fn fit_only_inputs(&self) -> Vec<String> {
+        self.kernel.fit_only_inputs()
     }
 
     fn output_features(

@@ -272,6 +272,13 @@ pub trait Node: Send {
         0
     }
 
+    /// The input features the node reads only in [`Phase::Fit`], as what it learns
+    /// to predict (a regression's `y_vars`): the one place a forward target may go.
+    /// Empty for a node that reads every input it names when it predicts.
+    fn fit_only_inputs(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// The features on each output port, given the features on each input port,
     /// without reading any data: the node's schema, as DataFusion's
     /// `ExecutionPlan::schema()`. A DAG computes its whole column flow from these when

@@ -203,14 +203,10 @@ fn source_frames(make: &(dyn Fn() -> Result<Dag> + Sync)) -> Result<Vec<(NodeId,
 /// inputs (only a model's fit may use one), or its learning.
 fn hint(dag: &Dag, node: &NodeId, targets: &Targets, t: i64) -> Option<String> {
     let n = dag.node(node.as_str()).ok()?;
-    let schema = dag.features().ok();
-    let read: Vec<String> = schema
-        .as_ref()
-        .map(|s| dag.input_features(s, node))
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|f| targets.contains_key(f))
-        .collect();
+    let schema = dag.features().ok()?;
+    if let Some(first) = target_read(dag, &schema, node, targets) {
+        return Some(reads_target(&first, targets.get(&first)?));
+    }
     if n.learns() {
         return Some(format!(
             "node `{node}` ({}) learns: a fit of the config's runner learned from rows known \
@@ -220,8 +216,22 @@ fn hint(dag: &Dag, node: &NodeId, targets: &Targets, t: i64) -> Option<String> {
             Timestamp(t)
         ));
     }
-    let first = read.first()?;
-    Some(reads_target(first, targets.get(first)?))
+    None
+}
+
+/// The first forward target that reaches node `id` as an input it reads when it
+/// predicts (not only as what a model learns to predict, see
+/// [`Node::fit_only_inputs`](crate::Node::fit_only_inputs)), by `schema`.
+pub fn target_read(
+    dag: &Dag,
+    schema: &crate::Schema,
+    id: &NodeId,
+    targets: &Targets,
+) -> Option<String> {
+    let fit_only = dag.node(id.as_str()).ok()?.fit_only_inputs();
+    dag.input_features(schema, id)
+        .into_iter()
+        .find(|f| targets.contains_key(f) && !fit_only.contains(f))
 }
 
 /// Why a node that reads forward target `name` peeks: only a model's fit may use it.

@@ -305,6 +305,9 @@ impl Node for AssetTile {
     fn fit_horizon(&self) -> usize {
         self.inner.fit_horizon()
     }
+    fn fit_only_inputs(&self) -> Vec<String> {
+        self.inner.fit_only_inputs()
+    }
     fn output_features(
         &self,
         inputs: &crate::node::FeatureMap,

@@ -56,6 +56,15 @@ pub trait MarketData: Send + Sync + Debug {
         self.wait_for_latest_data(timeout)
     }
 
+    /// The delay this view adds to the knowledge time of the row of the bar ending
+    /// at `bar` before it releases it on a clock (a replayed view's `delay`), on top
+    /// of whatever delay a run's clock settings add: what a loop that models when
+    /// each row arrives (the research evaluator) must add too.
+    fn delay_at(&self, bar: Timestamp) -> Duration {
+        let _ = bar;
+        Duration::ZERO
+    }
+
     /// The clock a view follows, if any.
     fn clock(&self) -> Option<Arc<dyn Clock>> {
         None
@@ -171,7 +180,9 @@ impl Historical {
     /// # Errors
     /// The source's errors; [`DataError::Query`] for unknown assets or columns.
     pub fn query(&self, q: &Query) -> Result<Frame> {
-        if self.source.pushes_down() || self.source.has_revisions() {
+        // A source that filters for itself, or an as-of read of revised data (the
+        // cache holds only the latest version of each row), goes to the source.
+        if self.source.pushes_down() || (self.source.has_revisions() && q.as_of.is_some()) {
             return self.source.load(q);
         }
         if let Some(f) = self.cache.get() {
@@ -363,6 +374,10 @@ impl MarketData for Replayed {
         Box::pin(self.wait_bar(bar.0, timeout))
     }
 
+    fn delay_at(&self, _: Timestamp) -> Duration {
+        Duration(self.delay)
+    }
+
     fn clock(&self) -> Option<Arc<dyn Clock>> {
         Some(Arc::clone(&self.clock))
     }
@@ -467,6 +482,14 @@ impl MarketData for Stitched {
 
     fn wait_for_latest_data(&self, timeout: i64) -> FrameFuture<'_> {
         self.after.wait_for_latest_data(timeout)
+    }
+
+    fn delay_at(&self, bar: Timestamp) -> Duration {
+        if bar.0 <= self.split {
+            self.before.delay_at(bar)
+        } else {
+            self.after.delay_at(bar)
+        }
     }
 
     fn wait_for_bar(&self, bar: Timestamp, timeout: i64) -> FrameFuture<'_> {

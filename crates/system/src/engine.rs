@@ -136,7 +136,7 @@ pub struct System<'a> {
     config: &'a Config,
     types: &'a crate::Registries,
     /// The configured market data view, which each run puts on its clock.
-    market_data: Arc<dyn MarketData>,
+    pub(crate) market_data: Arc<dyn MarketData>,
     /// The `[system]` settings.
     pub spec: SystemSpec,
     processor: Box<dyn ForecastProcessor>,
@@ -313,6 +313,8 @@ impl<'a> System<'a> {
         let mut prev = self.grid[0] - spec.bar;
         let mut next_time = 0usize;
         let freq = self.market.freq;
+        let known = self.market.prices.knowledge_ts();
+        let mut decided = i64::MIN;
         for &tau in &self.grid {
             clock.sleep_until(tau).await;
             // The last data bar of the interval, which must be known before deciding.
@@ -323,9 +325,30 @@ impl<'a> System<'a> {
             if next_time > first && times[next_time - 1] > prev {
                 wait_for_bar(view, clock, times[next_time - 1], wait).await?;
             }
-            let decided = clock.now();
+            let now = clock.now();
+            // The decision's time: when the data it needs is known (the interval's last
+            // bar's knowledge time plus the feed's delays), never before its grid time
+            // or the previous decision. On a simulated clock it is the clock's time; on
+            // a real-time clock the clock reads a little later (the wait and the
+            // computing), which does not move the order's bar: the research evaluator
+            // computes the same times, so both fill alike.
+            let declared = self
+                .market_data
+                .delay_at(Timestamp(tau))
+                .nanos()
+                .saturating_add(spec.clock.delay);
+            decided = decided.max(tau);
+            if next_time > first && times[next_time - 1] > prev {
+                let last = next_time - 1;
+                let delay = self
+                    .market_data
+                    .delay_at(Timestamp(times[last]))
+                    .nanos()
+                    .saturating_add(spec.clock.delay);
+                decided = decided.max(known[last].saturating_add(delay));
+            }
             book.audit.decisions += 1;
-            if decided > tau.saturating_add(spec.clock.delay) {
+            if decided > tau.saturating_add(declared) {
                 book.audit.late_decisions += 1;
             }
             let rows = view.data_for_interval(
@@ -339,7 +362,7 @@ impl<'a> System<'a> {
             book.aggregate(&rows, &price_map);
             book.fill(prev, tau, &rows, freq, spec);
             book.bars
-                .push(book.portfolio.close_bar(tau, decided, &book.totals));
+                .push(book.portfolio.close_bar(tau, now, &book.totals));
 
             let out = dag.run(
                 &RunContext::new(Phase::Predict, Some((dag_lo, tau))),

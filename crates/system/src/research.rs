@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use kf_dataflow::{Keep, Phase, RunContext, RunOptions};
+use kf_frame::Timestamp;
 
 use crate::broker::{BarAggregate, FillTotals, fill_orders};
 use crate::engine::{Orders, Queued, System, committed, record_orders, take_due};
@@ -99,6 +100,7 @@ pub fn research(system: &mut System<'_>) -> Result<ResearchRun> {
     } else {
         Some(ForecastColumns::find(forecasts, node.as_str(), &spec)?)
     };
+    let view = Arc::clone(&system.market_data);
     let price_ts = system.market.prices.end_ts().to_vec();
     let price_kt = system.market.prices.knowledge_ts().to_vec();
     let processor: &mut dyn ForecastProcessor = system.processor_mut();
@@ -108,11 +110,11 @@ pub fn research(system: &mut System<'_>) -> Result<ResearchRun> {
     let (mut pending, mut filled, mut cost) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
     let mut queue: std::collections::VecDeque<Queued> = std::collections::VecDeque::new();
     let mut held = vec![0.0; n];
-    // The decision times the event loop's simulated clock reaches: each grid time,
-    // or later when the interval's last price bar is known later (its knowledge
-    // time plus the feed's delay); the clock never goes back.
+    // The decision times the event loop computes: each grid time, or later when the
+    // interval's last price bar is known later (its knowledge time plus the feed's
+    // delays); never before the previous decision.
     let (p_ts, p_kt) = (price_ts.as_slice(), price_kt.as_slice());
-    let mut now = grid[0] - spec.bar;
+    let mut now = i64::MIN;
     let mut next_time = 0usize;
     let (mut forecast, mut vol) = (vec![f64::NAN; n], vec![f64::NAN; n]);
     let mut nav = spec.initial_cash;
@@ -133,7 +135,13 @@ pub fn research(system: &mut System<'_>) -> Result<ResearchRun> {
             next_time += 1;
         }
         if next_time > first && p_ts[next_time - 1] > prev {
-            now = now.max(p_kt[next_time - 1].saturating_add(spec.clock.delay));
+            let last = next_time - 1;
+            let delay = view.delay_at(Timestamp(p_ts[last])).nanos();
+            now = now.max(
+                p_kt[last]
+                    .saturating_add(delay)
+                    .saturating_add(spec.clock.delay),
+            );
         }
         let decided = now;
         take_due(&mut queue, prev, &mut pending);

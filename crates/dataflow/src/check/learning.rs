@@ -90,8 +90,11 @@ fn duration(ns: i64) -> String {
 pub fn causality_checks(
     subject: &Subject<'_>,
     opts: &CheckOptions,
-    input: &Frame,
+    batch: &Outputs,
 ) -> Vec<CheckResult> {
+    let Some(input) = subject.input(batch) else {
+        return Vec::new();
+    };
     let everywhere = spread_in(input, opts.perturbations, i64::MIN, i64::MAX);
     let frozen = |name: String, at: Vec<i64>| {
         timed(name, || {
@@ -182,9 +185,14 @@ pub fn causality_checks(
             )]
         }
         RunSpec::CrossValidation(cv) => {
+            let grid = batch
+                .get(&learner.id)
+                .and_then(|p| p.get(crate::node::DF_OUT))
+                .unwrap_or(input)
+                .end_ts();
             let purge = timed(
                 "learning: cross-validation purges and embargoes the target horizon".into(),
-                || purged(cv, input.end_ts(), subject),
+                || purged(cv, grid, subject),
             );
             let name = format!(
                 "perturbation at {} times, predicting with the first fold's fit",
@@ -244,60 +252,40 @@ fn horizon<'s>(subject: &'s Subject<'_>) -> (usize, Option<&'s Learner>, String)
     (own + ahead, learner, why.join(" and "))
 }
 
-/// Whether every fold leaves out the `h` rows before its test span (purge) and after
-/// it (embargo), where `h` is the target horizon ([`horizon`]).
+/// Whether `[run]`'s purge and embargo each cover the target horizon: `h` rows
+/// ([`horizon`]) of the learner's bar period (the shortest step between the rows
+/// `times` of its output), the span over which a training row's target reaches into
+/// a test fold before it, or a test row's target into the training rows after it.
 fn purged(cv: &CrossValidation, times: &[i64], subject: &Subject<'_>) -> Result<Verdict> {
-    let (h, _, why) = horizon(subject);
+    folds(cv)?;
+    let (h, learner, why) = horizon(subject);
     if h == 0 {
         return Ok(Verdict::Pass);
     }
-    let mut purge = 0i64;
-    let mut embargo = 0i64;
-    let mut first: Option<String> = None;
-    for (k, fold) in folds(cv)?.iter().enumerate() {
-        let trains = |t: i64| fold.train.iter().any(|&(a, b)| a <= t && t <= b);
-        let lo = times.partition_point(|&t| t < fold.test.0);
-        let hi = times.partition_point(|&t| t <= fold.test.1);
-        if lo >= hi {
-            continue;
-        }
-        for &t in &times[lo.saturating_sub(h)..lo] {
-            if trains(t) {
-                purge = purge.max(fold.test.0 - t);
-                first.get_or_insert_with(|| {
-                    format!(
-                        "fold {k} trains on the row ending {}, {} rows or fewer before its test \
-                         span {}, so that row's target lies in the test span",
-                        Timestamp(t),
-                        h,
-                        span(fold.test)
-                    )
-                });
-            }
-        }
-        for &t in &times[hi..(hi + h).min(times.len())] {
-            if trains(t) {
-                embargo = embargo.max(t - fold.test.1);
-                first.get_or_insert_with(|| {
-                    format!(
-                        "fold {k} trains on the row ending {}, {} rows or fewer after its test \
-                         span {}, whose features and targets overlap the test span's",
-                        Timestamp(t),
-                        h,
-                        span(fold.test)
-                    )
-                });
-            }
-        }
+    let step = times
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|&d| d > 0)
+        .min()
+        .unwrap_or(1);
+    let need = step.saturating_mul(i64::try_from(h).unwrap_or(i64::MAX));
+    if cv.purge >= need && cv.embargo >= need {
+        return Ok(Verdict::Pass);
     }
-    Ok(match first {
-        None => Verdict::Pass,
-        Some(what) => Verdict::Fail(format!(
-            "cross-validation leaks across folds: {why}, so purge and embargo must each cover \
-             {h} rows; {what}. Set `[run] purge` to at least \"{}\" and `embargo` to at least \
-             \"{}\"",
-            duration(purge.max(cv.purge)),
-            duration(embargo.max(cv.embargo))
-        )),
-    })
+    let who = learner.map_or(String::new(), |l| {
+        format!(
+            "node `{}` ({}) is fitted on a target {h} rows ahead: ",
+            l.id, l.kind
+        )
+    });
+    Ok(Verdict::Fail(format!(
+        "cross-validation leaks across folds: {who}{why}, i.e. {h} rows of {} = {}; [run] \
+         purge is {} and embargo is {}, so training rows next to each test fold hold that \
+         fold's future. Set `purge` and `embargo` to at least \"{}\"",
+        duration(step),
+        duration(need),
+        duration(cv.purge),
+        duration(cv.embargo),
+        duration(need)
+    )))
 }

@@ -194,13 +194,7 @@ impl<'a> Subject<'a> {
         let mut readers = BTreeMap::new();
         if let Ok(schema) = dag.features() {
             for id in &order {
-                let learns = dag.node(id.as_str()).is_ok_and(|n| n.learns());
-                if let Some(t) = dag
-                    .input_features(&schema, id)
-                    .into_iter()
-                    .find(|f| targets.contains_key(f))
-                    .filter(|_| !learns)
-                {
+                if let Some(t) = crate::peeking::target_read(&dag, &schema, id, &targets) {
                     readers.insert(id.clone(), t);
                 }
             }
@@ -433,7 +427,7 @@ pub fn run_checks(
     if opts.skips("perturbation") {
         results.push(skipped("perturbation"));
     } else {
-        results.extend(causality_checks(subject, opts, input));
+        results.extend(causality_checks(subject, opts, &batch));
     }
     Ok((batch, results))
 }

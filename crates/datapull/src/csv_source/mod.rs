@@ -133,6 +133,11 @@ pub struct CsvSource {
     delay: i64,
     order: Order,
     delimiter: u8,
+    /// With a knowledge column: every file's rows, parsed once (each as-of read then
+    /// picks its versions from memory instead of parsing the files again).
+    long: std::sync::OnceLock<Vec<RecordBatch>>,
+    /// Held while the files are parsed, so that parallel readers parse them once.
+    parsing: std::sync::Mutex<()>,
 }
 
 type Invalid = (&'static str, String);
@@ -248,6 +253,8 @@ impl CsvSource {
             order,
             delimiter,
             params: p,
+            long: std::sync::OnceLock::new(),
+            parsing: std::sync::Mutex::new(()),
         })
     }
 
@@ -281,13 +288,26 @@ impl CsvSource {
         self.params.knowledge_column.is_some()
     }
 
+    /// Every file's rows, parsed on the first call and kept.
+    fn long_cached(&self) -> Result<&[RecordBatch]> {
+        if let Some(b) = self.long.get() {
+            return Ok(b);
+        }
+        // A poisoned lock only means another parse panicked; parsing again is fine.
+        let _parsing = self.parsing.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = self.long.get() {
+            return Ok(b);
+        }
+        let batches = self.read_long()?;
+        Ok(self.long.get_or_init(|| batches))
+    }
+
     /// All rows as a frame; with revisions, the latest version known at `as_of`.
     fn frame_as_of(&self, as_of: Option<i64>) -> Result<Frame> {
-        let batches = self.read_long()?;
         if !self.has_revisions() {
-            return Ok(Frame::from_long_batches(&batches)?);
+            return Ok(Frame::from_long_batches(&self.read_long()?)?);
         }
-        match revisions::latest_known(&batches, as_of)? {
+        match revisions::latest_known(self.long_cached()?, as_of)? {
             Some(b) => Ok(Frame::from_long(&b)?),
             None => Ok(Frame::empty(Vec::new(), Vec::new())?),
         }

@@ -273,8 +273,9 @@ fn system_checks(
                 Verdict::Pass
             } else {
                 Verdict::Fail(format!(
-                    "the research evaluator's P&L is {x:.2}, the event-driven run's {y:.2}: they \
-                     fill or decide differently"
+                    "the research evaluator's P&L is {x:.2}, the event-driven run's {y:.2}: the \
+                     batch forecasts that research trades are not those a live run has (a \
+                     forward target or another non-causal node; see the checks above)"
                 ))
             }
         }

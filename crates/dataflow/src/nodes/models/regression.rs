@@ -220,6 +220,15 @@ impl ColumnKernel for LinReg {
     fn fit_horizon(&self) -> usize {
         self.params.steps_ahead
     }
+    fn fit_only_inputs(&self) -> Vec<String> {
+        // A target that is also a regressor is read when predicting, too.
+        self.params
+            .y_vars
+            .iter()
+            .filter(|y| !self.params.x_vars.contains(y))
+            .cloned()
+            .collect()
+    }
     fn compute(
         &mut self,
         ctx: &RunContext,

@@ -1,0 +1,144 @@
+//! The causality corpus: configs a user could plausibly write, each run through
+//! `kaizenflow check`. Every config under `tests/causality/leaks/` plants a leak
+//! (in the learning style, the targets, a cross-sectional node, a delayed feed,
+//! revised data, a view or the trading loop) and must fail, naming the nodes its
+//! `# names:` header lists; every config under `tests/causality/controls/` is honest
+//! and must pass with no check skipped.
+//!
+//! Headers: `# names: a, b` (leaks: each must appear as `` `a` `` in a FAIL line),
+//! `# args: ...` (extra `check` arguments), `# data: FILE` (a data file the test
+//! writes beside the config: `revised.csv`, `first_release.csv`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn corpus(kind: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/causality")
+        .join(kind);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn header(text: &str, key: &str) -> Vec<String> {
+    let prefix = format!("# {key}:");
+    text.lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .flat_map(|v| v.split(','))
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+/// Minute closes of two assets over 200 minutes from 2024-01-02 14:31 UTC, as CSV
+/// rows `time,asset,close,known`; with `revised`, every 7th bar also has a revision
+/// (its close 1% higher) known 30 minutes after the bar.
+fn closes_csv(revised: bool) -> String {
+    let mut out = String::from("time,asset,close,known\n");
+    let start = 14 * 60 + 31;
+    for i in 0..200u32 {
+        let m = start + i;
+        let t = format!("2024-01-02 {:02}:{:02}:00", m / 60, m % 60);
+        for (a, asset) in ["AAA", "BBB"].iter().enumerate() {
+            // A deterministic wiggle: no two consecutive closes are equal.
+            let close =
+                100.0 + f64::from(a as u32) + f64::from((i * 37 + a as u32 * 11) % 17) / 10.0;
+            out.push_str(&format!("{t},{asset},{close},{t}\n"));
+            if revised && i % 7 == 3 {
+                let k = m + 30;
+                let known = format!("2024-01-02 {:02}:{:02}:00", k / 60, k % 60);
+                out.push_str(&format!("{t},{asset},{},{known}\n", close * 1.01));
+            }
+        }
+    }
+    out
+}
+
+struct Checked {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+fn check(config: &Path) -> Checked {
+    let text = std::fs::read_to_string(config).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(config.file_name().unwrap());
+    std::fs::write(&path, &text).unwrap();
+    for data in header(&text, "data") {
+        let body = match data.as_str() {
+            "revised.csv" => closes_csv(true),
+            "first_release.csv" => closes_csv(false),
+            other => panic!("{}: unknown data file {other}", config.display()),
+        };
+        std::fs::write(dir.path().join(&data), body).unwrap();
+    }
+    let mut args = vec!["check".to_string(), path.to_str().unwrap().to_string()];
+    args.extend(header(&text, "args"));
+    let out = Command::new(env!("CARGO_BIN_EXE_kaizenflow"))
+        .args(&args)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    Checked {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn the_corpus_has_at_least_twelve_leaks_and_eight_controls() {
+    assert!(corpus("leaks").len() >= 12);
+    assert!(corpus("controls").len() >= 8);
+}
+
+#[test]
+fn every_planted_leak_fails_naming_the_leaking_node() {
+    let mut wrong = Vec::new();
+    for config in corpus("leaks") {
+        let text = std::fs::read_to_string(&config).unwrap();
+        let names = header(&text, "names");
+        assert!(
+            !names.is_empty(),
+            "{}: no `# names:` header",
+            config.display()
+        );
+        let r = check(&config);
+        let fails: Vec<&str> = r.stdout.lines().filter(|l| l.starts_with("FAIL")).collect();
+        let named = names
+            .iter()
+            .all(|n| fails.iter().any(|l| l.contains(&format!("`{n}`"))));
+        if r.ok || !named {
+            wrong.push(format!(
+                "{}: exit ok = {}, expected FAIL naming {names:?}\n{}{}",
+                config.display(),
+                r.ok,
+                r.stdout,
+                r.stderr
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+}
+
+#[test]
+fn every_honest_control_passes() {
+    let mut wrong = Vec::new();
+    for config in corpus("controls") {
+        let r = check(&config);
+        let bad = r
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("FAIL") || l.starts_with("skip"));
+        if !r.ok || bad || !r.stdout.contains("checks passed") {
+            wrong.push(format!("{}:\n{}{}", config.display(), r.stdout, r.stderr));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+}
