@@ -142,3 +142,143 @@ fn every_honest_control_passes() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
 }
+
+fn run_check(text: &str, extra: &[&str]) -> Checked {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, text).unwrap();
+    let mut args = vec!["check", path.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = Command::new(env!("CARGO_BIN_EXE_kaizenflow"))
+        .args(&args)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    Checked {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+const WARM: &str = r#"
+[market_data]
+type = "synthetic"
+assets = 3
+bars = 1000
+freq = "1min"
+calendar = "24/7"
+start = "2024-01-02 00:01"
+seed = 2
+
+[dag]
+type = "graph"
+edges = [["prices", "lagged"], ["prices", "smooth"]]
+
+[dag.nodes.prices]
+type = "market_data"
+
+[dag.nodes.lagged]
+type = "lags"
+cols = ["close"]
+num_lags = 2
+
+[dag.nodes.smooth]
+type = "ema"
+cols = ["close"]
+tau = 5.0
+"#;
+
+fn warm_line<'a>(stdout: &'a str, node: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("warm-up  {node}:")))
+        .unwrap_or_else(|| panic!("no warm-up line for {node}: {stdout}"))
+}
+
+#[test]
+fn the_warm_up_report_counts_rows_until_a_later_start_agrees() {
+    let r = run_check(WARM, &["--warmup", "--tilings", "1"]);
+    assert!(r.ok, "{}{}", r.stdout, r.stderr);
+    // The source depends on nothing before its row; two lags need two rows, exactly.
+    assert!(
+        warm_line(&r.stdout, "prices").contains(": 0 rows to the bit, 0 rows within"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        warm_line(&r.stdout, "lagged").contains(": 2 rows to the bit, 2 rows within"),
+        "{}",
+        r.stdout
+    );
+    // An EMA forgets its start geometrically, by exp(-1/tau) a row: a relative
+    // start difference d falls under 1e-9 after tau * ln(d / 1e-9) rows, about 100
+    // for d between 1e-3 and 1e-1; under half an ulp (bit-identical) later still.
+    let ema = warm_line(&r.stdout, "smooth");
+    let numbers: Vec<usize> = ema
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let [exact, within] = numbers[..] else {
+        panic!("{ema}");
+    };
+    assert!((60..260).contains(&within), "{ema}");
+    assert!(exact >= within, "{ema}");
+    assert!(
+        r.stdout.contains("# warm-up: load at least"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn a_skipped_check_is_reported_as_skipped_not_passed() {
+    let r = run_check(
+        WARM,
+        &["--tilings", "1", "--skip", "replay", "--skip", "streaming"],
+    );
+    assert!(r.ok, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("skip  replay (asked by --skip)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("skip  streaming (asked by --skip)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("2 skipped by request (not passed)"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("all "), "{}", r.stdout);
+    // A check that does not exist is refused, with the names there are.
+    let r = run_check(WARM, &["--skip", "replays"]);
+    assert!(!r.ok);
+    assert!(
+        r.stderr.contains("--skip replays: there is no such check")
+            && r.stderr.contains("did you mean `replay`"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_learning_dag_whose_run_fits_nothing_is_refused_naming_the_model() {
+    let text = format!(
+        "{}\n[dag.nodes.model]\ntype = \"linear_regression\"\nx_vars = [\"close.lag1\"]\ny_vars = [\"close\"]\n",
+        WARM.replace(
+            "edges = [[\"prices\", \"lagged\"], [\"prices\", \"smooth\"]]",
+            ""
+        )
+    );
+    let r = run_check(&text, &[]);
+    assert!(!r.ok);
+    assert!(
+        r.stderr.contains("node `model` (linear_regression) learns, but `[run]` (fit_predict) gives no `fit` interval"),
+        "{}",
+        r.stderr
+    );
+}

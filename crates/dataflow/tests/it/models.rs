@@ -221,3 +221,144 @@ fn arma_source_is_seeded_and_follows_its_recursion() {
     assert!((sd - 0.01).abs() < 0.003, "innovation sd {sd}");
     assert!(same(&[a.n_rows() as f64], &[50.0]));
 }
+
+#[test]
+fn a_per_asset_regression_predicts_any_subset_of_its_assets_as_it_predicts_all() {
+    // Fitted on both assets, asked to predict for asset 1 alone (as an asset tile
+    // does): each asset keeps its own coefficients, so the subset's predictions are
+    // the full run's, bit for bit (the old check refused any other asset list).
+    let f = linear_data();
+    let mut dag = one_node(
+        f.clone(),
+        Box::new(ColumnNode::new("lr", Columns::default(), linreg(false))),
+    );
+    dag.run(&RunContext::new(Phase::Fit, None), &RunOptions::default())
+        .unwrap();
+    let state = dag.save_states().unwrap();
+    let all = dag
+        .run(
+            &RunContext::new(Phase::Predict, None),
+            &RunOptions::default(),
+        )
+        .unwrap();
+    let second = f.assets()[1].clone();
+    let mut tile = one_node(
+        f.select_assets(&[second.as_str()]).unwrap(),
+        Box::new(ColumnNode::new("lr", Columns::default(), linreg(false))),
+    );
+    tile.load_states(&state).unwrap();
+    let sub = tile
+        .run(
+            &RunContext::new(Phase::Predict, None),
+            &RunOptions::default(),
+        )
+        .unwrap();
+    let expected = all
+        .df_out("lr")
+        .unwrap()
+        .select_assets(&[second.as_str()])
+        .unwrap();
+    assert!(expected.bit_eq(sub.df_out("lr").unwrap()));
+    // Its predictions are still 1 + x0 (asset 1's own line), by hand.
+    let hat = sub.df_out("lr").unwrap().feature("y_hat").unwrap();
+    for (r, row) in hat.rows().enumerate() {
+        let x0 = f.feature("x").unwrap().row(r)[0];
+        assert!((row[0] - (1.0 + x0)).abs() < 1e-12, "row {r}: {row:?}");
+    }
+    // An asset it never saw has no coefficients: refused, naming the asset.
+    let other = f.select_assets(&[second.as_str()]).unwrap();
+    let renamed = Frame::new(
+        other.end_ts().to_vec(),
+        other.knowledge_ts().to_vec(),
+        vec!["ZZZ".to_string()],
+        (0..other.n_features())
+            .map(|i| {
+                (
+                    other.features()[i].clone(),
+                    other.feature_at(i).values().to_vec(),
+                )
+            })
+            .collect(),
+    )
+    .unwrap();
+    let mut unseen = one_node(
+        renamed,
+        Box::new(ColumnNode::new("lr", Columns::default(), linreg(false))),
+    );
+    unseen.load_states(&state).unwrap();
+    let e = unseen
+        .run(
+            &RunContext::new(Phase::Predict, None),
+            &RunOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`ZZZ`") && e.contains("fitted on"), "{e}");
+}
+
+#[test]
+fn a_fit_at_a_decision_time_learns_only_from_targets_known_by_then() {
+    // y is a forward target 2 rows ahead (a `shift` of -2 declares it): a fit that
+    // decides at row 5's knowledge time may learn from rows whose target row (r + 1
+    // for steps_ahead, + 2 for the target) is known by then, so rows 0..=2 only.
+    // Fitted on those rows alone (no decision time, data cut to rows 0..=5 and the
+    // later targets blanked), the coefficients must be the same.
+    use kf_dataflow::column::ColumnKernel;
+    use kf_dataflow::{Target, Targets};
+    // The exact lines of `linear_data`, plus noise, so that which rows a fit uses
+    // shows in its coefficients.
+    let exact = linear_data();
+    let noise = [0.0, 0.1, -0.2, 0.05, 0.3, -0.1, 0.2, -0.3];
+    let noisy: Vec<f64> = exact
+        .feature("y")
+        .unwrap()
+        .values()
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v + noise[i / 2] * if i % 2 == 0 { 1.0 } else { -0.5 })
+        .collect();
+    let f = exact
+        .select_features(&["x"])
+        .unwrap()
+        .with_features(vec![("y".into(), noisy)])
+        .unwrap();
+    let decision = f.knowledge_ts()[5];
+    let targets: Targets = [(
+        "y".to_string(),
+        Target {
+            node: "fwd".into(),
+            horizon: 2,
+        },
+    )]
+    .into_iter()
+    .collect();
+    let ctx = RunContext {
+        targets: Some(std::sync::Arc::new(targets)),
+        ..RunContext::new(Phase::Fit, None).deciding_at(decision)
+    };
+    let mut a = linreg(false);
+    let input = f.slice(0, 6).unwrap();
+    a.compute(&ctx, &input, &[]).unwrap();
+    // By hand: rows r with r + 1 + 2 <= 5 are 0, 1, 2; their targets y[r + 1].
+    let y = f.feature("y").unwrap().values().to_vec();
+    let mut blank = y.clone();
+    for v in blank.iter_mut().skip(4 * 2) {
+        *v = NAN;
+    }
+    let cut = f
+        .select_features(&["x"])
+        .unwrap()
+        .with_features(vec![("y".into(), blank)])
+        .unwrap()
+        .slice(0, 6)
+        .unwrap();
+    let mut b = linreg(false);
+    b.compute(&RunContext::new(Phase::Fit, None), &cut, &[])
+        .unwrap();
+    assert_eq!(a.state(), b.state());
+    // Without the decision time the fit uses row 3 and 4's targets as well.
+    let mut c = linreg(false);
+    c.compute(&RunContext::new(Phase::Fit, None), &input, &[])
+        .unwrap();
+    assert_ne!(a.state(), c.state());
+}

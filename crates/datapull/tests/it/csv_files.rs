@@ -160,6 +160,46 @@ fn knowledge_column_gives_revisions_read_as_of() {
         .load(&Query::all().as_of(ts("2024-01-02 10:00")))
         .unwrap();
     assert_eq!(none.n_rows(), 0);
+    // The file is parsed once: a streaming run asks as of every bar, and each read
+    // picks its versions from memory (the file could be gone, and reads still work).
+    std::fs::remove_file(&file).unwrap();
+    let again = src
+        .load(&Query::all().as_of(ts("2024-01-02 10:30")))
+        .unwrap();
+    assert_eq!(again.value("close", "X", 0).unwrap(), 1.0);
+    assert_eq!(again.n_rows(), 2);
+}
+
+#[test]
+fn a_historical_view_of_revised_csv_serves_latest_reads_from_its_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "rev.csv",
+        "asset,end,known,close\nX,2024-01-02 10:00,2024-01-02 10:00:05,1.0\nX,2024-01-02 10:00,2024-01-02 11:00,1.5\n",
+    );
+    let src = CsvSource::new(
+        CsvParams {
+            files: file.to_string_lossy().into_owned(),
+            asset_column: Some("asset".into()),
+            timestamp_column: "end".into(),
+            knowledge_column: Some("known".into()),
+            ..CsvParams::default()
+        },
+        Path::new(""),
+    )
+    .unwrap();
+    let view = kf_datapull::Historical::new(std::sync::Arc::new(src));
+    let first = view.query(&Query::all()).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    let second = view
+        .query(&Query::between(
+            ts("2024-01-02 10:00"),
+            ts("2024-01-02 10:00"),
+        ))
+        .unwrap();
+    assert!(first.bit_eq(&second));
+    assert_eq!(second.value("close", "X", 0).unwrap(), 1.5);
 }
 
 /// The error of reading `text` (as file `name`) with simple parameters.

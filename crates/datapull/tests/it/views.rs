@@ -331,3 +331,31 @@ fn a_view_named_where_a_source_is_needed_is_refused() {
          (csv, hdf5, parquet, synthetic)"
     );
 }
+
+#[test]
+fn with_a_delay_longer_than_a_bar_the_wait_resolves_at_the_bar_s_knowledge_time() {
+    // Known 5 s after their end, released 3 minutes after that: each bar is known
+    // only after two more bars have ended. Waiting for bar 4 from its end must jump
+    // to its knowledge time (end + 5 s + 3 min), not chase the newest bar, which is
+    // always further ahead, until the timeout.
+    let f = data();
+    let t = f.end_ts().to_vec();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let clock = Arc::new(SimulatedClock::new(t[4]));
+    let view = replayed(&f, Arc::clone(&clock), 3 * MIN);
+    let bar = rt.block_on(view.wait_for_latest_data(3_600 * SEC)).unwrap();
+    assert_eq!(bar.end_ts(), [t[4]]);
+    assert_eq!(clock.now(), t[4] + 5 * SEC + 3 * MIN);
+    // The same for a named bar, asked for when the clock is already past its end.
+    clock.set(t[6] + 30 * SEC);
+    let bar = rt
+        .block_on(view.wait_for_bar(Timestamp(t[6]), 3_600 * SEC))
+        .unwrap();
+    assert_eq!(bar.end_ts(), [t[6]]);
+    assert_eq!(clock.now(), t[6] + 5 * SEC + 3 * MIN);
+    // The view's delay is what a research loop must add to each row.
+    assert_eq!(view.delay_at(Timestamp(t[6])), Duration(3 * MIN));
+}

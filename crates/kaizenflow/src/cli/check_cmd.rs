@@ -141,11 +141,21 @@ pub(super) fn check(types: &Registries, args: &CheckArgs, out: &mut dyn Write) -
             writeln!(out, "{w}")?;
         }
         if let Some(most) = report.iter().filter_map(|w| w.within).max() {
+            let exact = if report.iter().all(|w| w.exact.is_some()) {
+                report
+                    .iter()
+                    .filter_map(|w| w.exact)
+                    .max()
+                    .map_or(String::new(), |e| {
+                        format!("; {e} rows for the bit-identical outputs")
+                    })
+            } else {
+                "; some outputs never become bit-identical within the data".to_string()
+            };
             writeln!(
                 out,
                 "# warm-up: load at least {most} rows of history before the first decision \
-                 (within {:e}); rows that never settle to the bit are carried state that \
-                 forgets its start only to a tolerance",
+                 (outputs within {:e} of a run from the first bar){exact}",
                 args.warmup_tolerance
             )?;
         }
