@@ -35,15 +35,62 @@ pub(super) fn check(types: &Registries, args: &CheckArgs, out: &mut dyn Write) -
         );
     }
     let config = load(&args.config)?;
-    let components = kf_system::build_with(types, &config)
-        .with_context(|| format!("{} is not a valid config", args.config.config.display()))?;
-    config.check_all_used()?;
-    if components.dag.is_none() {
+    let points = config.expand_sweep()?;
+    if points.len() == 1 {
+        return check_config(types, &config, args, out);
+    }
+    // A sweep: every point is a config of its own, and each is checked.
+    let mut failed = Vec::new();
+    for (i, p) in points.iter().enumerate() {
+        let varied: Vec<String> = p.varied.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+        writeln!(
+            out,
+            "# sweep point {} of {}: {} ({})",
+            i + 1,
+            points.len(),
+            p.config.id(),
+            varied.join(", ")
+        )?;
+        if let Err(e) = check_config(types, &p.config, args, out) {
+            writeln!(out, "# point {}: {e:#}", p.config.id())?;
+            failed.push(p.config.id());
+        }
+    }
+    if !failed.is_empty() {
         bail!(
-            "{} has no [dag] section: there is nothing to check",
-            args.config.config.display()
+            "{} of {} sweep points failed their checks: {}",
+            failed.len(),
+            points.len(),
+            failed.join(", ")
         );
     }
+    writeln!(out, "# all {} sweep points passed", points.len())?;
+    Ok(())
+}
+
+/// Checks one config (a sweep's point, or a config without `[sweep]`). A config
+/// with no `[dag]` is checked as its market data alone: a DAG of one `market_data`
+/// node, so that the view is read in batch, tiled, streamed and replayed.
+fn check_config(
+    types: &Registries,
+    config: &kf_config::Config,
+    args: &CheckArgs,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let mut config = config.clone();
+    if !config.root().contains("dag") {
+        config.set_all(&["dag.type=\"graph\"", "dag.nodes.market_data.type=\"market_data\""])?;
+        writeln!(
+            out,
+            "# {} has no [dag]: checking its market data alone (a DAG of one `market_data` \
+             node)",
+            args.config.config.display()
+        )?;
+    }
+    let config = &config;
+    let components = kf_system::build_with(types, config)
+        .with_context(|| format!("{} is not a valid config", args.config.config.display()))?;
+    config.check_all_used()?;
     let root = config.root();
     let dag_section = root.section("dag")?;
     // Set once the bar grid is known, before the replay: how nodes' own sources
@@ -121,7 +168,7 @@ pub(super) fn check(types: &Registries, args: &CheckArgs, out: &mut dyn Write) -
         if opts.skips("system") {
             results.push(skipped("system"));
         } else {
-            results.extend(system_checks(types, &config, subject.targets()));
+            results.extend(system_checks(types, config, subject.targets()));
         }
     }
     let mut failed = 0;
