@@ -322,31 +322,28 @@ impl<'a> System<'a> {
             while next_time < times.len() && times[next_time] <= tau {
                 next_time += 1;
             }
-            if next_time > first && times[next_time - 1] > prev {
-                wait_for_bar(view, clock, times[next_time - 1], wait).await?;
+            // Every data bar of the interval must be known before deciding: wait for
+            // the one known last (late bars hold the decision up). The decision's time
+            // is then when it is known (its knowledge time plus the feed's delays),
+            // never before its grid time or the previous decision. On a simulated
+            // clock that is the clock's time; a real-time clock reads a little later
+            // (the wait and the computing), which does not move the order's bar: the
+            // research evaluator computes the same times, so both fill alike.
+            let delay_of = |t: i64| {
+                self.market_data
+                    .delay_at(Timestamp(t))
+                    .nanos()
+                    .saturating_add(spec.clock.delay)
+            };
+            let last_known = known_last(times, known, first..next_time, prev, delay_of);
+            if let Some((r, _)) = last_known {
+                wait_for_bar(view, clock, times[r], wait).await?;
             }
             let now = clock.now();
-            // The decision's time: when the data it needs is known (the interval's last
-            // bar's knowledge time plus the feed's delays), never before its grid time
-            // or the previous decision. On a simulated clock it is the clock's time; on
-            // a real-time clock the clock reads a little later (the wait and the
-            // computing), which does not move the order's bar: the research evaluator
-            // computes the same times, so both fill alike.
-            let declared = self
-                .market_data
-                .delay_at(Timestamp(tau))
-                .nanos()
-                .saturating_add(spec.clock.delay);
-            decided = decided.max(tau);
-            if next_time > first && times[next_time - 1] > prev {
-                let last = next_time - 1;
-                let delay = self
-                    .market_data
-                    .delay_at(Timestamp(times[last]))
-                    .nanos()
-                    .saturating_add(spec.clock.delay);
-                decided = decided.max(known[last].saturating_add(delay));
-            }
+            decided = decided
+                .max(tau)
+                .max(last_known.map_or(i64::MIN, |(_, at)| at));
+            let declared = delay_of(tau);
             book.audit.decisions += 1;
             if decided > tau.saturating_add(declared) {
                 book.audit.late_decisions += 1;
@@ -637,4 +634,19 @@ pub(crate) fn committed(
     for q in queue {
         out.iter_mut().zip(&q.quantity).for_each(|(o, x)| *o += x);
     }
+}
+
+/// Of the data rows `rows` (indices into the price times `times`, with knowledge
+/// times `known`) that end after `prev`, the one the feed releases last, and when:
+/// its knowledge time plus `delay_of(its end)`.
+pub(crate) fn known_last(
+    times: &[i64],
+    known: &[i64],
+    rows: std::ops::Range<usize>,
+    prev: i64,
+    delay_of: impl Fn(i64) -> i64,
+) -> Option<(usize, i64)> {
+    rows.filter(|&r| times[r] > prev)
+        .map(|r| (r, known[r].saturating_add(delay_of(times[r]))))
+        .max_by_key(|&(r, at)| (at, r))
 }

@@ -14,7 +14,7 @@ use kf_dataflow::{Keep, Phase, RunContext, RunOptions};
 use kf_frame::Timestamp;
 
 use crate::broker::{BarAggregate, FillTotals, fill_orders};
-use crate::engine::{Orders, Queued, System, committed, record_orders, take_due};
+use crate::engine::{Orders, Queued, System, committed, known_last, record_orders, take_due};
 use crate::error::Result;
 use crate::market::{AssetMap, ForecastColumns, Market};
 use crate::portfolio::{BarRecord, Stats};
@@ -110,8 +110,8 @@ pub fn research(system: &mut System<'_>) -> Result<ResearchRun> {
     let (mut pending, mut filled, mut cost) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
     let mut queue: std::collections::VecDeque<Queued> = std::collections::VecDeque::new();
     let mut held = vec![0.0; n];
-    // The decision times the event loop computes: each grid time, or later when the
-    // interval's last price bar is known later (its knowledge time plus the feed's
+    // The decision times the event loop computes: each grid time, or later when a
+    // price bar of its interval is known later (its knowledge time plus the feed's
     // delays); never before the previous decision.
     let (p_ts, p_kt) = (price_ts.as_slice(), price_kt.as_slice());
     let mut now = i64::MIN;
@@ -134,14 +134,13 @@ pub fn research(system: &mut System<'_>) -> Result<ResearchRun> {
         while next_time < p_ts.len() && p_ts[next_time] <= tau {
             next_time += 1;
         }
-        if next_time > first && p_ts[next_time - 1] > prev {
-            let last = next_time - 1;
-            let delay = view.delay_at(Timestamp(p_ts[last])).nanos();
-            now = now.max(
-                p_kt[last]
-                    .saturating_add(delay)
-                    .saturating_add(spec.clock.delay),
-            );
+        let delay_of = |t: i64| {
+            view.delay_at(Timestamp(t))
+                .nanos()
+                .saturating_add(spec.clock.delay)
+        };
+        if let Some((_, at)) = known_last(p_ts, p_kt, first..next_time, prev, delay_of) {
+            now = now.max(at);
         }
         let decided = now;
         take_due(&mut queue, prev, &mut pending);

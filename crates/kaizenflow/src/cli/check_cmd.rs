@@ -79,7 +79,10 @@ fn check_config(
 ) -> Result<()> {
     let mut config = config.clone();
     if !config.root().contains("dag") {
-        config.set_all(&["dag.type=\"graph\"", "dag.nodes.market_data.type=\"market_data\""])?;
+        config.set_all(&[
+            "dag.type=\"graph\"",
+            "dag.nodes.market_data.type=\"market_data\"",
+        ])?;
         writeln!(
             out,
             "# {} has no [dag]: checking its market data alone (a DAG of one `market_data` \
