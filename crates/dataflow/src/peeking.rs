@@ -201,13 +201,13 @@ fn source_frames(make: &(dyn Fn() -> Result<Dag> + Sync)) -> Result<Vec<(NodeId,
 
 /// What is likely wrong with `node`, the first to diverge: a forward target among its
 /// inputs (only a model's fit may use one), or its learning.
-fn hint(dag: &Dag, node: &NodeId, targets: &Targets, t: i64) -> Option<String> {
+fn hint(dag: &Dag, node: &NodeId, targets: &Targets, t: i64, refits: bool) -> Option<String> {
     let n = dag.node(node.as_str()).ok()?;
     let schema = dag.features().ok()?;
     if let Some(first) = target_read(dag, &schema, node, targets) {
         return Some(reads_target(&first, targets.get(&first)?));
     }
-    if n.learns() {
+    if n.learns() && refits {
         return Some(format!(
             "node `{node}` ({}) learns: a fit of the config's runner learned from rows known \
              after {} (a fit span that reaches past it, or targets that end after it) and \
@@ -269,12 +269,13 @@ pub fn perturbation_test(
         };
         Ok(dag.run(&RunContext::new(phase, None), &opts)?.outputs)
     };
-    perturbation_test_with(make, &batch, times)
+    perturbation_test_with(make, &batch, times, false)
 }
 
 /// The perturbation test with `style` running each DAG: the config's runner for a
 /// DAG that learns, so that every fit is redone on the perturbed inputs and a fit
 /// that learns from rows known after `t` shows in the predictions known by `t`.
+/// `refits` says whether `style` fits (it words the report on a diverging model).
 ///
 /// # Errors
 /// A node's or the runner's error in any run.
@@ -282,6 +283,7 @@ pub fn perturbation_test_with(
     make: &(dyn Fn() -> Result<Dag> + Sync),
     style: Style<'_>,
     times: &[i64],
+    refits: bool,
 ) -> Result<Option<Peek>> {
     let probe = make()?;
     let order = probe.topological_order();
@@ -310,7 +312,7 @@ pub fn perturbation_test_with(
         let expected = known_by(&base, &base, t, &targets);
         let actual = known_by(&base, &changed, t, &targets);
         if let Some(divergence) = first_divergence(&inner, &expected, &actual) {
-            let hint = hint(&probe, &divergence.node, &targets, t);
+            let hint = hint(&probe, &divergence.node, &targets, t, refits);
             return Ok(Some(Peek {
                 t,
                 divergence,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use kf_frame::Frame;
 
-use crate::dag::{Dag, NodeTiming, RunOptions, RunResult};
+use crate::dag::{Dag, Keep, NodeTiming, RunOptions, RunResult};
 use crate::error::{DataflowError, Result};
 use crate::node::{DF_OUT, NodeId, Phase, RunContext};
 use crate::tiling::{Gathered, Outputs};
@@ -51,27 +51,34 @@ pub struct RunnerOutput {
     pub last: RunResult,
     /// Each kept node's outputs over the rows the runner keeps (the predict span;
     /// each walk-forward step's `(t, t + freq]`; each fold's test span), stitched in
-    /// time order: what `kaizenflow check` compares when it reruns the runner.
+    /// time order: what `kaizenflow check` compares when it reruns the runner. Only
+    /// with [`Keep::All`] (empty otherwise: a run keeps its sink's frame in `frame`,
+    /// and stitching more would hold every step's outputs).
     pub outputs: Outputs,
 }
 
-/// Every kept node's frames of each pass, cut to that pass's kept span and stitched.
-fn stitch(pieces: Vec<(RunResult, i64, i64)>) -> Result<Outputs> {
-    let mut parts = Gathered::default();
-    for (r, lo, hi) in pieces {
-        let cut: Outputs = r
-            .outputs
-            .into_iter()
-            .map(|(id, ports)| {
-                let ports = ports
-                    .into_iter()
-                    .map(|(port, f)| (port, f.slice_time(lo, hi)))
-                    .collect();
-                (id, ports)
-            })
-            .collect();
-        parts.push(cut);
+/// Every kept node's frames of one pass, cut to the pass's kept span `[lo, hi]`,
+/// gathered into `parts` when the run keeps every node ([`Keep::All`]).
+fn gather(parts: &mut Gathered, opts: &RunOptions, r: &RunResult, lo: i64, hi: i64) {
+    if !matches!(opts.keep, Keep::All) {
+        return;
     }
+    let cut: Outputs = r
+        .outputs
+        .iter()
+        .map(|(id, ports)| {
+            let ports = ports
+                .iter()
+                .map(|(port, f)| (port.clone(), f.slice_time(lo, hi)))
+                .collect();
+            (id.clone(), ports)
+        })
+        .collect();
+    parts.push(cut);
+}
+
+/// The gathered pieces, stitched node by node in time order.
+fn stitch(parts: Gathered) -> Result<Outputs> {
     parts
         .join(Frame::concat)
         .map(|(id, joined)| Ok((id.clone(), joined.map_err(|e| e.in_node(&id, "passes"))?)))
@@ -112,7 +119,11 @@ pub fn fit_predict(
     Ok(RunnerOutput {
         frame: sink_frame(dag, &r)?,
         passes,
-        outputs: r.outputs.clone(),
+        outputs: if matches!(opts.keep, Keep::All) {
+            r.outputs.clone()
+        } else {
+            Outputs::new()
+        },
         last: r,
     })
 }
@@ -157,7 +168,7 @@ pub fn rolling(
     let steps = usize::try_from((r.end - r.start + r.retraining_freq - 1) / r.retraining_freq)
         .map_err(|_| DataflowError::invalid("too many rolling steps"))?;
     let mut pieces = Vec::with_capacity(steps);
-    let mut kept = Vec::with_capacity(steps);
+    let mut kept = Gathered::default();
     let mut passes = Vec::new();
     let mut last = RunResult::default();
     for k in 0..steps {
@@ -184,7 +195,7 @@ pub fn rolling(
         let p = pass(dag, RunContext::new(Phase::Predict, Some((lo, hi))), opts)?;
         passes.push((format!("predict {k}"), p.timings.clone()));
         pieces.push(sink_frame(dag, &p)?.slice_time(t + 1, hi));
-        kept.push((p.clone(), t + 1, hi));
+        gather(&mut kept, opts, &p, t + 1, hi);
         last = p;
         progress(k + 1, steps);
     }
@@ -272,7 +283,7 @@ pub fn cross_validate(
 ) -> Result<(RunnerOutput, Vec<Fold>)> {
     let folds = folds(&cv)?;
     let mut pieces = Vec::with_capacity(folds.len());
-    let mut kept = Vec::with_capacity(folds.len());
+    let mut kept = Gathered::default();
     let mut passes = Vec::new();
     let mut last = RunResult::default();
     for (k, fold) in folds.iter().enumerate() {
@@ -293,7 +304,7 @@ pub fn cross_validate(
         )?;
         passes.push((format!("predict {k}"), p.timings.clone()));
         pieces.push(sink_frame(dag, &p)?.slice_time(fold.test.0, fold.test.1));
-        kept.push((p.clone(), fold.test.0, fold.test.1));
+        gather(&mut kept, opts, &p, fold.test.0, fold.test.1);
         last = p;
         progress(k + 1, folds.len());
     }

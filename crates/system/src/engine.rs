@@ -103,8 +103,13 @@ pub struct Audit {
     pub late_price_rows: u64,
     /// Forecast rows used before their knowledge time: future peeking.
     pub early_forecasts: u64,
-    /// Fills that used a price row starting before their order's decision time.
+    /// Fills that used a price row ending at or before their order's decision time:
+    /// a price from before the order existed.
     pub early_fills: u64,
+    /// Price rows of fills that started before their order's decision time and
+    /// ended after it: data bars that straddle the decision grid (not aligned with
+    /// `[system] bar`). None when the data's bars divide the decision bars.
+    pub straddling_rows: u64,
     /// The first violation, said in full.
     pub first_violation: Option<String>,
 }
@@ -354,7 +359,8 @@ impl<'a> System<'a> {
                 None,
                 Some(&cols),
             )?;
-            book.audit.late_price_rows += (next_time - first).saturating_sub(rows.n_rows()) as u64;
+            let expected = (first..next_time).filter(|&r| times[r] > prev).count();
+            book.audit.late_price_rows += expected.saturating_sub(rows.n_rows()) as u64;
             self.market.map_assets(rows.assets(), &mut price_map);
             book.aggregate(&rows, &price_map);
             book.fill(prev, tau, &rows, freq, spec);
@@ -490,21 +496,30 @@ impl Book {
     /// (whose price rows are `rows`, each `freq` long) and marks the portfolio.
     fn fill(&mut self, prev: i64, tau: i64, rows: &Frame, freq: i64, spec: &SystemSpec) {
         let order_ts = take_due(&mut self.queue, prev, &mut self.pending);
-        if let Some(decided) = order_ts.map(|(_, d)| d)
-            && let Some(&start) = rows.end_ts().first()
-            && start - freq < decided
+        if let Some((_, decided)) = order_ts
             && self.pending.iter().any(|&q| q != 0.0)
         {
-            self.audit.early_fills += 1;
-            self.audit.violation(|| {
-                format!(
-                    "an order decided at {} filled over a price row ending {}, which started \
-                     at {}, before the order existed",
-                    Timestamp(decided),
-                    Timestamp(start),
-                    Timestamp(start - freq)
-                )
-            });
+            let ends = rows.end_ts();
+            // A price row that ended by the decision was observed before the order
+            // existed: the fill rule is broken. A row that started before the decision
+            // and ended after it straddles the decision grid (data bars not aligned
+            // with `[system] bar`, such as daily bars ending 21:00 on a grid of
+            // midnights): counted, not a violation, since its price is its end's.
+            if let Some(&end) = ends.iter().find(|&&e| e <= decided) {
+                self.audit.early_fills += 1;
+                self.audit.violation(|| {
+                    format!(
+                        "an order decided at {} filled over the price row ending {}, before \
+                         the order existed",
+                        Timestamp(decided),
+                        Timestamp(end)
+                    )
+                });
+            }
+            self.audit.straddling_rows += ends
+                .iter()
+                .filter(|&&e| e - freq < decided && e > decided)
+                .count() as u64;
         }
         self.agg.fill_prices(spec.fill, &mut self.fill_px);
         self.totals = fill_orders(

@@ -192,28 +192,25 @@ pub fn research(system: &mut System<'_>) -> Result<ResearchRun> {
             .partition_point(|&t| t <= tau)
             .checked_sub(1)
             .filter(|&r| f_ts[r] > prev);
-        match (row, &columns) {
-            (Some(r), Some(c)) => {
-                let volatility = c.gather(forecasts, r, &map, &mut forecast, &mut vol);
-                committed(&h, &queue, &mut held);
-                let mut quantity = vec![0.0; n];
-                processor.orders(
-                    &Decide {
-                        forecast: &forecast,
-                        volatility,
-                        price: &mark,
-                        holdings: &held,
-                    },
-                    &mut quantity,
-                );
-                record_orders(&mut orders, tau, &quantity, &mark);
-                queue.push_back(Queued {
-                    ts: tau,
-                    decided,
-                    quantity,
-                });
-            }
-            _ => {}
+        if let (Some(r), Some(c)) = (row, &columns) {
+            let volatility = c.gather(forecasts, r, &map, &mut forecast, &mut vol);
+            committed(&h, &queue, &mut held);
+            let mut quantity = vec![0.0; n];
+            processor.orders(
+                &Decide {
+                    forecast: &forecast,
+                    volatility,
+                    price: &mark,
+                    holdings: &held,
+                },
+                &mut quantity,
+            );
+            record_orders(&mut orders, tau, &quantity, &mark);
+            queue.push_back(Queued {
+                ts: tau,
+                decided,
+                quantity,
+            });
         }
         prev = tau;
     }

@@ -191,3 +191,41 @@ fn late_bars_hold_the_decision_up_and_research_follows() {
         run.stats.pnl
     );
 }
+
+#[test]
+fn daily_bars_off_the_decision_grid_straddle_it_without_a_violation() {
+    // Daily bars ending 21:00 UTC, decided on a grid of midnights: each fill's one
+    // row started the afternoon before its decision and ends after it. Its price is
+    // its end's (after the order), so the audit counts it and passes.
+    let text = r#"
+[market_data]
+type = "synthetic"
+assets = 4
+bars = 60
+freq = "1d"
+calendar = "24/7"
+start = "2024-01-02 21:00"
+seed = 5
+
+[dag]
+type = "graph"
+[dag.nodes.prices]
+type = "market_data"
+
+[system]
+bar = "1d"
+prediction = "close"
+
+[system.processor]
+type = "cross_sectional"
+target_gmv = 10000.0
+"#;
+    let config = Config::from_toml_str(text, "daily.toml").unwrap();
+    let mut system = System::from_config(&config).unwrap();
+    let run = system.run().unwrap();
+    assert!(run.fills.ts.len() > 50, "the strategy trades");
+    assert!(run.audit.passed(), "{:?}", run.audit);
+    assert!(run.audit.straddling_rows > 50, "{:?}", run.audit);
+    let res = research(&mut system).unwrap();
+    assert!((res.stats.pnl - run.stats.pnl).abs() < 0.005);
+}

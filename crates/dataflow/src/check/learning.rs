@@ -13,7 +13,7 @@
 
 use kf_frame::{Frame, Timestamp};
 
-use super::{CheckOptions, CheckResult, Learner, Subject, Verdict, timed};
+use super::{CheckOptions, CheckResult, Learner, Subject, Verdict, skipped, timed};
 use crate::dag::{Dag, Keep, RunOptions};
 use crate::error::Result;
 use crate::node::Phase;
@@ -97,6 +97,9 @@ pub fn causality_checks(
     };
     let everywhere = spread_in(input, opts.perturbations, i64::MIN, i64::MAX);
     let frozen = |name: String, at: Vec<i64>| {
+        if opts.skips("perturbation") {
+            return skipped("perturbation");
+        }
         timed(name, || {
             Ok(verdict(perturbation_test(
                 &|| subject.dag(),
@@ -163,6 +166,7 @@ pub fn causality_checks(
             let at = spread_in(input, opts.perturbations, lo, hi);
             vec![refit(
                 subject,
+                opts,
                 spec,
                 format!(
                     "perturbation at {} times, refitting `{}` as [run] fit_predict does",
@@ -176,6 +180,7 @@ pub fn causality_checks(
             let at = spread_in(input, opts.perturbations, r.start + 1, r.end);
             vec![refit(
                 subject,
+                opts,
                 spec,
                 format!(
                     "perturbation at {} times, refitting at every walk-forward step",
@@ -204,7 +209,16 @@ pub fn causality_checks(
 }
 
 /// The perturbation test with the whole runner rerun on each perturbed input.
-fn refit(subject: &Subject<'_>, spec: &RunSpec, name: String, at: Vec<i64>) -> CheckResult {
+fn refit(
+    subject: &Subject<'_>,
+    opts: &CheckOptions,
+    spec: &RunSpec,
+    name: String,
+    at: Vec<i64>,
+) -> CheckResult {
+    if opts.skips("perturbation") {
+        return skipped("perturbation");
+    }
     let style = |dag: &mut Dag| -> Result<Outputs> {
         let opts = RunOptions {
             up_to: None,
@@ -225,31 +239,38 @@ fn refit(subject: &Subject<'_>, spec: &RunSpec, name: String, at: Vec<i64>) -> C
             &|| subject.fresh(),
             &style,
             &at,
+            true,
         )?))
     })
 }
 
-/// The rows ahead of its row that a learner's fit reaches: its own fit horizon plus
-/// the longest forward target's, with what makes them up.
+/// The rows ahead of its row that a learner's fit reaches through a forward target
+/// it learns to predict: its own fit horizon (`steps_ahead`) plus the target's rows
+/// ahead; the largest over the learners, with the learner and what makes it up.
+/// Zero when no learner fits a forward target: a model's own `steps_ahead` alone is
+/// left out of the training rows next to a test fold by the model itself (it learns
+/// only from rows whose target row is in a training span).
 fn horizon<'s>(subject: &'s Subject<'_>) -> (usize, Option<&'s Learner>, String) {
-    let learner = subject.learners().iter().max_by_key(|l| l.fit_horizon);
-    let target = subject.targets().iter().max_by_key(|(_, t)| t.horizon);
-    let own = learner.map_or(0, |l| l.fit_horizon);
-    let ahead = target.map_or(0, |(_, t)| t.horizon);
-    let mut why = Vec::new();
-    if let Some(l) = learner.filter(|l| l.fit_horizon > 0) {
-        why.push(format!(
-            "node `{}` ({}) learns {} rows ahead",
-            l.id, l.kind, l.fit_horizon
-        ));
+    let mut best: (usize, Option<&Learner>, String) = (0, None, String::new());
+    for l in subject.learners() {
+        let Some((name, h)) = l.targets.iter().max_by_key(|(_, h)| *h) else {
+            continue;
+        };
+        let total = l.fit_horizon.saturating_add(*h);
+        if total > best.0 {
+            let why = if l.fit_horizon > 0 {
+                format!(
+                    "it learns {} rows ahead (`steps_ahead`) of target `{name}`, which itself \
+                     looks {h} rows ahead",
+                    l.fit_horizon
+                )
+            } else {
+                format!("its target `{name}` looks {h} rows ahead")
+            };
+            best = (total, Some(l), why);
+        }
     }
-    if let Some((name, t)) = target {
-        why.push(format!(
-            "target `{name}` (node `{}`) looks {} rows ahead",
-            t.node, t.horizon
-        ));
-    }
-    (own + ahead, learner, why.join(" and "))
+    best
 }
 
 /// Whether `[run]`'s purge and embargo each cover the target horizon: `h` rows
@@ -274,12 +295,12 @@ fn purged(cv: &CrossValidation, times: &[i64], subject: &Subject<'_>) -> Result<
     }
     let who = learner.map_or(String::new(), |l| {
         format!(
-            "node `{}` ({}) is fitted on a target {h} rows ahead: ",
+            "node `{}` ({}) is fitted on a target {h} rows ahead (",
             l.id, l.kind
         )
     });
     Ok(Verdict::Fail(format!(
-        "cross-validation leaks across folds: {who}{why}, i.e. {h} rows of {} = {}; [run] \
+        "cross-validation leaks across folds: {who}{why}), i.e. {h} rows of {} = {}; [run] \
          purge is {} and embargo is {}, so training rows next to each test fold hold that \
          fold's future. Set `purge` and `embargo` to at least \"{}\"",
         duration(step),

@@ -156,16 +156,22 @@ fn check_config(
             offset: Duration(first.rem_euclid(freq)),
             poll: Duration(freq),
         });
-        let view = components
+        match components
             .market_data
             .on_clock(Arc::clone(&clock), settings)
-            .context(
-                "the replay check puts the market data on a simulated clock (skip it with \
-                 --skip replay)",
-            )?;
-        results.push(replay_check(
-            &subject, &make_on, view, &clock, &bars, &batch,
-        ));
+        {
+            Ok(view) => results.push(replay_check(
+                &subject, &make_on, view, &clock, &bars, &batch,
+            )),
+            Err(e) => results.push(CheckResult {
+                name: "replay".into(),
+                verdict: Verdict::Fail(format!(
+                    "the market data cannot be put on a simulated clock, so the replay and \
+                     the knowledge-time audit cannot run: {e} (skip them with --skip replay)"
+                )),
+                elapsed: std::time::Duration::ZERO,
+            }),
+        }
     }
     if root.contains("system") {
         if opts.skips("system") {
@@ -190,7 +196,20 @@ fn check_config(
         for w in &report {
             writeln!(out, "{w}")?;
         }
-        if let Some(most) = report.iter().filter_map(|w| w.within).max() {
+        let unsettled: Vec<String> = report
+            .iter()
+            .filter(|w| w.within.is_none())
+            .map(|w| format!("`{}`", w.node))
+            .collect();
+        if !unsettled.is_empty() {
+            writeln!(
+                out,
+                "# warm-up: {} never agree within {:e} in the data: load more history than \
+                 the data holds, or start them from a saved state",
+                unsettled.join(", "),
+                args.warmup_tolerance
+            )?;
+        } else if let Some(most) = report.iter().filter_map(|w| w.within).max() {
             let exact = if report.iter().all(|w| w.exact.is_some()) {
                 report
                     .iter()
@@ -305,12 +324,14 @@ fn system_checks(
     let name = format!(
         "system: {} decisions on a simulated clock (delay {} s), each forecast known at its \
          decision and each fill after its order; {} stale forecasts, {} decisions later than \
-         the declared delay, {} price rows not yet known when filled",
+         the declared delay, {} price rows not yet known when filled, {} price rows \
+         straddling a decision",
         a.decisions,
         delay as f64 / 1e9,
         run.stale_forecasts,
         a.late_decisions,
-        a.late_price_rows
+        a.late_price_rows,
+        a.straddling_rows
     );
     results.push(result(
         name,
