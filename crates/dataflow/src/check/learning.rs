@@ -125,10 +125,23 @@ pub fn causality_checks(
     };
     match spec {
         RunSpec::FitPredict { .. } => {
-            if let Some((fit, predict)) = in_sample(spec) {
+            // Spans that touch without sharing a bar (fit to a session's close,
+            // predict from that instant on) are not in sample: only shared rows are.
+            let grid = batch
+                .get(&learner.id)
+                .and_then(|p| p.get(crate::node::DF_OUT))
+                .unwrap_or(input)
+                .end_ts();
+            let shared = in_sample(spec).and_then(|(fit, predict)| {
+                let (lo, hi) = (fit.0.max(predict.0), fit.1.min(predict.1));
+                let n = grid.iter().filter(|&&t| lo <= t && t <= hi).count();
+                (n > 0).then_some((fit, predict, n))
+            });
+            if let Some((fit, predict, n)) = shared {
                 let what = format!(
                     "in-sample evaluation: node `{}` ({}) is fitted on {} and predicts {}, which \
-                     overlaps it, so its predictions there learned from their own targets",
+                     shares {n} of its rows, so its predictions there learned from their own \
+                     targets",
                     learner.id,
                     learner.kind,
                     span(fit),
