@@ -29,6 +29,7 @@
 mod broker;
 mod engine;
 mod error;
+mod fill_rule;
 mod market;
 pub mod output;
 mod portfolio;

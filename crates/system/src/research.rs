@@ -14,8 +14,9 @@ use kf_dataflow::{Keep, Phase, RunContext, RunOptions};
 use kf_frame::Timestamp;
 
 use crate::broker::{BarAggregate, FillTotals, fill_orders};
-use crate::engine::{Orders, Queued, System, committed, known_last, record_orders, take_due};
+use crate::engine::{Orders, System, record_orders};
 use crate::error::Result;
+use crate::fill_rule::{Queued, committed, known_last, take_due};
 use crate::market::{AssetMap, ForecastColumns, Market};
 use crate::portfolio::{BarRecord, Stats};
 use crate::processor::{Decide, ForecastProcessor};
