@@ -78,11 +78,17 @@ fn check(config: &Path) -> Checked {
         };
         std::fs::write(dir.path().join(&data), body).unwrap();
     }
-    let mut args = vec!["check".to_string(), path.to_str().unwrap().to_string()];
-    args.extend(header(&text, "args"));
+    let extra = header(&text, "args");
+    check_at(dir.path(), &path, &extra)
+}
+
+/// `kaizenflow check PATH EXTRA...`, run in `dir`.
+fn check_at<S: AsRef<std::ffi::OsStr>>(dir: &Path, path: &Path, extra: &[S]) -> Checked {
     let out = Command::new(env!("CARGO_BIN_EXE_kaizenflow"))
-        .args(&args)
-        .current_dir(dir.path())
+        .arg("check")
+        .arg(path)
+        .args(extra)
+        .current_dir(dir)
         .output()
         .unwrap();
     Checked {
@@ -147,18 +153,7 @@ fn run_check(text: &str, extra: &[&str]) -> Checked {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
     std::fs::write(&path, text).unwrap();
-    let mut args = vec!["check", path.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    let out = Command::new(env!("CARGO_BIN_EXE_kaizenflow"))
-        .args(&args)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    Checked {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    check_at(dir.path(), &path, extra)
 }
 
 const WARM: &str = r#"
