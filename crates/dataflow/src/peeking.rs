@@ -326,13 +326,24 @@ pub fn perturbation_test_with(
 /// `k` times spread over the rows of `frame` (at 1/(k+1), 2/(k+1), ... of its rows):
 /// where a perturbation test cuts.
 pub fn spread_times(frame: &Frame, k: usize) -> Vec<i64> {
+    spread_times_in(frame, k, i64::MIN, i64::MAX)
+}
+
+/// As [`spread_times`], over the rows of `frame` that end in `[lo, hi]` (the span a
+/// runner predicts).
+pub fn spread_times_in(frame: &Frame, k: usize, lo: i64, hi: i64) -> Vec<i64> {
     let ts = frame.end_ts();
+    let (a, b) = (
+        ts.partition_point(|&t| t < lo),
+        ts.partition_point(|&t| t <= hi),
+    );
+    let ts = &ts[a..b.max(a)];
     if ts.is_empty() {
         return Vec::new();
     }
-    (1..=k)
+    let mut at: Vec<i64> = (1..=k)
         .map(|i| ts[(i * ts.len() / (k + 1)).min(ts.len() - 1)])
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect()
+        .collect();
+    at.dedup();
+    at
 }

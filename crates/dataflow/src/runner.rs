@@ -91,6 +91,11 @@ fn pass(dag: &mut Dag, ctx: RunContext, opts: &RunOptions) -> Result<RunResult> 
     dag.run(&ctx, opts)
 }
 
+/// The fit call of a fit over the closed span `span`, deciding at its end.
+pub fn fit_over(span: (i64, i64)) -> RunContext {
+    RunContext::new(Phase::Fit, Some(span)).deciding_at(span.1)
+}
+
 /// Fits on `fit` (skipped when `None`: the DAG predicts with what it has, such as a
 /// loaded state) and predicts on `predict`.
 ///
@@ -106,7 +111,7 @@ pub fn fit_predict(
     if let Some(f) = fit {
         let r = pass(
             dag,
-            RunContext::new(Phase::Fit, Some(f)).deciding_at(f.1),
+            fit_over(f),
             &RunOptions {
                 keep: Default::default(),
                 ..opts.clone()
@@ -139,6 +144,13 @@ pub struct Rolling {
     pub retraining_freq: i64,
     /// Each fit uses the bars ending in `(t - retraining_lookback, t]`.
     pub retraining_lookback: i64,
+}
+
+impl Rolling {
+    /// The span the fit at `t` learns from: bars ending in `(t - lookback, t]`.
+    pub fn fit_span(&self, t: i64) -> (i64, i64) {
+        (t - self.retraining_lookback + 1, t)
+    }
 }
 
 /// Rolling walk-forward: at `t = start, start + freq, ...`, fit on `(t - lookback, t]`,
@@ -174,16 +186,12 @@ pub fn rolling(
     for k in 0..steps {
         let t = r.start + k as i64 * r.retraining_freq;
         let hi = (t + r.retraining_freq).min(r.end);
-        let lo = t - r.retraining_lookback + 1;
+        let lo = r.fit_span(t).0;
         let fit_opts = RunOptions {
             keep: Default::default(),
             ..opts.clone()
         };
-        let f = pass(
-            dag,
-            RunContext::new(Phase::Fit, Some((lo, t))).deciding_at(t),
-            &fit_opts,
-        )?;
+        let f = pass(dag, fit_over(r.fit_span(t)), &fit_opts)?;
         passes.push((
             format!(
                 "fit {k} on ({}, {}], rows known by then",
@@ -222,6 +230,17 @@ pub struct CrossValidation {
     /// Training rows ending within this long after a test fold are left out (they
     /// are correlated with it).
     pub embargo: i64,
+}
+
+impl CrossValidation {
+    /// The fit call of `fold`: features over the whole range, learning from the
+    /// fold's training spans only (no decision time: later folds train by design).
+    pub fn fit_context(&self, fold: &Fold) -> RunContext {
+        RunContext {
+            train: Some(Arc::new(fold.train.clone())),
+            ..RunContext::new(Phase::Fit, Some((self.start, self.end)))
+        }
+    }
 }
 
 /// The time spans of one fold.
@@ -287,10 +306,7 @@ pub fn cross_validate(
     let mut passes = Vec::new();
     let mut last = RunResult::default();
     for (k, fold) in folds.iter().enumerate() {
-        let ctx = RunContext {
-            train: Some(Arc::new(fold.train.clone())),
-            ..RunContext::new(Phase::Fit, Some((cv.start, cv.end)))
-        };
+        let ctx = cv.fit_context(fold);
         let fit_opts = RunOptions {
             keep: Default::default(),
             ..opts.clone()

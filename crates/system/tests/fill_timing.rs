@@ -7,20 +7,10 @@ use kf_config::Config;
 use kf_system::research::research;
 use kf_system::{ClockKind, System};
 
-/// Mock1 traded every 5 minutes on 1-minute synthetic bars, the feed delayed by
-/// `delay`.
-fn config(delay: &str) -> Config {
+/// Mock1 and its system, trading every 5 minutes, over `market_data` (a TOML table).
+fn mock1_system(market_data: &str, name: &str) -> Config {
     let text = format!(
-        r#"
-[market_data]
-type = "synthetic"
-assets = 6
-bars = 780
-start = "2024-01-02 09:31"
-tz = "America/New_York"
-calendar = "us_equity"
-seed = 4
-
+        r#"{market_data}
 [dag]
 type = "mock1"
 max_gap = "1h"
@@ -31,13 +21,33 @@ volatility = "vwap.ret_0.vol"
 
 [system.processor]
 type = "cross_sectional"
-
-[system.clock]
-type = "simulated"
-delay = "{delay}"
 "#
     );
-    Config::from_toml_str(&text, "delay.toml").unwrap()
+    Config::from_toml_str(&text, name).unwrap()
+}
+
+/// Mock1 traded every 5 minutes on 1-minute synthetic bars, the feed delayed by
+/// `delay`.
+fn config(delay: &str) -> Config {
+    let mut c = mock1_system(
+        r#"
+[market_data]
+type = "synthetic"
+assets = 6
+bars = 780
+start = "2024-01-02 09:31"
+tz = "America/New_York"
+calendar = "us_equity"
+seed = 4
+"#,
+        "delay.toml",
+    );
+    c.set_all(&[
+        "system.clock.type=\"simulated\"".to_string(),
+        format!("system.clock.delay=\"{delay}\""),
+    ])
+    .unwrap();
+    c
 }
 
 const MIN: i64 = 60_000_000_000;
@@ -114,25 +124,16 @@ fn no_fill_uses_a_price_from_before_its_order_across_delays() {
 fn a_feed_later_than_its_declared_delay_is_counted() {
     // The data is delayed 3 minutes by the view itself (a replayed view), while
     // [system.clock] declares none: every decision waits, and each is counted.
-    let text = r#"
+    let config = mock1_system(
+        r#"
 [market_data]
 type = "replayed"
 delay = "3min"
 source = { type = "synthetic", assets = 4, bars = 390, start = "2024-01-02 09:31", tz = "America/New_York", calendar = "us_equity", seed = 4 }
 clock = { type = "simulated", start = "2024-01-02 16:00", tz = "America/New_York" }
-
-[dag]
-type = "mock1"
-max_gap = "1h"
-
-[system]
-bar = "5min"
-volatility = "vwap.ret_0.vol"
-
-[system.processor]
-type = "cross_sectional"
-"#;
-    let config = Config::from_toml_str(text, "late.toml").unwrap();
+"#,
+        "late.toml",
+    );
     let mut system = System::from_config(&config).unwrap();
     let run = system.run().unwrap();
     assert_eq!(run.audit.decisions, 78);

@@ -11,13 +11,13 @@
 //!   purge and embargo the target horizon, and the predict phase is perturbed with a
 //!   fitted state.
 
-use kf_frame::{Frame, Timestamp};
+use kf_frame::Timestamp;
 
 use super::{CheckOptions, CheckResult, Learner, Subject, Verdict, skipped, timed};
 use crate::dag::{Dag, Keep, RunOptions};
 use crate::error::Result;
 use crate::node::Phase;
-use crate::peeking::{Peek, perturbation_test, perturbation_test_with};
+use crate::peeking::{Peek, perturbation_test, perturbation_test_with, spread_times_in};
 use crate::runner::{CrossValidation, RunSpec, folds};
 use crate::tiling::Outputs;
 
@@ -41,24 +41,6 @@ fn verdict(peek: Option<Peek>) -> Verdict {
         None => Verdict::Pass,
         Some(p) => Verdict::Fail(p.to_string()),
     }
-}
-
-/// `k` times spread over the rows of `frame` that end in `[lo, hi]`.
-fn spread_in(frame: &Frame, k: usize, lo: i64, hi: i64) -> Vec<i64> {
-    let ts: Vec<i64> = frame
-        .end_ts()
-        .iter()
-        .copied()
-        .filter(|&t| lo <= t && t <= hi)
-        .collect();
-    if ts.is_empty() {
-        return Vec::new();
-    }
-    let mut at: Vec<i64> = (1..=k)
-        .map(|i| ts[(i * ts.len() / (k + 1)).min(ts.len() - 1)])
-        .collect();
-    at.dedup();
-    at
 }
 
 fn span(s: (i64, i64)) -> String {
@@ -95,7 +77,7 @@ pub fn causality_checks(
     let Some(input) = subject.input(batch) else {
         return Vec::new();
     };
-    let everywhere = spread_in(input, opts.perturbations, i64::MIN, i64::MAX);
+    let everywhere = spread_times_in(input, opts.perturbations, i64::MIN, i64::MAX);
     let frozen = |name: String, at: Vec<i64>| {
         if opts.skips("perturbation") {
             return skipped("perturbation");
@@ -123,15 +105,16 @@ pub fn causality_checks(
             everywhere,
         )];
     };
+    // The rows the model sees (its own output's), or the input's.
+    let grid = batch
+        .get(&learner.id)
+        .and_then(|p| p.get(crate::node::DF_OUT))
+        .unwrap_or(input)
+        .end_ts();
     match spec {
         RunSpec::FitPredict { .. } => {
             // Spans that touch without sharing a bar (fit to a session's close,
             // predict from that instant on) are not in sample: only shared rows are.
-            let grid = batch
-                .get(&learner.id)
-                .and_then(|p| p.get(crate::node::DF_OUT))
-                .unwrap_or(input)
-                .end_ts();
             let shared = in_sample(spec).and_then(|(fit, predict)| {
                 let (lo, hi) = (fit.0.max(predict.0), fit.1.min(predict.1));
                 let n = grid.iter().filter(|&&t| lo <= t && t <= hi).count();
@@ -176,7 +159,7 @@ pub fn causality_checks(
                 } => *p,
                 _ => (i64::MIN, i64::MAX),
             };
-            let at = spread_in(input, opts.perturbations, lo, hi);
+            let at = spread_times_in(input, opts.perturbations, lo, hi);
             vec![refit(
                 subject,
                 opts,
@@ -190,7 +173,7 @@ pub fn causality_checks(
             )]
         }
         RunSpec::Rolling(r) => {
-            let at = spread_in(input, opts.perturbations, r.start + 1, r.end);
+            let at = spread_times_in(input, opts.perturbations, r.start + 1, r.end);
             vec![refit(
                 subject,
                 opts,
@@ -203,11 +186,6 @@ pub fn causality_checks(
             )]
         }
         RunSpec::CrossValidation(cv) => {
-            let grid = batch
-                .get(&learner.id)
-                .and_then(|p| p.get(crate::node::DF_OUT))
-                .unwrap_or(input)
-                .end_ts();
             let purge = timed(
                 "learning: cross-validation purges and embargoes the target horizon".into(),
                 || purged(cv, grid, subject),

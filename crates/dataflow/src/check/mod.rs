@@ -24,7 +24,7 @@ use crate::error::{DataflowError, Result};
 use crate::node::{DF_OUT, NodeId, Phase, RunContext, Targets};
 use crate::peeking::{reads_target, without_targets};
 use crate::replay::{ReplayOptions, knowledge_audit, replay};
-use crate::runner::{RunSpec, folds};
+use crate::runner::{RunSpec, fit_over, folds};
 use crate::tiling::{Outputs, Tiling, bar_cuts, first_divergence, run_tiled};
 
 /// What to check, and how hard.
@@ -279,9 +279,7 @@ impl<'a> Subject<'a> {
 /// first fit.
 fn first_fit(spec: &RunSpec, learner: &Learner) -> Result<RunContext> {
     Ok(match spec {
-        RunSpec::FitPredict { fit: Some(f), .. } => {
-            RunContext::new(Phase::Fit, Some(*f)).deciding_at(f.1)
-        }
+        RunSpec::FitPredict { fit: Some(f), .. } => fit_over(*f),
         RunSpec::FitPredict { fit: None, .. } => {
             return Err(DataflowError::invalid(format!(
                 "node `{}` ({}) learns, but `[run]` (fit_predict) gives no `fit` interval, so \
@@ -290,18 +288,11 @@ fn first_fit(spec: &RunSpec, learner: &Learner) -> Result<RunContext> {
                 learner.id, learner.kind
             )));
         }
-        RunSpec::Rolling(r) => RunContext::new(
-            Phase::Fit,
-            Some((r.start - r.retraining_lookback + 1, r.start)),
-        )
-        .deciding_at(r.start),
-        RunSpec::CrossValidation(cv) => {
-            let first = folds(cv)?.into_iter().next();
-            RunContext {
-                train: first.map(|f| Arc::new(f.train)),
-                ..RunContext::new(Phase::Fit, Some((cv.start, cv.end)))
-            }
-        }
+        RunSpec::Rolling(r) => fit_over(r.fit_span(r.start)),
+        RunSpec::CrossValidation(cv) => match folds(cv)?.first() {
+            Some(fold) => cv.fit_context(fold),
+            None => RunContext::new(Phase::Fit, Some((cv.start, cv.end))),
+        },
     })
 }
 

@@ -129,15 +129,9 @@ fn asset_column_renames_shift_and_date_format_from_config() {
     assert_eq!(f.value("px", "AAPL", 1).unwrap(), 68.5614);
 }
 
-#[test]
-fn knowledge_column_gives_revisions_read_as_of() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
-        "rev.csv",
-        "asset,end,known,close\nX,2024-01-02 10:00,2024-01-02 10:00:05,1.0\nX,2024-01-02 10:00,2024-01-02 11:00,1.5\nX,2024-01-02 10:01,2024-01-02 10:01:05,2.0\n",
-    );
-    let src = CsvSource::new(
+/// A CSV source of `file` (`asset,end,known,close`) with its knowledge column.
+fn revised(file: &Path) -> CsvSource {
+    CsvSource::new(
         CsvParams {
             files: file.to_string_lossy().into_owned(),
             asset_column: Some("asset".into()),
@@ -147,7 +141,18 @@ fn knowledge_column_gives_revisions_read_as_of() {
         },
         Path::new(""),
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn knowledge_column_gives_revisions_read_as_of() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "rev.csv",
+        "asset,end,known,close\nX,2024-01-02 10:00,2024-01-02 10:00:05,1.0\nX,2024-01-02 10:00,2024-01-02 11:00,1.5\nX,2024-01-02 10:01,2024-01-02 10:01:05,2.0\n",
+    );
+    let src = revised(&file);
     let early = src
         .load(&Query::all().as_of(ts("2024-01-02 10:30")))
         .unwrap();
@@ -178,17 +183,7 @@ fn a_historical_view_of_revised_csv_serves_latest_reads_from_its_cache() {
         "rev.csv",
         "asset,end,known,close\nX,2024-01-02 10:00,2024-01-02 10:00:05,1.0\nX,2024-01-02 10:00,2024-01-02 11:00,1.5\n",
     );
-    let src = CsvSource::new(
-        CsvParams {
-            files: file.to_string_lossy().into_owned(),
-            asset_column: Some("asset".into()),
-            timestamp_column: "end".into(),
-            knowledge_column: Some("known".into()),
-            ..CsvParams::default()
-        },
-        Path::new(""),
-    )
-    .unwrap();
+    let src = revised(&file);
     let view = kf_datapull::Historical::new(std::sync::Arc::new(src));
     let first = view.query(&Query::all()).unwrap();
     std::fs::remove_file(&file).unwrap();
