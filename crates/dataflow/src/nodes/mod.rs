@@ -18,6 +18,7 @@ use crate::node::{DF_IN, DF_OUT, Node};
 
 pub mod cross_section;
 pub mod filters;
+pub mod indicators;
 pub mod models;
 pub mod resample;
 pub mod returns;
@@ -158,6 +159,7 @@ pub fn builtin_nodes() -> NodeTypes {
     let _ = smooth::register(&mut r);
     let _ = transforms::register(&mut r);
     let _ = cross_section::register(&mut r);
+    let _ = indicators::register(&mut r);
     let _ = models::register(&mut r);
     r
 }

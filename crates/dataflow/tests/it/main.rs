@@ -4,6 +4,8 @@
 mod broken;
 mod common;
 mod dag;
+mod gbt;
+mod indicators;
 mod mock1;
 mod models;
 mod nodes;

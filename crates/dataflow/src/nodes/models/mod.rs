@@ -1,9 +1,12 @@
 //! Models with `fit` and `predict`: linear regression / ridge (per asset or pooled,
 //! in [`regression`]), an EWMA volatility model that emits vol-adjusted returns, and
-//! an SMA model that learns its `tau`.
+//! an SMA model that learns its `tau`, and gradient-boosted trees ([`Gbt`]: regressor,
+//! binary or multi-class classifier).
 
+mod gbt;
 mod regression;
 
+pub use gbt::{Gbt, GbtParams, GbtState, Objective};
 pub use regression::{LinReg, LinRegParams, LinRegState, solve};
 
 use schemars::JsonSchema;
@@ -384,6 +387,22 @@ pub(crate) fn register(r: &mut NodeTypes) -> kf_config::Result<()> {
             Ok(SmaModel::new(p))
         },
     )?;
+    register_column(
+        r,
+        "gbt",
+        "gradient-boosted trees of y_var on x_vars: regressor, binary or multi-class classifier \
+         (one probability per class), pooled over assets or per asset",
+        ColMode::Append,
+        |s: &Section<'_>, p: GbtParams| {
+            p.validate().map_err(|(key, msg)| s.invalid(key, msg))?;
+            Ok(Gbt::new(p))
+        },
+    )?;
+    if let Some(d) = r.doc_mut("gbt") {
+        d.example = "x_vars = [\"close.ret_0\", \"close.rsi\"]\ny_var = \"direction\"\n\
+                     objective = \"multiclass\"\nclasses = [-1.0, 0.0, 1.0]"
+            .into();
+    }
     if let Some(d) = r.doc_mut("linear_regression") {
         d.example = "x_vars = [\"open\"]\ny_vars = [\"close\"]".into();
     }
