@@ -56,6 +56,7 @@ pub mod peeking;
 pub mod replay;
 pub mod runner;
 mod schema;
+mod state;
 pub mod tiling;
 
 pub use builders::{DagBuildFn, DagTypes, DataflowTypes, build_graph};

@@ -5,16 +5,16 @@
 //! what the last `fit` learned. Out-of-sample outputs of several passes are stitched
 //! with [`Frame::concat`], so their time ranges never overlap.
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use kf_frame::Frame;
 
 use crate::dag::{Dag, Keep, NodeTiming, RunOptions, RunResult};
 use crate::error::{DataflowError, Result};
-use crate::node::{DF_OUT, NodeId, Phase, RunContext};
+use crate::node::{DF_OUT, Phase, RunContext};
 use crate::tiling::{Gathered, Outputs};
+
+pub use crate::state::{load_states, read_states, save_states};
 
 /// The frame on the DAG's single sink's `df_out`.
 fn sink_frame(dag: &Dag, result: &RunResult) -> Result<Frame> {
@@ -333,70 +333,6 @@ pub fn cross_validate(
         },
         folds,
     ))
-}
-
-/// Writes every node's learned state under `dir/state/` (one `NODE.bin` per node that
-/// learned something). The caller writes the resolved config beside it, so that the
-/// folder rebuilds the same DAG ([`load_states`]).
-///
-/// # Errors
-/// [`DataflowError::Io`] naming the file.
-pub fn save_states(dag: &Dag, dir: &Path) -> Result<usize> {
-    let states = dag.save_states()?;
-    let folder = dir.join("state");
-    let mut written = 0;
-    for (id, bytes) in states.iter().filter(|(_, b)| !b.is_empty()) {
-        std::fs::create_dir_all(&folder).map_err(|source| DataflowError::Io {
-            path: folder.clone(),
-            source,
-        })?;
-        let path = folder.join(format!("{id}.bin"));
-        std::fs::write(&path, bytes).map_err(|source| DataflowError::Io { path, source })?;
-        written += 1;
-    }
-    Ok(written)
-}
-
-/// Loads the states [`save_states`] wrote into `dag` (a DAG built from the same config).
-///
-/// # Errors
-/// [`DataflowError::Io`] for an unreadable file; [`DataflowError::UnknownNode`] for a
-/// state whose node the DAG lacks; a node's error for a state that does not fit it.
-pub fn load_states(dag: &mut Dag, dir: &Path) -> Result<usize> {
-    let folder = dir.join("state");
-    let mut states = BTreeMap::new();
-    let entries = match std::fs::read_dir(&folder) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(source) => {
-            return Err(DataflowError::Io {
-                path: folder,
-                source,
-            });
-        }
-    };
-    for entry in entries {
-        let entry = entry.map_err(|source| DataflowError::Io {
-            path: folder.clone(),
-            source,
-        })?;
-        let path = entry.path();
-        let Some(id) = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".bin"))
-        else {
-            continue;
-        };
-        let bytes = std::fs::read(&path).map_err(|source| DataflowError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        states.insert(NodeId(id.to_string()), bytes);
-    }
-    let n = states.len();
-    dag.load_states(&states)?;
-    Ok(n)
 }
 
 /// Which runner a config's `[run]` section picks, with its parameters.

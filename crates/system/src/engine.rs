@@ -36,6 +36,7 @@ use crate::broker::{BarAggregate, fill_orders};
 use crate::error::{Result, SystemError};
 pub use crate::fill_rule::Audit;
 use crate::fill_rule::{Queued, committed, known_last, take_due};
+use crate::learning::{FitRecord, States, fit_at, fit_decisions};
 use crate::market::{AssetMap, ForecastColumns, Market};
 use crate::portfolio::{BarRecord, Portfolio, Stats};
 use crate::processor::{Decide, ForecastProcessor};
@@ -88,6 +89,11 @@ pub struct SystemRun {
     pub stale_forecasts: u64,
     /// What the run's audit counted.
     pub audit: Audit,
+    /// The fits made in the loop, in order.
+    pub fits: Vec<FitRecord>,
+    /// What the DAG's models had learned at the end (the last fit or the loaded
+    /// state).
+    pub states: States,
     /// The run's figures.
     pub stats: Stats,
 }
@@ -106,6 +112,8 @@ pub struct System<'a> {
     pub market: Market,
     /// The decision times.
     pub grid: Vec<i64>,
+    /// The fitted state the runs start from (`kaizenflow run --state`), if any.
+    pub(crate) initial_states: Option<States>,
 }
 
 impl<'a> System<'a> {
@@ -129,6 +137,30 @@ impl<'a> System<'a> {
         types: &'a crate::Registries,
         config: &'a Config,
     ) -> Result<System<'a>> {
+        System::build(types, config, None)
+    }
+
+    /// Builds the system `config` describes (as [`System::from_config_with`]),
+    /// starting its runs from the fitted `states` (what `kaizenflow run` saved under
+    /// `DIR/state/`): its models predict with them from the first decision, and are
+    /// refit only if `[system.fit]` sets `retrain_every`.
+    ///
+    /// # Errors
+    /// Those of [`System::from_config_with`], and a state that does not fit its node
+    /// (naming the node).
+    pub fn from_config_with_states(
+        types: &'a crate::Registries,
+        config: &'a Config,
+        states: States,
+    ) -> Result<System<'a>> {
+        System::build(types, config, Some(states))
+    }
+
+    fn build(
+        types: &'a crate::Registries,
+        config: &'a Config,
+        initial_states: Option<States>,
+    ) -> Result<System<'a>> {
         let components = crate::build_with(types, config)?;
         let (Some(spec), Some(processor)) = (components.system, components.processor) else {
             return Err(SystemError::Invalid(
@@ -146,20 +178,43 @@ impl<'a> System<'a> {
             processor,
             market,
             grid,
+            initial_states,
         };
-        let dag = system.dag(Arc::clone(&system.market.data))?;
+        let mut dag = system.dag(Arc::clone(&system.market.data))?;
         system.forecast_node(&dag)?;
-        if let Some(id) = dag
-            .topological_order()
-            .into_iter()
-            .find(|id| dag.node(id.as_str()).is_ok_and(|n| n.learns()))
+        if let Some(states) = &system.initial_states {
+            dag.load_states(states)?;
+        }
+        if system.spec.fit.is_none()
+            && system.initial_states.is_none()
+            && let Some(id) = dag
+                .topological_order()
+                .into_iter()
+                .find(|id| dag.node(id.as_str()).is_ok_and(|n| n.learns()))
         {
             return Err(SystemError::Invalid(format!(
-                "node `{id}` learns from data, and the system runs the DAG's predict phase \
-                 only: give its model fixed parameters, or fit it first and load its state"
+                "node `{id}` learns from data, and nothing fits it: add [system.fit] (with \
+                 `lookback`, and `retrain_every` to refit walk-forward) to fit it in the loop, \
+                 or start from a fitted state with `kaizenflow run --state DIR`"
             )));
         }
         Ok(system)
+    }
+
+    /// The decisions at which runs fit the DAG's models (indices into the grid).
+    pub fn fit_decisions(&self) -> Vec<usize> {
+        fit_decisions(&self.grid, self.spec.fit, self.initial_states.is_some())
+    }
+
+    /// The knowledge cut-off of the decision at `tau` made at `decided`: the latest
+    /// knowledge time the view on the run's clock has released by then.
+    pub fn known_by(&self, tau: i64, decided: i64) -> i64 {
+        decided.saturating_sub(
+            self.market_data
+                .delay_at(Timestamp(tau))
+                .nanos()
+                .saturating_add(self.spec.clock.delay),
+        )
     }
 
     /// The forecast DAG, reading `view`.
@@ -239,17 +294,26 @@ impl<'a> System<'a> {
             .on_clock(Arc::clone(&clock), &self.replay_settings())?;
         let mut dag = self.dag(Arc::clone(&view))?;
         let node = self.forecast_node(&dag)?;
+        if let Some(states) = &self.initial_states {
+            dag.load_states(states)?;
+        }
         self.processor.reset();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
             .map_err(|e| SystemError::Invalid(format!("cannot start the system's runtime: {e}")))?;
-        runtime.block_on(self.event_loop(&mut dag, &node, view.as_ref(), &clock))
+        // The fits read the same view, on the same clock, as the streaming DAG.
+        let fit_dag = match self.fit_decisions().is_empty() {
+            true => None,
+            false => Some(self.dag(Arc::clone(&view))?),
+        };
+        runtime.block_on(self.event_loop(&mut dag, fit_dag, &node, view.as_ref(), &clock))
     }
 
     async fn event_loop(
         &mut self,
         dag: &mut Dag,
+        mut fit_dag: Option<Dag>,
         node: &NodeId,
         view: &dyn MarketData,
         clock: &Arc<dyn Clock>,
@@ -277,7 +341,10 @@ impl<'a> System<'a> {
         let freq = self.market.freq;
         let known = self.market.prices.knowledge_ts();
         let mut decided = i64::MIN;
-        for &tau in &self.grid {
+        let fits = self.fit_decisions();
+        let mut records = Vec::with_capacity(fits.len());
+        let mut states = self.initial_states.clone().unwrap_or_default();
+        for (k, &tau) in self.grid.iter().enumerate() {
             clock.sleep_until(tau).await;
             // The last data bar of the interval, which must be known before deciding.
             let first = next_time;
@@ -323,6 +390,14 @@ impl<'a> System<'a> {
             book.fill(prev, tau, &rows, freq, spec);
             book.bars
                 .push(book.portfolio.close_bar(tau, now, &book.totals));
+            if let (Some(fd), Some(fit), true) =
+                (fit_dag.as_mut(), spec.fit, fits.binary_search(&k).is_ok())
+            {
+                let (learned, record) = fit_at(fd, fit, tau, self.known_by(tau, decided), node)?;
+                dag.load_states(&learned)?;
+                records.push(record);
+                states = learned;
+            }
 
             let out = dag.run(
                 &RunContext::new(Phase::Predict, Some((dag_lo, tau))),
@@ -363,7 +438,10 @@ impl<'a> System<'a> {
             }
             prev = tau;
         }
-        Ok(book.finish(self.market.assets.clone(), spec, &self.grid))
+        let mut run = book.finish(self.market.assets.clone(), spec, &self.grid);
+        run.fits = records;
+        run.states = states;
+        Ok(run)
     }
 }
 
@@ -549,6 +627,8 @@ impl Book {
             holdings: self.portfolio.holdings,
             stale_forecasts: self.stale,
             audit: self.audit,
+            fits: Vec::new(),
+            states: States::new(),
             stats,
         }
     }

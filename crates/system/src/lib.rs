@@ -30,6 +30,7 @@ mod broker;
 mod engine;
 mod error;
 mod fill_rule;
+mod learning;
 mod market;
 pub mod output;
 mod portfolio;
@@ -40,10 +41,11 @@ mod spec;
 pub use broker::{CostModel, FillPrice, FillTotals, fill_orders};
 pub use engine::{Audit, Fills, Orders, System, SystemRun};
 pub use error::SystemError;
+pub use learning::{FitRecord, States, fit_at, fit_decisions, fit_span};
 pub use market::Market;
 pub use portfolio::{BarRecord, Stats};
 pub use processor::{CrossSectional, CrossSectionalParams, Decide, Threshold, ThresholdParams};
-pub use spec::{ClockKind, ClockSpec, SystemSpec};
+pub use spec::{ClockKind, ClockSpec, FitSpec, SystemSpec};
 
 use std::sync::{Arc, OnceLock};
 

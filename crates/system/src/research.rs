@@ -10,13 +10,14 @@
 
 use std::sync::Arc;
 
-use kf_dataflow::{Keep, Phase, RunContext, RunOptions};
-use kf_frame::Timestamp;
+use kf_dataflow::{Keep, NodeId, Phase, RunContext, RunOptions};
+use kf_frame::{Frame, Timestamp};
 
 use crate::broker::{BarAggregate, FillTotals, fill_orders};
 use crate::engine::{Orders, System, record_orders};
 use crate::error::Result;
 use crate::fill_rule::{Queued, committed, known_last, take_due};
+use crate::learning::{FitRecord, fit_at};
 use crate::market::{AssetMap, ForecastColumns, Market};
 use crate::portfolio::{BarRecord, Stats};
 use crate::processor::{Decide, ForecastProcessor};
@@ -30,6 +31,8 @@ pub struct ResearchRun {
     pub orders: Orders,
     /// Holdings at the end.
     pub holdings: Vec<f64>,
+    /// The fits made, as the event loop makes them.
+    pub fits: Vec<FitRecord>,
     /// The run's figures.
     pub stats: Stats,
 }
@@ -79,17 +82,9 @@ fn price_grid(
 /// # Errors
 /// A DAG error or a forecast column missing from the forecast node's output.
 pub fn research(system: &mut System<'_>) -> Result<ResearchRun> {
-    let mut dag = system.dag(Arc::clone(&system.market.data))?;
-    let node = system.forecast_node(&dag)?;
-    let out = dag.run(
-        &RunContext::new(Phase::Predict, None),
-        &RunOptions {
-            up_to: Some(node.clone()),
-            parallel: false,
-            keep: Keep::Nodes([node.clone()].into_iter().collect()),
-        },
-    )?;
-    let forecasts = out.df_out(node.as_str())?;
+    let decided = decision_times(system);
+    let (forecasts, node, fits) = forecast_frame(system, &decided)?;
+    let forecasts = &forecasts;
     let spec = system.spec.clone();
     let grid = system.grid.clone();
     let n = system.market.assets.len();
@@ -101,9 +96,6 @@ pub fn research(system: &mut System<'_>) -> Result<ResearchRun> {
     } else {
         Some(ForecastColumns::find(forecasts, node.as_str(), &spec)?)
     };
-    let view = Arc::clone(&system.market_data);
-    let price_ts = system.market.prices.end_ts().to_vec();
-    let price_kt = system.market.prices.knowledge_ts().to_vec();
     let processor: &mut dyn ForecastProcessor = system.processor_mut();
     processor.reset();
 
@@ -111,12 +103,6 @@ pub fn research(system: &mut System<'_>) -> Result<ResearchRun> {
     let (mut pending, mut filled, mut cost) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
     let mut queue: std::collections::VecDeque<Queued> = std::collections::VecDeque::new();
     let mut held = vec![0.0; n];
-    // The decision times the event loop computes: each grid time, or later when a
-    // price bar of its interval is known later (its knowledge time plus the feed's
-    // delays); never before the previous decision.
-    let (p_ts, p_kt) = (price_ts.as_slice(), price_kt.as_slice());
-    let mut now = i64::MIN;
-    let mut next_time = 0usize;
     let (mut forecast, mut vol) = (vec![f64::NAN; n], vec![f64::NAN; n]);
     let mut nav = spec.initial_cash;
     let mut bars = Vec::with_capacity(grid.len());
@@ -130,20 +116,7 @@ pub fn research(system: &mut System<'_>) -> Result<ResearchRun> {
             &prices.volume[at.clone()],
             &prices.last[at],
         );
-        now = now.max(tau);
-        let first = next_time;
-        while next_time < p_ts.len() && p_ts[next_time] <= tau {
-            next_time += 1;
-        }
-        let delay_of = |t: i64| {
-            view.delay_at(Timestamp(t))
-                .nanos()
-                .saturating_add(spec.clock.delay)
-        };
-        if let Some((_, at)) = known_last(p_ts, p_kt, first..next_time, prev, delay_of) {
-            now = now.max(at);
-        }
-        let decided = now;
+        let decided = decided[k];
         take_due(&mut queue, prev, &mut pending);
         let t: FillTotals = fill_orders(&pending, px, v, &spec.costs, &mut filled, &mut cost);
         let mut pnl = 0.0;
@@ -223,6 +196,102 @@ pub fn research(system: &mut System<'_>) -> Result<ResearchRun> {
         bars,
         orders,
         holdings: h,
+        fits,
         stats,
     })
+}
+
+/// The decision times the event loop computes: each grid time, or later when a
+/// price bar of its interval is known later (its knowledge time plus the feed's
+/// delays); never before the previous decision.
+fn decision_times(system: &System<'_>) -> Vec<i64> {
+    let spec = &system.spec;
+    let (p_ts, p_kt) = (
+        system.market.prices.end_ts(),
+        system.market.prices.knowledge_ts(),
+    );
+    let view = &system.market_data;
+    let delay_of = |t: i64| {
+        view.delay_at(Timestamp(t))
+            .nanos()
+            .saturating_add(spec.clock.delay)
+    };
+    let mut now = i64::MIN;
+    let mut next_time = 0usize;
+    let mut prev = system.grid[0] - spec.bar;
+    let mut out = Vec::with_capacity(system.grid.len());
+    for &tau in &system.grid {
+        now = now.max(tau);
+        let first = next_time;
+        while next_time < p_ts.len() && p_ts[next_time] <= tau {
+            next_time += 1;
+        }
+        if let Some((_, at)) = known_last(p_ts, p_kt, first..next_time, prev, delay_of) {
+            now = now.max(at);
+        }
+        out.push(now);
+        prev = tau;
+    }
+    out
+}
+
+/// The forecast node's output over the history, as the event loop sees it: one
+/// batch run when nothing is fitted in the loop; otherwise, from each fit to the
+/// next, the DAG predicts with that fit's states, carrying its state from segment
+/// to segment (tiling invariance makes that the loop's bar-by-bar steps). Each fit
+/// is the loop's: same decisions, spans and knowledge cut-offs, on the history.
+fn forecast_frame(system: &System<'_>, decided: &[i64]) -> Result<(Frame, NodeId, Vec<FitRecord>)> {
+    let mut dag = system.dag(Arc::clone(&system.market.data))?;
+    let node = system.forecast_node(&dag)?;
+    if let Some(states) = &system.initial_states {
+        dag.load_states(states)?;
+    }
+    let opts = RunOptions {
+        up_to: Some(node.clone()),
+        parallel: false,
+        keep: Keep::Nodes([node.clone()].into_iter().collect()),
+    };
+    let fits = system.fit_decisions();
+    let Some(fit) = system.spec.fit.filter(|_| !fits.is_empty()) else {
+        let out = dag.run(&RunContext::new(Phase::Predict, None), &opts)?;
+        return Ok((out.df_out(node.as_str())?.clone(), node, Vec::new()));
+    };
+    let grid = &system.grid;
+    let mut fit_dag = system.dag(Arc::clone(&system.market.data))?;
+    let mut pieces = Vec::with_capacity(fits.len() + 1);
+    let mut records = Vec::with_capacity(fits.len());
+    // Before the first fit (a run from a loaded state): the loaded models.
+    let mut lo = i64::MIN;
+    let mut segments: Vec<(Option<usize>, i64)> = Vec::with_capacity(fits.len() + 1);
+    if fits[0] > 0 {
+        segments.push((None, grid[fits[0] - 1]));
+    }
+    for (i, &k) in fits.iter().enumerate() {
+        let hi = fits
+            .get(i + 1)
+            .map_or(grid[grid.len() - 1], |&next| grid[next - 1]);
+        segments.push((Some(k), hi));
+    }
+    for (k, hi) in segments {
+        if let Some(k) = k {
+            let tau = grid[k];
+            let (learned, record) = fit_at(
+                &mut fit_dag,
+                fit,
+                tau,
+                system.known_by(tau, decided[k]),
+                &node,
+            )?;
+            dag.load_states(&learned)?;
+            records.push(record);
+        }
+        let out = dag.run(&RunContext::new(Phase::Predict, Some((lo, hi))), &opts)?;
+        let frame = out.df_out(node.as_str())?;
+        if !frame.is_empty() {
+            pieces.push(frame.clone());
+        }
+        lo = hi.saturating_add(1);
+    }
+    let frame = Frame::concat(&pieces).map_err(kf_dataflow::DataflowError::from)?;
+    Ok((frame, node, records))
 }

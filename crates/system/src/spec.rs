@@ -52,6 +52,38 @@ pub struct SystemSpec {
     pub costs: CostModel,
     /// The clock.
     pub clock: ClockSpec,
+    /// How a DAG that learns is fitted in the loop (`[system.fit]`), if it is.
+    pub fit: Option<FitSpec>,
+}
+
+/// The `[system.fit]` table: fit the DAG's models at the first decision, and refit
+/// them walk-forward inside the loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FitSpec {
+    /// Each fit learns from the bars ending in `(τ - lookback, τ]` (every bar up to
+    /// `τ` when `None`), and only from rows whose features and targets are known by
+    /// the decision (ns).
+    pub lookback: Option<i64>,
+    /// Refit at the first decision at least this long after the last fit (fit once
+    /// when `None`) (ns).
+    pub retrain_every: Option<i64>,
+}
+
+fn fit_spec(s: &Section<'_>) -> kf_config::Result<FitSpec> {
+    let positive = |key: &str| -> kf_config::Result<Option<i64>> {
+        if !s.contains(key) {
+            return Ok(None);
+        }
+        let d = duration(s, key, "")?;
+        if d <= 0 {
+            return Err(s.invalid(key, "must be a positive duration"));
+        }
+        Ok(Some(d))
+    };
+    Ok(FitSpec {
+        lookback: positive("lookback")?,
+        retrain_every: positive("retrain_every")?,
+    })
 }
 
 fn duration(s: &Section<'_>, key: &str, default: &str) -> kf_config::Result<i64> {
@@ -151,6 +183,11 @@ impl SystemSpec {
                 poll: 1_000_000_000,
             }
         };
+        let fit = if s.contains("fit") {
+            Some(fit_spec(&s.section("fit")?)?)
+        } else {
+            None
+        };
         let processor = processors.build(&s.section("processor")?)?;
         let spec = SystemSpec {
             bar,
@@ -166,6 +203,7 @@ impl SystemSpec {
             bars_per_year,
             costs,
             clock,
+            fit,
         };
         Ok((spec, processor))
     }
