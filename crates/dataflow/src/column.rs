@@ -88,6 +88,16 @@ pub trait ColumnKernel: Send {
         Vec::new()
     }
 
+    /// See [`Node::evaluation`].
+    fn evaluation(&self) -> Option<crate::metrics::Evaluation> {
+        None
+    }
+
+    /// See [`Node::importance`].
+    fn importance(&self) -> Vec<(String, f64)> {
+        Vec::new()
+    }
+
     /// The names of the features [`ColumnKernel::compute`] returns, in the same order,
     /// for an input with `features` of which `cols` are selected: the kernel's schema,
     /// which lets a DAG check its columns before reading data. A test holds every
@@ -200,6 +210,14 @@ impl<K: ColumnKernel> Node for ColumnNode<K> {
 
     fn fit_only_inputs(&self) -> Vec<String> {
         self.kernel.fit_only_inputs()
+    }
+
+    fn evaluation(&self) -> Option<crate::metrics::Evaluation> {
+        self.kernel.evaluation()
+    }
+
+    fn importance(&self) -> Vec<(String, f64)> {
+        self.kernel.importance()
     }
 
     fn output_features(

@@ -279,6 +279,19 @@ pub trait Node: Send {
         Vec::new()
     }
 
+    /// What the node predicts, for scoring out of sample (a model's label and
+    /// prediction features; see [`crate::metrics`]). `None` for a node that is not a
+    /// model.
+    fn evaluation(&self) -> Option<crate::metrics::Evaluation> {
+        None
+    }
+
+    /// A fitted model's feature importance: each input feature's share (empty when
+    /// the node has none or has not learned).
+    fn importance(&self) -> Vec<(String, f64)> {
+        Vec::new()
+    }
+
     /// The features on each output port, given the features on each input port,
     /// without reading any data: the node's schema, as DataFusion's
     /// `ExecutionPlan::schema()`. A DAG computes its whole column flow from these when

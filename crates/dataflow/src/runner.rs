@@ -51,16 +51,17 @@ pub struct RunnerOutput {
     pub last: RunResult,
     /// Each kept node's outputs over the rows the runner keeps (the predict span;
     /// each walk-forward step's `(t, t + freq]`; each fold's test span), stitched in
-    /// time order: what `kaizenflow check` compares when it reruns the runner. Only
-    /// with [`Keep::All`] (empty otherwise: a run keeps its sink's frame in `frame`,
-    /// and stitching more would hold every step's outputs).
+    /// time order: what `kaizenflow check` compares when it reruns the runner, and
+    /// what model metrics are computed from. Only with [`Keep::All`] or
+    /// [`Keep::Nodes`] (empty with [`Keep::Sinks`]: a run keeps its sink's frame in
+    /// `frame`, and stitching more would hold every step's outputs).
     pub outputs: Outputs,
 }
 
 /// Every kept node's frames of one pass, cut to the pass's kept span `[lo, hi]`,
 /// gathered into `parts` when the run keeps every node ([`Keep::All`]).
 fn gather(parts: &mut Gathered, opts: &RunOptions, r: &RunResult, lo: i64, hi: i64) {
-    if !matches!(opts.keep, Keep::All) {
+    if matches!(opts.keep, Keep::Sinks) {
         return;
     }
     let cut: Outputs = r
@@ -124,7 +125,7 @@ pub fn fit_predict(
     Ok(RunnerOutput {
         frame: sink_frame(dag, &r)?,
         passes,
-        outputs: if matches!(opts.keep, Keep::All) {
+        outputs: if !matches!(opts.keep, Keep::Sinks) {
             r.outputs.clone()
         } else {
             Outputs::new()
@@ -431,6 +432,66 @@ impl RunSpec {
                 ),
             )),
         }
+    }
+
+    /// The spans whose predictions are out of sample, named: each walk-forward step's
+    /// `(t, t + freq]`, each fold's test span, the predict span outside the fit span
+    /// (all of it when `fitted` is false: the DAG predicts from a loaded state).
+    pub fn out_of_sample(&self, fitted: bool) -> Vec<(String, (i64, i64))> {
+        match self {
+            RunSpec::FitPredict { fit, predict } => {
+                let (lo, hi) = predict.unwrap_or((i64::MIN, i64::MAX));
+                match fit.filter(|_| fitted) {
+                    None => vec![("predict".into(), (lo, hi))],
+                    Some((a, b)) => {
+                        let mut out = Vec::new();
+                        if lo < a {
+                            out.push(("before the fit".into(), (lo, a - 1)));
+                        }
+                        if b < hi {
+                            out.push(("after the fit".into(), (b + 1, hi)));
+                        }
+                        out
+                    }
+                }
+            }
+            RunSpec::Rolling(r) if fitted => {
+                let mut out = Vec::new();
+                let mut t = r.start;
+                let mut k = 0;
+                while t < r.end {
+                    out.push((format!("fit {k}"), (t + 1, (t + r.retraining_freq).min(r.end))));
+                    t += r.retraining_freq;
+                    k += 1;
+                }
+                out
+            }
+            RunSpec::Rolling(r) => vec![("predict".into(), (r.start + 1, r.end))],
+            RunSpec::CrossValidation(cv) if fitted => folds(cv)
+                .map(|f| {
+                    f.iter()
+                        .enumerate()
+                        .map(|(i, f)| (format!("fold {i}"), f.test))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            RunSpec::CrossValidation(cv) => vec![("predict".into(), (cv.start, cv.end))],
+        }
+    }
+
+    /// Predicts with what `dag` holds (a loaded state) over this runner's span:
+    /// `fit_predict`'s predict span, or the walk-forward or cross-validation range,
+    /// with no fit.
+    ///
+    /// # Errors
+    /// A node's error ([`DataflowError::NotFitted`] for a model without a state).
+    pub fn predict_only(&self, dag: &mut Dag, opts: &RunOptions) -> Result<RunnerOutput> {
+        let span = match self {
+            RunSpec::FitPredict { predict, .. } => *predict,
+            RunSpec::Rolling(r) => Some((r.start + 1, r.end)),
+            RunSpec::CrossValidation(cv) => Some((cv.start, cv.end)),
+        };
+        fit_predict(dag, None, span, opts)
     }
 
     /// Runs `dag` with this runner.

@@ -308,6 +308,12 @@ impl Node for AssetTile {
     fn fit_only_inputs(&self) -> Vec<String> {
         self.inner.fit_only_inputs()
     }
+    fn evaluation(&self) -> Option<crate::metrics::Evaluation> {
+        self.inner.evaluation()
+    }
+    fn importance(&self) -> Vec<(String, f64)> {
+        self.inner.importance()
+    }
     fn output_features(
         &self,
         inputs: &crate::node::FeatureMap,

@@ -6,6 +6,7 @@
 mod check_cmd;
 mod config_cmd;
 mod data_cmd;
+mod metrics_out;
 mod run_cmd;
 mod sweep_cmd;
 mod types_cmd;
@@ -34,7 +35,8 @@ pub struct Cli {
 pub enum Command {
     /// Build the data and the DAG from a config and run its runner (`[run]`), writing
     /// OUT/config.toml (resolved), OUT/result.parquet (long layout), OUT/timings.tsv,
-    /// fitted states under OUT/state/ and captures under OUT/capture/.
+    /// fitted states under OUT/state/, model metrics in OUT/metrics.toml and captures
+    /// under OUT/capture/; with a `[system]`, its orders, fills, portfolio and stats.
     Run(RunArgs),
     /// Check the config's DAG for exactness and causality: batch vs random tilings,
     /// one-bar streaming and a replay on a simulated clock must agree to the bit, no
@@ -89,6 +91,13 @@ pub struct RunArgs {
     /// (the results are the same either way).
     #[arg(long)]
     pub sequential: bool,
+    /// Predict (and trade) with the fitted DAG an earlier `run --out DIR` saved under
+    /// DIR/state/, instead of fitting: the runner's fits are skipped and it predicts
+    /// over its span, and a `[system]` starts from that state. A state that does not
+    /// fit the DAG (another node type, other input features or assets) is refused,
+    /// naming the node.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
 }
 
 /// `kaizenflow check ...`.

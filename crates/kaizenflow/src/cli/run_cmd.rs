@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use kf_dataflow::runner::{RunnerOutput, save_states};
+use kf_dataflow::metrics::model_reports;
+use kf_dataflow::runner::{RunnerOutput, read_states, save_states};
 use kf_dataflow::{Dag, Keep, NodeId, RunOptions};
 use kf_system::Registries;
 
@@ -29,7 +30,23 @@ pub(super) fn run(types: &Registries, args: &RunArgs, out: &mut dyn Write) -> Re
         );
     };
     let capture = captured(&dag, &args.capture)?;
-    let mut keep: BTreeSet<NodeId> = capture.iter().cloned().collect();
+    let states = match &args.state {
+        Some(dir) => {
+            let states = read_states(&dag, dir)
+                .with_context(|| format!("cannot start from the state in {}", dir.display()))?;
+            dag.load_states(&states)
+                .with_context(|| format!("cannot load the state in {}", dir.display()))?;
+            Some(states)
+        }
+        None => None,
+    };
+    // Models' outputs are kept (stitched over the runner's passes) to score them.
+    let models: Vec<NodeId> = dag
+        .topological_order()
+        .into_iter()
+        .filter(|id| dag.node(id.as_str()).is_ok_and(|n| n.evaluation().is_some()))
+        .collect();
+    let mut keep: BTreeSet<NodeId> = capture.iter().chain(&models).cloned().collect();
     for id in &capture {
         keep.extend(
             dag.inputs_of(id.as_str())?
@@ -62,22 +79,33 @@ pub(super) fn run(types: &Registries, args: &RunArgs, out: &mut dyn Write) -> Re
         b
     });
     let started = Instant::now();
-    let result = components
-        .run
-        .execute(&mut dag, &opts, &mut |done, total| {
-            if let Some(b) = &bar {
-                b.set_length(total as u64);
-                b.set_position(done as u64);
-            }
-        })?;
+    let result = match &states {
+        Some(_) => components.run.predict_only(&mut dag, &opts)?,
+        None => components
+            .run
+            .execute(&mut dag, &opts, &mut |done, total| {
+                if let Some(b) = &bar {
+                    b.set_length(total as u64);
+                    b.set_position(done as u64);
+                }
+            })?,
+    };
     let wall = started.elapsed();
     if let Some(b) = bar {
         b.finish_and_clear();
     }
     write_outputs(&dag, &result, &capture, &args.out)?;
     report(&result, wall, &args.out, out)?;
+    if let Some(dir) = &args.state {
+        writeln!(out, "# predicted with the fitted state in {} (no fit)", dir.display())?;
+    }
+    if !models.is_empty() {
+        let spans = components.run.out_of_sample(states.is_none());
+        let reports = model_reports(&mut dag, &result.outputs, &spans)?;
+        super::metrics_out::write(&reports, &args.out, out)?;
+    }
     if config.root().contains("system") {
-        run_system(types, &config, &args.out, out)?;
+        run_system(types, &config, states, &args.out, out)?;
     }
     Ok(())
 }
@@ -86,13 +114,27 @@ pub(super) fn run(types: &Registries, args: &RunArgs, out: &mut dyn Write) -> Re
 fn run_system(
     types: &Registries,
     config: &kf_config::Config,
+    states: Option<kf_system::States>,
     dir: &Path,
     out: &mut dyn Write,
 ) -> Result<()> {
     let started = Instant::now();
-    let mut system = kf_system::System::from_config_with(types, config)?;
+    let mut system = match states {
+        Some(s) => kf_system::System::from_config_with_states(types, config, s)?,
+        None => kf_system::System::from_config_with(types, config)?,
+    };
     let run = system.run()?;
     let wall = started.elapsed();
+    if !run.fits.is_empty() {
+        let total: Duration = run.fits.iter().map(|f| f.wall).sum();
+        writeln!(
+            out,
+            "# system fits: {} in the loop, {:.3} s each on average ({:.3} s in all)",
+            run.fits.len(),
+            total.as_secs_f64() / run.fits.len() as f64,
+            total.as_secs_f64()
+        )?;
+    }
     let chart = kf_system::output::write_run(&run, dir)?;
     writeln!(
         out,

@@ -26,6 +26,7 @@ use kf_frame::{Frame, Timestamp};
 use super::{from_state, to_state};
 use crate::column::ColumnKernel;
 use crate::error::{DataflowError, Result};
+use crate::metrics::Evaluation;
 use crate::node::{Memory, MissingFeature, Phase, RunContext, require};
 
 /// What a `gbt` node learns to predict.
@@ -647,6 +648,28 @@ impl ColumnKernel for Gbt {
         } else {
             vec![self.params.y_var.clone()]
         }
+    }
+    fn evaluation(&self) -> Option<Evaluation> {
+        let p = &self.params;
+        Some(match p.objective {
+            Objective::Regression => Evaluation::Regressor {
+                label: p.y_var.clone(),
+                prediction: format!("{}_hat", p.y_var),
+                steps_ahead: p.steps_ahead,
+            },
+            _ => Evaluation::Classifier {
+                label: p.y_var.clone(),
+                classes: p.class_values(),
+                names: p.names(),
+                probabilities: p.output_names(),
+                steps_ahead: p.steps_ahead,
+            },
+        })
+    }
+    fn importance(&self) -> Vec<(String, f64)> {
+        self.state()
+            .map(|s| s.x_vars.iter().cloned().zip(s.importance.iter().copied()).collect())
+            .unwrap_or_default()
     }
     fn compute(
         &mut self,

@@ -220,6 +220,15 @@ impl ColumnKernel for LinReg {
     fn fit_horizon(&self) -> usize {
         self.params.steps_ahead
     }
+    fn evaluation(&self) -> Option<crate::metrics::Evaluation> {
+        // The first target is scored (a regression of several scores its first).
+        let y = self.params.y_vars.first()?;
+        Some(crate::metrics::Evaluation::Regressor {
+            label: y.clone(),
+            prediction: format!("{y}_hat"),
+            steps_ahead: self.params.steps_ahead,
+        })
+    }
     fn fit_only_inputs(&self) -> Vec<String> {
         // A target that is also a regressor is read when predicting, too.
         self.params
