@@ -148,7 +148,9 @@ pub fn classifier_metrics(
     let n = rows.max(1) as f64;
     let correct: u64 = (0..k).map(|c| confusion[c][c]).sum();
     let support: Vec<u64> = confusion.iter().map(|r| r.iter().sum()).collect();
-    let predicted: Vec<u64> = (0..k).map(|c| confusion.iter().map(|r| r[c]).sum()).collect();
+    let predicted: Vec<u64> = (0..k)
+        .map(|c| confusion.iter().map(|r| r[c]).sum())
+        .collect();
     let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     let scores: Vec<ClassScore> = (0..k)
         .map(|c| {
@@ -160,7 +162,10 @@ pub fn classifier_metrics(
                 0.0
             };
             ClassScore {
-                class: names.get(c).cloned().unwrap_or_else(|| classes[c].to_string()),
+                class: names
+                    .get(c)
+                    .cloned()
+                    .unwrap_or_else(|| classes[c].to_string()),
                 precision,
                 recall,
                 f1,
@@ -168,7 +173,9 @@ pub fn classifier_metrics(
             }
         })
         .collect();
-    let majority = (0..k).max_by_key(|&c| (support[c], std::cmp::Reverse(c))).unwrap_or(0);
+    let majority = (0..k)
+        .max_by_key(|&c| (support[c], std::cmp::Reverse(c)))
+        .unwrap_or(0);
     let mean = |f: &dyn Fn(&ClassScore) -> f64| {
         scores.iter().map(f).sum::<f64>() / scores.len().max(1) as f64
     };
@@ -176,7 +183,10 @@ pub fn classifier_metrics(
         rows,
         accuracy: correct as f64 / n,
         base_rate: support.get(majority).copied().unwrap_or(0) as f64 / n,
-        majority_class: scores.get(majority).map(|s| s.class.clone()).unwrap_or_default(),
+        majority_class: scores
+            .get(majority)
+            .map(|s| s.class.clone())
+            .unwrap_or_default(),
         macro_precision: mean(&|s| s.precision),
         macro_recall: mean(&|s| s.recall),
         macro_f1: mean(&|s| s.f1),
@@ -228,15 +238,36 @@ pub fn regressor_metrics(truth: &[f64], pred: &[f64]) -> RegressorMetrics {
         .map(|(&t, &p)| (t, p))
         .unzip();
     let n = t.len();
-    let rmse = (t.iter().zip(&p).map(|(a, b)| (a - b) * (a - b)).sum::<f64>() / n.max(1) as f64)
+    let rmse = (t
+        .iter()
+        .zip(&p)
+        .map(|(a, b)| (a - b) * (a - b))
+        .sum::<f64>()
+        / n.max(1) as f64)
         .sqrt();
-    let moved: Vec<(f64, f64)> = t.iter().zip(&p).filter(|(a, _)| **a != 0.0).map(|(a, b)| (*a, *b)).collect();
-    let hits = moved.iter().filter(|(a, b)| a.signum() == b.signum() && *b != 0.0).count();
+    let moved: Vec<(f64, f64)> = t
+        .iter()
+        .zip(&p)
+        .filter(|(a, _)| **a != 0.0)
+        .map(|(a, b)| (*a, *b))
+        .collect();
+    let hits = moved
+        .iter()
+        .filter(|(a, b)| a.signum() == b.signum() && *b != 0.0)
+        .count();
     RegressorMetrics {
         rows: n as u64,
         rmse: if n == 0 { f64::NAN } else { rmse },
-        ic: if n < 2 { f64::NAN } else { pearson(&ranks(&p), &ranks(&t)) },
-        hit_rate: if moved.is_empty() { f64::NAN } else { hits as f64 / moved.len() as f64 },
+        ic: if n < 2 {
+            f64::NAN
+        } else {
+            pearson(&ranks(&p), &ranks(&t))
+        },
+        hit_rate: if moved.is_empty() {
+            f64::NAN
+        } else {
+            hits as f64 / moved.len() as f64
+        },
     }
 }
 

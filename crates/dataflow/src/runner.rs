@@ -460,7 +460,10 @@ impl RunSpec {
                 let mut t = r.start;
                 let mut k = 0;
                 while t < r.end {
-                    out.push((format!("fit {k}"), (t + 1, (t + r.retraining_freq).min(r.end))));
+                    out.push((
+                        format!("fit {k}"),
+                        (t + 1, (t + r.retraining_freq).min(r.end)),
+                    ));
                     t += r.retraining_freq;
                     k += 1;
                 }

@@ -405,7 +405,15 @@ impl<'a> System<'a> {
             )?;
             dag_lo = tau.saturating_add(1);
             let frame = out.df_out(node.as_str())?;
-            let row = latest_row_in(frame, prev, tau, &mut book.stale);
+            // The first step returns the history before the first decision: warm-up,
+            // not forecasts that came late.
+            let mut history = 0;
+            let stale = if k == 0 {
+                &mut history
+            } else {
+                &mut book.stale
+            };
+            let row = latest_row_in(frame, prev, tau, stale);
             if let Some(r) = row {
                 let known = frame.knowledge_ts()[r];
                 if known > decided {

@@ -18,8 +18,11 @@ pub(super) fn write(reports: &[ModelReport], dir: &Path, out: &mut dyn Write) ->
     let path = dir.join("metrics.toml");
     let text = toml::to_string(&File { model: reports })
         .context("cannot write the model metrics as TOML")?;
-    std::fs::write(&path, format!("# Out-of-sample model metrics, written by `kaizenflow run`.\n{text}"))
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    std::fs::write(
+        &path,
+        format!("# Out-of-sample model metrics, written by `kaizenflow run`.\n{text}"),
+    )
+    .with_context(|| format!("cannot write {}", path.display()))?;
     for r in reports {
         match &r.overall {
             Metrics::Classifier(m) => {

@@ -44,7 +44,10 @@ pub(super) fn run(types: &Registries, args: &RunArgs, out: &mut dyn Write) -> Re
     let models: Vec<NodeId> = dag
         .topological_order()
         .into_iter()
-        .filter(|id| dag.node(id.as_str()).is_ok_and(|n| n.evaluation().is_some()))
+        .filter(|id| {
+            dag.node(id.as_str())
+                .is_ok_and(|n| n.evaluation().is_some())
+        })
         .collect();
     let mut keep: BTreeSet<NodeId> = capture.iter().chain(&models).cloned().collect();
     for id in &capture {
@@ -97,7 +100,11 @@ pub(super) fn run(types: &Registries, args: &RunArgs, out: &mut dyn Write) -> Re
     write_outputs(&dag, &result, &capture, &args.out)?;
     report(&result, wall, &args.out, out)?;
     if let Some(dir) = &args.state {
-        writeln!(out, "# predicted with the fitted state in {} (no fit)", dir.display())?;
+        writeln!(
+            out,
+            "# predicted with the fitted state in {} (no fit)",
+            dir.display()
+        )?;
     }
     if !models.is_empty() {
         let spans = components.run.out_of_sample(states.is_none());

@@ -668,7 +668,13 @@ impl ColumnKernel for Gbt {
     }
     fn importance(&self) -> Vec<(String, f64)> {
         self.state()
-            .map(|s| s.x_vars.iter().cloned().zip(s.importance.iter().copied()).collect())
+            .map(|s| {
+                s.x_vars
+                    .iter()
+                    .cloned()
+                    .zip(s.importance.iter().copied())
+                    .collect()
+            })
             .unwrap_or_default()
     }
     fn compute(
