@@ -2,6 +2,7 @@
 //! minute bars of `../shared/data` (path overridable with `KF_SHARED_DATA`).
 
 pub mod datapull;
+pub mod gbt;
 pub mod mock1;
 pub mod stream;
 pub mod system;

@@ -100,6 +100,25 @@ enum What {
         #[arg(long, default_value_t = 7)]
         runs: usize,
     },
+    /// The `gbt` node: fit and predict on generated data, and the same data through
+    /// LightGBM from Python (when `pip install lightgbm` has been run): time ratios.
+    Gbt {
+        /// Rows (80% fitted, all predicted).
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        /// Features.
+        #[arg(long, default_value_t = 20)]
+        features: usize,
+        /// Boosting rounds.
+        #[arg(long, default_value_t = 100)]
+        iterations: usize,
+        /// Tree depth (LightGBM gets 2^depth leaves at most).
+        #[arg(long, default_value_t = 5)]
+        depth: usize,
+        /// Threads.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
     /// Market data reads on the real us_equity_1min_2018 minute bars.
     DatapullReal {
         /// Folder for the stores.
@@ -173,6 +192,13 @@ fn main() {
                 std::process::exit(1);
             }
         }
+        What::Gbt {
+            rows,
+            features,
+            iterations,
+            depth,
+            threads,
+        } => kf_benches::gbt::run(rows, features, iterations, depth, threads),
         What::Orders { n, per_bar, runs } => kf_benches::system::orders(n, per_bar, runs),
         What::Datapull {
             assets,

@@ -6,6 +6,7 @@ mod common;
 mod dag;
 mod gbt;
 mod indicators;
+mod metrics;
 mod mock1;
 mod models;
 mod nodes;
