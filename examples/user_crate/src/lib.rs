@@ -2,7 +2,7 @@
 //!
 //! It depends on the `kaizenflow` facade only, and adds three types that its TOML
 //! configs name like built-ins:
-//! - the node `rsi` ([`Rsi`]), a relative strength index written as a
+//! - the node `cutler_rsi` ([`Rsi`]), Cutler's relative strength index written as a
 //!   [`ColumnKernel`](kaizenflow::dataflow::column::ColumnKernel), so it tiles, streams and passes `kaizenflow check` like the
 //!   library's nodes;
 //! - the market data source `jsonl` ([`JsonLines`]): one bar of one asset per line;
@@ -34,7 +34,8 @@ use kaizenflow::Registries;
 use kaizenflow::config::{ConfigError, TypeDoc};
 use kaizenflow::dataflow::column::ColMode;
 
-/// The built-in types plus this crate's `rsi`, `jsonl` and `rsi_contrarian`.
+/// The built-in types plus this crate's `cutler_rsi`, `jsonl` and `rsi_contrarian`
+/// (the built-in `rsi` is Wilder's, with smoothed averages).
 ///
 /// # Errors
 /// [`ConfigError::DuplicateBuilder`] if a name is already taken (it is not, for the
@@ -43,7 +44,7 @@ pub fn registries() -> Result<Registries, ConfigError> {
     let mut types = Registries::default();
     kaizenflow::dataflow::register_column(
         &mut types.dataflow.nodes,
-        "rsi",
+        "cutler_rsi",
         "relative strength index over the last `window` changes, 0 to 100",
         ColMode::Append,
         |s, p: RsiParams| {

@@ -1,4 +1,5 @@
-//! The `rsi` node: a relative strength index per asset, as a column kernel.
+//! The `cutler_rsi` node: Cutler's relative strength index per asset, as a column
+//! kernel.
 
 use kaizenflow::dataflow::column::{AssetStates, ColumnKernel, NanMode, Ring, scan, suffixed};
 use kaizenflow::dataflow::{Memory, MissingFeature, Result, RunContext};
@@ -6,7 +7,7 @@ use kaizenflow::frame::Frame;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// Parameters of `rsi`.
+/// Parameters of `cutler_rsi`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct RsiParams {
@@ -56,7 +57,7 @@ impl Rsi {
 
 impl ColumnKernel for Rsi {
     fn kind(&self) -> &str {
-        "rsi"
+        "cutler_rsi"
     }
 
     fn memory(&self) -> Memory {

@@ -168,13 +168,13 @@ fn the_crates_own_program_runs_checks_and_documents_the_users_types() {
     }
     assert!(text.contains("checks passed"), "{text}");
 
-    let out = program().args(["nodes", "rsi"]).output().unwrap();
+    let out = program().args(["nodes", "cutler_rsi"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("window: integer = 14"), "{text}");
     assert!(text.contains("suffix: string = \".rsi\""), "{text}");
     let out = program().arg("nodes").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.lines().any(|l| l.starts_with("rsi ")), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("cutler_rsi ")), "{text}");
     assert!(text.lines().any(|l| l.starts_with("ema ")), "{text}");
     let out = program().arg("sources").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("jsonl"));
