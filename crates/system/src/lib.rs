@@ -26,6 +26,7 @@
 
 #![deny(missing_docs)]
 
+mod book;
 mod broker;
 mod engine;
 mod error;
