@@ -22,6 +22,7 @@ use kf_frame::Frame;
 use crate::dag::{Dag, Keep, RunOptions};
 use crate::error::{DataflowError, Result};
 use crate::node::{DF_OUT, NodeId, Phase, RunContext};
+use crate::nodes::cross_section::uniform_ranks;
 use crate::tiling::Outputs;
 
 /// What a model predicts, for scoring.
@@ -196,23 +197,11 @@ pub fn classifier_metrics(
     }
 }
 
-/// Mean ranks (1-based; ties share their mean rank).
+/// Ranks by the project's one tie rule ([`uniform_ranks`]: mean ranks for ties,
+/// scaled to `(rank - 0.5) / n`, which Pearson's correlation does not see).
 fn ranks(v: &[f64]) -> Vec<f64> {
-    let mut order: Vec<usize> = (0..v.len()).collect();
-    order.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
     let mut out = vec![0.0; v.len()];
-    let mut i = 0;
-    while i < order.len() {
-        let mut j = i;
-        while j + 1 < order.len() && v[order[j + 1]] == v[order[i]] {
-            j += 1;
-        }
-        let r = (i + j) as f64 / 2.0 + 1.0;
-        for &o in &order[i..=j] {
-            out[o] = r;
-        }
-        i = j + 1;
-    }
+    uniform_ranks(v, &mut out, &mut Vec::with_capacity(v.len()));
     out
 }
 

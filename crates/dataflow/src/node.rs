@@ -201,6 +201,24 @@ impl RunContext {
         }
     }
 
+    /// Whether a fit may learn from row `row` of a frame with bar ends `end_ts` and
+    /// knowledge times `knowledge`, with the value it learns at row `row + steps`
+    /// (a model's `steps_ahead`), itself a target known `ahead` rows after `row`
+    /// (`steps` plus the target's horizon): both rows in the training spans, and
+    /// known by the decision time. `row + steps` must be a row of the frame.
+    pub fn learns_from(
+        &self,
+        end_ts: &[i64],
+        knowledge: &[i64],
+        row: usize,
+        steps: usize,
+        ahead: usize,
+    ) -> bool {
+        self.trains_on(end_ts[row])
+            && self.trains_on(end_ts[row + steps])
+            && (self.decision.is_none() || self.known_by_decision(knowledge, row, ahead))
+    }
+
     /// Whether a model may learn from the row ending at `t`.
     pub fn trains_on(&self, t: i64) -> bool {
         match &self.train {

@@ -1,23 +1,11 @@
 //! The `kaizenflow` program, run as a user runs it: exit status, output, messages.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn kaizenflow(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kaizenflow"))
-        .args(args)
-        .current_dir(workspace())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run kaizenflow: {e}"))
-}
+use std::path::Path;
+use std::process::Command;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::{kaizenflow, shared_data, text, workspace};
 
 #[test]
 fn config_show_prints_a_resolved_config_that_reads_back_to_the_same_id() {
@@ -657,24 +645,6 @@ fn check_passes_mock1_and_the_library_and_names_a_peeking_node() {
         "{}",
         text(&out.stderr)
     );
-}
-
-/// Whether `../shared/data/NAME` (or `$KF_SHARED_DATA/NAME`) is there; in CI its
-/// absence is a failure, elsewhere the caller skips with a message.
-fn shared_data(name: &str) -> bool {
-    let base = std::env::var_os("KF_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("../shared/data"));
-    if base.join(name).is_dir() {
-        return true;
-    }
-    let msg = format!(
-        "shared data {} is missing (set KF_SHARED_DATA)",
-        base.join(name).display()
-    );
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-    eprintln!("SKIPPED: {msg}");
-    false
 }
 
 #[test]

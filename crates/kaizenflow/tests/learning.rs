@@ -2,39 +2,11 @@
 //! `check` on a slice of the real data, and `run --state` predicts with a saved fit
 //! to the bit and refuses a state that does not fit the DAG, naming the node.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn kaizenflow(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kaizenflow"))
-        .args(args)
-        .current_dir(workspace())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run kaizenflow: {e}"))
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// Whether `../shared/data/NAME` (or `$KF_SHARED_DATA/NAME`) is there; in CI its
-/// absence is a failure, elsewhere the test skips with a message.
-fn shared_data(name: &str) -> bool {
-    let base = std::env::var_os("KF_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("../shared/data"));
-    if base.join(name).is_dir() {
-        return true;
-    }
-    let msg = format!("shared data {} is missing", base.join(name).display());
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-    eprintln!("SKIPPED: {msg}");
-    false
-}
+use common::{kaizenflow, shared_data, text};
 
 /// Seed 004's configs with `--set`s that cut them to a slice: the assets whose
 /// names start with A or B, and a few days of walk-forward and trading.

@@ -131,10 +131,7 @@ impl LinReg {
             let mut row_x = vec![0.0; k];
             for r in 0..rows.saturating_sub(p.steps_ahead) {
                 let target = r + p.steps_ahead;
-                if !(ctx.trains_on(ts[r])
-                    && ctx.trains_on(ts[target])
-                    && (ctx.decision.is_none() || ctx.known_by_decision(kt, r, ahead)))
-                {
+                if !ctx.learns_from(ts, kt, r, p.steps_ahead, ahead) {
                     continue;
                 }
                 for a in 0..n {
