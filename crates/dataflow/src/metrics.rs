@@ -117,7 +117,8 @@ pub enum Metrics {
 }
 
 /// Scores `probs[k][i]` (P(class k) for row `i`) against `labels[i]`. Rows with a
-/// NaN label or probability are skipped.
+/// NaN label or probability, a label that is not a class, or no probability (one
+/// vector per class is expected) are skipped.
 pub fn classifier_metrics(
     labels: &[f64],
     probs: &[Vec<f64>],
@@ -132,7 +133,7 @@ pub fn classifier_metrics(
         let Some(actual) = classes.iter().position(|&c| c == y) else {
             continue;
         };
-        if probs.iter().any(|p| p[i].is_nan()) {
+        if probs.len() != k || probs.iter().any(|p| p.get(i).is_none_or(|v| v.is_nan())) {
             continue;
         }
         // The most probable class; ties go to the first.

@@ -238,7 +238,7 @@ pub fn target_read(
 pub fn reads_target(name: &str, target: &crate::node::Target) -> String {
     format!(
         "it reads forward target `{name}` (made by node `{}`, {} rows ahead), which only a \
-         model's fit may use (as its `y_vars`); a feature, a processor or the system that \
+         model's fit may use (as what it learns to predict: `y_vars`, `y_var`); a feature, a processor or the system that \
          uses it peeks {} rows into the future",
         target.node, target.horizon, target.horizon
     )
