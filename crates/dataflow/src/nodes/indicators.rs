@@ -382,6 +382,10 @@ pub struct DirectionParams {
     pub threshold_in: ThresholdIn,
     /// The volatility feature (one row's return), for `threshold_in = "volatility"`.
     pub volatility: Option<String>,
+    /// No label (NaN) where the row `horizon` rows ahead ends more than this long
+    /// after the row (a duration such as `10min`): a move across a night, a weekend
+    /// or missing bars is not the next `horizon` bars' move. No limit when absent.
+    pub max_span: Option<String>,
     /// Appended to each input name.
     pub suffix: String,
 }
@@ -393,6 +397,7 @@ impl Default for DirectionParams {
             threshold: 0.0,
             threshold_in: ThresholdIn::Returns,
             volatility: None,
+            max_span: None,
             suffix: ".direction".into(),
         }
     }
@@ -407,13 +412,26 @@ impl Default for DirectionParams {
 #[derive(Clone, Debug)]
 pub struct Direction {
     params: DirectionParams,
+    /// `max_span` in nanoseconds.
+    max_span: Option<i64>,
 }
 
 impl Direction {
     /// A direction label; `horizon >= 1`, a finite `threshold >= 0` and a
     /// `volatility` when the band is in volatility units are the caller's to check.
-    pub fn new(params: DirectionParams) -> Direction {
-        Direction { params }
+    ///
+    /// # Errors
+    /// `max_span` that is not a positive duration.
+    pub fn new(params: DirectionParams) -> std::result::Result<Direction, String> {
+        let max_span = match &params.max_span {
+            None => None,
+            Some(text) => match kf_frame::parse_duration(text) {
+                Ok(d) if d > 0 => Some(d),
+                Ok(_) => return Err("must be a positive duration".into()),
+                Err(e) => return Err(e.to_string()),
+            },
+        };
+        Ok(Direction { params, max_span })
     }
 }
 
@@ -451,6 +469,14 @@ impl ColumnKernel for Direction {
             _ => None,
         };
         let scale = (p.horizon as f64).sqrt();
+        let ts = input.end_ts();
+        // Rows whose horizon spans longer than `max_span` get no label.
+        let spans_too_long = |row: usize| {
+            self.max_span.is_some_and(|m| {
+                ts.get(row + p.horizon)
+                    .is_some_and(|&end| end.saturating_sub(ts[row]) > m)
+            })
+        };
         let mut out = Vec::with_capacity(cols.len());
         for &c in cols {
             let values = input.feature_at(c).values();
@@ -460,7 +486,7 @@ impl ColumnKernel for Direction {
                         values[i],
                         values.get(i + ahead).copied().unwrap_or(f64::NAN),
                     );
-                    if !(x0 > 0.0 && x1 > 0.0) {
+                    if !(x0 > 0.0 && x1 > 0.0) || spans_too_long(i / n.max(1)) {
                         return f64::NAN;
                     }
                     let band = match vol {
@@ -556,7 +582,7 @@ pub(crate) fn register(r: &mut NodeTypes) -> kf_config::Result<()> {
                 }
                 _ => {}
             }
-            Ok(Direction::new(p))
+            Direction::new(p).map_err(|e| s.invalid("max_span", e))
         },
     )?;
     Ok(())

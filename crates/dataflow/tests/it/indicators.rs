@@ -140,7 +140,8 @@ fn direction_labels_moves_beyond_the_band_and_is_a_forward_target() {
         horizon: 1,
         threshold: 0.004,
         ..Default::default()
-    });
+    })
+    .unwrap();
     // +1%, -0.495%, 0%, unknown.
     let out = run(&mut d, &input);
     assert_eq!(out[0].0, "x.direction");
@@ -156,7 +157,8 @@ fn direction_labels_moves_beyond_the_band_and_is_a_forward_target() {
         threshold_in: ThresholdIn::Volatility,
         volatility: Some("vol".into()),
         ..Default::default()
-    });
+    })
+    .unwrap();
     assert!(same(&run(&mut d, &vol)[0].1, &[0.0, -1.0, 0.0, NAN]));
     let mut d = Direction::new(DirectionParams {
         horizon: 2,
@@ -164,10 +166,45 @@ fn direction_labels_moves_beyond_the_band_and_is_a_forward_target() {
         threshold_in: ThresholdIn::Volatility,
         volatility: Some("vol".into()),
         ..Default::default()
-    });
+    })
+    .unwrap();
     // Row 0: +0.5% against a band of 3 x 2% x 1.414 = 8.5%: flat. Row 1: -0.495%
     // against 0.42%: down.
     assert!(same(&run(&mut d, &vol)[0].1, &[0.0, -1.0, NAN, NAN]));
+
+    // With `max_span`, a horizon that spans longer (a gap in the bars) has no label.
+    let gappy = Frame::new(
+        vec![0, 60, 120, 3_600 + 120, 3_660 + 120]
+            .iter()
+            .map(|s| s * 1_000_000_000)
+            .collect(),
+        vec![0, 60, 120, 3_720, 3_780]
+            .iter()
+            .map(|s| s * 1_000_000_000)
+            .collect(),
+        vec!["A".into()],
+        vec![("x".into(), vec![100.0, 101.0, 102.0, 103.0, 104.0])],
+    )
+    .unwrap();
+    let mut d = Direction::new(DirectionParams {
+        horizon: 1,
+        max_span: Some("5min".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let got = run(&mut d, &gappy);
+    assert!(
+        same(&got[0].1, &[1.0, 1.0, NAN, 1.0, NAN]),
+        "{:?}",
+        got[0].1
+    );
+    assert!(
+        Direction::new(DirectionParams {
+            max_span: Some("0s".into()),
+            ..Default::default()
+        })
+        .is_err()
+    );
 
     // In a DAG, its output is a target two rows ahead, made by its node.
     let mut dag = Dag::new();
@@ -179,7 +216,8 @@ fn direction_labels_moves_beyond_the_band_and_is_a_forward_target() {
         Direction::new(DirectionParams {
             horizon: 2,
             ..Default::default()
-        }),
+        })
+        .unwrap(),
     )))
     .unwrap();
     dag.chain("src", "label").unwrap();
