@@ -174,11 +174,11 @@ fn direction_labels_moves_beyond_the_band_and_is_a_forward_target() {
 
     // With `max_span`, a horizon that spans longer (a gap in the bars) has no label.
     let gappy = Frame::new(
-        vec![0, 60, 120, 3_600 + 120, 3_660 + 120]
+        [0, 60, 120, 3_600 + 120, 3_660 + 120]
             .iter()
             .map(|s| s * 1_000_000_000)
             .collect(),
-        vec![0, 60, 120, 3_720, 3_780]
+        [0, 60, 120, 3_720, 3_780]
             .iter()
             .map(|s| s * 1_000_000_000)
             .collect(),
