@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::dag::Dag;
 use crate::error::{DataflowError, Result};
 use crate::node::NodeId;
+use crate::schema::Schema;
 
 const MAGIC: &str = "kaizenflow-node-state";
 const VERSION: u32 = 1;
@@ -34,11 +35,12 @@ struct Envelope {
     state: Vec<u8>,
 }
 
-fn inputs_of(dag: &Dag, id: &NodeId) -> Vec<String> {
-    match dag.features() {
-        Ok(schema) => dag.input_features(&schema, id).into_iter().collect(),
-        Err(_) => Vec::new(),
-    }
+/// The features on node `id`'s inputs by `schema` (none when the DAG's columns are
+/// not known before running).
+fn inputs_of(dag: &Dag, schema: Option<&Schema>, id: &NodeId) -> Vec<String> {
+    schema.map_or_else(Vec::new, |s| {
+        dag.input_features(s, id).into_iter().collect()
+    })
 }
 
 /// Writes every node's learned state under `dir/state/` (one `NODE.bin` per node that
@@ -50,6 +52,7 @@ fn inputs_of(dag: &Dag, id: &NodeId) -> Vec<String> {
 /// [`DataflowError::Io`] naming the file; a node's serialization error.
 pub fn save_states(dag: &Dag, dir: &Path) -> Result<usize> {
     let states = dag.save_states()?;
+    let schema = dag.features().ok();
     let folder = dir.join("state");
     let mut written = 0;
     for (id, bytes) in states.into_iter().filter(|(_, b)| !b.is_empty()) {
@@ -61,7 +64,7 @@ pub fn save_states(dag: &Dag, dir: &Path) -> Result<usize> {
             magic: MAGIC.into(),
             version: VERSION,
             kind: dag.node(id.as_str())?.kind().to_string(),
-            inputs: inputs_of(dag, &id),
+            inputs: inputs_of(dag, schema.as_ref(), &id),
             state: bytes,
         };
         let data =
@@ -109,6 +112,7 @@ pub fn read_states(dag: &Dag, dir: &Path) -> Result<BTreeMap<NodeId, Vec<u8>>> {
         paths.push(entry.path());
     }
     paths.sort();
+    let schema = dag.features().ok();
     for path in paths {
         let Some(id) = path
             .file_name()
@@ -151,7 +155,7 @@ pub fn read_states(dag: &Dag, dir: &Path) -> Result<BTreeMap<NodeId, Vec<u8>>> {
                 node.kind()
             )));
         }
-        let now = inputs_of(dag, &id);
+        let now = inputs_of(dag, schema.as_ref(), &id);
         if !envelope.inputs.is_empty() && !now.is_empty() && envelope.inputs != now {
             let (was, is): (BTreeSet<_>, BTreeSet<_>) =
                 (envelope.inputs.iter().collect(), now.iter().collect());

@@ -319,28 +319,35 @@ impl Gbt {
         let outputs = k.max(1);
         // Raw booster outputs per booster, per cell (NaN where no booster applies).
         let boosters = f.boosters.first().map_or(0, Vec::len);
-        let mut raw = vec![vec![f64::NAN; cells]; boosters];
         let parallel = cells >= 100_000;
-        for g in 0..f.boosters.len() {
-            let mine: Vec<usize> = if p.pooled {
-                (0..cells).collect()
-            } else {
-                (0..cells).filter(|c| group[c % n.max(1)] == g).collect()
-            };
-            if mine.is_empty() {
-                continue;
-            }
-            let data: Vec<f64> = if p.pooled {
-                xs.concat()
-            } else {
-                xs.iter().flat_map(|x| mine.iter().map(|&c| x[c])).collect()
-            };
-            let matrix = Matrix::new(&data, mine.len(), xs.len());
-            for (b, booster) in f.boosters[g].iter().enumerate() {
-                if let Some(booster) = booster {
-                    let pred = booster.predict(&matrix, parallel);
-                    for (&c, v) in mine.iter().zip(pred) {
-                        raw[b][c] = v;
+        let mut raw: Vec<Vec<f64>>;
+        if p.pooled {
+            // One model for every cell: the row-major features, concatenated, are
+            // already its column-major matrix, and its outputs are the cells' own.
+            let data = xs.concat();
+            let matrix = Matrix::new(&data, cells, xs.len());
+            raw = f.boosters[0]
+                .iter()
+                .map(|b| match b {
+                    Some(b) if cells > 0 => b.predict(&matrix, parallel),
+                    _ => vec![f64::NAN; cells],
+                })
+                .collect();
+        } else {
+            raw = vec![vec![f64::NAN; cells]; boosters];
+            for g in 0..f.boosters.len() {
+                let mine: Vec<usize> = (0..cells).filter(|c| group[c % n.max(1)] == g).collect();
+                if mine.is_empty() {
+                    continue;
+                }
+                let data: Vec<f64> = xs.iter().flat_map(|x| mine.iter().map(|&c| x[c])).collect();
+                let matrix = Matrix::new(&data, mine.len(), xs.len());
+                for (b, booster) in f.boosters[g].iter().enumerate() {
+                    if let Some(booster) = booster {
+                        let pred = booster.predict(&matrix, parallel);
+                        for (&c, v) in mine.iter().zip(pred) {
+                            raw[b][c] = v;
+                        }
                     }
                 }
             }
