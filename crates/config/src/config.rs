@@ -9,6 +9,12 @@ use crate::error::{ConfigError, Result, UnusedKey};
 use crate::section::Section;
 use crate::value::{Entry, Origin, Table, Value, parse_text};
 
+/// The most dotted segments a key path may have (`--set a.b.c=...`, a `[sweep]` key).
+/// Files are held to a nesting limit by the TOML parser; paths given as text are held
+/// to this one, so a path of tens of thousands of segments is refused instead of
+/// nesting tables that deep.
+pub const MAX_KEY_SEGMENTS: usize = 64;
+
 /// A hierarchical configuration read from TOML: the complete description of a system.
 ///
 /// Every value remembers where it was written (file and line, or the override that
@@ -55,9 +61,20 @@ impl Config {
     /// file, line and column when it is not valid TOML.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Config> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        let bytes = std::fs::read(path).map_err(|source| ConfigError::Io {
             path: path.to_path_buf(),
             source,
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = 1 + good.iter().filter(|&&b| b == b'\n').count();
+            let column = 1 + good.iter().rev().take_while(|&&b| b != b'\n').count();
+            ConfigError::Parse {
+                file: path.display().to_string(),
+                line,
+                column,
+                message: "invalid UTF-8 (a config is UTF-8 text); re-save the file as UTF-8".into(),
+            }
         })?;
         Config::from_toml_str(&text, &path.display().to_string())
     }
@@ -112,7 +129,7 @@ impl Config {
     /// empty segment, or a prefix of the path is a value that is not a table.
     pub fn set(&mut self, assignment: &str) -> Result<()> {
         let fail = |reason: &str| ConfigError::Override {
-            assignment: assignment.to_string(),
+            assignment: crate::clip_text(assignment).into_owned(),
             reason: reason.to_string(),
         };
         let (path, text) = assignment
@@ -121,6 +138,12 @@ impl Config {
         let path: Vec<&str> = path.trim().split('.').map(str::trim).collect();
         if path.iter().any(|s| s.is_empty()) {
             return Err(fail("the path has an empty segment"));
+        }
+        if path.len() > MAX_KEY_SEGMENTS {
+            return Err(fail(&format!(
+                "the path has {} segments; at most {MAX_KEY_SEGMENTS} are allowed",
+                path.len()
+            )));
         }
         let origin = Origin::Override(Arc::from(assignment));
         let value = parse_value(text.trim(), &origin);
@@ -143,6 +166,15 @@ impl Config {
         value: Value,
         origin: Origin,
     ) -> Result<()> {
+        if path.len() > MAX_KEY_SEGMENTS {
+            return Err(ConfigError::Override {
+                assignment: crate::clip_text(&path.join(".")).into_owned(),
+                reason: format!(
+                    "the path has {} segments; at most {MAX_KEY_SEGMENTS} are allowed",
+                    path.len()
+                ),
+            });
+        }
         let segments: Vec<&str> = path.iter().map(String::as_str).collect();
         set_path(&mut self.root, &segments, Entry::new(value, origin)).map_err(|prefix| {
             ConfigError::Override {

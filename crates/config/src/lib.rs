@@ -52,11 +52,12 @@ mod sweep;
 mod value;
 
 pub use config::Config;
+pub use config::MAX_KEY_SEGMENTS;
 pub use doc::{ParamDoc, TypeDoc, closest, did_you_mean};
 pub use error::{ConfigError, Result, UnknownType, UnusedKey};
 pub use registry::{BuildFn, Registered, Registry};
 /// Re-exported so that a crate deriving parameter docs needs no direct dependency.
 pub use schemars;
 pub use section::Section;
-pub use sweep::{SWEEP, SweepPoint};
-pub use value::Origin;
+pub use sweep::{MAX_SWEEP_POINTS, SWEEP, SweepPoint};
+pub use value::{MAX_ECHO, Origin, clip_text};

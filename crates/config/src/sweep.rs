@@ -7,6 +7,10 @@ use crate::value::{Entry, Value};
 /// The name of the top-level table that lists swept keys.
 pub const SWEEP: &str = "sweep";
 
+/// The most points a sweep may expand to. Each point is a whole config (and a whole
+/// run); a product beyond this is refused before any point is built, naming the axes.
+pub const MAX_SWEEP_POINTS: usize = 10_000;
+
 /// One config of a sweep, with the values that vary across the sweep.
 #[derive(Clone, Debug)]
 pub struct SweepPoint {
@@ -37,6 +41,24 @@ impl Config {
         };
         let mut axes: Vec<(Vec<String>, Vec<Entry>)> = Vec::new();
         collect_axes(&sweep, &mut Vec::new(), &mut axes)?;
+        let total = axes.iter().try_fold(1usize, |n, (_, v)| {
+            n.checked_mul(v.len()).filter(|&n| n <= MAX_SWEEP_POINTS)
+        });
+        if total.is_none() {
+            let sizes: Vec<String> = axes
+                .iter()
+                .map(|(p, v)| format!("{} ({})", crate::clip_text(&p.join(".")), v.len()))
+                .collect();
+            return Err(ConfigError::Invalid {
+                origin: sweep.origin.clone(),
+                path: SWEEP.to_string(),
+                message: format!(
+                    "the sweep has more than {MAX_SWEEP_POINTS} points (the product of {}); \
+                     split it into several sweeps or list fewer values",
+                    sizes.join(" x ")
+                ),
+            });
+        }
         let mut points = vec![SweepPoint {
             config: base,
             varied: Vec::new(),
@@ -68,6 +90,17 @@ fn collect_axes(
             for (k, child) in t {
                 let n = path.len();
                 path.extend(k.split('.').map(str::to_string));
+                if path.len() > crate::MAX_KEY_SEGMENTS {
+                    return Err(ConfigError::Invalid {
+                        origin: child.origin.clone(),
+                        path: SWEEP.to_string(),
+                        message: format!(
+                            "a swept key has {} segments; at most {} are allowed",
+                            path.len(),
+                            crate::MAX_KEY_SEGMENTS
+                        ),
+                    });
+                }
                 collect_axes(child, path, out)?;
                 path.truncate(n);
             }

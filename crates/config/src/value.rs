@@ -30,10 +30,27 @@ impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Origin::File { file, line } => write!(f, "{file}:{line}"),
-            Origin::Override(a) => write!(f, "--set {a}"),
+            Origin::Override(a) => write!(f, "--set {}", clip_text(a)),
             Origin::Default => write!(f, "(default)"),
         }
     }
+}
+
+/// The longest text a message echoes back whole; longer text is cut in the middle.
+pub const MAX_ECHO: usize = 120;
+
+/// `text` as a message should show it: whole when it has at most [`MAX_ECHO`]
+/// characters, otherwise its start and end around `...(N characters)...`, so that a
+/// 2 MB value in a config or a data file does not come back in full in an error.
+pub fn clip_text(text: &str) -> std::borrow::Cow<'_, str> {
+    let n = text.chars().count();
+    if n <= MAX_ECHO {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let keep = MAX_ECHO / 2;
+    let head: String = text.chars().take(keep).collect();
+    let tail: String = text.chars().skip(n - keep / 2).collect();
+    std::borrow::Cow::Owned(format!("{head}...({n} characters)...{tail}"))
 }
 
 /// A table: keys in the order written.
@@ -127,7 +144,7 @@ impl Value {
             Value::Bool(b) => format!("the boolean {b}"),
             Value::Int(i) => format!("the integer {i}"),
             Value::Float(x) => format!("the float {x:?}"),
-            Value::Str(s) => format!("the string {s:?}"),
+            Value::Str(s) => format!("the string {:?}", clip_text(s)),
             Value::Datetime(d) => format!("the datetime {d}"),
             Value::Array(a) => format!("an array of {} items", a.len()),
             Value::Table(_) => "a table".to_string(),

@@ -202,11 +202,22 @@ pub fn build_graph(s: &Section<'_>, ctx: &BuildContext<'_>) -> kf_config::Result
         dag.add_node(node)
             .map_err(|e| nodes.invalid(id, e.to_string()))?;
     }
-    let edges: Option<Vec<[String; 2]>> = s.get_opt("edges")?;
+    let edges: Option<Vec<Vec<String>>> = s.get_opt("edges")?;
     let wrap = |e: DataflowError| s.invalid("edges", e.to_string());
     match edges {
         Some(edges) => {
-            for [a, b] in &edges {
+            for (i, edge) in edges.iter().enumerate() {
+                let [a, b] = edge.as_slice() else {
+                    return Err(s.invalid(
+                        "edges",
+                        format!(
+                            "edge {} has {} elements; an edge is [\"from\", \"to\"] \
+                             (e.g. [\"prices\", \"zscore\"] or [\"a:df_out\", \"b:df_in\"])",
+                            i + 1,
+                            edge.len()
+                        ),
+                    ));
+                };
                 dag.connect(end(a, DF_OUT), end(b, DF_IN)).map_err(wrap)?;
             }
         }

@@ -15,6 +15,17 @@ pub enum DataflowError {
     /// Two nodes have the same id.
     #[error("duplicate node id `{0}`; give every node a unique id")]
     DuplicateId(NodeId),
+    /// A node id that is not a plain name (it becomes a file name in run outputs).
+    #[error(
+        "node id `{id}` is not a plain name: {reason}; use letters, digits, `_` and `-` \
+         (and `.` inside), at most 128 characters"
+    )]
+    BadId {
+        /// The id, as a message may show it.
+        id: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A node id that is not in the DAG.
     #[error("no node `{node}` in the DAG; its nodes: {known}")]
     UnknownNode {

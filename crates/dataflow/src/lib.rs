@@ -49,6 +49,7 @@ pub mod check;
 pub mod column;
 mod dag;
 mod error;
+pub mod limits;
 pub mod metrics;
 pub mod mock1;
 mod node;

@@ -197,6 +197,23 @@ pub fn dag(source: Box<dyn Node>, p: &Mock1Params) -> Result<Dag> {
 pub fn build(s: &Section<'_>, ctx: &BuildContext<'_>) -> kf_config::Result<Dag> {
     let view = crate::nodes::sources::view(s, ctx)?;
     let p: Mock1Params = s.deserialize()?;
+    if !(p.compress_scale > 0.0 && p.compress_scale.is_finite()) {
+        return Err(s.invalid(
+            "compress_scale",
+            format!(
+                "must be a positive finite number, not {}: it divides the returns",
+                p.compress_scale
+            ),
+        ));
+    }
+    for (k, &w) in p.weights.iter().enumerate() {
+        if !w.is_finite() {
+            return Err(s.invalid(
+                "weights",
+                format!("weight {k} (of lag {k}) must be a finite number, not {w}"),
+            ));
+        }
+    }
     let source = Box::new(MarketDataSource::new(
         "read_data",
         view,

@@ -184,6 +184,13 @@ impl SyntheticBars {
         if last.is_none() {
             return Err(("bars", "the last bar would be past the year 2262".into()));
         }
+        // Five features, a knowledge time and the generator's work arrays: about
+        // eight f64 per (bar, asset).
+        kf_frame::budget::check_bytes(
+            &format!("{} bars x {} assets", p.bars, p.assets),
+            p.bars as u128 * p.assets as u128 * 64,
+        )
+        .map_err(|e| ("assets", e))?;
         Ok(SyntheticBars {
             params: p,
             start,
@@ -297,7 +304,16 @@ impl SyntheticBars {
                 .and_then(|o| ny.from_local_datetime(&o).single())
                 .and_then(|o| o.timestamp_nanos_opt());
             if let (true, Some(open)) = (weekday, open) {
+                // The first bar of the session at or after `start`, found by
+                // arithmetic: stepping there one bar at a time takes 10^13 steps for
+                // 1 ns bars and an afternoon start.
                 let mut t = open + self.step;
+                if t < self.start {
+                    let behind = (self.start - t) as u128;
+                    let k = behind.div_ceil(self.step as u128);
+                    t = i64::try_from(t as i128 + (k * self.step as u128) as i128)
+                        .unwrap_or(i64::MAX);
+                }
                 while t <= open + session && ends.len() < bars {
                     if t >= self.start {
                         ends.push(t);

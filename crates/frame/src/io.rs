@@ -2,7 +2,7 @@
 //! [`crate::long`]), so pandas, polars or DuckDB read them directly.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
+use std::io::{BufReader, BufWriter, Write};
 use std::path::Path;
 
 use arrow::datatypes::Schema;
@@ -14,6 +14,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
+use crate::atomic::AtomicFile;
 use crate::error::Result;
 use crate::{Frame, LongRows};
 
@@ -35,10 +36,12 @@ impl Frame {
                 .set_compression(Compression::ZSTD(ZstdLevel::default()))
                 .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
                 .build();
-            let file = BufWriter::new(File::create(path)?);
-            let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
+            let mut out = AtomicFile::create(path)?;
+            let mut writer =
+                ArrowWriter::try_new(BufWriter::new(&mut out), batch.schema(), Some(props))?;
             writer.write(&batch)?;
-            writer.close()?;
+            writer.into_inner()?.flush()?;
+            out.commit()?;
             Ok(())
         };
         run().map_err(|e| e.in_file(path))
@@ -58,7 +61,7 @@ impl Frame {
             let batches = builder.build()?.collect::<Result<Vec<RecordBatch>, _>>()?;
             read_batches(&schema, batches)
         };
-        run().map_err(|e| e.in_file(path))
+        guarded(run).map_err(|e| e.in_file(path))
     }
 
     /// Writes the frame to an Arrow IPC file (Feather v2) in long layout.
@@ -69,10 +72,12 @@ impl Frame {
         let path = path.as_ref();
         let run = || -> Result<()> {
             let batch = self.to_long(LongRows::Present)?;
-            let file = BufWriter::new(File::create(path)?);
-            let mut writer = FileWriter::try_new(file, &batch.schema())?;
+            let mut out = AtomicFile::create(path)?;
+            let mut writer = FileWriter::try_new(BufWriter::new(&mut out), &batch.schema())?;
             writer.write(&batch)?;
             writer.finish()?;
+            writer.into_inner()?.flush()?;
+            out.commit()?;
             Ok(())
         };
         run().map_err(|e| e.in_file(path))
@@ -91,8 +96,18 @@ impl Frame {
             let batches = reader.collect::<Result<Vec<RecordBatch>, _>>()?;
             read_batches(&schema, batches)
         };
-        run().map_err(|e| e.in_file(path))
+        guarded(run).map_err(|e| e.in_file(path))
     }
+}
+
+/// Runs a read, turning a decoder's panic on a corrupt file into an error.
+fn guarded(run: impl FnOnce() -> Result<Frame>) -> Result<Frame> {
+    crate::guard::catch_quiet(run).unwrap_or_else(|panic| {
+        Err(crate::FrameError::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("corrupt file: the decoder failed: {panic}"),
+        )))
+    })
 }
 
 /// Builds a frame from batches read from a file; an empty file (no batches) still

@@ -43,13 +43,17 @@
 #![deny(missing_docs)]
 
 mod assets;
+pub mod atomic;
+pub mod budget;
 mod diff;
 mod error;
 mod frame;
+pub mod guard;
 mod io;
 pub mod long;
 pub mod time;
 
+pub use atomic::{AtomicFile, write_atomic};
 pub use diff::Difference;
 pub use error::{FrameError, Result};
 pub use frame::{FeatureView, Frame};

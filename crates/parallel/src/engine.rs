@@ -25,6 +25,10 @@ pub struct Report<T> {
 /// [`Engine::run_reduce`] (outputs folded into an accumulator as they finish).
 ///
 /// # Scheduling
+/// The most worker threads an engine starts. Each is an OS thread with its own stack;
+/// a million of them would not start at all.
+pub const MAX_THREADS: usize = 1024;
+
 /// The atoms are split into `threads x batches` molecules (over-decomposition: more
 /// molecules than workers smooths out stragglers) by the [`Partition`]. A fixed set
 /// of `threads` workers (a rayon pool, never a thread per atom or per molecule)
@@ -84,9 +88,10 @@ impl Engine {
         }
     }
 
-    /// Number of worker threads (at least 1).
+    /// Number of worker threads (at least 1, at most [`MAX_THREADS`]; callers that
+    /// take the number from a user refuse a larger one rather than rely on the clamp).
     pub fn threads(mut self, threads: usize) -> Self {
-        self.threads = threads.max(1);
+        self.threads = threads.clamp(1, MAX_THREADS);
         self.pool = OnceLock::new();
         self
     }
@@ -462,16 +467,63 @@ where
         atoms: m.atoms.clone(),
         kind,
     };
-    match catch_unwind(AssertUnwindSafe(|| work(&atoms[m.atoms.clone()]))) {
-        Ok(Ok(r)) => Ok(r),
-        Ok(Err(e)) => Err(failure(FailureKind::Failed(e.into()))),
-        Err(payload) => {
-            let message = payload
+    let caught =
+        quiet::catching(|| catch_unwind(AssertUnwindSafe(|| work(&atoms[m.atoms.clone()]))));
+    match caught {
+        (Ok(Ok(r)), _) => Ok(r),
+        (Ok(Err(e)), _) => Err(failure(FailureKind::Failed(e.into()))),
+        (Err(payload), location) => {
+            let mut message = payload
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "(a panic without a message)".to_string());
+            if let Some(at) = location {
+                message.push_str(&format!(" (at {at})"));
+            }
             Err(failure(FailureKind::Panicked(message)))
         }
+    }
+}
+
+/// Panics inside a molecule are reported as its failure, with their message and
+/// location; the default hook would also print them (with a backtrace when
+/// `RUST_BACKTRACE` is set) to the terminal, in the middle of the run's output.
+/// A hook installed once chains to the previous one for every panic not raised
+/// inside [`catching`].
+mod quiet {
+    use std::cell::{Cell, RefCell};
+    use std::sync::Once;
+
+    thread_local! {
+        static CATCHING: Cell<bool> = const { Cell::new(false) };
+        static LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
+    }
+
+    fn install() {
+        static ONCE: Once = Once::new();
+        ONCE.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                if CATCHING.with(Cell::get) {
+                    let at = info
+                        .location()
+                        .map(|l| format!("{}:{}", l.file(), l.line()));
+                    LOCATION.with(|c| *c.borrow_mut() = at);
+                } else {
+                    previous(info);
+                }
+            }));
+        });
+    }
+
+    /// Runs `f` with this thread's panics kept quiet; returns its result and the
+    /// location of the panic it caught, if any.
+    pub(super) fn catching<T>(f: impl FnOnce() -> T) -> (T, Option<String>) {
+        install();
+        let outer = CATCHING.with(|c| c.replace(true));
+        let out = f();
+        CATCHING.with(|c| c.set(outer));
+        (out, LOCATION.with(|c| c.borrow_mut().take()))
     }
 }

@@ -47,7 +47,7 @@ mod partition;
 mod progress;
 pub mod sharded;
 
-pub use engine::{Engine, Report};
+pub use engine::{Engine, MAX_THREADS, Report};
 pub use error::{BoxError, FailureKind, MoleculeFailure, RunError};
 pub use partition::{Molecule, Partition};
 pub use progress::{Progress, ProgressEvent, ProgressFn};

@@ -194,9 +194,22 @@ pub fn draw_pnl(run: &SystemRun, path: &Path) -> Result<()> {
             peak
         })
         .collect();
+    if let Some(i) = cum.iter().position(|c| !c.is_finite()) {
+        return Err(out_err(
+            path,
+            format!(
+                "cumulative P&L is {} at bar {i} ({}), so there is no chart to draw; \
+                 check the costs and the prices that reach the broker",
+                cum[i],
+                kf_frame::Timestamp(run.bars[i].ts)
+            ),
+        ));
+    }
     let lo = cum.iter().copied().fold(0.0f64, f64::min);
     let hi = cum.iter().copied().fold(0.0f64, f64::max);
-    let pad = ((hi - lo) * 0.05).max(1.0);
+    // Finite bounds whose span overflows (near f64::MAX) are drawn on a clamped axis.
+    let pad = ((hi - lo) * 0.05).clamp(1.0, f64::MAX / 4.0);
+    let (lo, hi) = (lo.max(-f64::MAX / 4.0), hi.min(f64::MAX / 4.0));
     let n = cum.len().max(2);
     let text = font_available();
     let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {

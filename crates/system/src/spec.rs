@@ -142,14 +142,18 @@ impl SystemSpec {
             true => {
                 let cs = s.section("costs")?;
                 let costs: CostModel = cs.deserialize()?;
-                for (key, v) in [
-                    ("half_spread_bps", costs.half_spread_bps),
-                    ("impact_bps", costs.impact_bps),
+                // A half spread of 10,000 bps is the whole price; an impact coefficient
+                // is per unit of participation, so it may be larger, but not enough to
+                // overflow a cost to infinity.
+                for (key, v, max) in [
+                    ("half_spread_bps", costs.half_spread_bps, 1e4),
+                    ("impact_bps", costs.impact_bps, 1e6),
                 ] {
-                    if !(v.is_finite() && v >= 0.0) {
-                        return Err(
-                            cs.invalid(key, format!("must be a finite number >= 0, not {v}"))
-                        );
+                    if !(v.is_finite() && (0.0..=max).contains(&v)) {
+                        return Err(cs.invalid(
+                            key,
+                            format!("must be a number from 0 to {max} (bps), not {v}"),
+                        ));
                     }
                 }
                 costs

@@ -77,6 +77,20 @@ impl Dag {
     /// [`DataflowError::DuplicateId`] when its id is taken.
     pub fn add_node(&mut self, node: Box<dyn Node>) -> Result<()> {
         let id = node.id().clone();
+        check_id(id.as_str())?;
+        let back = match node.memory() {
+            crate::node::Memory::Rows(n) => n,
+            _ => 0,
+        };
+        let rows = back.max(node.lookahead());
+        if rows > crate::limits::MAX_ROWS_BACK {
+            return Err(DataflowError::invalid(format!(
+                "node `{id}` ({}) needs {rows} rows of memory or lookahead, more than the {} \
+                 rows a node may take; use a smaller window, lag, shift or delay",
+                node.kind(),
+                crate::limits::MAX_ROWS_BACK
+            )));
+        }
         if self.index.contains_key(&id) {
             return Err(DataflowError::DuplicateId(id));
         }
@@ -474,4 +488,32 @@ impl Node for Vacant {
     fn run(&mut self, _: &RunContext, _: &Ports) -> Result<Ports> {
         Err(DataflowError::invalid("a vacant slot was run"))
     }
+}
+
+/// Refuses a node id that is not a plain name. Ids name files under a run's `--out`
+/// (`state/ID.bin`, capture folders), so `../x`, `/abs`, `a/b`, a NUL or a control
+/// character would write outside it or make a name no file system takes.
+pub(crate) fn check_id(id: &str) -> Result<()> {
+    let bad = |reason| {
+        Err(DataflowError::BadId {
+            id: kf_config::clip_text(id).into_owned(),
+            reason,
+        })
+    };
+    if id.is_empty() {
+        return bad("it is empty");
+    }
+    if id.chars().count() > 128 {
+        return bad("it is longer than 128 characters");
+    }
+    if id.starts_with('.') {
+        return bad("it starts with `.` (a hidden file, `.` or `..`)");
+    }
+    if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return bad("it has a character other than a letter, a digit, `_`, `-` or `.`");
+    }
+    Ok(())
 }

@@ -180,6 +180,39 @@ struct Emitted {
 }
 
 impl Resample {
+    /// Refuses a resample whose output bins would not fit in memory (a `1ns` rule
+    /// over days of data), before any bin is allocated. Counts the bins from the
+    /// row times in one pass, as [`Resample::emit_until`] will emit them (a gap
+    /// longer than `max_gap` gives at most two).
+    fn check_bins(&self, ts: &[i64], f64s_per_bin: usize) -> Result<()> {
+        let mut prev: Option<i64> = self.open.as_ref().map(|o| o.bin);
+        let mut bins: u128 = u128::from(!ts.is_empty());
+        for &t in ts {
+            let b = self.bin_end(t);
+            if let Some(p) = prev
+                && b != p
+            {
+                let gap = i128::from(b) - i128::from(p);
+                bins += if self.max_gap.is_some_and(|g| gap > i128::from(g)) {
+                    2
+                } else {
+                    (gap / i128::from(self.rule)).unsigned_abs()
+                };
+            }
+            prev = Some(b);
+        }
+        kf_frame::budget::check_bytes(
+            &format!(
+                "resampling node `{}` (rule of {} ns over {} rows: {bins} bins)",
+                self.id,
+                self.rule,
+                ts.len()
+            ),
+            bins * f64s_per_bin as u128 * 8,
+        )
+        .map_err(|e| DataflowError::invalid(format!("{e}: use a longer rule or a max_gap")))
+    }
+
     /// Closes bins up to (not including) `target`: the open one when `first`, then
     /// the empty ones before `target`: every one, or only the first of a gap longer
     /// than `max_gap`.
@@ -386,6 +419,7 @@ impl Node for Resample {
             _ => ts.len() as i64 + 2,
         };
         let hint = usize::try_from(hint).unwrap_or(0);
+        self.check_bins(ts, n * (names.len() + 2))?;
         let mut out = Emitted {
             outs: names.iter().map(|_| Vec::with_capacity(hint * n)).collect(),
             end_ts: Vec::with_capacity(hint),

@@ -308,6 +308,8 @@ fn stat_name(s: Stat) -> &'static str {
     }
 }
 
+use crate::limits;
+
 pub(crate) fn register(r: &mut NodeTypes) -> kf_config::Result<()> {
     register_column(
         r,
@@ -321,6 +323,14 @@ pub(crate) fn register(r: &mut NodeTypes) -> kf_config::Result<()> {
             if p.depth == 0 {
                 return Err(s.invalid("depth", "must be at least 1"));
             }
+            limits::at_most(s, "depth", p.depth as u128, limits::MAX_EMA_DEPTH, "levels")?;
+            limits::at_most(
+                s,
+                "min_periods",
+                p.min_periods as u128,
+                limits::MAX_ROWS_BACK,
+                "rows",
+            )?;
             Ok(Ema::new(p))
         },
     )?;
@@ -333,6 +343,14 @@ pub(crate) fn register(r: &mut NodeTypes) -> kf_config::Result<()> {
             if p.window == 0 {
                 return Err(s.invalid("window", "must be at least 1"));
             }
+            limits::at_most(s, "window", p.window as u128, limits::MAX_ROWS_BACK, "rows")?;
+            limits::at_most(
+                s,
+                "burn_in",
+                p.burn_in as u128,
+                limits::MAX_ROWS_BACK,
+                "rows",
+            )?;
             Ok(Rolling::new(p))
         },
     )?;

@@ -490,6 +490,8 @@ impl ColumnKernel for WeightedSum {
     }
 }
 
+use crate::limits;
+
 pub(crate) fn register(r: &mut NodeTypes) -> kf_config::Result<()> {
     register_column(
         r,
@@ -500,6 +502,14 @@ pub(crate) fn register(r: &mut NodeTypes) -> kf_config::Result<()> {
             if p.num_lags == 0 {
                 return Err(s.invalid("num_lags", "must be at least 1"));
             }
+            limits::at_most(s, "num_lags", p.num_lags as u128, limits::MAX_LAGS, "lags")?;
+            limits::at_most(
+                s,
+                "first_lag",
+                p.first_lag as u128,
+                limits::MAX_ROWS_BACK,
+                "rows",
+            )?;
             Ok(Lags::new(p))
         },
     )?;
@@ -508,14 +518,26 @@ pub(crate) fn register(r: &mut NodeTypes) -> kf_config::Result<()> {
         "shift",
         "each feature shifted by `periods` rows (negative: a forward target)",
         ColMode::Append,
-        |_: &Section<'_>, p: ShiftParams| Ok(Shift::new(p)),
+        |s: &Section<'_>, p: ShiftParams| {
+            let rows = u128::from(p.periods.unsigned_abs());
+            limits::at_most(s, "periods", rows, limits::MAX_ROWS_BACK, "rows")?;
+            Ok(Shift::new(p))
+        },
     )?;
     register_column(
         r,
         "combine_columns",
         "one feature from two: term1 op term2, each optionally delayed",
         ColMode::Append,
-        |_: &Section<'_>, p: CombineParams| Ok(Combine::new(p)),
+        |s: &Section<'_>, p: CombineParams| {
+            for (key, rows) in [
+                ("term1_delay", p.term1_delay),
+                ("term2_delay", p.term2_delay),
+            ] {
+                limits::at_most(s, key, rows as u128, limits::MAX_ROWS_BACK, "rows")?;
+            }
+            Ok(Combine::new(p))
+        },
     )?;
     register_column(
         r,
@@ -535,6 +557,16 @@ pub(crate) fn register(r: &mut NodeTypes) -> kf_config::Result<()> {
         "clips each feature to [lower, upper]",
         ColMode::ReplaceSelected,
         |s: &Section<'_>, p: ClipParams| {
+            for (key, v) in [("lower", p.lower), ("upper", p.upper)] {
+                if let Some(v) = v
+                    && v.is_nan()
+                {
+                    return Err(s.invalid(
+                        key,
+                        "must be a number (NaN bounds nothing); leave it out for no bound",
+                    ));
+                }
+            }
             if let (Some(lo), Some(hi)) = (p.lower, p.upper)
                 && lo > hi
             {
@@ -551,6 +583,9 @@ pub(crate) fn register(r: &mut NodeTypes) -> kf_config::Result<()> {
         |s: &Section<'_>, p: WeightedSumParams| {
             if p.weights.is_empty() {
                 return Err(s.invalid("weights", "give at least one feature = weight"));
+            }
+            for (name, &w) in &p.weights {
+                limits::finite(s, &format!("weights.{name}"), w)?;
             }
             Ok(WeightedSum(p))
         },

@@ -76,8 +76,9 @@ fn digits(b: &[u8]) -> Option<i64> {
     Some(v)
 }
 
-/// Local wall time of ISO-like text as nanoseconds since the local epoch.
-fn parse_iso(b: &[u8]) -> Option<i64> {
+/// Local wall time of ISO-like text as nanoseconds since the local epoch, in `i128`
+/// so that any four-digit year computes exactly; the caller checks the `i64` range.
+fn parse_iso(b: &[u8]) -> Option<i128> {
     if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
@@ -85,7 +86,7 @@ fn parse_iso(b: &[u8]) -> Option<i64> {
     if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
         return None;
     }
-    let mut nanos = days_from_civil(y, m, d) * 86_400 * NANOS_PER_SEC;
+    let mut nanos = i128::from(days_from_civil(y, m, d)) * i128::from(86_400 * NANOS_PER_SEC);
     let rest = &b[10..];
     if rest.is_empty() {
         return Some(nanos);
@@ -114,7 +115,7 @@ fn parse_iso(b: &[u8]) -> Option<i64> {
     if h > 23 || mi > 59 || s > 60 {
         return None;
     }
-    nanos += ((h * 60 + mi) * 60 + s) * NANOS_PER_SEC + frac;
+    nanos += i128::from(((h * 60 + mi) * 60 + s) * NANOS_PER_SEC + frac);
     Some(nanos)
 }
 
@@ -143,8 +144,14 @@ impl TimeParser {
         let bad = || {
             format!(
                 "cannot read {:?} as a time in format {}",
-                String::from_utf8_lossy(text),
+                kf_config::clip_text(&String::from_utf8_lossy(text)),
                 self.describe_format()
+            )
+        };
+        let out_of_range = || {
+            format!(
+                "{:?} is out of range for nanosecond timestamps (years 1677 to 2262)",
+                kf_config::clip_text(&String::from_utf8_lossy(text))
             )
         };
         let local = match &self.format {
@@ -153,22 +160,24 @@ impl TimeParser {
                     .ok()
                     .and_then(|s| s.trim().parse::<i64>().ok())
                     .ok_or_else(bad)?;
-                return v.checked_mul(*unit).ok_or_else(|| {
-                    format!("{v} is out of range for nanosecond timestamps (years 1677 to 2262)")
-                });
+                return v.checked_mul(*unit).ok_or_else(out_of_range);
             }
-            TimeFormat::Iso => parse_iso(text).ok_or_else(bad)?,
+            TimeFormat::Iso => {
+                i64::try_from(parse_iso(text).ok_or_else(bad)?).map_err(|_| out_of_range())?
+            }
             TimeFormat::DateTime(f) => {
                 let s = std::str::from_utf8(text).map_err(|_| bad())?;
                 let dt = NaiveDateTime::parse_from_str(s.trim(), f).map_err(|_| bad())?;
-                dt.and_utc().timestamp_nanos_opt().ok_or_else(bad)?
+                dt.and_utc()
+                    .timestamp_nanos_opt()
+                    .ok_or_else(out_of_range)?
             }
             TimeFormat::Date(f) => {
                 let s = std::str::from_utf8(text).map_err(|_| bad())?;
                 let d = NaiveDate::parse_from_str(s.trim(), f).map_err(|_| bad())?;
                 d.and_hms_opt(0, 0, 0)
                     .and_then(|dt| dt.and_utc().timestamp_nanos_opt())
-                    .ok_or_else(bad)?
+                    .ok_or_else(out_of_range)?
             }
         };
         if self.utc {
@@ -177,17 +186,19 @@ impl TimeParser {
         let hour_ns = 3_600 * NANOS_PER_SEC;
         let hour = local.div_euclid(hour_ns);
         if hour == self.cached_hour {
-            return Ok(local - self.cached_offset);
+            return local
+                .checked_sub(self.cached_offset)
+                .ok_or_else(out_of_range);
         }
         let offset = self.offset_at(local, text)?;
         // Cache only an hour with one offset throughout (some zones change on the
         // half hour), so a cached answer is never wrong.
-        let (first, last) = (hour * hour_ns, hour * hour_ns + hour_ns - 1);
+        let (first, last) = (hour * hour_ns, (hour * hour_ns).saturating_add(hour_ns - 1));
         if self.offset_at(first, text) == Ok(offset) && self.offset_at(last, text) == Ok(offset) {
             self.cached_hour = hour;
             self.cached_offset = offset;
         }
-        Ok(local - offset)
+        local.checked_sub(offset).ok_or_else(out_of_range)
     }
 
     /// The zone's UTC offset (ns) at a local wall time; folds and gaps are errors,
@@ -232,6 +243,39 @@ mod tests {
         Timestamp::parse(s)
             .map(Timestamp::nanos)
             .unwrap_or(i64::MIN)
+    }
+
+    #[test]
+    fn years_outside_the_nanosecond_range_are_refused_not_wrapped() {
+        // i64 nanoseconds span 1677-09-21 00:12:43.145224192 to 2262-04-11
+        // 23:47:16.854775807 UTC (i64::MIN and i64::MAX ns).
+        for tz in [Tz::UTC, Tz::America__New_York] {
+            let mut p = TimeParser::new(TimeFormat::Iso, tz);
+            for s in [
+                "1000-01-01",
+                "0001-01-01 00:00:00",
+                "9999-12-31 23:59",
+                "1677-09-21",
+            ] {
+                let e = p.parse(s.as_bytes()).unwrap_err();
+                assert!(
+                    e.contains("out of range") && e.contains("1677 to 2262"),
+                    "{s}: {e}"
+                );
+            }
+            let mut c = TimeParser::new(TimeFormat::Date("%d/%m/%Y".into()), tz);
+            assert!(c.parse(b"01/01/1000").unwrap_err().contains("out of range"));
+        }
+        let mut p = TimeParser::new(TimeFormat::Iso, Tz::UTC);
+        // The last whole second inside the range reads exactly.
+        assert_eq!(
+            p.parse(b"2262-04-11 23:47:16").unwrap(),
+            9_223_372_036 * NANOS_PER_SEC
+        );
+        assert_eq!(
+            p.parse(b"1677-09-21 00:12:44").unwrap(),
+            -9_223_372_036 * NANOS_PER_SEC
+        );
     }
 
     #[test]

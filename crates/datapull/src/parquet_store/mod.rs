@@ -151,8 +151,19 @@ impl ParquetStore {
     pub fn open(path: impl AsRef<Path>) -> Result<ParquetStore> {
         let path = path.as_ref();
         let file = File::open(path).map_err(|e| parquet_err(path, "cannot open", e))?;
-        let metadata = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
-            .map_err(|e| parquet_err(path, "not a readable Parquet file", e))?;
+        // A corrupt footer (or the Arrow schema embedded in it) can make the decoder
+        // panic; the panic is the file's fault, so it is this file's error.
+        let metadata = kf_frame::guard::catch_quiet(|| {
+            ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+        })
+        .map_err(|panic| {
+            parquet_err(
+                path,
+                "corrupt Parquet footer (the file is damaged; import it again)",
+                panic,
+            )
+        })?
+        .map_err(|e| parquet_err(path, "not a readable Parquet file", e))?;
         let schema = metadata.schema();
         let kv = |key: &str| -> Option<String> {
             metadata
@@ -328,21 +339,26 @@ impl ParquetStore {
                 let file = File::open(&self.path)
                     .map_err(|e| parquet_err(&self.path, "cannot open", e))?;
                 let rows = self.metadata.metadata().row_group(g).num_rows().max(1) as usize;
-                let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
-                    CountingFile {
-                        file,
-                        bytes: Arc::clone(bytes),
-                    },
-                    self.metadata.clone(),
-                )
-                .with_row_groups(vec![g])
-                .with_projection(mask.clone())
-                .with_batch_size(rows)
-                .build()
-                .map_err(|e| parquet_err(&self.path, "reading the store", e))?;
-                reader
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(|e| parquet_err(&self.path, format!("row group {g}"), e))
+                let read = || -> Result<Vec<RecordBatch>> {
+                    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
+                        CountingFile {
+                            file,
+                            bytes: Arc::clone(bytes),
+                        },
+                        self.metadata.clone(),
+                    )
+                    .with_row_groups(vec![g])
+                    .with_projection(mask.clone())
+                    .with_batch_size(rows)
+                    .build()
+                    .map_err(|e| parquet_err(&self.path, "reading the store", e))?;
+                    reader
+                        .collect::<std::result::Result<Vec<_>, _>>()
+                        .map_err(|e| parquet_err(&self.path, format!("row group {g}"), e))
+                };
+                kf_frame::guard::catch_quiet(read).map_err(|panic| {
+                    parquet_err(&self.path, format!("row group {g}: corrupt data"), panic)
+                })?
             })
             .collect::<Result<_>>()?;
         Ok(parts.into_iter().flatten().collect())

@@ -43,7 +43,7 @@ pub(super) fn import(
     // A CSV source with a knowledge column may hold revisions: keep every version.
     let (rows, describe) = if kind == "csv" {
         let csv = CsvSource::from_config(&section)?;
-        config.check_all_used()?;
+        check_section_used(&config, &args.section)?;
         if csv.has_revisions() {
             if format != StoreFormat::Parquet {
                 bail!("a source with revisions (knowledge_column) can only be stored as Parquet");
@@ -61,7 +61,7 @@ pub(super) fn import(
         }
     } else {
         let source = types.dataflow.data.source(&section)?;
-        config.check_all_used()?;
+        check_section_used(&config, &args.section)?;
         let frame = source.load(&Query::all())?;
         (
             write(&frame, &args.out, format, compression)?,
@@ -77,6 +77,22 @@ pub(super) fn import(
         started.elapsed().as_secs_f64()
     )?;
     Ok(())
+}
+
+/// Import reads one section of a config (a whole system's config is fine): a key
+/// under it that nothing read is a typo; the rest of the config is not its business.
+fn check_section_used(config: &kf_config::Config, section: &str) -> Result<()> {
+    let prefix = format!("{section}.");
+    let unused: Vec<_> = config
+        .unused_keys()
+        .into_iter()
+        .filter(|k| k.path == section || k.path.starts_with(&prefix))
+        .collect();
+    if unused.is_empty() {
+        Ok(())
+    } else {
+        Err(kf_config::ConfigError::Unused(unused).into())
+    }
 }
 
 fn parquet_options(compression: Option<&str>) -> Result<StoreOptions> {

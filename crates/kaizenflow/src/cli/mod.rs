@@ -194,8 +194,8 @@ pub struct SweepArgs {
     /// Directory for the outputs (created if absent).
     #[arg(long)]
     pub out: PathBuf,
-    /// Worker threads (default: one per core).
-    #[arg(long)]
+    /// Worker threads (default: one per core; at most 1024).
+    #[arg(long, value_parser = parse_threads)]
     pub threads: Option<usize>,
     /// Where the runs execute: threads of this process, or the ranks of an MPI job
     /// (`mpirun -np 4 kaizenflow sweep ... --backend mpi`; needs the `mpi` feature).
@@ -298,4 +298,18 @@ pub fn main_with(types: Registries) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--threads N`: a number from 1 to [`kf_parallel::MAX_THREADS`].
+fn parse_threads(text: &str) -> Result<usize, String> {
+    let n: usize = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of threads"))?;
+    if !(1..=kf_parallel::MAX_THREADS).contains(&n) {
+        return Err(format!(
+            "{n} threads: give 1 to {} (one per core is the default)",
+            kf_parallel::MAX_THREADS
+        ));
+    }
+    Ok(n)
 }

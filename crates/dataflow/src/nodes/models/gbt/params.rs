@@ -180,6 +180,15 @@ impl GbtParams {
         if self.nbins < 2 {
             return Err(("nbins", "must be at least 2".into()));
         }
+        for (key, v, max) in [
+            ("iterations", self.iterations, 100_000),
+            ("max_depth", self.max_depth, 64),
+            ("threads", self.threads, kf_parallel::MAX_THREADS),
+        ] {
+            if v > max {
+                return Err((key, format!("must be at most {max}, not {v}")));
+            }
+        }
         for (key, v) in [("min_leaf_weight", self.min_leaf_weight), ("l2", self.l2)] {
             if !(v >= 0.0 && v.is_finite()) {
                 return Err((key, format!("must be a finite number >= 0, not {v}")));
