@@ -197,6 +197,7 @@ pub fn build_graph(s: &Section<'_>, ctx: &BuildContext<'_>) -> kf_config::Result
         return Err(s.invalid("nodes", "a graph needs at least one node"));
     }
     for id in &ids {
+        crate::dag::check_id(id).map_err(|e| nodes.invalid(id, e.to_string()))?;
         let section = nodes.section(id)?;
         let node = (ctx.types.nodes.lookup(&section)?)(&section, ctx)?;
         dag.add_node(node)

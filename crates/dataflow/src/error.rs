@@ -17,8 +17,8 @@ pub enum DataflowError {
     DuplicateId(NodeId),
     /// A node id that is not a plain name (it becomes a file name in run outputs).
     #[error(
-        "node id `{id}` is not a plain name: {reason}; use letters, digits, `_` and `-` \
-         (and `.` inside), at most 128 characters"
+        "node id `{id}` is not a plain name: {reason}; use letters, digits, `_` and `-`, \
+         at most 128 characters"
     )]
     BadId {
         /// The id, as a message may show it.

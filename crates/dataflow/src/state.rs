@@ -67,16 +67,16 @@ pub fn save_states(dag: &Dag, dir: &Path) -> Result<usize> {
             inputs: inputs_of(dag, schema.as_ref(), &id),
             state: bytes,
         };
-        let data =
+        let mut data =
             postcard::to_stdvec(&envelope).map_err(|e| DataflowError::State(e.to_string()))?;
+        // A CRC-32 of the envelope closes the file, so a damaged state is refused
+        // rather than loaded as other weights.
+        let crc = crc32fast::hash(&data);
+        data.extend_from_slice(&crc.to_le_bytes());
         let path = folder.join(format!("{id}.bin"));
         // Written beside and renamed, so a crash never leaves half a state.
-        let tmp = folder.join(format!(".{id}.bin.tmp"));
-        std::fs::write(&tmp, data).map_err(|source| DataflowError::Io {
-            path: tmp.clone(),
-            source,
-        })?;
-        std::fs::rename(&tmp, &path).map_err(|source| DataflowError::Io { path, source })?;
+        kf_frame::write_atomic(&path, &data)
+            .map_err(|source| DataflowError::Io { path, source })?;
         written += 1;
     }
     Ok(written)
@@ -128,7 +128,18 @@ pub fn read_states(dag: &Dag, dir: &Path) -> Result<BTreeMap<NodeId, Vec<u8>>> {
         })?;
         let id = NodeId(id.to_string());
         let node = dag.node(id.as_str())?;
-        let envelope: Envelope = postcard::from_bytes(&bytes)
+        let body = match bytes.len().checked_sub(4) {
+            Some(n) if crc32fast::hash(&bytes[..n]).to_le_bytes()[..] == bytes[n..] => &bytes[..n],
+            _ => {
+                return Err(DataflowError::State(format!(
+                    "{} fails its checksum: the file is damaged, truncated or not a node \
+                     state (node `{id}`, {}); write it again with `run`",
+                    path.display(),
+                    node.kind()
+                )));
+            }
+        };
+        let envelope: Envelope = postcard::from_bytes(body)
             .ok()
             .filter(|e: &Envelope| e.magic == MAGIC)
             .ok_or_else(|| {

@@ -84,11 +84,24 @@ pub(crate) fn expand_files(pattern: &str, base: &Path) -> Result<Vec<PathBuf>, S
         }
         return Ok(vec![path]);
     }
-    let mut files: Vec<PathBuf> = glob::glob(&text)
-        .map_err(|e| format!("bad glob {text:?}: {e}"))?
-        .filter_map(std::result::Result::ok)
-        .filter(|p| p.is_file())
-        .collect();
+    let mut files: Vec<PathBuf> = Vec::new();
+    for entry in glob::glob(&text).map_err(|e| format!("bad glob {text:?}: {e}"))? {
+        let p = entry
+            .map_err(|e| format!("{text}: cannot read {}: {}", e.path().display(), e.error()))?;
+        if p.is_file() {
+            files.push(p);
+        } else if p
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
+            // A link whose target is gone would otherwise drop its asset silently.
+            return Err(format!(
+                "{} matches {text} but is a symbolic link to a missing file; restore its \
+                 target or remove the link",
+                p.display()
+            ));
+        }
+    }
     if files.is_empty() {
         return Err(format!("no file matches {text}"));
     }

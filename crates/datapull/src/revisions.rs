@@ -24,6 +24,16 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
 /// The time column `name` as plain i64 nanoseconds.
 pub(crate) fn times(batch: &RecordBatch, name: &str) -> Result<Vec<i64>> {
     let col = cast(column(batch, name)?, &DataType::Int64).map_err(kf_frame::FrameError::from)?;
+    if let Some(row) = col
+        .logical_nulls()
+        .and_then(|n| (0..n.len()).find(|&i| n.is_null(i)))
+    {
+        return Err(kf_frame::FrameError::NullValue {
+            column: name.to_string(),
+            row,
+        }
+        .into());
+    }
     Ok(col
         .as_primitive::<arrow::datatypes::Int64Type>()
         .values()
@@ -69,8 +79,26 @@ pub fn latest_known(batches: &[RecordBatch], as_of: Option<i64>) -> Result<Optio
     ];
     let order = lexsort_to_indices(&sort_cols, None).map_err(frame_err)?;
     let end = times(&batch, END_TS)?;
+    let known = times(&batch, KNOWLEDGE_TS)?;
     let names = asset.as_string::<i32>();
     let order = order.values();
+    // Two rows with the same bar, asset and knowledge time are not a revision: no
+    // rule says which one is the data. Refuse them instead of keeping either.
+    if let Some(w) = order.windows(2).find(|w| {
+        let (a, b) = (w[0] as usize, w[1] as usize);
+        end[a] == end[b] && known[a] == known[b] && names.value(a) == names.value(b)
+    }) {
+        let r = w[1] as usize;
+        return Err(crate::DataError::Query {
+            what: format!(
+                "two rows for asset `{}` at {} with the same knowledge time {}: a revision \
+                 needs a later knowledge time; remove the duplicate",
+                names.value(r),
+                kf_frame::Timestamp(end[r]),
+                kf_frame::Timestamp(known[r])
+            ),
+        });
+    }
     // Keep the last row of each (end_ts, asset) run in sorted order: the latest version.
     let keep: UInt32Array = order
         .iter()

@@ -96,7 +96,10 @@ pub enum FrameError {
         previous_last: crate::Timestamp,
     },
     /// Tiles given to [`Frame::concat`](crate::Frame::concat) have different columns.
-    #[error("tile {tile} has {what} {found:?}, but tile 0 has {expected:?}")]
+    #[error(
+        "part {tile} of the data (a file, batch or tile, in the order given) has {what} \
+         {found:?}, but part 0 has {expected:?}; every part needs the same {what}"
+    )]
     TileSchema {
         /// Index of the offending tile.
         tile: usize,

@@ -2,8 +2,7 @@
 //! `stats.toml` and `pnl.png` (cumulative P&L with drawdowns shaded), plus the
 //! summary table printed at the end of `kaizenflow run`.
 
-use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -45,12 +44,15 @@ fn write_table(path: &Path, columns: Vec<(&str, ArrayRef)>) -> Result<()> {
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .build();
-    let file = BufWriter::new(File::create(path).map_err(|e| out_err(path, e))?);
-    let mut w =
-        ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(|e| out_err(path, e))?;
+    let mut file = kf_frame::AtomicFile::create(path).map_err(|e| out_err(path, e))?;
+    let mut w = ArrowWriter::try_new(BufWriter::new(&mut file), batch.schema(), Some(props))
+        .map_err(|e| out_err(path, e))?;
     w.write(&batch).map_err(|e| out_err(path, e))?;
-    w.close().map_err(|e| out_err(path, e))?;
-    Ok(())
+    w.into_inner()
+        .map_err(|e| out_err(path, e))?
+        .flush()
+        .map_err(|e| out_err(path, e))?;
+    file.commit().map_err(|e| out_err(path, e))
 }
 
 /// Writes every file of `run` into `dir` and returns the chart's path.
@@ -110,7 +112,7 @@ pub fn write_run(run: &SystemRun, dir: &Path) -> Result<PathBuf> {
     )?;
     let path = dir.join("stats.toml");
     let text = toml::to_string(&run.stats).map_err(|e| out_err(&path, e))?;
-    std::fs::write(&path, text).map_err(|e| out_err(&path, e))?;
+    kf_frame::write_atomic(&path, text.as_bytes()).map_err(|e| out_err(&path, e))?;
     let chart = dir.join("pnl.png");
     draw_pnl(run, &chart)?;
     Ok(chart)
@@ -212,8 +214,12 @@ pub fn draw_pnl(run: &SystemRun, path: &Path) -> Result<()> {
     let (lo, hi) = (lo.max(-f64::MAX / 4.0), hi.min(f64::MAX / 4.0));
     let n = cum.len().max(2);
     let text = font_available();
+    let name = path
+        .file_name()
+        .map_or_else(|| "chart".into(), |n| n.to_string_lossy().into_owned());
+    let temp = path.with_file_name(format!(".{name}.{}.tmp.png", std::process::id()));
     let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
-        let root = BitMapBackend::new(path, (1000, 500)).into_drawing_area();
+        let root = BitMapBackend::new(&temp, (1000, 500)).into_drawing_area();
         root.fill(&WHITE)?;
         let mut builder = ChartBuilder::on(&root);
         builder.margin(15);
@@ -257,5 +263,13 @@ pub fn draw_pnl(run: &SystemRun, path: &Path) -> Result<()> {
         root.present()?;
         Ok(())
     };
-    draw().map_err(|e| out_err(path, e))
+    // Drawn beside the target (plotters picks the format from the extension) and
+    // renamed over it, so a killed run never leaves half an image.
+    let drawn = draw()
+        .map_err(|e| out_err(path, e))
+        .and_then(|()| std::fs::rename(&temp, path).map_err(|e| out_err(path, e)));
+    if drawn.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    drawn
 }

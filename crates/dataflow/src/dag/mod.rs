@@ -492,7 +492,8 @@ impl Node for Vacant {
 
 /// Refuses a node id that is not a plain name. Ids name files under a run's `--out`
 /// (`state/ID.bin`, capture folders), so `../x`, `/abs`, `a/b`, a NUL or a control
-/// character would write outside it or make a name no file system takes.
+/// character would write outside it or make a name no file system takes; a `.`
+/// would also split the id's key path in the config.
 pub(crate) fn check_id(id: &str) -> Result<()> {
     let bad = |reason| {
         Err(DataflowError::BadId {
@@ -506,14 +507,11 @@ pub(crate) fn check_id(id: &str) -> Result<()> {
     if id.chars().count() > 128 {
         return bad("it is longer than 128 characters");
     }
-    if id.starts_with('.') {
-        return bad("it starts with `.` (a hidden file, `.` or `..`)");
-    }
     if !id
         .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
     {
-        return bad("it has a character other than a letter, a digit, `_`, `-` or `.`");
+        return bad("it has a character other than a letter, a digit, `_` or `-`");
     }
     Ok(())
 }

@@ -277,10 +277,12 @@ impl CsvSource {
     /// file that cannot be opened or decompressed, or lacks a configured column.
     pub fn read_long(&self) -> Result<Vec<RecordBatch>> {
         use rayon::prelude::*;
-        self.files
+        let batches: Vec<RecordBatch> = self
+            .files
             .par_iter()
             .map(|f| read::read_file(self, f))
-            .collect()
+            .collect::<Result<_>>()?;
+        read::same_columns(&self.files, batches)
     }
 
     /// Whether rows may hold revisions (a knowledge column is configured).

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampNanosecondArray};
@@ -133,12 +133,106 @@ fn plan(src: &CsvSource, path: &Path, header: &[String]) -> Result<Plan> {
             .map(|(i, r)| (i, r.clone()))
             .collect(),
     };
+    // Two features of one name would make a store that no reader can open (and a
+    // frame with one feature hidden): refuse them here, naming the file.
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, name) in &features {
+        if [kf_frame::END_TS, kf_frame::KNOWLEDGE_TS, kf_frame::ASSET].contains(&name.as_str()) {
+            return Err(store(
+                path,
+                format!(
+                    "column {} is named `{name}` (after renaming), a name the long layout \
+                     keeps for itself; rename it",
+                    i + 1
+                ),
+            ));
+        }
+        if let Some(first) = seen.insert(name.as_str(), *i) {
+            return Err(store(
+                path,
+                format!(
+                    "columns {} (`{}`) and {} (`{}`) are both named `{name}` after renaming; \
+                     every column needs its own name (check the header and `rename`)",
+                    first + 1,
+                    header[first],
+                    i + 1,
+                    header[*i]
+                ),
+            ));
+        }
+    }
     Ok(Plan {
         ts,
         knowledge,
         asset,
         features,
     })
+}
+
+/// Puts every file's columns in the first file's order: files of one source may
+/// write their columns in any order, but must have the same ones.
+///
+/// # Errors
+/// [`DataError::Store`] naming a file whose columns differ from the first file's,
+/// with what it lacks and what it has more.
+pub(crate) fn same_columns(
+    files: &[PathBuf],
+    batches: Vec<RecordBatch>,
+) -> Result<Vec<RecordBatch>> {
+    let Some(first) = batches.first() else {
+        return Ok(batches);
+    };
+    let want = first.schema();
+    let names = |s: &arrow::datatypes::Schema| -> Vec<String> {
+        s.fields().iter().map(|f| f.name().clone()).collect()
+    };
+    let want_names = names(&want);
+    let mut out = Vec::with_capacity(batches.len());
+    for (k, b) in batches.into_iter().enumerate() {
+        let has = names(&b.schema());
+        if has == want_names {
+            out.push(b);
+            continue;
+        }
+        let order: Option<Vec<usize>> = want_names
+            .iter()
+            .map(|n| has.iter().position(|h| h == n))
+            .collect();
+        match order {
+            Some(order) if has.len() == want_names.len() => {
+                let b = b.project(&order).map_err(kf_frame::FrameError::from)?;
+                out.push(b);
+            }
+            _ => {
+                let lacks: Vec<&str> = want_names
+                    .iter()
+                    .filter(|n| !has.contains(n))
+                    .map(String::as_str)
+                    .collect();
+                let more: Vec<&str> = has
+                    .iter()
+                    .filter(|n| !want_names.contains(n))
+                    .map(String::as_str)
+                    .collect();
+                let file = files
+                    .get(k)
+                    .map_or_else(String::new, |f| f.display().to_string());
+                let first = files
+                    .first()
+                    .map_or_else(String::new, |f| f.display().to_string());
+                return Err(store(
+                    Path::new(&file),
+                    format!(
+                        "its columns differ from those of {first} (the first file): it lacks \
+                         [{}] and has [{}] more; every file of a source needs the same columns",
+                        lacks.join(", "),
+                        more.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Tracks the last bar time per asset to enforce the configured order.

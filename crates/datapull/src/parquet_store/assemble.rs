@@ -16,9 +16,21 @@ use kf_frame::{ASSET, END_TS, Frame, FrameError, KNOWLEDGE_TS, Timestamp};
 use crate::query::Query;
 use crate::{DataError, Result};
 
-fn missing(name: &str) -> DataError {
+fn missing(b: &RecordBatch, name: &str) -> DataError {
+    let found = b.schema().field_with_name(name).map_or_else(
+        |_| "no such column".to_string(),
+        |f| format!("type {}", f.data_type()),
+    );
+    let expected = match name {
+        END_TS | KNOWLEDGE_TS => "Timestamp(ns)",
+        ASSET => "Dictionary(Int32, Utf8)",
+        _ => "Float64",
+    };
     DataError::Query {
-        what: format!("store batch has no `{name}` column of the expected type"),
+        what: format!(
+            "column `{name}`: expected {expected}, found {found}; the file was not written \
+             as a store: import it with `kaizenflow data import`"
+        ),
     }
 }
 
@@ -27,7 +39,7 @@ fn time_values<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a [i64]> {
     b.column_by_name(name)
         .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
         .map(|c| &c.values()[..])
-        .ok_or_else(|| missing(name))
+        .ok_or_else(|| missing(b, name))
 }
 
 /// The frame with `assets` x `features` holding the rows of `batches` that `q`
@@ -42,6 +54,7 @@ pub(super) fn assemble(
     q: &Query,
     assets: &[String],
     features: &[String],
+    store_assets: &[String],
 ) -> Result<Frame> {
     let col_of: HashMap<&str, usize> = assets
         .iter()
@@ -74,13 +87,32 @@ pub(super) fn assemble(
         let dict = b
             .column_by_name(ASSET)
             .and_then(|c| c.as_dictionary_opt::<Int32Type>())
-            .ok_or_else(|| missing(ASSET))?;
+            .ok_or_else(|| missing(b, ASSET))?;
         let names = cast(dict.values(), &DataType::Utf8).map_err(FrameError::from)?;
+        let names = names.as_string::<i32>();
         let key_col: Vec<Option<usize>> = names
-            .as_string::<i32>()
             .iter()
             .map(|v| v.and_then(|v| col_of.get(v).copied()))
             .collect();
+        // A row of an asset the footer does not list (a damaged footer, another
+        // writer) must not vanish from the result: refuse it by name. Assets that are
+        // listed but not asked for are skipped, once per dictionary entry.
+        for (key, name) in names.iter().enumerate() {
+            if key_col[key].is_none() {
+                let listed = name.is_some_and(|n| store_assets.iter().any(|a| a == n));
+                if !listed && dict.keys().values().iter().any(|&k| k as usize == key) {
+                    return Err(DataError::Query {
+                        what: format!(
+                            "rows of asset {:?} are in the file, but its footer lists {} \
+                             assets without it: the store is damaged or was written by \
+                             another tool; import it again",
+                            name.map(kf_config::clip_text).unwrap_or_default(),
+                            store_assets.len()
+                        ),
+                    });
+                }
+            }
+        }
         // Nulls (which this crate never writes) read as NaN.
         let owned: Vec<Option<Vec<f64>>> = features
             .iter()
@@ -88,7 +120,7 @@ pub(super) fn assemble(
                 let c = b
                     .column_by_name(f)
                     .and_then(|c| c.as_primitive_opt::<Float64Type>())
-                    .ok_or_else(|| missing(f))?;
+                    .ok_or_else(|| missing(b, f))?;
                 Ok((c.null_count() > 0).then(|| c.iter().map(|v| v.unwrap_or(f64::NAN)).collect()))
             })
             .collect::<Result<_>>()?;
@@ -101,7 +133,7 @@ pub(super) fn assemble(
                     .column_by_name(f)
                     .and_then(|c| c.as_primitive_opt::<Float64Type>())
                     .map(|c| &c.values()[..])
-                    .ok_or_else(|| missing(f)),
+                    .ok_or_else(|| missing(b, f)),
             })
             .collect::<Result<_>>()?;
         let mut cursor = 0usize;

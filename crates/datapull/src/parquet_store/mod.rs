@@ -18,6 +18,7 @@
 //! whether revisions may be present.
 
 mod assemble;
+mod checksum;
 mod write;
 
 use std::fs::File;
@@ -114,6 +115,9 @@ pub struct ParquetStore {
     revisions: bool,
     /// Leaf column indices of end_ts, knowledge_ts and asset.
     key_columns: [usize; 3],
+    /// The CRC of each (row group, column) of a store this crate wrote (see
+    /// [`checksum`]); `None` for a file of another writer.
+    checksums: Option<Vec<Vec<Option<u32>>>>,
 }
 
 /// Summary of a store for `kaizenflow data info`.
@@ -202,6 +206,7 @@ impl ParquetStore {
                     features: Vec::new(),
                     revisions: true,
                     key_columns,
+                    checksums: None,
                 }
                 .scan_assets()?
             }
@@ -214,6 +219,33 @@ impl ParquetStore {
                 format!("store layout {layout:?} is not supported (this build reads {LAYOUT:?})"),
             ));
         }
+        let checksums = match kv(checksum::META_CHECKSUMS) {
+            None => None,
+            Some(text) => {
+                let mut entries: Vec<(&str, String)> = Vec::new();
+                for key in [META_LAYOUT, META_ASSETS, META_REVISIONS] {
+                    entries.push((key, kv(key).unwrap_or_default()));
+                }
+                entries.push((checksum::META_CHECKSUMS, text.clone()));
+                let pairs: Vec<(&str, &str)> =
+                    entries.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let damaged = |what: &str| {
+                    store_err(
+                        path,
+                        format!("{what}: the file is damaged; import it again"),
+                    )
+                };
+                if kv(checksum::META_CRC) != Some(checksum::meta_crc(&pairs)) {
+                    return Err(damaged(
+                        "the footer's metadata (asset list, layout, checksums) fails its checksum",
+                    ));
+                }
+                let lines = checksum::parse(&text)
+                    .filter(|l| l.len() == metadata.metadata().num_row_groups())
+                    .ok_or_else(|| damaged("the footer's checksums do not match its row groups"))?;
+                Some(lines)
+            }
+        };
         Ok(ParquetStore {
             path: path.to_path_buf(),
             revisions: kv(META_REVISIONS).is_none_or(|r| r == "true"),
@@ -221,6 +253,7 @@ impl ParquetStore {
             assets,
             features,
             key_columns,
+            checksums,
         })
     }
 
@@ -356,12 +389,51 @@ impl ParquetStore {
                         .collect::<std::result::Result<Vec<_>, _>>()
                         .map_err(|e| parquet_err(&self.path, format!("row group {g}"), e))
                 };
-                kf_frame::guard::catch_quiet(read).map_err(|panic| {
+                let batches = kf_frame::guard::catch_quiet(read).map_err(|panic| {
                     parquet_err(&self.path, format!("row group {g}: corrupt data"), panic)
-                })?
+                })??;
+                self.verify(g, &batches)?;
+                Ok(batches)
             })
             .collect::<Result<_>>()?;
         Ok(parts.into_iter().flatten().collect())
+    }
+
+    /// Checks the decoded columns of row group `g` against the footer's checksums.
+    fn verify(&self, g: usize, batches: &[RecordBatch]) -> Result<()> {
+        let Some(sums) = self.checksums.as_ref().and_then(|c| c.get(g)) else {
+            return Ok(());
+        };
+        let Some(first) = batches.first() else {
+            return Ok(());
+        };
+        let whole;
+        let batch = if batches.len() == 1 {
+            first
+        } else {
+            whole = arrow::compute::concat_batches(&first.schema(), batches)
+                .map_err(FrameError::from)?;
+            &whole
+        };
+        let store_schema = self.metadata.schema();
+        for (field, col) in batch.schema().fields().iter().zip(batch.columns()) {
+            let Ok(i) = store_schema.index_of(field.name()) else {
+                continue;
+            };
+            if let (Some(Some(want)), Some(got)) = (sums.get(i), checksum::column_crc(col.as_ref()))
+                && *want != got
+            {
+                return Err(store_err(
+                    &self.path,
+                    format!(
+                        "row group {g}, column `{}`: the values read fail their checksum \
+                         (the file is damaged); import it again",
+                        field.name()
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Runs a query and says what it read.
@@ -388,7 +460,13 @@ impl ParquetStore {
         let n_groups = groups.len();
         let batches = self.read_groups(groups, &features, &bytes)?;
         if !self.revisions {
-            let frame = assemble::assemble(&batches, q, &assets, &features)?;
+            let frame =
+                assemble::assemble(&batches, q, &assets, &features, &self.assets).map_err(|e| {
+                    match e {
+                        crate::DataError::Query { what } => store_err(&self.path, what),
+                        e => e,
+                    }
+                })?;
             return Ok((frame, stats(n_groups)));
         }
         let mut kept = Vec::with_capacity(batches.len());
@@ -399,7 +477,10 @@ impl ParquetStore {
             }
         }
         let batches = if self.revisions {
-            latest_known(&kept, q.as_of)?.into_iter().collect()
+            latest_known(&kept, q.as_of)
+                .map_err(|e| store_err(&self.path, e.to_string()))?
+                .into_iter()
+                .collect()
         } else {
             kept
         };

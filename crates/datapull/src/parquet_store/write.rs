@@ -1,8 +1,7 @@
 //! Writing Parquet stores: row groups of (time block x asset block).
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -18,8 +17,9 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
-use kf_frame::{ASSET, END_TS, Frame, FrameError, KNOWLEDGE_TS};
+use kf_frame::{ASSET, AtomicFile, END_TS, Frame, FrameError, KNOWLEDGE_TS};
 
+use super::checksum::{META_CHECKSUMS, META_CRC, batch_line, meta_crc};
 use super::{LAYOUT, META_ASSETS, META_LAYOUT, META_REVISIONS};
 use crate::revisions::times;
 use crate::{DataError, Result};
@@ -89,13 +89,60 @@ pub(super) fn store_schema(features: &[String]) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-fn open_writer(
-    path: &Path,
+/// A store being written: the Parquet writer over a file that replaces the target
+/// only when [`StoreWriter::finish`] succeeds, and the checksum of each row group.
+struct StoreWriter<'p> {
+    path: &'p Path,
+    writer: ArrowWriter<BufWriter<AtomicFile>>,
+    meta: Vec<(&'static str, String)>,
+    lines: Vec<String>,
+}
+
+impl StoreWriter<'_> {
+    /// Writes `batch` as one row group.
+    fn group(&mut self, batch: &RecordBatch) -> Result<()> {
+        let fail = |e| parquet_err(self.path, "writing the store", e);
+        self.lines.push(batch_line(batch));
+        self.writer.write(batch).map_err(fail)?;
+        self.writer.flush().map_err(fail)
+    }
+
+    /// Writes the footer (with the checksums) and moves the file into place.
+    fn finish(mut self) -> Result<()> {
+        let path = self.path;
+        let fail = |e| parquet_err(path, "writing the store", e);
+        let checksums = self.lines.join("\n");
+        let mut entries: Vec<(&str, &str)> =
+            self.meta.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        entries.push((META_CHECKSUMS, &checksums));
+        let crc = meta_crc(&entries);
+        self.writer
+            .append_key_value_metadata(KeyValue::new(META_CHECKSUMS.into(), checksums.clone()));
+        self.writer
+            .append_key_value_metadata(KeyValue::new(META_CRC.into(), crc));
+        let mut buf = self.writer.into_inner().map_err(fail)?;
+        buf.flush()
+            .map_err(|e| parquet_err(path, "writing the store", e))?;
+        let file = buf
+            .into_inner()
+            .map_err(|e| parquet_err(path, "writing the store", e.into_error()))?;
+        file.commit()
+            .map_err(|e| parquet_err(path, "cannot move the written store into place", e))
+    }
+}
+
+fn open_writer<'p>(
+    path: &'p Path,
     schema: SchemaRef,
     assets: &[String],
     revisions: bool,
     compression: StoreCompression,
-) -> Result<ArrowWriter<BufWriter<File>>> {
+) -> Result<StoreWriter<'p>> {
+    let meta = vec![
+        (META_LAYOUT, LAYOUT.to_string()),
+        (META_ASSETS, assets.join("\n")),
+        (META_REVISIONS, revisions.to_string()),
+    ];
     let props = WriterProperties::builder()
         .set_compression(match compression {
             StoreCompression::Zstd => Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()),
@@ -104,15 +151,21 @@ fn open_writer(
         })
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(None)
-        .set_key_value_metadata(Some(vec![
-            KeyValue::new(META_LAYOUT.to_string(), LAYOUT.to_string()),
-            KeyValue::new(META_ASSETS.to_string(), assets.join("\n")),
-            KeyValue::new(META_REVISIONS.to_string(), revisions.to_string()),
-        ]))
+        .set_key_value_metadata(Some(
+            meta.iter()
+                .map(|(k, v)| KeyValue::new(k.to_string(), v.clone()))
+                .collect(),
+        ))
         .build();
-    let file = File::create(path).map_err(|e| parquet_err(path, "cannot create", e))?;
-    ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), schema, Some(props))
-        .map_err(|e| parquet_err(path, "writing the store", e))
+    let file = AtomicFile::create(path).map_err(|e| parquet_err(path, "cannot create", e))?;
+    let writer = ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), schema, Some(props))
+        .map_err(|e| parquet_err(path, "writing the store", e))?;
+    Ok(StoreWriter {
+        path,
+        writer,
+        meta,
+        lines: Vec::new(),
+    })
 }
 
 /// A library error on the store at `path` while doing `what`, kept as the source.
@@ -197,18 +250,10 @@ pub fn write_frame(frame: &Frame, path: impl AsRef<Path>, options: StoreOptions)
             }
             let batch = RecordBatch::try_new(Arc::clone(&schema), columns)
                 .map_err(|e| parquet_err(path, "writing the store", e))?;
-            writer
-                .write(&batch)
-                .map_err(|e| parquet_err(path, "writing the store", e))?;
-            writer
-                .flush()
-                .map_err(|e| parquet_err(path, "writing the store", e))?;
+            writer.group(&batch)?;
         }
     }
-    writer
-        .close()
-        .map_err(|e| parquet_err(path, "writing the store", e))?;
-    Ok(())
+    writer.finish()
 }
 
 /// Writes long-layout rows as a store, keeping every version of a revised bar
@@ -336,16 +381,8 @@ pub fn write_long(
         while end_row < all.num_rows() && group_of(end_row) == g {
             end_row += 1;
         }
-        writer
-            .write(&all.slice(start, end_row - start))
-            .map_err(|e| parquet_err(path, "writing the store", e))?;
-        writer
-            .flush()
-            .map_err(|e| parquet_err(path, "writing the store", e))?;
+        writer.group(&all.slice(start, end_row - start))?;
         start = end_row;
     }
-    writer
-        .close()
-        .map_err(|e| parquet_err(path, "writing the store", e))?;
-    Ok(())
+    writer.finish()
 }

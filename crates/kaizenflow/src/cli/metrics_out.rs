@@ -18,11 +18,10 @@ pub(super) fn write(reports: &[ModelReport], dir: &Path, out: &mut dyn Write) ->
     let path = dir.join("metrics.toml");
     let text = toml::to_string(&File { model: reports })
         .context("cannot write the model metrics as TOML")?;
-    std::fs::write(
+    super::out_dir::write_text(
         &path,
-        format!("# Out-of-sample model metrics, written by `kaizenflow run`.\n{text}"),
-    )
-    .with_context(|| format!("cannot write {}", path.display()))?;
+        &format!("# Out-of-sample model metrics, written by `kaizenflow run`.\n{text}"),
+    )?;
     for r in reports {
         match &r.overall {
             Metrics::Classifier(m) => {

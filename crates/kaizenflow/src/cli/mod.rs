@@ -7,6 +7,7 @@ mod check_cmd;
 mod config_cmd;
 mod data_cmd;
 mod metrics_out;
+mod out_dir;
 mod run_cmd;
 mod sweep_cmd;
 mod types_cmd;
@@ -80,9 +81,15 @@ pub struct RunArgs {
     /// The config and overrides.
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// Directory for the outputs (created if absent; files in it are replaced).
+    /// Directory for the outputs: created if absent; an earlier run's files in it are
+    /// removed first. A non-empty directory that no run wrote is refused (see
+    /// `--force`).
     #[arg(long)]
     pub out: PathBuf,
+    /// Write into a non-empty `--out` that no run made, replacing the files a run
+    /// writes there (other files are left alone).
+    #[arg(long)]
+    pub force: bool,
     /// Also write these nodes' inputs and outputs as Parquet, for replay in a test:
     /// comma-separated node ids, or `all`.
     #[arg(long, value_delimiter = ',', value_name = "NID,...|all")]
@@ -191,9 +198,15 @@ pub struct SweepArgs {
     /// The config and overrides.
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// Directory for the outputs (created if absent).
+    /// Directory for the outputs: created if absent; an earlier sweep's files and
+    /// points in it are removed first. A non-empty directory that no run wrote is
+    /// refused (see `--force`).
     #[arg(long)]
     pub out: PathBuf,
+    /// Write into a non-empty `--out` that no sweep made, replacing the files a
+    /// sweep writes there (other files are left alone).
+    #[arg(long)]
+    pub force: bool,
     /// Worker threads (default: one per core; at most 1024).
     #[arg(long, value_parser = parse_threads)]
     pub threads: Option<usize>,

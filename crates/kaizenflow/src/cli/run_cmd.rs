@@ -66,11 +66,8 @@ pub(super) fn run(types: &Registries, args: &RunArgs, out: &mut dyn Write) -> Re
             Keep::Nodes(keep)
         },
     };
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create the output directory {}", args.out.display()))?;
-    let config_path = args.out.join("config.toml");
-    std::fs::write(&config_path, config.to_toml_string())
-        .with_context(|| format!("cannot write {}", config_path.display()))?;
+    super::out_dir::prepare(&args.out, args.force, false)?;
+    super::out_dir::write_text(&args.out.join("config.toml"), &config.to_toml_string())?;
 
     let bar = std::io::stderr().is_terminal().then(|| {
         let b = ProgressBar::new(0);
@@ -114,7 +111,7 @@ pub(super) fn run(types: &Registries, args: &RunArgs, out: &mut dyn Write) -> Re
     if config.root().contains("system") {
         run_system(types, &config, states, &args.out, out)?;
     }
-    Ok(())
+    super::out_dir::finish(&args.out)
 }
 
 /// Runs the config's `[system]` on its clock and writes its files.
@@ -198,8 +195,7 @@ fn write_outputs(dag: &Dag, result: &RunnerOutput, capture: &[NodeId], dir: &Pat
             );
         }
     }
-    let path = dir.join("timings.tsv");
-    std::fs::write(&path, tsv).with_context(|| format!("cannot write {}", path.display()))?;
+    super::out_dir::write_text(&dir.join("timings.tsv"), &tsv)?;
     save_states(dag, dir)?;
     for id in capture {
         let folder = dir.join("capture").join(id.as_str());

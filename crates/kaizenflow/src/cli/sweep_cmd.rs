@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use kf_config::SweepPoint;
 use kf_frame::Timestamp;
 use kf_parallel::{Engine, Progress};
@@ -30,8 +30,10 @@ pub(super) fn run(types: &Registries, args: &SweepArgs, out: &mut dyn Write) -> 
     let points = config.expand_sweep()?;
     // Validate every point before running any: a bad point fails fast, by name.
     validate_points(types, &points)?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create the output directory {}", args.out.display()))?;
+    // Ranks of an MPI job all get here: none of them removes earlier points, since a
+    // slow rank would remove what a fast one has written (each point's folder is
+    // still cleared by the rank that runs it).
+    super::out_dir::prepare(&args.out, args.force, args.backend == Backend::Threads)?;
     let mut engine = Engine::new().progress(Progress::Auto);
     if let Some(t) = args.threads {
         engine = engine.threads(t);
@@ -52,7 +54,7 @@ pub(super) fn run(types: &Registries, args: &SweepArgs, out: &mut dyn Write) -> 
     };
     let table = summary_table(&summaries);
     let path = args.out.join("summary.tsv");
-    std::fs::write(&path, &table).with_context(|| format!("cannot write {}", path.display()))?;
+    super::out_dir::write_text(&path, &table)?;
     write!(out, "{table}")?;
     writeln!(
         out,
@@ -60,7 +62,7 @@ pub(super) fn run(types: &Registries, args: &SweepArgs, out: &mut dyn Write) -> 
         summaries.len(),
         args.out.display()
     )?;
-    Ok(())
+    super::out_dir::finish(&args.out)
 }
 
 /// One run: builds the config's components, loads its market data, and writes the
@@ -70,9 +72,8 @@ fn run_one(types: &Registries, point: &SweepPoint, out: &Path) -> Result<RunSumm
     let components = kf_system::build_with(types, &point.config)?;
     let id = point.config.id();
     let dir = out.join(&id);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::write(dir.join("config.toml"), point.config.to_toml_string())
-        .with_context(|| format!("cannot write {}/config.toml", dir.display()))?;
+    super::out_dir::prepare(&dir, true, false)?;
+    super::out_dir::write_text(&dir.join("config.toml"), &point.config.to_toml_string())?;
     let data = components.market_data.unclocked()?.data_for_interval(
         Timestamp::MIN,
         Timestamp::MAX,
@@ -80,6 +81,7 @@ fn run_one(types: &Registries, point: &SweepPoint, out: &Path) -> Result<RunSumm
         None,
     )?;
     data.write_parquet(dir.join("market_data.parquet"))?;
+    super::out_dir::finish(&dir)?;
     Ok(RunSummary {
         id,
         varied: point.varied.clone(),
