@@ -137,7 +137,7 @@ pub enum FrameError {
         rows: usize,
     },
     /// A time string could not be parsed.
-    #[error("cannot parse time `{input}`: {reason}")]
+    #[error("cannot parse time `{}`: {reason}", shown(input))]
     TimeParse {
         /// The text given.
         input: String,
@@ -201,4 +201,13 @@ pub(crate) fn list_names<S: AsRef<str>>(names: &[S]) -> String {
         out.push("(none)");
     }
     format!("{}{extra}", out.join(", "))
+}
+
+/// Text as an error shows it: its first 80 characters and its length when longer, so
+/// a megabyte of input is not echoed back.
+fn shown(text: &str) -> String {
+    match text.char_indices().nth(80) {
+        None => text.to_string(),
+        Some((cut, _)) => format!("{}... ({} characters)", &text[..cut], text.chars().count()),
+    }
 }

@@ -64,14 +64,89 @@ pub(super) fn column_crc(col: &dyn Array) -> Option<u32> {
     Some(h.finalize())
 }
 
-/// The CRC of every column of `batch`, in schema order, as one line of hex.
+/// What a row group holds, recorded by the writer: the range of its bar times, its
+/// earliest knowledge time and the range of its asset names. A reader prunes row
+/// groups by these (they are covered by the footer's CRC), not by the Parquet
+/// statistics, which no checksum covers: a flipped bit there would make a query skip
+/// a row group in silence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Bounds {
+    /// Smallest and largest `end_ts`.
+    pub end: (i64, i64),
+    /// Smallest `knowledge_ts`.
+    pub known_from: i64,
+    /// Smallest and largest asset name.
+    pub assets: (String, String),
+}
+
+/// The bounds of a store batch (its first three columns are the layout's keys).
+fn bounds(batch: &RecordBatch) -> Option<Bounds> {
+    let ints = |i: usize| -> Option<Vec<i64>> {
+        let c = arrow::compute::cast(batch.column(i), &DataType::Int64).ok()?;
+        Some(c.as_primitive::<Int64Type>().values().to_vec())
+    };
+    let (end, known) = (ints(0)?, ints(1)?);
+    let d = batch.column(2).as_dictionary_opt::<Int32Type>()?;
+    let values = arrow::compute::cast(d.values(), &DataType::Utf8).ok()?;
+    let values = values.as_string::<i32>();
+    let names = d
+        .keys()
+        .values()
+        .iter()
+        .filter_map(|&k| usize::try_from(k).ok().filter(|&k| k < values.len()))
+        .map(|k| values.value(k));
+    let lo = names.clone().min()?.to_string();
+    let hi = names.max()?.to_string();
+    Some(Bounds {
+        end: (*end.iter().min()?, *end.iter().max()?),
+        known_from: *known.iter().min()?,
+        assets: (lo, hi),
+    })
+}
+
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<String> {
+    let bytes: Option<Vec<u8>> = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+/// One row group's line: the CRC of every column in schema order, then `|` and its
+/// bounds.
 pub(super) fn batch_line(batch: &RecordBatch) -> String {
-    batch
+    let crcs: Vec<String> = batch
         .columns()
         .iter()
         .map(|c| column_crc(c.as_ref()).map_or_else(|| "-".to_string(), |v| format!("{v:08x}")))
-        .collect::<Vec<_>>()
-        .join(" ")
+        .collect();
+    let b = bounds(batch).map_or_else(
+        || "-".to_string(),
+        |b| {
+            format!(
+                "{} {} {} {} {}",
+                b.end.0,
+                b.end.1,
+                b.known_from,
+                hex(&b.assets.0),
+                hex(&b.assets.1)
+            )
+        },
+    );
+    format!("{} | {b}", crcs.join(" "))
+}
+
+/// One row group's recorded checks.
+#[derive(Clone, Debug)]
+pub(super) struct GroupCheck {
+    /// The CRC of each column, `None` for a column of a type without one.
+    pub crcs: Vec<Option<u32>>,
+    /// Its bounds (`None` for an empty group).
+    pub bounds: Option<Bounds>,
 }
 
 /// The CRC of the footer entries that describe the store.
@@ -86,16 +161,33 @@ pub(super) fn meta_crc(entries: &[(&str, &str)]) -> String {
     format!("{:08x}", h.finalize())
 }
 
-/// Parses the checksum lines: `lines[group][column]`, `None` for a `-`.
-pub(super) fn parse(text: &str) -> Option<Vec<Vec<Option<u32>>>> {
+/// Parses the lines [`batch_line`] wrote, one per row group.
+pub(super) fn parse(text: &str) -> Option<Vec<GroupCheck>> {
     text.lines()
         .map(|line| {
-            line.split(' ')
+            let (crcs, bounds) = line.split_once(" | ")?;
+            let crcs = crcs
+                .split(' ')
                 .map(|v| match v {
                     "-" => Some(None),
                     v => u32::from_str_radix(v, 16).ok().map(Some),
                 })
-                .collect()
+                .collect::<Option<Vec<_>>>()?;
+            let bounds = match bounds {
+                "-" => None,
+                b => {
+                    let f: Vec<&str> = b.split(' ').collect();
+                    let [e0, e1, k0, a0, a1] = f.as_slice() else {
+                        return None;
+                    };
+                    Some(Bounds {
+                        end: (e0.parse().ok()?, e1.parse().ok()?),
+                        known_from: k0.parse().ok()?,
+                        assets: (unhex(a0)?, unhex(a1)?),
+                    })
+                }
+            };
+            Some(GroupCheck { crcs, bounds })
         })
         .collect()
 }

@@ -117,7 +117,7 @@ pub struct ParquetStore {
     key_columns: [usize; 3],
     /// The CRC of each (row group, column) of a store this crate wrote (see
     /// [`checksum`]); `None` for a file of another writer.
-    checksums: Option<Vec<Vec<Option<u32>>>>,
+    checksums: Option<Vec<checksum::GroupCheck>>,
 }
 
 /// Summary of a store for `kaizenflow data info`.
@@ -300,8 +300,12 @@ impl ParquetStore {
         let md = self.metadata.metadata();
         let mut lo = i64::MAX;
         let mut hi = i64::MIN;
-        for rg in md.row_groups() {
-            if let Some((a, b)) = int64_range(rg.column(self.key_columns[0]).statistics()) {
+        for (g, rg) in md.row_groups().iter().enumerate() {
+            let range = match self.checksums.as_ref().and_then(|c| c.get(g)) {
+                Some(check) => check.bounds.as_ref().map(|b| b.end),
+                None => int64_range(rg.column(self.key_columns[0]).statistics()),
+            };
+            if let Some((a, b)) = range {
                 lo = lo.min(a);
                 hi = hi.max(b);
             }
@@ -326,6 +330,18 @@ impl ParquetStore {
             .map(|a| a.iter().map(|s| s.as_bytes()).collect());
         (0..md.num_row_groups())
             .filter(|&g| {
+                if let Some(check) = self.checksums.as_ref().and_then(|c| c.get(g)) {
+                    return check.bounds.as_ref().is_some_and(|b| {
+                        !(q.start.is_some_and(|s| b.end.1 < s)
+                            || q.end.is_some_and(|e| b.end.0 > e)
+                            || q.as_of.is_some_and(|tau| b.known_from > tau))
+                            && asked.as_ref().is_none_or(|asked| {
+                                asked.iter().any(|x| {
+                                    *x >= b.assets.0.as_bytes() && *x <= b.assets.1.as_bytes()
+                                })
+                            })
+                    });
+                }
                 let rg = md.row_group(g);
                 let [t, k, a] = self.key_columns.map(|c| rg.column(c).statistics());
                 if let Some((lo, hi)) = int64_range(t)
@@ -401,7 +417,12 @@ impl ParquetStore {
 
     /// Checks the decoded columns of row group `g` against the footer's checksums.
     fn verify(&self, g: usize, batches: &[RecordBatch]) -> Result<()> {
-        let Some(sums) = self.checksums.as_ref().and_then(|c| c.get(g)) else {
+        let Some(sums) = self
+            .checksums
+            .as_ref()
+            .and_then(|c| c.get(g))
+            .map(|c| &c.crcs)
+        else {
             return Ok(());
         };
         let Some(first) = batches.first() else {

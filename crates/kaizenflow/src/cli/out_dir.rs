@@ -61,7 +61,10 @@ pub(super) fn prepare(dir: &Path, force: bool, nested: bool) -> Result<()> {
                 dir.display()
             );
         }
-        clear(dir, nested)?;
+        // Marked unfinished before anything is removed: a run killed while clearing
+        // leaves a partial earlier run that says so.
+        mark(dir, false)?;
+        return clear(dir, nested);
     }
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the output directory {}", dir.display()))?;
