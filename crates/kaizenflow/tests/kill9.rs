@@ -55,8 +55,11 @@ fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         for e in entries.flatten() {
             let p = e.path();
             let name = e.file_name().to_string_lossy().into_owned();
+            let temp = name.starts_with('.') && name.ends_with(".tmp");
             if p.is_dir() {
-                stack.push(p);
+                if !temp {
+                    stack.push(p);
+                }
             } else if !(name.starts_with('.') && name.ends_with(".tmp")
                 || name.ends_with(".tmp.png"))
             {

@@ -75,7 +75,18 @@ pub(super) fn prepare(dir: &Path, force: bool, nested: bool) -> Result<()> {
 fn clear(dir: &Path, nested: bool) -> Result<()> {
     let remove = |p: &Path| -> Result<()> {
         let r = if p.is_dir() {
-            std::fs::remove_dir_all(p)
+            // Removing a folder is not atomic: rename it out of sight first, so that a
+            // kill half way leaves a hidden temporary folder (cleared next time), not a
+            // marked folder missing some of its files.
+            let name = p
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            let hidden = if name.starts_with('.') && name.ends_with(".tmp") {
+                p.to_path_buf()
+            } else {
+                p.with_file_name(format!(".{name}.{}.removing.tmp", std::process::id()))
+            };
+            std::fs::rename(p, &hidden).and_then(|()| std::fs::remove_dir_all(&hidden))
         } else {
             std::fs::remove_file(p)
         };
