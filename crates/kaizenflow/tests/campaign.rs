@@ -535,8 +535,11 @@ fn state_cases(rng: &mut Rng, n: usize, scratch: &Path, out: &mut Vec<Case>) {
     }
 }
 
-/// Runs one case: its outcome and its stdout.
-fn run_case(case: &Case) -> (Outcome, Vec<u8>, String) {
+/// A case's outcome, stdout and stderr.
+type Ran = (Outcome, Vec<u8>, String);
+
+/// Runs one case.
+fn run_case(case: &Case) -> Ran {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kaizenflow"))
         .args(&case.args)
         .current_dir(workspace())
@@ -604,7 +607,7 @@ fn the_program_survives_a_campaign_of_broken_inputs() {
     state_cases(&mut rng, total * 8 / 100, scratch.path(), &mut cases);
     bomb_cases(&mut rng, total * 7 / 100, scratch.path(), &mut cases);
 
-    let results: Vec<Mutex<Option<(Outcome, Vec<u8>, String)>>> =
+    let results: Vec<Mutex<Option<Ran>>> =
         cases.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     let workers = std::thread::available_parallelism()
@@ -622,7 +625,7 @@ fn the_program_survives_a_campaign_of_broken_inputs() {
             });
         }
     });
-    let results: Vec<(Outcome, Vec<u8>, String)> = results
+    let results: Vec<Ran> = results
         .into_iter()
         .map(|m| m.into_inner().unwrap().unwrap())
         .collect();

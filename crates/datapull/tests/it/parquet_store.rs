@@ -315,3 +315,195 @@ fn a_library_error_is_kept_as_the_source_not_flattened() {
     .unwrap_err();
     assert!(e.to_string().contains("s.parquet"), "{e}");
 }
+
+/// Writes `batch` as a Parquet file with the given footer entries (another writer).
+fn foreign(path: &std::path::Path, batch: &RecordBatch, kv: &[(&str, &str)]) {
+    use parquet::file::metadata::KeyValue;
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_key_value_metadata(Some(
+            kv.iter()
+                .map(|(k, v)| KeyValue::new(k.to_string(), v.to_string()))
+                .collect(),
+        ))
+        .build();
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(path).unwrap(),
+        batch.schema(),
+        Some(props),
+    )
+    .unwrap();
+    w.write(batch).unwrap();
+    w.close().unwrap();
+}
+
+fn ts(v: &[i64]) -> ArrayRef {
+    Arc::new(TimestampNanosecondArray::from(v.to_vec()).with_timezone("UTC"))
+}
+
+#[test]
+fn foreign_files_with_duplicate_rows_or_null_times_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // The same (bar, asset, knowledge time) twice: no rule says which is the data.
+    let dup = RecordBatch::try_from_iter([
+        ("end_ts", ts(&[60, 60, 120])),
+        ("knowledge_ts", ts(&[60, 60, 120])),
+        (
+            "asset",
+            Arc::new(StringArray::from(vec!["A", "A", "A"])) as ArrayRef,
+        ),
+        (
+            "close",
+            Arc::new(Float64Array::from(vec![1.0, 2.0, 3.0])) as ArrayRef,
+        ),
+    ])
+    .unwrap();
+    let p = dir.path().join("dup.parquet");
+    foreign(&p, &dup, &[]);
+    let e = ParquetStore::open(&p)
+        .unwrap()
+        .load(&Query::all())
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with(&format!("{}: ", p.display())), "{e}");
+    assert!(
+        e.contains(
+            "two rows for asset `A` at 1970-01-01T00:00:00.000000060Z with the same knowledge time"
+        ),
+        "{e}"
+    );
+    // A later knowledge time is a revision, and the latest wins.
+    let rev = RecordBatch::try_from_iter([
+        ("end_ts", ts(&[60, 60])),
+        ("knowledge_ts", ts(&[60, 90])),
+        (
+            "asset",
+            Arc::new(StringArray::from(vec!["A", "A"])) as ArrayRef,
+        ),
+        (
+            "close",
+            Arc::new(Float64Array::from(vec![1.0, 2.0])) as ArrayRef,
+        ),
+    ])
+    .unwrap();
+    let p = dir.path().join("rev.parquet");
+    foreign(&p, &rev, &[]);
+    let f = ParquetStore::open(&p).unwrap().load(&Query::all()).unwrap();
+    assert_eq!(f.feature("close").unwrap().values(), &[2.0]);
+    // A null knowledge time.
+    let null = RecordBatch::try_from_iter([
+        ("end_ts", ts(&[60, 120])),
+        (
+            "knowledge_ts",
+            Arc::new(TimestampNanosecondArray::from(vec![Some(60), None]).with_timezone("UTC"))
+                as ArrayRef,
+        ),
+        (
+            "asset",
+            Arc::new(StringArray::from(vec!["A", "A"])) as ArrayRef,
+        ),
+        (
+            "close",
+            Arc::new(Float64Array::from(vec![1.0, 2.0])) as ArrayRef,
+        ),
+    ])
+    .unwrap();
+    let p = dir.path().join("null.parquet");
+    foreign(&p, &null, &[]);
+    let e = ParquetStore::open(&p)
+        .unwrap()
+        .load(&Query::all())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("column `knowledge_ts` is null at input row 1"),
+        "{e}"
+    );
+}
+
+#[test]
+fn rows_of_an_asset_the_footer_does_not_list_are_refused_not_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.parquet");
+    let f = bars(3, 50);
+    write_frame(&f, &path, StoreOptions::default()).unwrap();
+    // The same rows, rewritten by another writer whose footer lists two of the three
+    // assets (and carries no checksums).
+    let rows: Vec<RecordBatch> = {
+        let file = std::fs::File::open(&path).unwrap();
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let batch = arrow::compute::concat_batches(&rows[0].schema(), &rows).unwrap();
+    let p = dir.path().join("short.parquet");
+    foreign(
+        &p,
+        &batch,
+        &[
+            ("kaizenflow.layout", "long-v1"),
+            ("kaizenflow.assets", "A0000\nA0001"),
+            ("kaizenflow.revisions", "false"),
+        ],
+    );
+    let e = ParquetStore::open(&p)
+        .unwrap()
+        .load(&Query::all())
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with(&format!("{}: ", p.display())), "{e}");
+    assert!(
+        e.contains("rows of asset \"A0002\" are in the file, but its footer lists 2 assets"),
+        "{e}"
+    );
+    // The footer of a store this crate wrote is covered by its CRC: a changed asset
+    // list fails at open.
+    let bytes = std::fs::read(&path).unwrap();
+    let at = bytes.windows(5).rposition(|w| w == b"A0002").unwrap();
+    let mut b = bytes.clone();
+    b[at + 4] = b'9';
+    let p = dir.path().join("edited.parquet");
+    std::fs::write(&p, b).unwrap();
+    let e = ParquetStore::open(&p).map(|_| ()).unwrap_err().to_string();
+    assert!(
+        e.contains("fails its checksum") || e.contains("damaged"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_store_column_of_another_type_names_the_file_and_both_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = RecordBatch::try_from_iter([
+        (
+            "end_ts",
+            Arc::new(arrow::array::Int64Array::from(vec![60])) as ArrayRef,
+        ),
+        ("knowledge_ts", ts(&[60])),
+        ("asset", Arc::new(StringArray::from(vec!["A"])) as ArrayRef),
+        ("close", Arc::new(Float64Array::from(vec![1.0])) as ArrayRef),
+    ])
+    .unwrap();
+    let p = dir.path().join("typed.parquet");
+    foreign(
+        &p,
+        &batch,
+        &[
+            ("kaizenflow.layout", "long-v1"),
+            ("kaizenflow.assets", "A"),
+            ("kaizenflow.revisions", "false"),
+        ],
+    );
+    let e = ParquetStore::open(&p)
+        .unwrap()
+        .load(&Query::all())
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with(&format!("{}: ", p.display())), "{e}");
+    assert!(
+        e.contains("column `end_ts`: expected Timestamp(ns), found type Int64"),
+        "{e}"
+    );
+}
