@@ -607,8 +607,7 @@ fn the_program_survives_a_campaign_of_broken_inputs() {
     state_cases(&mut rng, total * 8 / 100, scratch.path(), &mut cases);
     bomb_cases(&mut rng, total * 7 / 100, scratch.path(), &mut cases);
 
-    let results: Vec<Mutex<Option<Ran>>> =
-        cases.iter().map(|_| Mutex::new(None)).collect();
+    let results: Vec<Mutex<Option<Ran>>> = cases.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     let workers = std::thread::available_parallelism()
         .map_or(2, usize::from)

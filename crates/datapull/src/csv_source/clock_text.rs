@@ -211,12 +211,12 @@ impl TimeParser {
             }
             chrono::LocalResult::Ambiguous(..) => Err(format!(
                 "{:?} happens twice in {} (the clocks go back); use UTC timestamps or epoch times",
-                String::from_utf8_lossy(text),
+                kf_config::clip_text(&String::from_utf8_lossy(text)),
                 self.tz
             )),
             chrono::LocalResult::None => Err(format!(
                 "{:?} does not exist in {} (the clocks skip it)",
-                String::from_utf8_lossy(text),
+                kf_config::clip_text(&String::from_utf8_lossy(text)),
                 self.tz
             )),
         }

@@ -350,7 +350,7 @@ pub(crate) fn read_file(src: &CsvSource, path: &Path) -> Result<RecordBatch> {
                  `knowledge_column` if repeated rows are revisions",
                 Timestamp(end),
                 if end == prev { "equal to" } else { "before" },
-                String::from_utf8_lossy(asset),
+                kf_config::clip_text(&String::from_utf8_lossy(asset)),
                 Timestamp(prev),
             )));
         }
@@ -399,6 +399,9 @@ fn parse_number(b: &[u8]) -> std::result::Result<f64, String> {
         return Ok(f64::NAN);
     }
     s.parse::<f64>().map_err(|_| {
-        format!("{s:?} is not a number; list the numeric columns in `columns` to skip text columns")
+        format!(
+            "{:?} is not a number; list the numeric columns in `columns` to skip text columns",
+            kf_config::clip_text(s)
+        )
     })
 }

@@ -18,50 +18,105 @@ pub(super) const META_CHECKSUMS: &str = "kaizenflow.checksums";
 /// The footer key of the CRC of the other `kaizenflow.*` entries.
 pub(super) const META_CRC: &str = "kaizenflow.meta_crc";
 
+/// Feeds a buffer of fixed-width values to `h` as little-endian bytes: the buffer
+/// itself on a little-endian machine (one pass at memory speed), value by value
+/// elsewhere, so that a store checks the same on every machine.
+fn update_le<T: arrow::datatypes::ArrowNativeType>(
+    h: &mut crc32fast::Hasher,
+    values: &arrow::buffer::ScalarBuffer<T>,
+    le: impl Fn(&T) -> [u8; 8],
+) {
+    if cfg!(target_endian = "little") {
+        h.update(values.inner().as_slice());
+    } else {
+        for v in values.iter() {
+            h.update(&le(v));
+        }
+    }
+}
+
 /// The CRC of one column's values, or `None` for a type a store does not hold.
+///
+/// Timestamps and floats hash their bits. Asset names hash in a form that does not
+/// depend on how a writer or reader laid out the dictionary: the sorted distinct
+/// names, then each row's rank among them (as `u32`).
 pub(super) fn column_crc(col: &dyn Array) -> Option<u32> {
     let mut h = crc32fast::Hasher::new();
     match col.data_type() {
         DataType::Timestamp(..) | DataType::Int64 => {
             let c = arrow::compute::cast(col, &DataType::Int64).ok()?;
-            for v in c.as_primitive::<Int64Type>().values() {
-                h.update(&v.to_le_bytes());
-            }
+            update_le(&mut h, c.as_primitive::<Int64Type>().values(), |v| {
+                v.to_le_bytes()
+            });
         }
         DataType::Float64 => {
             let c = col.as_primitive::<Float64Type>();
-            for (i, v) in c.values().iter().enumerate() {
+            if c.null_count() == 0 {
+                update_le(&mut h, c.values(), |v| v.to_le_bytes());
+            } else {
                 // A null (never written by this crate) hashes as NaN's canonical bits.
-                let bits = if c.is_null(i) {
-                    f64::NAN.to_bits()
-                } else {
-                    v.to_bits()
-                };
-                h.update(&bits.to_le_bytes());
+                for (i, v) in c.values().iter().enumerate() {
+                    let bits = if c.is_null(i) {
+                        f64::NAN.to_bits()
+                    } else {
+                        v.to_bits()
+                    };
+                    h.update(&bits.to_le_bytes());
+                }
             }
         }
         DataType::Dictionary(..) => {
             let d = col.as_dictionary_opt::<Int32Type>()?;
             let values = arrow::compute::cast(d.values(), &DataType::Utf8).ok()?;
-            let values = values.as_string::<i32>();
-            for k in d.keys().values() {
-                let name = usize::try_from(*k)
-                    .ok()
-                    .filter(|&k| k < values.len())
-                    .map_or(&b"\xff"[..], |k| values.value(k).as_bytes());
-                h.update(name);
-                h.update(&[0]);
-            }
+            ranked(&mut h, values.as_string::<i32>(), d.keys().values())?;
         }
         DataType::Utf8 => {
-            for v in col.as_string::<i32>().iter() {
-                h.update(v.map_or(&b"\xff"[..], str::as_bytes));
-                h.update(&[0]);
-            }
+            let s = col.as_string::<i32>();
+            let keys: Vec<i32> = (0..s.len() as i32).collect();
+            ranked(&mut h, s, &keys)?;
         }
         _ => return None,
     }
     Some(h.finalize())
+}
+
+/// Hashes the rows `keys` of `names` as (sorted distinct names, rank per row).
+fn ranked(
+    h: &mut crc32fast::Hasher,
+    names: &arrow::array::StringArray,
+    keys: &[i32],
+) -> Option<()> {
+    let mut used = vec![false; names.len()];
+    for &k in keys {
+        *used.get_mut(usize::try_from(k).ok()?)? = true;
+    }
+    let mut distinct: Vec<&str> = (0..names.len())
+        .filter(|&i| used[i])
+        .map(|i| names.value(i))
+        .collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    for n in &distinct {
+        h.update(n.as_bytes());
+        h.update(&[0]);
+    }
+    let rank: Vec<u32> = (0..names.len())
+        .map(|i| {
+            if used[i] {
+                distinct
+                    .binary_search(&names.value(i))
+                    .map_or(u32::MAX, |r| r as u32)
+            } else {
+                u32::MAX
+            }
+        })
+        .collect();
+    let mut bytes = Vec::with_capacity(keys.len() * 4);
+    for &k in keys {
+        bytes.extend_from_slice(&rank[k as usize].to_le_bytes());
+    }
+    h.update(&bytes);
+    Some(())
 }
 
 /// What a row group holds, recorded by the writer: the range of its bar times, its
@@ -81,25 +136,33 @@ pub(super) struct Bounds {
 
 /// The bounds of a store batch (its first three columns are the layout's keys).
 fn bounds(batch: &RecordBatch) -> Option<Bounds> {
-    let ints = |i: usize| -> Option<Vec<i64>> {
+    let range = |i: usize| -> Option<(i64, i64)> {
         let c = arrow::compute::cast(batch.column(i), &DataType::Int64).ok()?;
-        Some(c.as_primitive::<Int64Type>().values().to_vec())
+        let v = c.as_primitive::<Int64Type>().values();
+        let lo = v.iter().copied().min()?;
+        let hi = v.iter().copied().max()?;
+        Some((lo, hi))
     };
-    let (end, known) = (ints(0)?, ints(1)?);
+    let (end, known) = (range(0)?, range(1)?);
     let d = batch.column(2).as_dictionary_opt::<Int32Type>()?;
     let values = arrow::compute::cast(d.values(), &DataType::Utf8).ok()?;
     let values = values.as_string::<i32>();
-    let names = d
-        .keys()
-        .values()
-        .iter()
-        .filter_map(|&k| usize::try_from(k).ok().filter(|&k| k < values.len()))
-        .map(|k| values.value(k));
+    // Min and max over the dictionary entries the rows use (a pass over the keys,
+    // then one over the few names), not a string comparison per row.
+    let mut used = vec![false; values.len()];
+    for &k in d.keys().values() {
+        if let Some(u) = usize::try_from(k).ok().and_then(|k| used.get_mut(k)) {
+            *u = true;
+        }
+    }
+    let names = (0..values.len())
+        .filter(|&i| used[i])
+        .map(|i| values.value(i));
     let lo = names.clone().min()?.to_string();
     let hi = names.max()?.to_string();
     Some(Bounds {
-        end: (*end.iter().min()?, *end.iter().max()?),
-        known_from: *known.iter().min()?,
+        end,
+        known_from: known.0,
         assets: (lo, hi),
     })
 }
