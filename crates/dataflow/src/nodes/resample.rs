@@ -193,10 +193,13 @@ impl Resample {
                 && b != p
             {
                 let gap = i128::from(b) - i128::from(p);
-                bins += if self.max_gap.is_some_and(|g| gap > i128::from(g)) {
+                // The bin that closes first is emitted whole; only what is left of the
+                // gap after it collapses.
+                let rule = i128::from(self.rule);
+                bins += if self.max_gap.is_some_and(|g| gap - rule > i128::from(g)) {
                     2
                 } else {
-                    (gap / i128::from(self.rule)).unsigned_abs()
+                    (gap / rule).unsigned_abs()
                 };
             }
             prev = Some(b);
@@ -419,7 +422,7 @@ impl Node for Resample {
             _ => ts.len() as i64 + 2,
         };
         let hint = usize::try_from(hint).unwrap_or(0);
-        self.check_bins(ts, n * (names.len() + 2))?;
+        self.check_bins(ts, n * names.len() + 2)?;
         let mut out = Emitted {
             outs: names.iter().map(|_| Vec::with_capacity(hint * n)).collect(),
             end_ts: Vec::with_capacity(hint),

@@ -193,7 +193,12 @@ impl TimeParser {
         let offset = self.offset_at(local, text)?;
         // Cache only an hour with one offset throughout (some zones change on the
         // half hour), so a cached answer is never wrong.
-        let (first, last) = (hour * hour_ns, (hour * hour_ns).saturating_add(hour_ns - 1));
+        // The hour's first instant is before i64::MIN for times in the first partial
+        // hour of the range (1677-09-21 00:12 to 01:00): such an hour is not cached.
+        let Some(first) = hour.checked_mul(hour_ns) else {
+            return local.checked_sub(offset).ok_or_else(out_of_range);
+        };
+        let last = first.saturating_add(hour_ns - 1);
         if self.offset_at(first, text) == Ok(offset) && self.offset_at(last, text) == Ok(offset) {
             self.cached_hour = hour;
             self.cached_offset = offset;
@@ -266,7 +271,12 @@ mod tests {
             let mut c = TimeParser::new(TimeFormat::Date("%d/%m/%Y".into()), tz);
             assert!(c.parse(b"01/01/1000").unwrap_err().contains("out of range"));
         }
+        // The first partial hour of the range, in a zone with an offset: no overflow.
+        let mut ny = TimeParser::new(TimeFormat::Iso, Tz::America__New_York);
+        let t = ny.parse(b"1677-09-21 00:30:00");
+        assert!(t.is_ok() || t.is_err_and(|e| e.contains("out of range")));
         let mut p = TimeParser::new(TimeFormat::Iso, Tz::UTC);
+        assert!(p.parse(b"1677-09-21 00:30:00").is_ok());
         // The last whole second inside the range reads exactly.
         assert_eq!(
             p.parse(b"2262-04-11 23:47:16").unwrap(),

@@ -61,6 +61,7 @@ pub(super) fn assemble(
         .enumerate()
         .map(|(i, a)| (a.as_str(), i))
         .collect();
+    let listed: std::collections::HashSet<&str> = store_assets.iter().map(String::as_str).collect();
     let tau = q.as_of.unwrap_or(i64::MAX);
     let selected = |end: i64, known: i64| q.contains_time(end) && known <= tau;
     // The output index: distinct selected bar times over all groups.
@@ -99,7 +100,7 @@ pub(super) fn assemble(
         // listed but not asked for are skipped, once per dictionary entry.
         for (key, name) in names.iter().enumerate() {
             if key_col[key].is_none() {
-                let listed = name.is_some_and(|n| store_assets.iter().any(|a| a == n));
+                let listed = name.is_some_and(|n| listed.contains(n));
                 if !listed && dict.keys().values().iter().any(|&k| k as usize == key) {
                     return Err(DataError::Query {
                         what: format!(

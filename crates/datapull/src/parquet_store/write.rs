@@ -331,6 +331,24 @@ pub fn write_long(
         None,
     )
     .map_err(FrameError::from)?;
+    // Sorted so, a repeated (bar, asset, knowledge time) is adjacent: refuse it here,
+    // or every read of the store would refuse it later.
+    if let Some(w) = order.values().windows(2).find(|w| {
+        let (a, b) = (w[0] as usize, w[1] as usize);
+        end[a] == end[b] && arank[a] == arank[b] && known[a] == known[b]
+    }) {
+        let r = w[1] as usize;
+        return Err(store_err(
+            path,
+            format!(
+                "two rows for asset `{}` at {} with the same knowledge time {}: a revision \
+                 needs a later knowledge time; remove the duplicate",
+                names[arank[r] as usize],
+                kf_frame::Timestamp(end[r]),
+                kf_frame::Timestamp(known[r])
+            ),
+        ));
+    }
     let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
     let schema = store_schema(&features);
     let sorted = take_record_batch(&batch, &order).map_err(FrameError::from)?;

@@ -507,3 +507,20 @@ fn a_store_column_of_another_type_names_the_file_and_both_types() {
         "{e}"
     );
 }
+
+#[test]
+fn a_repeated_version_is_refused_when_the_store_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dup.parquet");
+    // X's bar 1 published twice at minute 1 (an overlapping dump): not a revision.
+    let rows = [(1, "X", 1, 10.0), (1, "X", 1, 10.0), (1, "X", 5, 10.5)];
+    let e = write_long(&[long(&rows)], &path, StoreOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with(&format!("{}: ", path.display())), "{e}");
+    assert!(
+        e.contains("two rows for asset `X`") && e.contains("same knowledge time"),
+        "{e}"
+    );
+    assert!(!path.exists(), "nothing is written");
+}

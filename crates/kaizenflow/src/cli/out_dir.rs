@@ -49,10 +49,12 @@ pub(super) fn prepare(dir: &Path, force: bool, nested: bool) -> Result<()> {
             );
         }
         let ours = dir.join(MARKER).exists();
+        // A folder holding only hidden temporary files (of a write killed before its
+        // rename) is empty.
         let empty = std::fs::read_dir(dir)
             .with_context(|| format!("cannot list {}", dir.display()))?
-            .next()
-            .is_none();
+            .flatten()
+            .all(|e| is_temp(&e.file_name().to_string_lossy()));
         if !empty && !ours && !force {
             bail!(
                 "--out {} is not empty and holds no earlier run (no {MARKER} in it); \
@@ -104,14 +106,20 @@ fn clear(dir: &Path, nested: bool) -> Result<()> {
         let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        // Temporary files of a write that was killed before its rename.
-        let temp = name.starts_with('.') && name.ends_with(".tmp");
+        // Temporary files of a write that was killed before its rename; not the
+        // marker's own (another rank of an MPI sweep may be writing it now).
+        let temp = is_temp(&name) && !name.starts_with(&format!("{MARKER}."));
         let point = nested && path.is_dir() && path.join(MARKER).exists();
         if temp || point {
             remove(&path)?;
         }
     }
     Ok(())
+}
+
+/// Whether `name` is a temporary file of an atomic write or a chart being drawn.
+fn is_temp(name: &str) -> bool {
+    name.starts_with('.') && (name.ends_with(".tmp") || name.ends_with(".tmp.png"))
 }
 
 /// Writes the marker (atomically).
