@@ -34,7 +34,7 @@ impl AtomicFile {
         let name = target
             .file_name()
             .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
-        let prefix = format!(".{name}.");
+        let prefix = temp_prefix(&name);
         let mut builder = tempfile::Builder::new();
         builder.prefix(&prefix).suffix(".tmp");
         // An output is as readable as a file made with `File::create` (0666 less the
@@ -85,6 +85,14 @@ impl Write for AtomicFile {
     }
 }
 
+/// The start of the name of every temporary file that a write of a file named
+/// `name` makes (`.NAME.`); the rest is random, then `.tmp`. A cleaner that must
+/// spare the temporary files of a write in progress (another process may be
+/// writing the same target) tests names against this.
+pub fn temp_prefix(name: &str) -> String {
+    format!(".{name}.")
+}
+
 /// Writes `bytes` to `path` atomically (see [`AtomicFile`]).
 ///
 /// # Errors
@@ -98,6 +106,21 @@ pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_write_in_progress_has_a_temporary_file_named_by_temp_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = AtomicFile::create(dir.path().join(".marker")).unwrap();
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 1);
+        assert!(names[0].starts_with("..marker."), "{names:?}");
+        assert!(names[0].starts_with(&temp_prefix(".marker")), "{names:?}");
+        assert!(names[0].ends_with(".tmp"), "{names:?}");
+        drop(f);
+    }
 
     #[test]
     fn the_target_changes_only_on_commit_and_a_dropped_write_leaves_nothing() {

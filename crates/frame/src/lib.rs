@@ -53,7 +53,7 @@ mod io;
 pub mod long;
 pub mod time;
 
-pub use atomic::{AtomicFile, write_atomic};
+pub use atomic::{AtomicFile, temp_prefix, write_atomic};
 pub use diff::Difference;
 pub use error::{FrameError, Result};
 pub use frame::{FeatureView, Frame};

@@ -108,7 +108,7 @@ fn clear(dir: &Path, nested: bool) -> Result<()> {
         let name = entry.file_name().to_string_lossy().into_owned();
         // Temporary files of a write that was killed before its rename; not the
         // marker's own (another rank of an MPI sweep may be writing it now).
-        let temp = is_temp(&name) && !name.starts_with(&format!("{MARKER}."));
+        let temp = is_temp(&name) && !name.starts_with(&kf_frame::temp_prefix(MARKER));
         let point = nested && path.is_dir() && path.join(MARKER).exists();
         if temp || point {
             remove(&path)?;
@@ -148,4 +148,27 @@ pub(super) fn finish(dir: &Path) -> Result<()> {
 pub(super) fn write_text(path: &Path, text: &str) -> Result<()> {
     kf_frame::write_atomic(path, text.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Ranks of an MPI sweep prepare one folder at once: one rank's clearing must
+    /// not remove the temporary file of another rank's marker write.
+    #[test]
+    fn clearing_spares_a_marker_being_written_and_removes_other_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        prepare(&out, false, false).unwrap();
+        let mut marker = kf_frame::AtomicFile::create(out.join(MARKER)).unwrap();
+        marker.write_all(b"complete = false\n").unwrap();
+        let stale = out.join(".summary.tsv.abc123.tmp");
+        std::fs::write(&stale, b"half").unwrap();
+        prepare(&out, false, false).unwrap();
+        assert!(!stale.exists(), "a stale temporary file is removed");
+        marker.commit().unwrap();
+        assert!(out.join(MARKER).exists());
+    }
 }
