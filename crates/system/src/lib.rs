@@ -33,6 +33,7 @@ mod error;
 mod fill_rule;
 mod learning;
 mod market;
+pub mod optimize;
 pub mod output;
 mod portfolio;
 mod processor;
