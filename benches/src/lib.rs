@@ -4,6 +4,7 @@
 pub mod datapull;
 pub mod gbt;
 pub mod mock1;
+pub mod optimize;
 pub mod stream;
 pub mod system;
 

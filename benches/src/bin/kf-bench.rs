@@ -119,6 +119,26 @@ enum What {
         #[arg(long, default_value_t = 2)]
         threads: usize,
     },
+    /// Seed 002's dynamic trajectory optimizer: trajectories per second on 1 and 2
+    /// threads, pruning on the seed's sizes, the largest K solved exactly within a
+    /// time limit, and the same instance through NumPy (when installed).
+    Optimize {
+        /// Assets of the instance timed against NumPy.
+        #[arg(long, default_value_t = 4)]
+        assets: usize,
+        /// Horizons.
+        #[arg(long, default_value_t = 3)]
+        horizons: usize,
+        /// Units of capital.
+        #[arg(long, default_value_t = 5)]
+        units: u32,
+        /// Seed of the random instances.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Time limit (s) for "the largest instance solved exactly".
+        #[arg(long, default_value_t = 60.0)]
+        limit: f64,
+    },
     /// Market data reads on the real us_equity_1min_2018 minute bars.
     DatapullReal {
         /// Folder for the stores.
@@ -199,6 +219,13 @@ fn main() {
             depth,
             threads,
         } => kf_benches::gbt::run(rows, features, iterations, depth, threads),
+        What::Optimize {
+            assets,
+            horizons,
+            units,
+            seed,
+            limit,
+        } => kf_benches::optimize::run(assets, horizons, units, seed, limit),
         What::Orders { n, per_bar, runs } => kf_benches::system::orders(n, per_bar, runs),
         What::Datapull {
             assets,

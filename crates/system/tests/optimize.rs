@@ -4,8 +4,8 @@
 
 use kf_parallel::Engine;
 use kf_system::optimize::{
-    Method, OptimizeError, Problem, ProblemSpec, SearchOptions, beam_search, solve,
-    solve_exact, static_baseline,
+    Method, OptimizeError, Problem, ProblemSpec, SearchOptions, beam_search, solve, solve_exact,
+    static_baseline,
 };
 
 /// Every weight vector with Σ|ω| = 1 in units of 1/K, built independently of the
@@ -127,7 +127,11 @@ fn exact_search_equals_a_naive_enumeration_on_random_instances() {
         let unpruned = solve_exact(&p, &full, &engine(1)).unwrap();
         let pruned1 = solve_exact(&p, &SearchOptions::default(), &engine(1)).unwrap();
         let pruned2 = solve_exact(&p, &SearchOptions::default(), &engine(2)).unwrap();
-        assert!(close(unpruned.best.sharpe, best), "seed {seed}: {} vs {best}", unpruned.best.sharpe);
+        assert!(
+            close(unpruned.best.sharpe, best),
+            "seed {seed}: {} vs {best}",
+            unpruned.best.sharpe
+        );
         // A clear winner (not a near tie) must be the same weights.
         if best - second > 1e-9 * best.abs() {
             assert_eq!(unpruned.best.weights, arg, "seed {seed}");
@@ -166,9 +170,13 @@ fn costs_make_the_path_matter_and_the_static_baseline_misses_it() {
     assert!((dynamic.best.sharpe - 0.0145 / 3e-4f64.sqrt()).abs() < 1e-12);
     let stat = static_baseline(&p);
     assert_eq!(stat.weights, vec![vec![1.0], vec![-1.0], vec![1.0]]);
-    let by_hand = (0.0075 + (0.003 - 0.0025 * 2f64.sqrt()) + (0.01 - 0.0025 * 2f64.sqrt()))
-        / 3e-4f64.sqrt();
-    assert!((stat.sharpe - by_hand).abs() < 1e-12, "{} vs {by_hand}", stat.sharpe);
+    let by_hand =
+        (0.0075 + (0.003 - 0.0025 * 2f64.sqrt()) + (0.01 - 0.0025 * 2f64.sqrt())) / 3e-4f64.sqrt();
+    assert!(
+        (stat.sharpe - by_hand).abs() < 1e-12,
+        "{} vs {by_hand}",
+        stat.sharpe
+    );
     assert!((stat.sharpe - 0.77532).abs() < 1e-5);
     // Diagnostics: costs and turnover per horizon.
     assert_eq!(dynamic.best.turnover, vec![1.0, 0.0, 0.0]);
@@ -201,7 +209,11 @@ fn identical_assets_are_searched_once_per_swap_with_the_same_optimum() {
     )
     .unwrap();
     let (best, _, _) = naive_best(5, &mu, &cov, &cost, &start);
-    assert!(close(with.best.sharpe, best), "{} vs {best}", with.best.sharpe);
+    assert!(
+        close(with.best.sharpe, best),
+        "{} vs {best}",
+        with.best.sharpe
+    );
     assert!(close(without.best.sharpe, best));
     assert!(with.stats.symmetric > 0);
     assert!(with.stats.evaluated < without.stats.evaluated);
@@ -223,7 +235,10 @@ fn a_wide_beam_is_exact_and_a_narrow_one_never_beats_the_optimum() {
         assert_eq!(wide.best, exact.best, "seed {seed}");
         for width in [1, 4, 32] {
             let narrow = beam_search(&p, width, true);
-            assert!(narrow.best.sharpe <= exact.best.sharpe, "seed {seed} width {width}");
+            assert!(
+                narrow.best.sharpe <= exact.best.sharpe,
+                "seed {seed} width {width}"
+            );
             assert!(narrow.stats.evaluated <= (width * m) as u64);
         }
         assert!(static_baseline(&p).sharpe <= exact.best.sharpe);
@@ -260,14 +275,35 @@ fn bad_problems_are_refused_naming_the_input() {
     let v = vec![vec![vec![1e-4, 0.0], vec![0.0, 1e-4]]];
     let ok_mu = vec![vec![0.01, 0.02]];
     let err = |r: Result<Problem, OptimizeError>| r.unwrap_err().to_string();
-    let e = err(Problem::new(2, &ok_mu, &v, &[vec![0.001, -0.5]], &[0.0, 0.0]));
-    assert!(e.contains("cost[0][1] is -0.5") && e.contains("negative"), "{e}");
-    let e = err(Problem::new(2, &[vec![0.01, f64::NAN]], &v, &[vec![0.0; 2]], &[0.0, 0.0]));
+    let e = err(Problem::new(
+        2,
+        &ok_mu,
+        &v,
+        &[vec![0.001, -0.5]],
+        &[0.0, 0.0],
+    ));
+    assert!(
+        e.contains("cost[0][1] is -0.5") && e.contains("negative"),
+        "{e}"
+    );
+    let e = err(Problem::new(
+        2,
+        &[vec![0.01, f64::NAN]],
+        &v,
+        &[vec![0.0; 2]],
+        &[0.0, 0.0],
+    ));
     assert!(e.contains("mu[0][1] is NaN"), "{e}");
     let e = err(Problem::new(2, &ok_mu, &v, &[vec![0.0; 2]], &[0.0]));
     assert!(e.contains("start has 1 values; expected 2"), "{e}");
     let singular = vec![vec![vec![1e-4, 1e-4], vec![1e-4, 1e-4]]];
-    let e = err(Problem::new(2, &ok_mu, &singular, &[vec![0.0; 2]], &[0.0, 0.0]));
+    let e = err(Problem::new(
+        2,
+        &ok_mu,
+        &singular,
+        &[vec![0.0; 2]],
+        &[0.0, 0.0],
+    ));
     assert!(e.contains("cov[0] is not positive definite"), "{e}");
     let asym = vec![vec![vec![1e-4, 1e-5], vec![0.0, 1e-4]]];
     let e = err(Problem::new(2, &ok_mu, &asym, &[vec![0.0; 2]], &[0.0, 0.0]));
@@ -275,7 +311,17 @@ fn bad_problems_are_refused_naming_the_input() {
     let e = err(Problem::new(0, &ok_mu, &v, &[vec![0.0; 2]], &[0.0, 0.0]));
     assert!(e.contains("units"), "{e}");
     let big_mu = vec![vec![0.0; 40]];
-    let big_cov = vec![(0..40).map(|i| (0..40).map(|j| if i == j { 1.0 } else { 0.0 }).collect()).collect()];
-    let e = err(Problem::new(40, &big_mu, &big_cov, &[vec![0.0; 40]], &[0.0; 40]));
+    let big_cov = vec![
+        (0..40)
+            .map(|i| (0..40).map(|j| if i == j { 1.0 } else { 0.0 }).collect())
+            .collect(),
+    ];
+    let e = err(Problem::new(
+        40,
+        &big_mu,
+        &big_cov,
+        &[vec![0.0; 40]],
+        &[0.0; 40],
+    ));
     assert!(e.contains("over the limit"), "{e}");
 }

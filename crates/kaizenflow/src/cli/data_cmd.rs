@@ -81,7 +81,7 @@ pub(super) fn import(
 
 /// Import reads one section of a config (a whole system's config is fine): a key
 /// under it that nothing read is a typo; the rest of the config is not its business.
-fn check_section_used(config: &kf_config::Config, section: &str) -> Result<()> {
+pub(super) fn check_section_used(config: &kf_config::Config, section: &str) -> Result<()> {
     let prefix = format!("{section}.");
     let unused: Vec<_> = config
         .unused_keys()

@@ -7,6 +7,7 @@ mod check_cmd;
 mod config_cmd;
 mod data_cmd;
 mod metrics_out;
+mod optimize_cmd;
 mod out_dir;
 mod run_cmd;
 mod sweep_cmd;
@@ -54,6 +55,11 @@ pub enum Command {
     /// Convert market data into stores and inspect stores.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Find the portfolio trajectory over several horizons that maximizes the Sharpe
+    /// ratio net of square-root transaction costs (seed 002's dynamic optimizer):
+    /// exact enumeration with pruning, or beam search when the space is too large,
+    /// beside the static baseline. Reads the config's [optimize] section.
+    Optimize(OptimizeArgs),
     /// Run SQL over stores and run outputs (Parquet files), with time and asset
     /// filters pushed down to row groups (needs the `sql` feature).
     Sql(SqlArgs),
@@ -216,6 +222,20 @@ pub struct SweepArgs {
     pub backend: Backend,
 }
 
+/// `kaizenflow optimize ...`.
+#[derive(Debug, Args)]
+pub struct OptimizeArgs {
+    /// The config and overrides.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Worker threads (default: `[optimize] threads`, else one per core).
+    #[arg(long, value_parser = parse_threads)]
+    pub threads: Option<usize>,
+    /// Also write the solution (weights, costs, turnover, counts) to this TOML file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
 /// Where a sweep's runs execute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Backend {
@@ -270,6 +290,7 @@ pub fn run_with(types: &Registries, cli: Cli, out: &mut dyn Write) -> Result<()>
         Command::Data(DataCommand::Import(args)) => data_cmd::import(types, &args, out),
         Command::Data(DataCommand::Info { store }) => data_cmd::info(&store, out),
         Command::Sql(args) => data_cmd::sql(&args, out),
+        Command::Optimize(args) => optimize_cmd::run(&args, out),
         Command::Nodes(args) => types_cmd::nodes(types, &args, out),
         Command::Sources(args) => types_cmd::sources(types, &args, out),
         Command::Processors(args) => types_cmd::processors(types, &args, out),

@@ -37,14 +37,14 @@ mod bound;
 mod exact;
 mod heuristic;
 mod problem;
-mod spec;
 mod space;
+mod spec;
 
 pub use exact::solve_exact;
 pub use heuristic::{beam_search, static_baseline};
 pub use problem::{OptimizeError, Problem};
-pub use spec::{Method, OptimizeSpec, ProblemSpec, solve_spec};
 pub use space::WeightSet;
+pub use spec::{Method, OptimizeSpec, ProblemSpec, SpecResult, solve_spec};
 
 use kf_parallel::Engine;
 

@@ -1,8 +1,8 @@
 //! [`Problem`]: the forecasts, covariances and costs of a trajectory search, checked,
 //! with the per-vector tables every method scores trajectories from.
 
-use super::space::WeightSet;
 use super::Trajectory;
+use super::space::WeightSet;
 
 /// Why a problem cannot be built or solved.
 #[derive(Debug, thiserror::Error)]
@@ -191,7 +191,13 @@ impl Problem {
             for i in 0..n {
                 finite(format!("mu[{h}][{i}]"), mu[h][i], false)?;
                 finite(format!("cost[{h}][{i}]"), cost[h][i], true)?;
-                shape(format!("cov[{h}][{i}]"), cov[h][i].len(), n, "values", "asset")?;
+                shape(
+                    format!("cov[{h}][{i}]"),
+                    cov[h][i].len(),
+                    n,
+                    "values",
+                    "asset",
+                )?;
                 for j in 0..n {
                     finite(format!("cov[{h}][{i}][{j}]"), cov[h][i][j], false)?;
                 }
@@ -254,7 +260,9 @@ impl Problem {
         self.first_cost = (0..m)
             .map(|a| {
                 let w = self.omega.weights(a);
-                (0..n).map(|i| c0[i] * (w[i] - self.start[i]).abs().sqrt()).sum()
+                (0..n)
+                    .map(|i| c0[i] * (w[i] - self.start[i]).abs().sqrt())
+                    .sum()
             })
             .collect();
         if self.horizons > 1 && m.saturating_mul(m) <= PAIR_TABLE_LIMIT / (self.horizons - 1) {

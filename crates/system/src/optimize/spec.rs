@@ -107,11 +107,7 @@ impl ProblemSpec {
                 })
                 .collect();
             cov.push(v);
-            costs.push(
-                (0..n)
-                    .map(|_| 2.0 * cost * rng.random::<f64>())
-                    .collect(),
-            );
+            costs.push((0..n).map(|_| 2.0 * cost * rng.random::<f64>()).collect());
         }
         (mu, cov, costs, vec![0.0; n])
     }
