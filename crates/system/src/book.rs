@@ -27,6 +27,8 @@ pub(crate) struct Book {
     pub(crate) filled: Vec<f64>,
     pub(crate) cost: Vec<f64>,
     pub(crate) forecast: Vec<f64>,
+    /// Later horizons' forecasts (`[system] horizons`).
+    pub(crate) horizons: Vec<Vec<f64>>,
     pub(crate) vol: Vec<f64>,
     // One data row scattered into system slots (slots no frame asset maps to stay NaN).
     pub(crate) row_price: Vec<f64>,
@@ -51,6 +53,7 @@ impl Book {
             filled: vec![0.0; n],
             cost: vec![0.0; n],
             forecast: vec![f64::NAN; n],
+            horizons: Vec::new(),
             vol: vec![f64::NAN; n],
             row_price: vec![f64::NAN; n],
             row_volume: vec![f64::NAN; n],
@@ -147,13 +150,21 @@ impl Book {
         map: &AssetMap,
         processor: &mut dyn ForecastProcessor,
     ) {
-        let vol = c.gather(frame, r, map, &mut self.forecast, &mut self.vol);
+        let vol = c.gather(
+            frame,
+            r,
+            map,
+            &mut self.forecast,
+            &mut self.horizons,
+            &mut self.vol,
+        );
         committed(&self.portfolio.holdings, &self.queue, &mut self.committed);
         let mut quantity = vec![0.0; self.committed.len()];
         processor.orders(
             &Decide {
                 forecast: &self.forecast,
                 volatility: vol,
+                horizons: &self.horizons,
                 price: &self.portfolio.mark,
                 holdings: &self.committed,
             },

@@ -250,7 +250,7 @@ pub fn build_with(types: &Registries, config: &Config) -> Result<Components> {
     })
 }
 
-/// Checks that `[system] prediction` and `volatility` are features of the forecast
+/// Checks that `[system] prediction`, `volatility` and `horizons` are features of the forecast
 /// node's output, when the DAG's columns are known before running.
 fn check_forecast_columns(s: &Section<'_>, spec: &SystemSpec, dag: &Dag) -> Result<()> {
     let node = match &spec.forecast_node {
@@ -272,10 +272,13 @@ fn check_forecast_columns(s: &Section<'_>, spec: &SystemSpec, dag: &Dag) -> Resu
     let Some(features) = out.get(kf_dataflow::DF_OUT) else {
         return Ok(());
     };
-    for (key, want) in [
+    let wanted = [
         ("prediction", Some(&spec.prediction)),
         ("volatility", spec.volatility.as_ref()),
-    ] {
+    ]
+    .into_iter()
+    .chain(spec.horizons.iter().map(|h| ("horizons", Some(h))));
+    for (key, want) in wanted {
         let Some(want) = want else { continue };
         if !features.contains(want) {
             let hint = kf_config::did_you_mean(want, features.iter().map(String::as_str));

@@ -160,6 +160,8 @@ pub struct ForecastColumns {
     pub prediction: usize,
     /// Feature index of the volatility.
     pub volatility: Option<usize>,
+    /// Feature indices of the later horizons' forecasts.
+    pub horizons: Vec<usize>,
 }
 
 impl ForecastColumns {
@@ -184,22 +186,35 @@ impl ForecastColumns {
                 Some(v) => Some(find(v, "volatility")?),
                 None => None,
             },
+            horizons: spec
+                .horizons
+                .iter()
+                .map(|h| find(h, "horizons"))
+                .collect::<Result<_>>()?,
         })
     }
 
     /// Scatters row `r` of `frame` into the system's asset slots: the prediction
-    /// into `forecast`, the volatility (when configured) into `vol`, which is then
-    /// returned. Slots the frame does not cover are NaN.
+    /// into `forecast`, the later horizons' forecasts into `horizons` (one vector
+    /// per horizon, sized here once), the volatility (when configured) into `vol`,
+    /// which is then returned. Slots the frame does not cover are NaN.
     pub fn gather<'v>(
         &self,
         frame: &Frame,
         r: usize,
         map: &AssetMap,
         forecast: &mut [f64],
+        horizons: &mut Vec<Vec<f64>>,
         vol: &'v mut [f64],
     ) -> Option<&'v [f64]> {
         forecast.fill(f64::NAN);
         map.scatter(frame.feature_at(self.prediction).row(r), forecast);
+        horizons.resize_with(self.horizons.len(), Vec::new);
+        for (buf, &f) in horizons.iter_mut().zip(&self.horizons) {
+            buf.clear();
+            buf.resize(forecast.len(), f64::NAN);
+            map.scatter(frame.feature_at(f).row(r), buf);
+        }
         self.volatility.map(|v| {
             vol.fill(f64::NAN);
             map.scatter(frame.feature_at(v).row(r), vol);

@@ -15,6 +15,8 @@ use std::fmt::Debug;
 use kf_config::{Registry, Section, TypeDoc};
 use kf_dataflow::nodes::cross_section::{normal_quantile, uniform_ranks};
 use schemars::JsonSchema;
+
+use crate::optimize::{TrajectoryParams, TrajectoryProcessor as Trajectory};
 use serde::{Deserialize, Serialize};
 
 /// One decision's inputs, one value per asset in the system's asset order.
@@ -24,6 +26,9 @@ pub struct Decide<'a> {
     pub forecast: &'a [f64],
     /// The forecast's volatility, when the forecast DAG provides one.
     pub volatility: Option<&'a [f64]>,
+    /// Forecasts of later horizons (`[system] horizons`), one vector per horizon
+    /// after the first, each one value per asset; empty when none are configured.
+    pub horizons: &'a [Vec<f64>],
     /// The last known price (NaN where none is known yet).
     pub price: &'a [f64],
     /// Current holdings, in shares.
@@ -321,7 +326,7 @@ impl ForecastProcessor for Threshold {
 /// Forecast processors by name, for `[system.processor] type = "..."`.
 pub type ProcessorTypes = Registry<Box<dyn ForecastProcessor>>;
 
-/// The built-in forecast processors: `cross_sectional` and `threshold`, each built
+/// The built-in forecast processors: `cross_sectional`, `threshold` and `trajectory`, each built
 /// from its parameters in the section.
 pub fn builtin_processors() -> ProcessorTypes {
     let mut r = ProcessorTypes::new("forecast processor");
@@ -357,6 +362,52 @@ pub fn builtin_processors() -> ProcessorTypes {
                 return Err(s.invalid("long_above", "thresholds must be finite numbers"));
             }
             Ok(Box::new(Threshold::new(p)) as Box<dyn ForecastProcessor>)
+        }),
+    );
+    let _ = r.insert(
+        "trajectory",
+        TypeDoc::new(
+            "seed 002's dynamic optimizer: plans the weights of the strongest forecasts \
+             over the horizons ([system] prediction, then [system] horizons), net of \
+             square-root costs, and trades to the first horizon's",
+        )
+        .params_of::<TrajectoryParams>(),
+        Box::new(|s: &Section<'_>| {
+            let p: TrajectoryParams = s.deserialize()?;
+            check_positive(s, "target_gmv", Some(p.target_gmv))?;
+            check_positive(s, "halflife", Some(p.halflife))?;
+            check_positive(s, "max_exact", Some(p.max_exact))?;
+            if !(p.cost.is_finite() && p.cost >= 0.0) {
+                return Err(s.invalid("cost", "must be a non-negative finite number"));
+            }
+            if !(p.ridge.is_finite() && p.ridge >= 0.0) {
+                return Err(s.invalid("ridge", "must be a non-negative finite number"));
+            }
+            if !(1..=64).contains(&p.units) {
+                return Err(s.invalid("units", format!("must be 1 to 64, not {}", p.units)));
+            }
+            if !(1..=12).contains(&p.max_assets) {
+                return Err(s.invalid(
+                    "max_assets",
+                    format!("must be 1 to 12, not {}", p.max_assets),
+                ));
+            }
+            if !(1..=100_000).contains(&p.beam_width) {
+                return Err(s.invalid("beam_width", "must be 1 to 100000"));
+            }
+            let omega = crate::optimize::WeightSet::count(p.max_assets, p.units);
+            if omega.is_none_or(|c| c > 100_000) {
+                return Err(s.invalid(
+                    "units",
+                    format!(
+                        "{} units among {} assets give over 100000 weight vectors per \
+                         decision; use fewer units or max_assets",
+                        p.units, p.max_assets
+                    ),
+                ));
+            }
+            let method = p.search_method().map_err(|m| s.invalid("method", m))?;
+            Ok(Box::new(Trajectory::new(p, method)) as Box<dyn ForecastProcessor>)
         }),
     );
     r
@@ -403,6 +454,7 @@ mod tests {
             &Decide {
                 forecast: &[1.0, 1.0, 2.0, 0.0],
                 volatility: None,
+                horizons: &[],
                 price: &[1.0; 4],
                 holdings: &[0.0; 4],
             },

@@ -104,6 +104,7 @@ pub fn research(system: &mut System<'_>) -> Result<ResearchRun> {
     let mut queue: std::collections::VecDeque<Queued> = std::collections::VecDeque::new();
     let mut held = vec![0.0; n];
     let (mut forecast, mut vol) = (vec![f64::NAN; n], vec![f64::NAN; n]);
+    let mut later: Vec<Vec<f64>> = Vec::new();
     let mut nav = spec.initial_cash;
     let mut bars = Vec::with_capacity(grid.len());
     let mut orders = Orders::default();
@@ -167,13 +168,14 @@ pub fn research(system: &mut System<'_>) -> Result<ResearchRun> {
             .checked_sub(1)
             .filter(|&r| f_ts[r] > prev);
         if let (Some(r), Some(c)) = (row, &columns) {
-            let volatility = c.gather(forecasts, r, &map, &mut forecast, &mut vol);
+            let volatility = c.gather(forecasts, r, &map, &mut forecast, &mut later, &mut vol);
             committed(&h, &queue, &mut held);
             let mut quantity = vec![0.0; n];
             processor.orders(
                 &Decide {
                     forecast: &forecast,
                     volatility,
+                    horizons: &later,
                     price: &mark,
                     holdings: &held,
                 },

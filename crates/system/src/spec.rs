@@ -43,6 +43,9 @@ pub struct SystemSpec {
     pub prediction: String,
     /// The volatility column, if the processor should divide by it.
     pub volatility: Option<String>,
+    /// Forecast columns of later horizons (the prediction is the first), for a
+    /// processor that plans over several (`trajectory`); empty for the others.
+    pub horizons: Vec<String>,
     /// Starting cash.
     pub initial_cash: f64,
     /// Bars per year for the Sharpe ratio (estimated from the decision grid when
@@ -203,6 +206,7 @@ impl SystemSpec {
             forecast_node: s.get_opt("forecast_node")?,
             prediction: name("prediction", "prediction")?,
             volatility: s.get_opt("volatility")?,
+            horizons: s.get_or("horizons", Vec::<String>::new())?,
             initial_cash,
             bars_per_year,
             costs,

@@ -9,7 +9,10 @@ use kf_system::{Registries, builtin_processors};
 #[test]
 fn every_processor_documents_exactly_the_keys_it_reads() {
     let processors = builtin_processors();
-    assert_eq!(processors.names(), ["cross_sectional", "threshold"]);
+    assert_eq!(
+        processors.names(),
+        ["cross_sectional", "threshold", "trajectory"]
+    );
     for name in processors.names() {
         let doc = processors.doc(name).unwrap();
         let toml = format!("[p]\ntype = \"{name}\"\n{}\n", doc.example);

@@ -37,12 +37,14 @@ mod bound;
 mod exact;
 mod heuristic;
 mod problem;
+mod processor;
 mod space;
 mod spec;
 
 pub use exact::solve_exact;
 pub use heuristic::{beam_search, static_baseline};
 pub use problem::{OptimizeError, Problem};
+pub use processor::{Trajectory as TrajectoryProcessor, TrajectoryParams};
 pub use space::WeightSet;
 pub use spec::{Method, OptimizeSpec, ProblemSpec, SpecResult, solve_spec};
 
