@@ -155,6 +155,16 @@ impl DataTypes {
             .example("files = \"data/*.csv\"\nasset_from_file = \"{asset}.csv\""),
             |s| Ok(Box::new(CsvSource::from_config(s)?) as Box<dyn Source>),
         );
+        let _ = self.register_source(
+            "ticks",
+            TypeDoc::new(
+                "trade ticks from CSV (plain or gzip): price, size, exchange, sale \
+                 condition and suspicious flag per trade, one row per trade",
+            )
+            .params_of::<crate::TickParams>()
+            .example("files = \"ticks/SPY_tick_trades_*.csv.gz\""),
+            |s| Ok(Box::new(crate::TickSource::from_config(s)?) as Box<dyn Source>),
+        );
         let path_doc = ParamDoc::new(
             "path",
             "string",

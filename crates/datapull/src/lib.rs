@@ -54,6 +54,7 @@ mod revisions;
 #[cfg(feature = "sql")]
 pub mod sql;
 mod synthetic;
+pub mod ticks;
 
 use kf_frame::Frame;
 
@@ -66,6 +67,7 @@ pub use parquet_store::{ParquetStore, ReadStats, StoreCompression, StoreInfo, St
 pub use query::Query;
 pub use revisions::latest_known;
 pub use synthetic::{SyntheticBars, SyntheticParams};
+pub use ticks::{TickParams, TickSource};
 
 /// Anything that yields market data as frames with per-row knowledge time.
 pub trait Source: Send + Sync + std::fmt::Debug {

@@ -19,6 +19,7 @@ use crate::node::{DF_IN, DF_OUT, Node};
 pub mod cross_section;
 pub mod filters;
 pub mod indicators;
+pub mod microstructure;
 pub mod models;
 pub mod resample;
 pub mod returns;
@@ -160,6 +161,7 @@ pub fn builtin_nodes() -> NodeTypes {
     let _ = transforms::register(&mut r);
     let _ = cross_section::register(&mut r);
     let _ = indicators::register(&mut r);
+    let _ = microstructure::register(&mut r);
     let _ = models::register(&mut r);
     r
 }

@@ -18,8 +18,8 @@
 //! freq = "1min"
 //! ```
 
-mod clock_text;
-mod read;
+pub(crate) mod clock_text;
+pub(crate) mod read;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -29,7 +29,7 @@ fn line_err(path: &Path, line: u64, message: impl Into<String>) -> DataError {
 }
 
 /// Opens a file, decompressing it when it starts with the gzip magic bytes.
-fn open(path: &Path) -> Result<Box<dyn Read + Send>> {
+pub(crate) fn open(path: &Path) -> Result<Box<dyn Read + Send>> {
     let file = File::open(path).map_err(|e| store(path, format!("cannot open: {e}")))?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let head = reader
