@@ -139,6 +139,17 @@ enum What {
         #[arg(long, default_value_t = 60.0)]
         limit: f64,
     },
+    /// The microstructure pipeline (tick bars, BVC, VPIN, arrival spectrum) on
+    /// SPY's real ticks: ticks per second per kernel, VPIN events, the spectrum
+    /// around one minute, and optionally the VPIN chart.
+    Microstructure {
+        /// Timed runs per kernel (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Draw the VPIN chart to this PNG file.
+        #[arg(long)]
+        plot: Option<std::path::PathBuf>,
+    },
     /// Market data reads on the real us_equity_1min_2018 minute bars.
     DatapullReal {
         /// Folder for the stores.
@@ -219,6 +230,9 @@ fn main() {
             depth,
             threads,
         } => kf_benches::gbt::run(rows, features, iterations, depth, threads),
+        What::Microstructure { runs, plot } => {
+            kf_benches::microstructure::run(runs, plot.as_deref())
+        }
         What::Optimize {
             assets,
             horizons,

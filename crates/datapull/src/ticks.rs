@@ -109,12 +109,9 @@ impl TickSource {
         if let Some(f) = self.frame.get() {
             return Ok(f);
         }
-        let _guard = self
-            .loading
-            .lock()
-            .map_err(|_| DataError::Query {
-                what: "a reader of this tick source panicked".into(),
-            })?;
+        let _guard = self.loading.lock().map_err(|_| DataError::Query {
+            what: "a reader of this tick source panicked".into(),
+        })?;
         if let Some(f) = self.frame.get() {
             return Ok(f);
         }
@@ -142,16 +139,19 @@ impl TickSource {
             .map_err(|e| line_err(1, format!("cannot read the header: {e}")))?
             .clone();
         let col = |name: &str| -> Result<usize> {
-            header.iter().position(|h| h == name.as_bytes()).ok_or_else(|| {
-                line_err(
-                    1,
-                    format!(
-                        "no column `{}`; the header has: {}",
-                        kf_config::clip_text(name),
-                        kf_config::clip_text(&String::from_utf8_lossy(header.as_slice()))
-                    ),
-                )
-            })
+            header
+                .iter()
+                .position(|h| h == name.as_bytes())
+                .ok_or_else(|| {
+                    line_err(
+                        1,
+                        format!(
+                            "no column `{}`; the header has: {}",
+                            kf_config::clip_text(name),
+                            kf_config::clip_text(&String::from_utf8_lossy(header.as_slice()))
+                        ),
+                    )
+                })
         };
         let cols = [
             col(&self.params.timestamp_column)?,
@@ -219,7 +219,9 @@ impl TickSource {
             if price <= 0.0 || size < 0.0 {
                 return Err(line_err(
                     line,
-                    format!("price {price} and size {size}: a trade has a positive price and a non-negative size"),
+                    format!(
+                        "price {price} and size {size}: a trade has a positive price and a non-negative size"
+                    ),
                 ));
             }
             let exchange = match field(4) {
@@ -291,7 +293,10 @@ impl TickSource {
 /// The wide frame of every asset's ticks: the union of their row times.
 fn merge(mut assets: Vec<(String, AssetTicks)>, delay: i64) -> Result<Frame> {
     assets.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut ts: Vec<i64> = assets.iter().flat_map(|(_, t)| t.ts.iter().copied()).collect();
+    let mut ts: Vec<i64> = assets
+        .iter()
+        .flat_map(|(_, t)| t.ts.iter().copied())
+        .collect();
     ts.sort_unstable();
     ts.dedup();
     let n = assets.len();

@@ -151,7 +151,10 @@ pub fn summary(s: &Stats, stale: u64) -> String {
 
 /// Registers a system font with the chart's text renderer, once; `false` when none
 /// is found (the chart is then drawn without text). `KF_FONT` names a TTF file.
-fn font_available() -> bool {
+/// Whether a font for chart text was found (`KF_FONT`, else a DejaVu or Liberation
+/// sans in the usual places) and registered as `sans-serif`; charts without one are
+/// drawn without text.
+pub fn font_available() -> bool {
     static FOUND: OnceLock<bool> = OnceLock::new();
     *FOUND.get_or_init(|| {
         let candidates = std::env::var("KF_FONT").into_iter().chain(

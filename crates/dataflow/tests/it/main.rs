@@ -7,6 +7,7 @@ mod dag;
 mod gbt;
 mod indicators;
 mod metrics;
+mod microstructure;
 mod mock1;
 mod models;
 mod nodes;

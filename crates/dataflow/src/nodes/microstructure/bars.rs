@@ -26,10 +26,12 @@ pub const BAR_FEATURES: [&str; 9] = [
 #[serde(rename_all = "snake_case")]
 pub enum BarKind {
     /// On a time grid: a bar holds the ticks in `(end - freq, end]` and is labelled
-    /// by its end; bars without a trade are not emitted.
+    /// by its end; a bin without an input row is not emitted, and an asset without
+    /// a kept trade in an emitted bin is NaN.
     Time,
     /// Every `volume` shares: a bar closes at the tick that brings its volume to at
     /// least `volume` (that tick counts whole) and is labelled by that tick's time.
+    /// The output has a row per input row, NaN where no bar closes.
     Volume,
 }
 
@@ -180,7 +182,10 @@ impl TickBars {
     /// # Errors
     /// A message naming the parameter: no `freq` for time bars, no positive
     /// `volume` for volume bars, or a condition that is not hexadecimal.
-    pub fn new(id: impl Into<String>, params: TickBarsParams) -> std::result::Result<TickBars, (&'static str, String)> {
+    pub fn new(
+        id: impl Into<String>,
+        params: TickBarsParams,
+    ) -> std::result::Result<TickBars, (&'static str, String)> {
         let freq = match (params.by, &params.freq) {
             (BarKind::Time, Some(f)) => {
                 let d = parse_duration(f).map_err(|e| ("freq", e.to_string()))?;
@@ -194,10 +199,12 @@ impl TickBars {
             }
             (BarKind::Volume, _) => 0,
         };
-        if params.by == BarKind::Volume
-            && !params.volume.is_some_and(|v| v.is_finite() && v > 0.0)
+        if params.by == BarKind::Volume && !params.volume.is_some_and(|v| v.is_finite() && v > 0.0)
         {
-            return Err(("volume", "volume bars need a positive `volume` (shares per bar)".into()));
+            return Err((
+                "volume",
+                "volume bars need a positive `volume` (shares per bar)".into(),
+            ));
         }
         let mut exclude = 0u32;
         for c in &params.exclude_conditions {
@@ -257,16 +264,12 @@ struct Rows {
 }
 
 impl Rows {
-    fn push_row(&mut self, t: i64, k: i64, bars: &mut [OpenBar], only: Option<usize>) {
+    fn push_row(&mut self, t: i64, k: i64, bars: &mut [OpenBar]) {
         self.ts.push(t);
         self.kt.push(k);
         let mut v = [0.0; 9];
-        for (a, bar) in bars.iter_mut().enumerate() {
-            if only.is_none_or(|o| o == a) {
-                bar.emit(&mut v);
-            } else {
-                v.fill(f64::NAN);
-            }
+        for bar in bars.iter_mut() {
+            bar.emit(&mut v);
             for (col, x) in self.cols.iter_mut().zip(v) {
                 col.push(x);
             }
@@ -313,7 +316,10 @@ impl Node for TickBars {
             }
         };
         let p = &self.params;
-        let (price, size) = (input.feature(&p.price)?.values(), input.feature(&p.size)?.values());
+        let (price, size) = (
+            input.feature(&p.price)?.values(),
+            input.feature(&p.size)?.values(),
+        );
         let (venue, cond, susp) = (col(&p.exchange)?, col(&p.condition)?, col(&p.suspicious)?);
         let ts = input.end_ts();
         let kt = running_max(&mut self.known, input.knowledge_ts());
@@ -350,10 +356,10 @@ impl Node for TickBars {
                     if let Some((open, open_kt)) = self.bin
                         && b != open
                     {
-                        // A tick of a later bin completes the open one.
-                        if self.bars.iter().any(|x| !x.prices.is_empty()) {
-                            out.push_row(open, open_kt.max(open), &mut self.bars, None);
-                        }
+                        // A tick of a later bin completes the open one. Every bin with
+                        // an input row is emitted (NaN for assets without a trade in
+                        // it), so the rows do not depend on which assets a tile holds.
+                        out.push_row(open, open_kt.max(open), &mut self.bars);
                     }
                     self.bin = Some((b, kt[r]));
                     for a in 0..n {
@@ -363,43 +369,33 @@ impl Node for TickBars {
                         }
                     }
                     // A tick at the bin's end completes it: nothing later falls in it.
-                    if t == b && self.bars.iter().any(|x| !x.prices.is_empty()) {
-                        out.push_row(b, kt[r].max(b), &mut self.bars, None);
+                    if t == b {
+                        out.push_row(b, kt[r].max(b), &mut self.bars);
                         self.bin = None;
                     }
                 }
             }
             BarKind::Volume => {
+                // One output row per input row (NaN where no bar closes), so the
+                // rows do not depend on which assets a tile holds.
                 let target = self.params.volume.unwrap_or(f64::INFINITY);
+                let mut v = [0.0; 9];
                 for (r, &t) in ts.iter().enumerate() {
-                    let mut closing: Vec<usize> = Vec::new();
+                    out.ts.push(t);
+                    out.kt.push(kt[r]);
                     for a in 0..n {
                         let c = r * n + a;
+                        let bar = &mut self.bars[a];
                         if keep(c) {
-                            self.bars[a].add(price[c], size[c], venue_of(c));
-                            if self.bars[a].volume >= target {
-                                closing.push(a);
-                            }
+                            bar.add(price[c], size[c], venue_of(c));
                         }
-                    }
-                    match closing.as_slice() {
-                        [] => {}
-                        [one] => out.push_row(t, kt[r], &mut self.bars, Some(*one)),
-                        many => {
-                            // Several assets close on one row: one output row.
-                            out.ts.push(t);
-                            out.kt.push(kt[r]);
-                            let mut v = [0.0; 9];
-                            for (a, bar) in self.bars.iter_mut().enumerate() {
-                                if many.contains(&a) {
-                                    bar.emit(&mut v);
-                                } else {
-                                    v.fill(f64::NAN);
-                                }
-                                for (col, x) in out.cols.iter_mut().zip(v) {
-                                    col.push(x);
-                                }
-                            }
+                        if bar.volume >= target {
+                            bar.emit(&mut v);
+                        } else {
+                            v.fill(f64::NAN);
+                        }
+                        for (col, x) in out.cols.iter_mut().zip(v) {
+                            col.push(x);
                         }
                     }
                 }
@@ -526,9 +522,14 @@ mod tests {
         let mut node = TickBars::new("vb", p).unwrap();
         let out = run(&mut node, &f);
         // 60 + 30 + 20 = 110 >= 100 at t = 3; then 100 at t = 4; 10 stays open.
-        assert_eq!(out.end_ts(), &[3, 4]);
-        assert_eq!(out.feature("volume").unwrap().values(), &[110.0, 100.0]);
-        assert_eq!(out.feature("median").unwrap().values(), &[11.0, 13.0]);
+        assert_eq!(out.end_ts(), &[1, 2, 3, 4, 5]);
+        let vol = out.feature("volume").unwrap().values();
+        assert!(vol[0].is_nan() && vol[1].is_nan() && vol[4].is_nan());
+        assert_eq!(&vol[2..4], &[110.0, 100.0]);
+        assert_eq!(
+            &out.feature("median").unwrap().values()[2..4],
+            &[11.0, 13.0]
+        );
     }
 
     #[test]

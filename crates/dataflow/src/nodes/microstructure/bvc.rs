@@ -92,14 +92,24 @@ impl Bvc {
     ///
     /// # Errors
     /// The key and message of a bad parameter.
-    pub fn new(id: impl Into<String>, params: BvcParams) -> std::result::Result<Bvc, (&'static str, String)> {
+    pub fn new(
+        id: impl Into<String>,
+        params: BvcParams,
+    ) -> std::result::Result<Bvc, (&'static str, String)> {
         if !(params.nu.is_finite() && params.nu > 0.0) {
-            return Err(("nu", format!("must be a positive number, not {}", params.nu)));
+            return Err((
+                "nu",
+                format!("must be a positive number, not {}", params.nu),
+            ));
         }
         if params.window < 2 || params.window > crate::limits::MAX_ROWS_BACK {
             return Err((
                 "window",
-                format!("must be 2 to {}, not {}", crate::limits::MAX_ROWS_BACK, params.window),
+                format!(
+                    "must be 2 to {}, not {}",
+                    crate::limits::MAX_ROWS_BACK,
+                    params.window
+                ),
             ));
         }
         if params.min_periods > params.window {

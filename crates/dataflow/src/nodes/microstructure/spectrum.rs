@@ -31,6 +31,10 @@ pub struct SpectrumParams {
     pub periods: Vec<f64>,
     /// The block of time one row covers, on a grid from the epoch (`"1D"`: UTC days).
     pub block: String,
+    /// Arrivals of one asset closer than this to its last counted one are not
+    /// counted (`"1ms"`: the trades of one sweep, printed in one millisecond, are
+    /// one arrival); `"0s"` counts every trade.
+    pub min_gap: String,
 }
 
 impl Default for SpectrumParams {
@@ -39,6 +43,7 @@ impl Default for SpectrumParams {
             col: "price".into(),
             periods: vec![30.0, 59.0, 60.0, 61.0, 120.0, 300.0],
             block: "1D".into(),
+            min_gap: "0s".into(),
         }
     }
 }
@@ -49,6 +54,8 @@ struct Sums {
     re: Vec<f64>,
     im: Vec<f64>,
     n: f64,
+    /// The time of the last counted arrival (across blocks).
+    last: Option<i64>,
 }
 
 /// The `arrival_spectrum` node (see the module doc).
@@ -57,6 +64,7 @@ pub struct ArrivalSpectrum {
     id: NodeId,
     params: SpectrumParams,
     block: i64,
+    min_gap: i64,
     names: Vec<String>,
     /// Angular frequency per period, in radians per nanosecond.
     omega: Vec<f64>,
@@ -78,13 +86,20 @@ impl ArrivalSpectrum {
         if block <= 0 {
             return Err(("block", "must be a positive duration".into()));
         }
+        let min_gap = parse_duration(&params.min_gap).map_err(|e| ("min_gap", e.to_string()))?;
+        if min_gap < 0 {
+            return Err(("min_gap", "cannot be negative".into()));
+        }
         if params.periods.is_empty() || params.periods.len() > 1000 {
             return Err(("periods", "give 1 to 1000 periods, in seconds".into()));
         }
         let mut names = Vec::with_capacity(params.periods.len());
         for &p in &params.periods {
             if !(p.is_finite() && p > 0.0) {
-                return Err(("periods", format!("{p} is not a positive number of seconds")));
+                return Err((
+                    "periods",
+                    format!("{p} is not a positive number of seconds"),
+                ));
             }
             let name = format!("power_{p}s");
             if names.contains(&name) {
@@ -102,6 +117,7 @@ impl ArrivalSpectrum {
             id: NodeId(id.into()),
             params,
             block,
+            min_gap,
             names,
             omega,
             sums: Vec::new(),
@@ -120,7 +136,14 @@ impl ArrivalSpectrum {
         t - t.rem_euclid(self.block)
     }
 
-    fn emit(&mut self, start: i64, kt: i64, ts: &mut Vec<i64>, kts: &mut Vec<i64>, cols: &mut [Vec<f64>]) {
+    fn emit(
+        &mut self,
+        start: i64,
+        kt: i64,
+        ts: &mut Vec<i64>,
+        kts: &mut Vec<i64>,
+        cols: &mut [Vec<f64>],
+    ) {
         let end = start.saturating_add(self.block);
         ts.push(end);
         kts.push(kt.max(end));
@@ -161,7 +184,10 @@ impl Node for ArrivalSpectrum {
             return Ok(None);
         };
         require(features, "col", [&self.params.col])?;
-        Ok(Some(FeatureMap::from([(DF_OUT.to_string(), self.names.clone())])))
+        Ok(Some(FeatureMap::from([(
+            DF_OUT.to_string(),
+            self.names.clone(),
+        )])))
     }
 
     fn run(&mut self, _: &RunContext, inputs: &Ports) -> Result<Ports> {
@@ -172,6 +198,7 @@ impl Node for ArrivalSpectrum {
             re: vec![0.0; k],
             im: vec![0.0; k],
             n: 0.0,
+            last: None,
         };
         super::sized(&mut self.sums, n, || fresh.clone(), self.id.as_str())?;
         let col = input.feature(&self.params.col)?.values();
@@ -193,6 +220,10 @@ impl Node for ArrivalSpectrum {
                     continue;
                 }
                 let s = &mut self.sums[a];
+                if self.min_gap > 0 && s.last.is_some_and(|l| t - l < self.min_gap) {
+                    continue;
+                }
+                s.last = Some(t);
                 for (j, &w) in self.omega.iter().enumerate() {
                     let (sin, cos) = (w * dt).sin_cos();
                     s.re[j] += cos;
@@ -221,7 +252,7 @@ pub(crate) fn register(r: &mut NodeTypes) -> kf_config::Result<()> {
         )
         .params_of::<SpectrumParams>()
         .ports(&[DF_IN], &[DF_OUT])
-        .example("periods = [59.0, 60.0, 61.0]\nblock = \"1D\""),
+        .example("periods = [59.0, 60.0, 61.0]\nblock = \"1D\"\nmin_gap = \"1ms\""),
         Box::new(|s: &Section<'_>, _: &BuildContext<'_>| {
             Ok(Box::new(ArrivalSpectrum::from_section(s)?) as Box<dyn Node>)
         }),

@@ -135,11 +135,17 @@ impl Vpin {
     ///
     /// # Errors
     /// The key and message of a bad parameter.
-    pub fn new(id: impl Into<String>, params: VpinParams) -> std::result::Result<Vpin, (&'static str, String)> {
+    pub fn new(
+        id: impl Into<String>,
+        params: VpinParams,
+    ) -> std::result::Result<Vpin, (&'static str, String)> {
         if let Some(v) = params.bucket_volume
             && !(v.is_finite() && v > 0.0)
         {
-            return Err(("bucket_volume", format!("must be a positive number of shares, not {v}")));
+            return Err((
+                "bucket_volume",
+                format!("must be a positive number of shares, not {v}"),
+            ));
         }
         let max = crate::limits::MAX_ROWS_BACK;
         for (key, v) in [
@@ -152,10 +158,16 @@ impl Vpin {
             }
         }
         if !(params.threshold > 0.0 && params.threshold < 1.0) {
-            return Err(("threshold", format!("must be between 0 and 1, not {}", params.threshold)));
+            return Err((
+                "threshold",
+                format!("must be between 0 and 1, not {}", params.threshold),
+            ));
         }
         if params.min_fit < 2 {
-            return Err(("min_fit", "must be at least 2 (a fit needs a spread)".into()));
+            return Err((
+                "min_fit",
+                "must be at least 2 (a fit needs a spread)".into(),
+            ));
         }
         let tz = parse_tz(&params.tz).map_err(|e| ("tz", e.to_string()))?;
         Ok(Vpin {
@@ -323,7 +335,11 @@ impl Node for Vpin {
             }
         }
         self.states = states;
-        let features = VPIN_FEATURES.iter().map(|f| f.to_string()).zip(cols).collect();
+        let features = VPIN_FEATURES
+            .iter()
+            .map(|f| f.to_string())
+            .zip(cols)
+            .collect();
         Ok(single_output(input.with_rows(
             input.end_ts().to_vec(),
             input.knowledge_ts().to_vec(),
