@@ -11,7 +11,7 @@ use kf_dataflow::nodes::microstructure::{
     ArrivalSpectrum, Bvc, BvcParams, SpectrumParams, TickBars, TickBarsParams, Vpin, VpinParams,
 };
 use kf_dataflow::{DF_IN, DF_OUT, Node, Phase, Ports, RunContext};
-use kf_frame::{Frame, Timestamp};
+use kf_frame::Frame;
 
 fn call(node: &mut dyn Node, input: &Frame) -> Option<Frame> {
     node.reset();
@@ -133,10 +133,22 @@ pub fn run(runs: usize, plot: Option<&Path>) {
         "  pipeline ticks -> bars -> bvc -> vpin: {total:.4} s, {:.1}M ticks/s on one core",
         rate(total, n)
     );
-    events(&v);
+    events(&v, "tuned set, 200 buckets of support");
+    // A faster-reacting variant: a quarter day of support.
+    let quick_p = VpinParams {
+        bucket_volume: Some(827_500.0),
+        support: 50,
+        ..VpinParams::default()
+    };
+    let quick = Vpin::new("vpin50", quick_p)
+        .ok()
+        .and_then(|mut node| call(&mut node, &c));
+    if let Some(q) = &quick {
+        events(q, "50 buckets of support");
+    }
     spectrum(&ticks);
-    if let Some(path) = plot {
-        match draw(&b, &v, path) {
+    if let (Some(path), Some(q)) = (plot, &quick) {
+        match draw(&b, &v, q, path) {
             Ok(()) => println!("  chart written to {}", path.display()),
             Err(e) => println!("  chart: {e}"),
         }
@@ -144,7 +156,7 @@ pub fn run(runs: usize, plot: Option<&Path>) {
 }
 
 /// Prints the VPIN events: where the event flag rises, in New York time.
-fn events(v: &Frame) {
+fn events(v: &Frame, what: &str) {
     let (Ok(flag), Ok(vp), Ok(cdf), Ok(buckets)) = (
         v.feature("vpin_event"),
         v.feature("vpin"),
@@ -161,7 +173,15 @@ fn events(v: &Frame) {
         .copied()
         .filter(|b| b.is_finite())
         .fold(0.0, f64::max);
-    println!("  {last_bucket} buckets; VPIN events (CDF >= 0.99), New York time:");
+    let max_cdf = cdf
+        .iter()
+        .copied()
+        .filter(|c| c.is_finite())
+        .fold(0.0, f64::max);
+    println!(
+        "  VPIN ({what}): {last_bucket} buckets, highest CDF {max_cdf:.4}; events (CDF >= \
+         0.99), New York time:"
+    );
     for (r, &f) in flag.iter().enumerate() {
         if f == 1.0 && prev != 1.0 {
             count += 1;
@@ -258,8 +278,9 @@ fn spectrum(ticks: &Frame) {
     }
 }
 
-/// VPIN and its CDF over the bars, with events shaded, above SPY's median price.
-fn draw(bars: &Frame, v: &Frame, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+/// SPY's median price; below it VPIN with the tuned set and with a quarter day of
+/// support, each with its CDF, events shaded.
+fn draw(bars: &Frame, v: &Frame, q: &Frame, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     use plotters::prelude::*;
     let text = kf_system::output::font_available();
     let price = bars.feature("median")?.values();
@@ -309,13 +330,21 @@ fn draw(bars: &Frame, v: &Frame, path: &Path) -> Result<(), Box<dyn std::error::
             .map(|r| (hours(ts[r]), price[r])),
         BLACK.stroke_width(1),
     ))?;
-    let (vlo, vhi) = finite(vp);
+    let (qv, qcdf, qev) = (
+        q.feature("vpin")?.values(),
+        q.feature("vpin_cdf")?.values(),
+        q.feature("vpin_event")?.values(),
+    );
+    let (a_lo, a_hi) = finite(vp);
+    let (b_lo, b_hi) = finite(qv);
+    let (vlo, vhi) = (a_lo.min(b_lo), a_hi.max(b_hi));
     let mut b2 = ChartBuilder::on(&bottom);
     b2.margin(10);
     if text {
         b2.caption(
-            "VPIN (blue, left) and its CDF (green, right); events (CDF >= 0.99) shaded red",
-            ("sans-serif", 18),
+            "VPIN: tuned set, 200 buckets of support (blue), 50 buckets (orange); their CDFs \
+             (right axis, green and grey); events (CDF >= 0.99) shaded red",
+            ("sans-serif", 16),
         )
         .x_label_area_size(30)
         .y_label_area_size(60)
@@ -333,26 +362,29 @@ fn draw(bars: &Frame, v: &Frame, path: &Path) -> Result<(), Box<dyn std::error::
     }
     let band = RGBColor(220, 60, 60).mix(0.25);
     for r in 1..ts.len() {
-        if ev[r] == 1.0 {
+        if ev[r] == 1.0 || qev[r] == 1.0 {
             c2.draw_secondary_series(std::iter::once(Rectangle::new(
                 [(hours(ts[r - 1]), 0.0), (hours(ts[r]), 1.0)],
                 band.filled(),
             )))?;
         }
     }
-    c2.draw_series(LineSeries::new(
+    let series = |x: &[f64]| -> Vec<(f64, f64)> {
         (0..ts.len())
-            .filter(|&r| vp[r].is_finite())
-            .map(|r| (hours(ts[r]), vp[r])),
-        BLUE.stroke_width(2),
-    ))?;
+            .filter(|&r| x[r].is_finite())
+            .map(|r| (hours(ts[r]), x[r]))
+            .collect()
+    };
+    c2.draw_secondary_series(LineSeries::new(series(cdf), GREEN.stroke_width(1)))?;
     c2.draw_secondary_series(LineSeries::new(
-        (0..ts.len())
-            .filter(|&r| cdf[r].is_finite())
-            .map(|r| (hours(ts[r]), cdf[r])),
-        GREEN.stroke_width(1),
+        series(qcdf),
+        RGBColor(150, 150, 150).stroke_width(1),
+    ))?;
+    c2.draw_series(LineSeries::new(series(vp), BLUE.stroke_width(2)))?;
+    c2.draw_series(LineSeries::new(
+        series(qv),
+        RGBColor(240, 140, 0).stroke_width(2),
     ))?;
     root.present()?;
-    let _ = Timestamp(0);
     Ok(())
 }

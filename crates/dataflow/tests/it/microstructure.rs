@@ -179,7 +179,7 @@ fn random_ticks(seed: u64, n: usize) -> Frame {
         t += rng.random_range(0..400) * 1_000_000 + 1;
         ts.push(t);
     }
-    let mut cols: Vec<Vec<f64>> = vec![Vec::with_capacity(2 * n); 5];
+    let mut cols: Vec<Vec<f64>> = (0..5).map(|_| Vec::with_capacity(2 * n)).collect();
     let mut px = [100.0, 50.0];
     for _ in 0..n {
         for (a, p) in px.iter_mut().enumerate() {

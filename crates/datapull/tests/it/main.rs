@@ -10,4 +10,5 @@ mod parquet_store;
 mod shared_data;
 mod sql_queries;
 mod synthetic;
+mod ticks;
 mod views;

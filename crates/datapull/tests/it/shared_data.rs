@@ -18,7 +18,7 @@ fn repo() -> PathBuf {
 }
 
 /// The data folder, or `None` (after saying why) when it is absent outside CI.
-fn shared(folder: &str) -> Option<PathBuf> {
+pub(crate) fn shared(folder: &str) -> Option<PathBuf> {
     let base = std::env::var_os("KF_SHARED_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("../shared/data"));

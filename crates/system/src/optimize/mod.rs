@@ -33,6 +33,10 @@
 //! [`WeightSet`] for the order of `Ω`). So the answer does not depend on the
 //! thread count, on the molecule sizes, on pruning, or on which incumbent seeded it.
 
+// The kernels index several parallel arrays (weights, forecasts, covariance rows) by
+// asset and horizon; index loops say that more plainly than zipped iterators.
+#![allow(clippy::needless_range_loop)]
+
 mod bound;
 mod exact;
 mod heuristic;
@@ -46,7 +50,7 @@ pub use heuristic::{beam_search, static_baseline};
 pub use problem::{OptimizeError, Problem};
 pub use processor::{Trajectory as TrajectoryProcessor, TrajectoryParams};
 pub use space::WeightSet;
-pub use spec::{Method, OptimizeSpec, ProblemSpec, SpecResult, solve_spec};
+pub use spec::{Instance, Method, OptimizeSpec, ProblemSpec, SpecResult, solve_spec};
 
 use kf_parallel::Engine;
 

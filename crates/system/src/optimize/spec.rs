@@ -70,6 +70,9 @@ pub enum ProblemSpec {
     },
 }
 
+/// A generated instance: `μ` per horizon, `V` per horizon, costs per horizon, `ω*`.
+pub type Instance = (Vec<Vec<f64>>, Vec<Vec<Vec<f64>>>, Vec<Vec<f64>>, Vec<f64>);
+
 impl ProblemSpec {
     /// A random instance: `μ_{i,h} ~ N(0, 0.01²)` drawn afresh per horizon (so the
     /// best weights move and costs make the path matter), `V_h = A Aᵀ/N + 10⁻⁴ I`
@@ -81,7 +84,7 @@ impl ProblemSpec {
         horizons: usize,
         seed: u64,
         cost: f64,
-    ) -> (Vec<Vec<f64>>, Vec<Vec<Vec<f64>>>, Vec<Vec<f64>>, Vec<f64>) {
+    ) -> Instance {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let normal = |rng: &mut ChaCha8Rng, s: f64| -> f64 {
             let z: f64 = StandardNormal.sample(rng);

@@ -121,11 +121,14 @@ impl OpenBar {
             out.fill(f64::NAN);
             return;
         }
-        self.prices.sort_unstable_by(f64::total_cmp);
+        // The median by selection (linear time): the upper middle, and for an even
+        // count the largest value below it.
+        let (below, &mut upper, _) = self.prices.select_nth_unstable_by(n / 2, f64::total_cmp);
         let median = if n % 2 == 1 {
-            self.prices[n / 2]
+            upper
         } else {
-            0.5 * (self.prices[n / 2 - 1] + self.prices[n / 2])
+            let lower = below.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            0.5 * (lower + upper)
         };
         let vwap = if self.volume > 0.0 {
             self.pv / self.volume
@@ -352,7 +355,12 @@ impl Node for TickBars {
         match self.params.by {
             BarKind::Time => {
                 for (r, &t) in ts.iter().enumerate() {
-                    let b = self.bin_end(t);
+                    // Rows come in time order: a row at or before the open bin's end
+                    // is in it (no division per tick).
+                    let b = match self.bin {
+                        Some((open, _)) if t <= open => open,
+                        _ => self.bin_end(t),
+                    };
                     if let Some((open, open_kt)) = self.bin
                         && b != open
                     {
@@ -439,11 +447,12 @@ mod tests {
     use super::*;
     use kf_frame::Frame;
 
-    fn ticks(rows: &[(i64, f64, f64, u8, u32, f64)]) -> Frame {
+    /// Time, price, size, venue, condition flags, suspicious.
+    type Tick = (i64, f64, f64, u8, u32, f64);
+
+    fn ticks(rows: &[Tick]) -> Frame {
         let ts: Vec<i64> = rows.iter().map(|r| r.0).collect();
-        let col = |f: &dyn Fn(&(i64, f64, f64, u8, u32, f64)) -> f64| -> Vec<f64> {
-            rows.iter().map(f).collect()
-        };
+        let col = |f: &dyn Fn(&Tick) -> f64| -> Vec<f64> { rows.iter().map(f).collect() };
         Frame::new(
             ts.clone(),
             ts,

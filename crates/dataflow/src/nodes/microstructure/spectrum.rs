@@ -149,13 +149,12 @@ impl ArrivalSpectrum {
         kts.push(kt.max(end));
         let k = self.omega.len();
         for s in &mut self.sums {
-            for j in 0..k {
-                let p = if s.n > 0.0 {
-                    (s.re[j] * s.re[j] + s.im[j] * s.im[j]) / s.n
+            for ((col, re), im) in cols.iter_mut().zip(&s.re).zip(&s.im) {
+                col.push(if s.n > 0.0 {
+                    (re * re + im * im) / s.n
                 } else {
                     f64::NAN
-                };
-                cols[j].push(p);
+                });
             }
             cols[k].push(s.n);
             s.re.fill(0.0);

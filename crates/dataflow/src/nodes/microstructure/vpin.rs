@@ -288,13 +288,12 @@ impl Node for Vpin {
         let per_day = self.params.buckets_per_day as f64;
         for (r, &t) in input.end_ts().iter().enumerate() {
             let day = if fixed.is_none() { self.day_of(t) } else { 0 };
-            for a in 0..n {
+            for (a, st) in states.iter_mut().enumerate() {
                 let c = r * n + a;
                 let (b, s) = (buy[c], sell[c]);
                 if !(b.is_finite() && s.is_finite() && b >= 0.0 && s >= 0.0) {
                     continue;
                 }
-                let st = &mut states[a];
                 if fixed.is_none() && day != st.day {
                     if st.day != i64::MIN && st.day_volume > 0.0 {
                         st.size = st.day_volume / per_day;
