@@ -79,12 +79,7 @@ impl ProblemSpec {
     /// with `A` of `N(0, 0.01²)` entries per horizon, `c_{i,h}` uniform in
     /// `[0, 2 cost]`, `ω* = 0`. The same seed gives the same instance on every
     /// machine.
-    pub fn random(
-        assets: usize,
-        horizons: usize,
-        seed: u64,
-        cost: f64,
-    ) -> Instance {
+    pub fn random(assets: usize, horizons: usize, seed: u64, cost: f64) -> Instance {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let normal = |rng: &mut ChaCha8Rng, s: f64| -> f64 {
             let z: f64 = StandardNormal.sample(rng);
