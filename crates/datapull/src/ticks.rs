@@ -1,12 +1,14 @@
 //! `ticks`: trade ticks from CSV files (plain or gzip), one row per trade.
 //!
 //! A frame's rows must have strictly increasing times, and many trades share a
-//! millisecond. A tick's row time is therefore its timestamp plus its sequence
-//! number among the ticks of its asset with the same timestamp, in nanoseconds: the
-//! third trade of a millisecond sits 2 ns after the first. Order within the file is
-//! kept, sub-millisecond times never collide with the next millisecond (a
-//! millisecond may hold up to a million trades of one asset), and the ticks of
-//! several assets share rows where their times coincide.
+//! millisecond. A tick's row time is therefore its timestamp, or 1 ns after the
+//! previous tick's row time of its asset when that is later: the third trade of a
+//! millisecond sits 2 ns after the first. Order within the file is kept, no two
+//! ticks of an asset share a row whatever the unit of the timestamps (nanosecond
+//! timestamps that tie are pushed 1 ns apart), a tick is never moved by a
+//! millisecond or more (over a million ticks of one asset crowded into one
+//! millisecond is an error), and the ticks of several assets share rows where
+//! their times coincide.
 //!
 //! The columns are those of the LEAN trade ticks in `../shared/data`
 //! (`timestamp_et, symbol, price, size, exchange, sale_condition, suspicious`; see
@@ -76,7 +78,7 @@ pub struct TickSource {
 struct AssetTicks {
     ts: Vec<i64>,
     values: Vec<[f64; 5]>,
-    /// The timestamp of the last tick and how many ticks had it.
+    /// The timestamp of the last tick and the row time it was given.
     last: Option<(i64, i64)>,
 }
 
@@ -261,8 +263,9 @@ impl TickSource {
                 }
             };
             let t = &mut assets[a].1;
-            let seq = match t.last {
-                Some((prev, n)) if prev == ts => n,
+            // The row time: the tick's own time, or 1 ns after the row before it
+            // when that is later (ticks sharing a timestamp, whatever its unit).
+            let row = match t.last {
                 Some((prev, _)) if ts < prev => {
                     return Err(line_err(
                         line,
@@ -273,16 +276,17 @@ impl TickSource {
                         ),
                     ));
                 }
-                _ => 0,
+                Some((_, prev_row)) => ts.max(prev_row.saturating_add(1)),
+                None => ts,
             };
-            if seq >= 1_000_000 {
+            if row - ts >= 1_000_000 {
                 return Err(line_err(
                     line,
-                    "over a million ticks of one asset in one millisecond".into(),
+                    "over a million ticks of one asset crowded into one millisecond".into(),
                 ));
             }
-            t.last = Some((ts, seq + 1));
-            t.ts.push(ts + seq);
+            t.last = Some((ts, row));
+            t.ts.push(row);
             t.values
                 .push([price, size, exchange, f64::from(condition), suspicious]);
         }

@@ -94,7 +94,7 @@ fn optimize_names_what_is_wrong() {
         (
             "[optimize]\nunits = 2\n[optimize.problem]\nmu = [[0.01, 0.02]]\n\
              cov = [[1e-4, 2e-4], [2e-4, 1e-4]]\ncost = 0.001\n",
-            "cov[0] is not positive definite",
+            "cov[0] is not positive semi-definite: ω'Vω = -5e-5 for ω = [0.5, -0.5]",
         ),
         (
             "[optimize]\nunits = 2\n[optimize.problem]\nmu = [[0.01, 0.02]]\n\

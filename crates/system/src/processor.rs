@@ -44,6 +44,17 @@ pub trait ForecastProcessor: Send + Debug {
     /// `orders` has one slot per asset, like every slice of `input`.
     fn orders(&mut self, input: &Decide<'_>, orders: &mut [f64]);
 
+    /// Checks, when the system is built, that this processor can serve `horizons`
+    /// forecast horizons (the prediction, then `[system] horizons`), so that a
+    /// decision never finds out. Most processors read the first horizon only.
+    ///
+    /// # Errors
+    /// The processor's key to change and why.
+    fn check_horizons(&self, horizons: usize) -> Result<(), (&'static str, String)> {
+        let _ = horizons;
+        Ok(())
+    }
+
     /// Forgets what earlier decisions left behind (open positions, entry prices),
     /// for a fresh run.
     fn reset(&mut self);

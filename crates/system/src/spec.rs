@@ -195,7 +195,8 @@ impl SystemSpec {
         } else {
             None
         };
-        let processor = processors.build(&s.section("processor")?)?;
+        let processor_section = s.section("processor")?;
+        let processor = processors.build(&processor_section)?;
         let spec = SystemSpec {
             bar,
             start,
@@ -213,6 +214,9 @@ impl SystemSpec {
             clock,
             fit,
         };
+        processor
+            .check_horizons(1 + spec.horizons.len())
+            .map_err(|(key, m)| processor_section.invalid(key, m))?;
         Ok((spec, processor))
     }
 }

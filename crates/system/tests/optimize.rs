@@ -304,10 +304,24 @@ fn bad_problems_are_refused_naming_the_input() {
         &[vec![0.0; 2]],
         &[0.0, 0.0],
     ));
-    assert!(e.contains("cov[0] is not positive definite"), "{e}");
+    assert!(
+        e.contains("cov[0] is not positive definite enough") && e.contains("[-0.5, 0.5]"),
+        "{e}"
+    );
     let asym = vec![vec![vec![1e-4, 1e-5], vec![0.0, 1e-4]]];
     let e = err(Problem::new(2, &ok_mu, &asym, &[vec![0.0; 2]], &[0.0, 0.0]));
     assert!(e.contains("cov[0] is not symmetric"), "{e}");
+    let e = err(Problem::new(
+        2,
+        &ok_mu,
+        &v,
+        &[vec![1e300; 2]],
+        &[1e300, 0.0],
+    ));
+    assert!(
+        e.contains("the first horizon's cost from start is inf") && e.contains("overflows"),
+        "{e}"
+    );
     let e = err(Problem::new(0, &ok_mu, &v, &[vec![0.0; 2]], &[0.0, 0.0]));
     assert!(e.contains("units"), "{e}");
     let big_mu = vec![vec![0.0; 40]];
@@ -324,4 +338,55 @@ fn bad_problems_are_refused_naming_the_input() {
         &[0.0; 40],
     ));
     assert!(e.contains("over the limit"), "{e}");
+}
+
+#[test]
+fn a_covariance_equal_up_to_rounding_or_singular_off_omega_is_accepted() {
+    // K = 1 keeps Ω = {±e_1, ±e_2}: the singular matrix below gives each of them
+    // variance 1e-4 (its null space, (1, -1), is not in Ω).
+    let mu = vec![vec![0.01, 0.02], vec![-0.005, 0.01]];
+    let cost = vec![vec![0.001, 0.002]; 2];
+    let start = [0.0, 0.0];
+    let singular = vec![vec![vec![1e-4, 1e-4], vec![1e-4, 1e-4]]; 2];
+    let p = Problem::new(1, &mu, &singular, &cost, &start).unwrap();
+    let got = solve_exact(&p, &SearchOptions::default(), &engine(1)).unwrap();
+    let (best, _, _) = naive_best(1, &mu, &singular, &cost, &start);
+    assert!(
+        close(got.best.sharpe, best),
+        "{} vs {best}",
+        got.best.sharpe
+    );
+    // Halves that differ in the last digit, as printed covariances do, are averaged;
+    // the answer is the one of the exactly symmetric matrix.
+    let exact = vec![vec![vec![1e-4, 3e-5], vec![3e-5, 2e-4]]; 2];
+    let printed = vec![vec![vec![1e-4, 3e-5], vec![3.000000000000001e-5, 2e-4]]; 2];
+    let a = Problem::new(3, &mu, &exact, &cost, &start).unwrap();
+    let b = Problem::new(3, &mu, &printed, &cost, &start).unwrap();
+    let (ra, rb) = (
+        solve_exact(&a, &SearchOptions::default(), &engine(1)).unwrap(),
+        solve_exact(&b, &SearchOptions::default(), &engine(1)).unwrap(),
+    );
+    assert_eq!(ra.best.weights, rb.best.weights);
+    assert!(close(ra.best.sharpe, rb.best.sharpe));
+}
+
+#[test]
+fn a_beam_too_wide_to_finish_is_refused_before_it_starts() {
+    // N = 4, K = 6: |Ω| = 608 (see docs/applications.md), H = 3: a beam of 10^7
+    // would score 1.8e10 prefixes.
+    let (mu, cov, cost, start) = ProblemSpec::random(4, 3, 1, 0.002);
+    let p = Problem::new(6, &mu, &cov, &cost, &start).unwrap();
+    assert_eq!(p.omega().len(), 608);
+    let e = solve(
+        &p,
+        Method::Beam { width: 10_000_000 },
+        &SearchOptions::default(),
+        &engine(1),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, OptimizeError::BeamTooLarge { work, .. } if work == 1.824e10),
+        "{e}"
+    );
+    assert!(e.to_string().contains("narrower beam_width"), "{e}");
 }

@@ -110,3 +110,29 @@ fn a_horizon_column_the_dag_does_not_make_is_refused_by_name() {
     let e = System::from_config(&c).unwrap_err().to_string();
     assert!(e.contains("over 100000 weight vectors"), "{e}");
 }
+
+#[test]
+fn an_exact_plan_too_large_for_its_horizons_is_refused_when_the_system_is_built() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = config(dir.path(), true).to_toml_string();
+    // 2 assets and 3 units: |Ω| = 12 ((0,3) and (3,0)
+    // with 2 signs each, (1,2), (2,1) with 4), so two horizons face 144 trajectories.
+    let sized = |extra: &str| {
+        let c = Config::from_toml_str(
+            &text.replace("units = 1", &format!("units = 3\n{extra}")),
+            "t.toml",
+        )
+        .unwrap();
+        System::from_config(&c)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let e = sized("method = \"exact\"\nmax_exact = 100.0").unwrap_err();
+    assert!(
+        e.contains("system.processor.method")
+            && e.contains("12^2 = 1.440e2 trajectories, over max_exact = 1.000e2"),
+        "{e}"
+    );
+    assert!(sized("method = \"exact\"\nmax_exact = 144.0").is_ok());
+    assert!(sized("method = \"auto\"\nmax_exact = 100.0").is_ok());
+}

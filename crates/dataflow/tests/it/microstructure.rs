@@ -304,3 +304,98 @@ fn the_tick_pipeline_tiles_streams_and_is_causal() {
             .all(|&v| v >= 5000.0)
     );
 }
+
+fn bars_at(rows: &[(i64, f64, f64)]) -> Frame {
+    let ts: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    Frame::new(
+        ts.clone(),
+        ts,
+        vec!["X".into()],
+        vec![
+            ("buy_volume".into(), rows.iter().map(|r| r.1).collect()),
+            ("sell_volume".into(), rows.iter().map(|r| r.2).collect()),
+        ],
+    )
+    .unwrap()
+}
+
+#[test]
+fn an_event_starts_on_a_crossing_and_a_cdf_that_stays_high_raises_no_second() {
+    let p = VpinParams {
+        bucket_volume: Some(100.0),
+        support: 1,
+        min_fit: 2,
+        threshold: 0.8,
+        event_buckets: 1,
+        ..VpinParams::default()
+    };
+    // One bucket per bar. VPIN: 0.2, 0.2, 1, 1, 0, 1.
+    let input = bars(&[
+        (60.0, 40.0),
+        (60.0, 40.0),
+        (100.0, 0.0),
+        (100.0, 0.0),
+        (50.0, 50.0),
+        (100.0, 0.0),
+    ]);
+    let out = run_one(input, Box::new(Vpin::new("vpin", p).unwrap()));
+    let cdf = out.feature("vpin_cdf").unwrap().values().to_vec();
+    let event = out.feature("vpin_event").unwrap().values().to_vec();
+    // The lognormal CDF of ln 1 = 0 against earlier logs, by hand.
+    let phi_of_zero_against = |logs: &[f64]| {
+        let n = logs.len() as f64;
+        let mean = logs.iter().sum::<f64>() / n;
+        let sd = (logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        0.5 * statrs::function::erf::erfc(mean / sd / 2f64.sqrt())
+    };
+    let l = 0.2f64.ln();
+    // Bucket 3: two equal earlier values, 1 above them: CDF 1, a crossing.
+    assert_eq!(cdf[2], 1.0);
+    // Bucket 4: CDF 0.876 against (l, l, 0), still above 0.8: no new event, though
+    // the first one (1 bucket) is over.
+    let c4 = phi_of_zero_against(&[l, l, 0.0]);
+    assert!(
+        c4 > 0.8 && (cdf[3] - c4).abs() < 1e-12,
+        "{} vs {c4}",
+        cdf[3]
+    );
+    // Bucket 5: VPIN 0 has CDF 0 (and no logarithm for the fit); bucket 6 crosses
+    // again: CDF 0.807 against (l, l, 0, 0).
+    assert_eq!(cdf[4], 0.0);
+    let c6 = phi_of_zero_against(&[l, l, 0.0, 0.0]);
+    assert!(
+        c6 > 0.8 && (cdf[5] - c6).abs() < 1e-12,
+        "{} vs {c6}",
+        cdf[5]
+    );
+    assert_eq!(event, [0.0, 0.0, 1.0, 0.0, 0.0, 1.0]);
+}
+
+#[test]
+fn a_smaller_size_from_a_new_day_waits_for_the_open_bucket_to_fill() {
+    let p = VpinParams {
+        buckets_per_day: 2,
+        support: 1,
+        tz: "UTC".into(),
+        ..VpinParams::default()
+    };
+    let day = 86_400 * S;
+    let h10 = 10 * 3600 * S;
+    let input = bars_at(&[
+        // Day 1: 400 shares, no bucket yet; day 2's buckets are 200 shares.
+        (h10, 200.0, 200.0),
+        // Day 2: 100 shares open a bucket of 200; day 3's buckets will be 50.
+        (day + h10, 80.0, 20.0),
+        // Day 3: the open bucket takes 100 more and closes: |80 - 120| / 200.
+        (2 * day + h10, 0.0, 100.0),
+        // Then buckets of 50: |50 - 0| / 50.
+        (2 * day + h10 + 3600 * S, 50.0, 0.0),
+    ]);
+    let out = run_one(input, Box::new(Vpin::new("vpin", p).unwrap()));
+    let vpin = out.feature("vpin").unwrap().values().to_vec();
+    let buckets = out.feature("buckets").unwrap().values().to_vec();
+    assert_eq!(buckets, [0.0, 0.0, 1.0, 2.0]);
+    assert!(vpin[0].is_nan() && vpin[1].is_nan());
+    assert!((vpin[2] - 0.2).abs() < 1e-15, "{}", vpin[2]);
+    assert_eq!(vpin[3], 1.0);
+}

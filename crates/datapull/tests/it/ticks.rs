@@ -67,6 +67,29 @@ fn ticks_of_one_millisecond_keep_their_order_and_assets_share_rows() {
 }
 
 #[test]
+fn nanosecond_ticks_that_tie_are_pushed_apart_and_none_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two trades at .000000001 and one at .000000002: tick times in nanoseconds.
+    std::fs::write(
+        dir.path().join("a.csv"),
+        format!(
+            "{HEADER}2013-10-09 09:30:00.000000001,SPY,1.0,100,P,1,0\n\
+             2013-10-09 09:30:00.000000001,SPY,2.0,200,P,1,0\n\
+             2013-10-09 09:30:00.000000002,SPY,3.0,300,P,1,0\n\
+             2013-10-09 09:30:00.000000009,SPY,4.0,400,P,1,0\n"
+        ),
+    )
+    .unwrap();
+    let f = source(dir.path(), "").load(&Query::all()).unwrap();
+    let t = utc("2013-10-09 13:30:00.000000001");
+    // The second tie takes t + 1, so the tick of t + 1 moves to t + 2; the last
+    // keeps its own time.
+    assert_eq!(f.end_ts(), &[t, t + 1, t + 2, t + 8]);
+    let price: Vec<f64> = f.feature("price").unwrap().asset(0).collect();
+    assert_eq!(price, [1.0, 2.0, 3.0, 4.0]);
+}
+
+#[test]
 fn bad_ticks_are_refused_by_file_and_line() {
     let cases = [
         (

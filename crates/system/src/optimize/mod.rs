@@ -47,7 +47,7 @@ mod spec;
 
 pub use exact::solve_exact;
 pub use heuristic::{beam_search, static_baseline};
-pub use problem::{OptimizeError, Problem};
+pub use problem::{MAX_BEAM_WORK, MAX_OMEGA, OptimizeError, Problem};
 pub use processor::{Trajectory as TrajectoryProcessor, TrajectoryParams};
 pub use space::WeightSet;
 pub use spec::{Instance, Method, OptimizeSpec, ProblemSpec, SpecResult, solve_spec};
@@ -139,7 +139,9 @@ impl Default for SearchOptions {
 ///
 /// # Errors
 /// [`OptimizeError::TooLarge`] when an exact search is asked of a space over
-/// `max_exact` trajectories; [`OptimizeError::Engine`] when the job engine fails.
+/// `max_exact` trajectories; [`OptimizeError::BeamTooLarge`] when a beam search
+/// would score over [`MAX_BEAM_WORK`] prefixes; [`OptimizeError::Engine`] when the
+/// job engine fails.
 pub fn solve(
     problem: &Problem,
     method: Method,
@@ -159,13 +161,33 @@ pub fn solve(
             }
             solve_exact(problem, options, engine)
         }
-        Method::Beam { width } => Ok(beam_search(problem, width, options.symmetry)),
+        Method::Beam { width } => checked_beam(problem, width, options.symmetry),
         Method::Auto { max_exact, width } => {
             if problem.space_size() <= max_exact {
                 solve_exact(problem, options, engine)
             } else {
-                Ok(beam_search(problem, width, options.symmetry))
+                checked_beam(problem, width, options.symmetry)
             }
         }
     }
+}
+
+/// [`beam_search`] after checking its work against [`MAX_BEAM_WORK`].
+fn checked_beam(
+    problem: &Problem,
+    width: usize,
+    symmetry: bool,
+) -> Result<Solution, OptimizeError> {
+    let (omega, horizons) = (problem.omega().len(), problem.horizons());
+    let work = width.max(1) as f64 * omega as f64 * horizons as f64;
+    if work > MAX_BEAM_WORK {
+        return Err(OptimizeError::BeamTooLarge {
+            width,
+            omega,
+            horizons,
+            work,
+            limit: MAX_BEAM_WORK,
+        });
+    }
+    Ok(beam_search(problem, width, symmetry))
 }

@@ -31,11 +31,13 @@ pub enum OptimizeError {
         /// What it must be.
         rule: &'static str,
     },
-    /// A covariance that is not symmetric positive definite (a trajectory's
-    /// variance could be zero or negative, and its Sharpe ratio undefined).
+    /// A covariance that is not symmetric (beyond rounding) or gives some weight
+    /// vector of `Ω` a negative variance, or a problem with a trajectory of zero
+    /// variance (its Sharpe ratio is undefined).
     #[error(
-        "cov[{horizon}] is not {why}; a covariance must be symmetric positive definite \
-         (add a small ridge to its diagonal)"
+        "cov[{horizon}] is not {why}; a covariance must be symmetric and positive \
+         semi-definite, with no trajectory of zero variance (add a small ridge to its \
+         diagonal)"
     )]
     Covariance {
         /// The horizon (0-based).
@@ -74,10 +76,32 @@ pub enum OptimizeError {
         /// The limit.
         limit: usize,
     },
+    /// A beam search that would score too many prefixes.
+    #[error(
+        "a beam of {width} over |Ω| = {omega} vectors and {horizons} horizons scores \
+         {work:.3e} prefixes, over the limit of {limit:.0e}; use a narrower beam_width, \
+         fewer units or assets"
+    )]
+    BeamTooLarge {
+        /// The beam's width.
+        width: usize,
+        /// `|Ω|`.
+        omega: usize,
+        /// `H`.
+        horizons: usize,
+        /// `width × |Ω| × H`.
+        work: f64,
+        /// [`MAX_BEAM_WORK`].
+        limit: f64,
+    },
     /// The job engine failed.
     #[error(transparent)]
     Engine(#[from] kf_parallel::RunError),
 }
+
+/// The most prefixes a beam search may score (`width × |Ω| × H`): about a minute
+/// on one core.
+pub const MAX_BEAM_WORK: f64 = 1e10;
 
 /// The most weight vectors `Ω` may hold: the tables hold a few `f64` per vector
 /// and horizon.
@@ -91,7 +115,9 @@ const PAIR_TABLE_LIMIT: usize = 8_000_000;
 /// A discretized trajectory problem (see the module doc of `optimize`).
 ///
 /// Invariant: every input is finite, the costs are non-negative, each `V_h` is
-/// symmetric positive definite, and the tables below agree with `Ω` and the inputs.
+/// symmetric (symmetrized when its two halves differ only by rounding), `ω'V_hω ≥ 0`
+/// on `Ω`, every trajectory has a positive variance, and the tables below agree
+/// with `Ω` and the inputs.
 #[derive(Clone, Debug)]
 pub struct Problem {
     n: usize,
@@ -124,8 +150,11 @@ impl Problem {
     /// # Errors
     /// [`OptimizeError::Shape`] for inputs of the wrong size,
     /// [`OptimizeError::Value`] for non-finite values or negative costs,
-    /// [`OptimizeError::Covariance`] for a covariance that is not symmetric positive
-    /// definite, [`OptimizeError::OmegaTooLarge`] when `Ω` would not fit.
+    /// [`OptimizeError::Covariance`] for a covariance that is not symmetric to 1e-9
+    /// relative, that gives a vector of `Ω` a negative variance, or that leaves a
+    /// trajectory with zero variance (a singular covariance is accepted when `Ω`
+    /// avoids its null space), [`OptimizeError::OmegaTooLarge`] when `Ω` would not
+    /// fit.
     pub fn new(
         k: u32,
         mu: &[Vec<f64>],
@@ -202,7 +231,7 @@ impl Problem {
                     finite(format!("cov[{h}][{i}][{j}]"), cov[h][i][j], false)?;
                 }
             }
-            check_positive_definite(h, &cov[h])?;
+            check_symmetric(h, &cov[h])?;
         }
         for (i, &s) in start.iter().enumerate() {
             finite(format!("start[{i}]"), s, false)?;
@@ -224,7 +253,7 @@ impl Problem {
             horizons,
             omega,
             mu: mu.concat(),
-            cov: cov.iter().flat_map(|m| m.concat()).collect(),
+            cov: cov.iter().flat_map(|m| symmetrized(m)).collect(),
             cost: cost.concat(),
             start: start.to_vec(),
             ret: Vec::new(),
@@ -236,7 +265,62 @@ impl Problem {
                 .collect(),
         };
         p.tabulate();
+        p.check_variances()?;
         Ok(p)
+    }
+
+    /// Every `ω'V_hω` on `Ω` is non-negative, and the smallest trajectory variance,
+    /// `Σ_h min_Ω ω'V_hω`, is positive: every Sharpe ratio is defined.
+    fn check_variances(&self) -> Result<(), OptimizeError> {
+        let m = self.omega.len();
+        let mut least = 0.0;
+        let mut zero_at = None;
+        for h in 0..self.horizons {
+            let vars = &self.var[h * m..(h + 1) * m];
+
+            let (a, v) = vars
+                .iter()
+                .copied()
+                .enumerate()
+                .fold(
+                    (0, f64::INFINITY),
+                    |b, (a, v)| if v < b.1 { (a, v) } else { b },
+                );
+            if v < 0.0 {
+                return Err(OptimizeError::Covariance {
+                    horizon: h,
+                    why: format!(
+                        "positive semi-definite: ω'Vω = {v:e} for ω = {:?}",
+                        self.omega.weights(a)
+                    ),
+                });
+            }
+            if v == 0.0 && zero_at.is_none() {
+                zero_at = Some((h, a));
+            }
+            least += v;
+        }
+        if let Some(&x) = self.first_cost.iter().find(|x| !x.is_finite()) {
+            // |μ'ω| and ω'Vω are bounded by the inputs (Σ|ω| = 1); the cost from
+            // ω* is not, with a huge ω* and cost.
+            return Err(OptimizeError::Value {
+                what: "the first horizon's cost from start".into(),
+                value: x,
+                rule: "overflows: scale cost or start down",
+            });
+        }
+        match zero_at {
+            Some((h, a)) if least <= 0.0 => Err(OptimizeError::Covariance {
+                horizon: h,
+                why: format!(
+                    "positive definite enough: every horizon has a vector of zero \
+                     variance (at horizon {h}, ω = {:?}), so a trajectory of them has no \
+                     Sharpe ratio",
+                    self.omega.weights(a)
+                ),
+            }),
+            _ => Ok(()),
+        }
     }
 
     fn tabulate(&mut self) {
@@ -471,38 +555,35 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// Symmetric and positive definite, by a Cholesky factorization.
-fn check_positive_definite(h: usize, m: &[Vec<f64>]) -> Result<(), OptimizeError> {
-    let n = m.len();
-    for i in 0..n {
+/// Symmetric to 1e-9 relative: printed or computed covariances differ in their last
+/// digits between the two halves, and the halves are then averaged
+/// ([`symmetrized`]).
+fn check_symmetric(h: usize, m: &[Vec<f64>]) -> Result<(), OptimizeError> {
+    for i in 0..m.len() {
         for j in 0..i {
-            if m[i][j] != m[j][i] {
+            let (a, b) = (m[i][j], m[j][i]);
+            if (a - b).abs() > 1e-9 * a.abs().max(b.abs()) {
                 return Err(OptimizeError::Covariance {
                     horizon: h,
                     why: format!(
-                        "symmetric: cov[{h}][{i}][{j}] = {} but cov[{h}][{j}][{i}] = {}",
-                        m[i][j], m[j][i]
+                        "symmetric: cov[{h}][{i}][{j}] = {a} but cov[{h}][{j}][{i}] = {b}"
                     ),
                 });
             }
         }
     }
-    let mut l = vec![0.0; n * n];
+    Ok(())
+}
+
+/// `(V + V')/2`, row-major: the same bits as `V` when it is exactly symmetric.
+fn symmetrized(m: &[Vec<f64>]) -> Vec<f64> {
+    let n = m.len();
+    let mut out = Vec::with_capacity(n * n);
     for i in 0..n {
-        for j in 0..=i {
-            let s: f64 = m[i][j] - (0..j).map(|k| l[i * n + k] * l[j * n + k]).sum::<f64>();
-            if i == j {
-                if s.is_nan() || s <= 0.0 {
-                    return Err(OptimizeError::Covariance {
-                        horizon: h,
-                        why: format!("positive definite (pivot {i} is {s})"),
-                    });
-                }
-                l[i * n + i] = s.sqrt();
-            } else {
-                l[i * n + j] = s / l[j * n + j];
-            }
+        for j in 0..n {
+            let (a, b) = (m[i][j], m[j][i]);
+            out.push(if a == b { a } else { 0.5 * a + 0.5 * b });
         }
     }
-    Ok(())
+    out
 }

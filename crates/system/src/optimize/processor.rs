@@ -5,7 +5,7 @@ use kf_parallel::Engine;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Method, Problem, SearchOptions, solve};
+use super::{MAX_BEAM_WORK, Method, Problem, SearchOptions, WeightSet, solve};
 use crate::processor::{Decide, ForecastProcessor};
 
 /// Parameters of the `trajectory` processor.
@@ -226,6 +226,39 @@ impl ForecastProcessor for Trajectory {
             if valid(i) {
                 orders[i] = weight[i] * gmv / input.price[i] - input.holdings[i];
             }
+        }
+    }
+
+    fn check_horizons(&self, horizons: usize) -> Result<(), (&'static str, String)> {
+        let omega =
+            WeightSet::count(self.params.max_assets, self.params.units).unwrap_or(u128::MAX);
+        let space = (omega as f64).powi(i32::try_from(horizons).unwrap_or(i32::MAX));
+        let m = omega as f64;
+        let beam = match self.method {
+            Method::Exact { max_exact } if space > max_exact => {
+                return Err((
+                    "method",
+                    format!(
+                        "an exact search over {horizons} horizons faces |Ω|^H = \
+                         {m}^{horizons} = {space:.3e} trajectories, over max_exact = \
+                         {max_exact:.3e}; use method = \"auto\" or \"beam\", fewer units \
+                         or max_assets, or raise max_exact"
+                    ),
+                ));
+            }
+            Method::Exact { .. } => None,
+            Method::Beam { width } => Some(width),
+            Method::Auto { max_exact, width } => (space > max_exact).then_some(width),
+        };
+        match beam {
+            Some(width) if width as f64 * m * horizons as f64 > MAX_BEAM_WORK => Err((
+                "beam_width",
+                format!(
+                    "a beam of {width} over |Ω| = {m} vectors and {horizons} horizons scores \
+                     over {MAX_BEAM_WORK:.0e} prefixes per decision; use a narrower beam"
+                ),
+            )),
+            _ => Ok(()),
         }
     }
 

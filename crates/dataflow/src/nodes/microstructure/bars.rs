@@ -239,7 +239,12 @@ impl TickBars {
 
     fn bin_end(&self, t: i64) -> i64 {
         let r = t.rem_euclid(self.freq);
-        if r == 0 { t } else { t - r + self.freq }
+        // Saturating: a tick in the last bar before i64::MAX (year 2262) ends it there.
+        if r == 0 {
+            t
+        } else {
+            (t - r).saturating_add(self.freq)
+        }
     }
 
     /// The input columns read: price and size, then venue, condition and

@@ -96,11 +96,10 @@ impl Bvc {
         id: impl Into<String>,
         params: BvcParams,
     ) -> std::result::Result<Bvc, (&'static str, String)> {
-        if !(params.nu.is_finite() && params.nu > 0.0) {
-            return Err((
-                "nu",
-                format!("must be a positive number, not {}", params.nu),
-            ));
+        // Below 1e-6 the t distribution's incomplete beta function loses its
+        // footing (at ν/2 = 0 statrs fails); above 1e6 it is the normal to 1e-12.
+        if !(params.nu.is_finite() && (1e-6..=1e6).contains(&params.nu)) {
+            return Err(("nu", format!("must be from 1e-6 to 1e6, not {}", params.nu)));
         }
         if params.window < 2 || params.window > crate::limits::MAX_ROWS_BACK {
             return Err((
@@ -260,5 +259,29 @@ mod tests {
         let far = student_t_cdf(&small, 1000.0);
         assert!(far > 0.5 && far < 0.9, "{far}");
         assert_eq!(student_t_cdf(&small, f64::INFINITY), 1.0);
+    }
+
+    #[test]
+    fn the_accepted_range_of_nu_gives_a_cdf_everywhere_and_the_rest_is_refused() {
+        for nu in [1e-6, 1e6] {
+            let d = StudentsT::new(0.0, 1.0, nu).unwrap();
+            let mut last = 0.0;
+            for x in [-1e300, -1e3, -1.0, -1e-3, 0.0, 1e-3, 1.0, 1e3, 1e300] {
+                let c = student_t_cdf(&d, x);
+                assert!((0.0..=1.0).contains(&c) && c >= last, "nu {nu}, x {x}: {c}");
+                last = c;
+            }
+        }
+        // At 1e6 degrees of freedom the CDF at 1 is the normal's 0.841344746...
+        let d = StudentsT::new(0.0, 1.0, 1e6).unwrap();
+        assert!((student_t_cdf(&d, 1.0) - 0.841_344_746_068_543).abs() < 1e-6);
+        for nu in [5e-324, 1e-7, 2e6, f64::NAN, -1.0] {
+            let p = BvcParams {
+                nu,
+                ..BvcParams::default()
+            };
+            let e = Bvc::new("b", p).unwrap_err();
+            assert_eq!(e.0, "nu", "{nu}");
+        }
     }
 }

@@ -7,10 +7,14 @@
 //! imbalances of the last `support` buckets over their volume. Its CDF is that of
 //! a lognormal fitted to every earlier VPIN value (the mean and standard deviation
 //! of their logarithms), so it uses nothing later than the bucket. When the CDF
-//! reaches `threshold`, an event starts and lasts `event_buckets` buckets.
+//! crosses `threshold` (it reaches it from below, or with the first CDF given), an
+//! event starts and lasts `event_buckets` buckets; a CDF that stays high raises no
+//! second event until it has fallen below the threshold again.
 //!
 //! `V` is `bucket_volume` when given, else the previous trading day's volume over
-//! `buckets_per_day` (days in `tz`; no bucket fills on the first day).
+//! `buckets_per_day` (days in `tz`; no bucket fills on the first day). A new day's
+//! size applies from the first bucket that opens on that day: the bucket open at
+//! midnight fills to the size it opened with.
 
 use std::collections::VecDeque;
 
@@ -47,7 +51,7 @@ pub struct VpinParams {
     pub buckets_per_day: usize,
     /// Buckets in one VPIN value (200: one day of buckets).
     pub support: usize,
-    /// The CDF at or above which an event starts.
+    /// The CDF whose crossing from below starts an event.
     pub threshold: f64,
     /// Buckets an event lasts (20: a tenth of a day of 200 buckets).
     pub event_buckets: usize,
@@ -78,6 +82,8 @@ impl Default for VpinParams {
 struct AssetState {
     /// The bucket volume in force (NaN until known).
     size: f64,
+    /// The size for the next bucket to open, from a new day (NaN when none).
+    next_size: f64,
     /// The open bucket: buys, sells, shares.
     buy: f64,
     sell: f64,
@@ -92,6 +98,9 @@ struct AssetState {
     fit_m2: f64,
     /// Buckets left in the current event.
     event_left: usize,
+    /// Whether the last CDF was at or above the threshold (a crossing needs it
+    /// below).
+    above: bool,
     /// The day being counted and its volume so far, for the next day's bucket.
     day: i64,
     day_volume: f64,
@@ -104,6 +113,7 @@ impl AssetState {
     fn new(size: Option<f64>) -> AssetState {
         AssetState {
             size: size.unwrap_or(f64::NAN),
+            next_size: f64::NAN,
             buy: 0.0,
             sell: 0.0,
             filled: 0.0,
@@ -113,6 +123,7 @@ impl AssetState {
             fit_mean: 0.0,
             fit_m2: 0.0,
             event_left: 0,
+            above: false,
             day: i64::MIN,
             day_volume: 0.0,
             vpin: f64::NAN,
@@ -223,6 +234,7 @@ impl Vpin {
         if !ln.is_finite() {
             // A VPIN of exactly 0 (perfect balance for a day) has no logarithm.
             st.cdf = 0.0;
+            st.above = false;
             return;
         }
         st.cdf = if st.fit_n >= self.params.min_fit as u64 {
@@ -241,9 +253,11 @@ impl Vpin {
         let delta = ln - st.fit_mean;
         st.fit_mean += delta / st.fit_n as f64;
         st.fit_m2 += delta * (ln - st.fit_mean);
-        if st.event_left == 0 && st.cdf >= self.params.threshold {
+        let above = st.cdf >= self.params.threshold;
+        if above && !st.above && st.event_left == 0 {
             st.event_left = self.params.event_buckets;
         }
+        st.above = above;
     }
 }
 
@@ -296,26 +310,41 @@ impl Node for Vpin {
                 }
                 if fixed.is_none() && day != st.day {
                     if st.day != i64::MIN && st.day_volume > 0.0 {
-                        st.size = st.day_volume / per_day;
+                        st.next_size = st.day_volume / per_day;
                     }
                     st.day = day;
                     st.day_volume = 0.0;
                 }
                 let volume = b + s;
                 st.day_volume += volume;
+                if st.filled == 0.0 && !st.next_size.is_nan() {
+                    st.size = st.next_size;
+                    st.next_size = f64::NAN;
+                }
+                // The smallest size this bar can meet: the one in force, or the
+                // next day's once the open bucket is full.
+                let least = if st.next_size.is_nan() {
+                    st.size
+                } else {
+                    st.size.min(st.next_size)
+                };
                 if st.size.is_finite() && volume > 0.0 {
-                    if volume / st.size > 1e6 {
+                    if volume / least > 1e6 {
                         return Err(crate::error::DataflowError::invalid(format!(
                             "node `{}`: a bar of {volume} shares at {} would fill over a \
                              million buckets of {} shares; raise bucket_volume",
                             self.id,
                             kf_frame::Timestamp(t),
-                            st.size
+                            least
                         )));
                     }
                     let f = b / volume;
                     let mut left = volume;
                     while left > 0.0 {
+                        if st.filled == 0.0 && !st.next_size.is_nan() {
+                            st.size = st.next_size;
+                            st.next_size = f64::NAN;
+                        }
                         let room = st.size - st.filled;
                         let take = if left >= room { room } else { left };
                         st.buy += take * f;
