@@ -2,7 +2,8 @@
 //! text, any `--set`), the CSV reader (mutated files), the Parquet store reader
 //! (damaged bytes) and the state loader (damaged states). None may panic; a damaged
 //! store either fails or reads back exactly what was written; a damaged state always
-//! fails. `PROPTEST_CASES` raises the number of cases.
+//! fails. `PROPTEST_CASES` sets the number of cases of every property (the defaults
+//! below keep CI to seconds).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -14,6 +15,15 @@ use kf_datapull::{CsvSource, ParquetStore, Query, Source, SyntheticBars, Synthet
 use kf_frame::Frame;
 use proptest::prelude::*;
 
+/// `default` cases, or `PROPTEST_CASES` when set (`with_cases` alone would ignore it).
+fn cases(default: u32) -> ProptestConfig {
+    let n = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default);
+    ProptestConfig::with_cases(n)
+}
+
 /// Runs `f` and fails the property if it panicked.
 fn no_panic<T>(what: &str, f: impl FnOnce() -> T) -> T {
     match kf_frame::guard::catch_quiet(f) {
@@ -23,7 +33,7 @@ fn no_panic<T>(what: &str, f: impl FnOnce() -> T) -> T {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(cases(256))]
 
     #[test]
     fn the_config_parser_takes_any_text(text in ".{0,200}", bytes in prop::collection::vec(any::<u8>(), 0..200)) {
@@ -73,7 +83,7 @@ fn csv_source(dir: &Path) -> Option<CsvSource> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(cases(128))]
 
     #[test]
     fn the_csv_reader_takes_any_mutation(
@@ -140,7 +150,7 @@ fn store() -> &'static (PathBuf, Vec<u8>, Frame) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(cases(256))]
 
     #[test]
     fn a_damaged_store_fails_or_reads_back_what_was_written(
@@ -189,7 +199,7 @@ fn fitted() -> &'static (PathBuf, Config) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(cases(128))]
 
     #[test]
     fn a_damaged_state_is_always_refused(

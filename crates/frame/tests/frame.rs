@@ -221,6 +221,13 @@ fn concat_joins_tiles_and_rejects_overlap_and_schema_changes() {
         ),
         "{e}"
     );
+    // Said in the user's words: a part of the data, which features, not "tile".
+    let shown = e.to_string();
+    assert!(
+        shown.starts_with("part 1 of the data (a file, batch or tile, in the order given) has features [\"close\"], but part 0 has [")
+            && shown.ends_with("; every part needs the same features"),
+        "{shown}"
+    );
     let other = f.select_assets(&["B", "A"]).unwrap();
     let e = Frame::concat(&[f.slice(0, 1).unwrap(), other.slice(1, 1).unwrap()]).unwrap_err();
     assert!(

@@ -69,6 +69,11 @@ fn huge_sizes_are_refused_by_key_before_allocating() {
             &["market_data.assets", "memory"],
         ),
         (
+            "configs/mock1.toml",
+            "market_data.bars=1000000000",
+            &["market_data.bars"],
+        ),
+        (
             "configs/library.toml",
             "dag.nodes.zscore.window=9223372036854775807",
             &["dag.nodes.zscore.window", "10000000"],
@@ -352,7 +357,22 @@ fn node_ids_that_are_not_plain_names_are_refused() {
             "all",
         ]);
         clean_error(&o, &["is not a plain name"]);
-        assert!(!tmp.path().join("escaped").exists());
+        // Nothing was written outside `--out`: `deep/` holds at most `o`, and `tmp`
+        // only the config and `deep` (an escape from `deep/o/capture/ID` or
+        // `deep/o/state/ID.bin` would land in `deep/`).
+        let names = |d: &std::path::Path| -> Vec<String> {
+            std::fs::read_dir(d)
+                .map(|r| {
+                    r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut top = names(tmp.path());
+        top.sort();
+        assert!(top == ["deep", "ids.toml"] || top == ["ids.toml"], "{id}: {top:?}");
+        let deep = names(&tmp.path().join("deep"));
+        assert!(deep.iter().all(|n| n == "o"), "{id}: {deep:?}");
     }
 }
 
@@ -457,6 +477,53 @@ fn flipped_bits_in_a_store_are_refused_naming_the_file() {
             other => panic!("byte {j}: {other:?}: {}", text(&o.stderr)),
         }
     }
+}
+
+#[test]
+fn a_value_changed_by_one_ulp_in_a_data_page_fails_its_checksum() {
+    // Without the store's checksums this flip reads back as another valid number
+    // (1 ulp away), and `data info`, which shows no values, would not see it.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut csv = String::from("t,close\n");
+    for i in 0..50 {
+        csv.push_str(&format!("2024-01-02 09:{:02}:00,{}\n", i + 1, 100.0 + f64::from(i) * 0.37));
+    }
+    std::fs::write(dir.join("AAA.csv"), csv).unwrap();
+    let cfg = dir.join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[market_data]\ntype = \"csv\"\nfiles = \"{}/*.csv\"\ntimestamp_column = \"t\"\n\
+             asset_from_file = \"{{asset}}.csv\"\ntz = \"UTC\"\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let store = dir.join("u.parquet");
+    let o = kaizenflow(&[
+        "data",
+        "import",
+        &cfg.display().to_string(),
+        "--compression",
+        "none",
+        "--out",
+        &store.display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let mut bytes = std::fs::read(&store).unwrap();
+    // A value in the middle of the range: neither a page's min nor its max, so its
+    // bytes are in the data (or dictionary) page only.
+    let needle = (100.0 + 25.0 * 0.37f64).to_le_bytes();
+    let at = bytes
+        .windows(8)
+        .position(|w| w == needle)
+        .expect("the value's bytes in the uncompressed store");
+    bytes[at] ^= 1;
+    let bad = dir.join("flipped.parquet");
+    std::fs::write(&bad, &bytes).unwrap();
+    let o = kaizenflow(&["data", "info", &bad.display().to_string()]);
+    clean_error(&o, &["flipped.parquet", "column `close`", "fail their checksum"]);
 }
 
 #[test]

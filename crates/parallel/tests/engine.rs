@@ -177,6 +177,54 @@ fn a_panicking_molecule_is_caught_and_named() {
 }
 
 #[test]
+fn a_caught_panic_prints_nothing_on_stderr() {
+    // The child half: a panicking molecule under the engine, with backtraces asked
+    // for; it prints the engine's error on stdout, then exits.
+    if std::env::var_os("KF_ENGINE_PANIC_CHILD").is_some() {
+        let atoms: Vec<usize> = (0..4).collect();
+        let err = Engine::new()
+            .threads(2)
+            .batches(4)
+            .run(&atoms, |c: &[usize]| {
+                if c[0] == 2 {
+                    panic!("quiet boom");
+                }
+                Ok::<_, Never>(())
+            })
+            .unwrap_err();
+        println!("error: {err}");
+        return;
+    }
+    // The parent half: run this test alone in a child process and read its streams.
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_caught_panic_prints_nothing_on_stderr",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env("KF_ENGINE_PANIC_CHILD", "1")
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("error: molecule 2 (atoms 2..3) panicked: quiet boom (at "),
+        "{stdout}"
+    );
+    // The default hook would print "thread '...' panicked at" and a backtrace.
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn keep_going_reduces_the_successes_and_lists_the_failures() {
     let atoms: Vec<u64> = (0..20).collect();
     let report = Engine::new()
