@@ -370,7 +370,10 @@ fn node_ids_that_are_not_plain_names_are_refused() {
         };
         let mut top = names(tmp.path());
         top.sort();
-        assert!(top == ["deep", "ids.toml"] || top == ["ids.toml"], "{id}: {top:?}");
+        assert!(
+            top == ["deep", "ids.toml"] || top == ["ids.toml"],
+            "{id}: {top:?}"
+        );
         let deep = names(&tmp.path().join("deep"));
         assert!(deep.iter().all(|n| n == "o"), "{id}: {deep:?}");
     }
@@ -487,7 +490,11 @@ fn a_value_changed_by_one_ulp_in_a_data_page_fails_its_checksum() {
     let dir = tmp.path();
     let mut csv = String::from("t,close\n");
     for i in 0..50 {
-        csv.push_str(&format!("2024-01-02 09:{:02}:00,{}\n", i + 1, 100.0 + f64::from(i) * 0.37));
+        csv.push_str(&format!(
+            "2024-01-02 09:{:02}:00,{}\n",
+            i + 1,
+            100.0 + f64::from(i) * 0.37
+        ));
     }
     std::fs::write(dir.join("AAA.csv"), csv).unwrap();
     let cfg = dir.join("c.toml");
@@ -523,7 +530,10 @@ fn a_value_changed_by_one_ulp_in_a_data_page_fails_its_checksum() {
     let bad = dir.join("flipped.parquet");
     std::fs::write(&bad, &bytes).unwrap();
     let o = kaizenflow(&["data", "info", &bad.display().to_string()]);
-    clean_error(&o, &["flipped.parquet", "column `close`", "fail their checksum"]);
+    clean_error(
+        &o,
+        &["flipped.parquet", "column `close`", "fail their checksum"],
+    );
 }
 
 #[test]
