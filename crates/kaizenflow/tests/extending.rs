@@ -232,14 +232,22 @@ fn nodes_lists_every_built_in_node_and_describes_one() {
         .lines()
         .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
         .collect();
-    // Every node type of configs/library.toml (which uses each library node) and
-    // the two other sources.
-    let library = std::fs::read_to_string(workspace().join("configs/library.toml")).unwrap();
+    // Every node type of configs/library.toml (which uses each library node on
+    // bars), of the two tick configs (the microstructure nodes) and the two other
+    // sources.
+    let library: String = [
+        "configs/library.toml",
+        "configs/vpin_spy_2013.toml",
+        "configs/fingerprint_spy_2013.toml",
+    ]
+    .iter()
+    .map(|c| std::fs::read_to_string(workspace().join(c)).unwrap())
+    .collect();
     let mut kinds: Vec<String> = library
         .lines()
         .filter_map(|l| l.strip_prefix("type = \""))
         .map(|l| l.trim_end_matches('"').to_string())
-        .filter(|k| !["synthetic", "graph", "fit_predict"].contains(&k.as_str()))
+        .filter(|k| !["synthetic", "ticks", "graph", "fit_predict"].contains(&k.as_str()))
         .collect();
     kinds.extend(["frame".to_string(), "arma".to_string()]);
     kinds.sort();

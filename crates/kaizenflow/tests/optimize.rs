@@ -92,9 +92,13 @@ fn optimize_names_what_is_wrong() {
             "optimize.units",
         ),
         (
+            "[optimize]\nunits = 3\nmax_exact = 1e300\n[optimize.random]\nassets = 2\nhorizons = 2\n",
+            "optimize.max_exact: must be from 1 to 1e13 trajectories",
+        ),
+        (
             "[optimize]\nunits = 2\n[optimize.problem]\nmu = [[0.01, 0.02]]\n\
              cov = [[1e-4, 2e-4], [2e-4, 1e-4]]\ncost = 0.001\n",
-            "cov[0] is not positive semi-definite: ω'Vω = -5e-5 for ω = [0.5, -0.5]",
+            "cov[0] is not positive semi-definite: ω'Vω = -5e-5 for ω = [-0.5, 0.5]",
         ),
         (
             "[optimize]\nunits = 2\n[optimize.problem]\nmu = [[0.01, 0.02]]\n\

@@ -388,6 +388,16 @@ pub fn builtin_processors() -> ProcessorTypes {
             check_positive(s, "target_gmv", Some(p.target_gmv))?;
             check_positive(s, "halflife", Some(p.halflife))?;
             check_positive(s, "max_exact", Some(p.max_exact))?;
+            if p.max_exact > crate::optimize::MAX_EXACT_LIMIT {
+                return Err(s.invalid(
+                    "max_exact",
+                    format!(
+                        "must be at most {:e} trajectories, not {:?}",
+                        crate::optimize::MAX_EXACT_LIMIT,
+                        p.max_exact
+                    ),
+                ));
+            }
             if !(p.cost.is_finite() && p.cost >= 0.0) {
                 return Err(s.invalid("cost", "must be a non-negative finite number"));
             }
@@ -427,7 +437,7 @@ pub fn builtin_processors() -> ProcessorTypes {
 fn check_positive(s: &Section<'_>, key: &str, v: Option<f64>) -> kf_config::Result<()> {
     match v {
         Some(x) if !(x.is_finite() && x > 0.0) => {
-            Err(s.invalid(key, format!("must be a positive finite number, not {x}")))
+            Err(s.invalid(key, format!("must be a positive finite number, not {x:?}")))
         }
         _ => Ok(()),
     }

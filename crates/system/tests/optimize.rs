@@ -319,9 +319,19 @@ fn bad_problems_are_refused_naming_the_input() {
         &[1e300, 0.0],
     ));
     assert!(
-        e.contains("the first horizon's cost from start is inf") && e.contains("overflows"),
+        e.contains("the objective's largest terms summed over the horizons is inf")
+            && e.contains("scale mu, cov, cost or start down"),
         "{e}"
     );
+    // Returns that overflow only when summed over the horizons.
+    let e = err(Problem::new(
+        2,
+        &[vec![1e308, 0.0], vec![1e308, 0.0]],
+        &vec![v[0].clone(); 2],
+        &[vec![0.0; 2], vec![0.0; 2]],
+        &[0.0, 0.0],
+    ));
+    assert!(e.contains("is inf"), "{e}");
     let e = err(Problem::new(0, &ok_mu, &v, &[vec![0.0; 2]], &[0.0, 0.0]));
     assert!(e.contains("units"), "{e}");
     let big_mu = vec![vec![0.0; 40]];

@@ -205,7 +205,10 @@ pub fn solve_exact(
     let bounds = Bounds::new(p);
     let sym = Symmetry::new(p, options.symmetry);
     let (incumbent_sr, incumbent_path) = if options.prune && options.incumbent_beam > 0 {
-        let b = beam_search(p, options.incumbent_beam, options.symmetry);
+        // The incumbent only speeds pruning up; its beam is narrowed to at most
+        // MAX_BEAM_WORK prefixes, so a huge `incumbent_beam` cannot stall the search.
+        let cap = (super::MAX_BEAM_WORK / (m as f64 * hz as f64)).max(1.0) as usize;
+        let b = beam_search(p, options.incumbent_beam.min(cap), options.symmetry);
         (b.best.sharpe, b.best.path)
     } else {
         (f64::NEG_INFINITY, Vec::new())

@@ -50,7 +50,9 @@ pub use heuristic::{beam_search, static_baseline};
 pub use problem::{MAX_BEAM_WORK, MAX_OMEGA, OptimizeError, Problem};
 pub use processor::{Trajectory as TrajectoryProcessor, TrajectoryParams};
 pub use space::WeightSet;
-pub use spec::{Instance, Method, OptimizeSpec, ProblemSpec, SpecResult, solve_spec};
+pub use spec::{
+    Instance, MAX_EXACT_LIMIT, Method, OptimizeSpec, ProblemSpec, SpecResult, solve_spec,
+};
 
 use kf_parallel::Engine;
 

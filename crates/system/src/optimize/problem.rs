@@ -22,7 +22,7 @@ pub enum OptimizeError {
         per: &'static str,
     },
     /// A value that must be a finite number (non-negative for costs) is not.
-    #[error("{what} is {value}: {rule}")]
+    #[error("{what} is {value:?}: {rule}")]
     Value {
         /// The input and position (`cost[1][0]`).
         what: String,
@@ -269,8 +269,9 @@ impl Problem {
         Ok(p)
     }
 
-    /// Every `ω'V_hω` on `Ω` is non-negative, and the smallest trajectory variance,
-    /// `Σ_h min_Ω ω'V_hω`, is positive: every Sharpe ratio is defined.
+    /// Every `ω'V_hω` on `Ω` is non-negative, the smallest trajectory variance,
+    /// `Σ_h min_Ω ω'V_hω`, is positive, and no trajectory's return, cost or variance
+    /// overflows: every Sharpe ratio is defined and finite.
     fn check_variances(&self) -> Result<(), OptimizeError> {
         let m = self.omega.len();
         let mut least = 0.0;
@@ -300,13 +301,23 @@ impl Problem {
             }
             least += v;
         }
-        if let Some(&x) = self.first_cost.iter().find(|x| !x.is_finite()) {
-            // |μ'ω| and ω'Vω are bounded by the inputs (Σ|ω| = 1); the cost from
-            // ω* is not, with a huge ω* and cost.
+        // The objective's parts summed over the horizons at their largest: a finite
+        // total means no trajectory's return, cost or variance overflows.
+        let mut total = 0.0f64;
+        for h in 0..self.horizons {
+            let largest = |t: &[f64]| t.iter().fold(0.0f64, |b, x| b.max(x.abs()));
+            total +=
+                largest(&self.ret[h * m..(h + 1) * m]) + largest(&self.var[h * m..(h + 1) * m]);
+            if h > 0 {
+                total += self.cost[h * self.n..(h + 1) * self.n].iter().sum::<f64>() * 2f64.sqrt();
+            }
+        }
+        total += self.first_cost.iter().fold(0.0f64, |b, x| b.max(*x));
+        if !total.is_finite() {
             return Err(OptimizeError::Value {
-                what: "the first horizon's cost from start".into(),
-                value: x,
-                rule: "overflows: scale cost or start down",
+                what: "the objective's largest terms summed over the horizons".into(),
+                value: total,
+                rule: "overflow a 64-bit float: scale mu, cov, cost or start down",
             });
         }
         match zero_at {
@@ -566,7 +577,7 @@ fn check_symmetric(h: usize, m: &[Vec<f64>]) -> Result<(), OptimizeError> {
                 return Err(OptimizeError::Covariance {
                     horizon: h,
                     why: format!(
-                        "symmetric: cov[{h}][{i}][{j}] = {a} but cov[{h}][{j}][{i}] = {b}"
+                        "symmetric: cov[{h}][{i}][{j}] = {a:?} but cov[{h}][{j}][{i}] = {b:?}"
                     ),
                 });
             }

@@ -10,6 +10,10 @@ use rand_distr::{Distribution, StandardNormal};
 use super::problem::{OptimizeError, Problem};
 use super::{SearchOptions, Solution, Trajectory, solve, static_baseline};
 
+/// The largest `max_exact` a config may give: 10^13 trajectories, a few minutes
+/// pruned on two cores at the sizes of docs/benchmarks.md, hours unpruned.
+pub const MAX_EXACT_LIMIT: f64 = 1e13;
+
 /// How to search.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Method {
@@ -142,8 +146,15 @@ impl OptimizeSpec {
             return Err(s.invalid("units", format!("must be 1 to 1000, not {units}")));
         }
         let max_exact: f64 = s.get_or("max_exact", 1e9)?;
-        if !(max_exact.is_finite() && max_exact >= 1.0) {
-            return Err(s.invalid("max_exact", "must be a finite number of at least 1"));
+        if !(1.0..=MAX_EXACT_LIMIT).contains(&max_exact) {
+            return Err(s.invalid(
+                "max_exact",
+                format!(
+                    "must be from 1 to {MAX_EXACT_LIMIT:e} trajectories (past that an exact \
+                     search runs for hours even pruned; use method = \"beam\"), not \
+                     {max_exact:?}"
+                ),
+            ));
         }
         let width: usize = s.get_or("beam_width", 256usize)?;
         if width == 0 || width > 1_000_000 {

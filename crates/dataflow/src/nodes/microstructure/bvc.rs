@@ -99,7 +99,10 @@ impl Bvc {
         // Below 1e-6 the t distribution's incomplete beta function loses its
         // footing (at ν/2 = 0 statrs fails); above 1e6 it is the normal to 1e-12.
         if !(params.nu.is_finite() && (1e-6..=1e6).contains(&params.nu)) {
-            return Err(("nu", format!("must be from 1e-6 to 1e6, not {}", params.nu)));
+            return Err((
+                "nu",
+                format!("must be from 1e-6 to 1e6, not {:?}", params.nu),
+            ));
         }
         if params.window < 2 || params.window > crate::limits::MAX_ROWS_BACK {
             return Err((

@@ -155,7 +155,7 @@ impl Vpin {
         {
             return Err((
                 "bucket_volume",
-                format!("must be a positive number of shares, not {v}"),
+                format!("must be a positive number of shares, not {v:?}"),
             ));
         }
         let max = crate::limits::MAX_ROWS_BACK;
@@ -171,7 +171,7 @@ impl Vpin {
         if !(params.threshold > 0.0 && params.threshold < 1.0) {
             return Err((
                 "threshold",
-                format!("must be between 0 and 1, not {}", params.threshold),
+                format!("must be between 0 and 1, not {:?}", params.threshold),
             ));
         }
         if params.min_fit < 2 {
@@ -331,8 +331,8 @@ impl Node for Vpin {
                 if st.size.is_finite() && volume > 0.0 {
                     if volume / least > 1e6 {
                         return Err(crate::error::DataflowError::invalid(format!(
-                            "node `{}`: a bar of {volume} shares at {} would fill over a \
-                             million buckets of {} shares; raise bucket_volume",
+                            "node `{}`: a bar of {volume:?} shares at {} would fill over a \
+                             million buckets of {:?} shares; raise bucket_volume",
                             self.id,
                             kf_frame::Timestamp(t),
                             least
