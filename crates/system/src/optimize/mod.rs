@@ -82,7 +82,8 @@ pub struct SearchStats {
     pub evaluated: u64,
     /// Subtrees skipped by the bound.
     pub pruned: u64,
-    /// Trajectories skipped by the symmetry of identical assets.
+    /// Subtrees (prefixes and their completions) skipped by the symmetry of identical
+    /// assets: each is the swap of one that is searched.
     pub symmetric: u64,
     /// `|Φ| = |Ω|^H`, the trajectories a full enumeration scores (as f64: it can
     /// exceed `u64`).

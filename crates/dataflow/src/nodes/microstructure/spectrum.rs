@@ -6,6 +6,11 @@
 //! (a Poisson process) give about 1 at every frequency; algorithms that trade on a
 //! clock (a TWAP slicing an order every minute) raise a line at their period (60 s)
 //! and its harmonics.
+//!
+//! A block's row is emitted with the first tick of a later block: a node that
+//! streams cannot know a block is over before then, and emitting it at that tick
+//! keeps batch, tiled and streamed runs equal. The last block of the data therefore
+//! has no row.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
