@@ -15,18 +15,13 @@ use rand::{Rng, SeedableRng};
 const NAN: f64 = f64::NAN;
 const S: i64 = 1_000_000_000;
 
+/// Bars of buy and sell volume one second apart.
 fn bars(buy_sell: &[(f64, f64)]) -> Frame {
-    let ts: Vec<i64> = (1..=buy_sell.len() as i64).map(|i| i * S).collect();
-    Frame::new(
-        ts.clone(),
-        ts,
-        vec!["X".into()],
-        vec![
-            ("buy_volume".into(), buy_sell.iter().map(|b| b.0).collect()),
-            ("sell_volume".into(), buy_sell.iter().map(|b| b.1).collect()),
-        ],
-    )
-    .unwrap()
+    let rows: Vec<(i64, f64, f64)> = (1..)
+        .zip(buy_sell)
+        .map(|(i, &(b, s))| (i * S, b, s))
+        .collect();
+    bars_at(&rows)
 }
 
 fn run_one(source: Frame, node: Box<dyn kf_dataflow::Node>) -> Frame {
@@ -305,6 +300,7 @@ fn the_tick_pipeline_tiles_streams_and_is_causal() {
     );
 }
 
+/// Bars of buy and sell volume at the given times.
 fn bars_at(rows: &[(i64, f64, f64)]) -> Frame {
     let ts: Vec<i64> = rows.iter().map(|r| r.0).collect();
     Frame::new(

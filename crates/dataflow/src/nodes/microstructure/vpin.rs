@@ -132,6 +132,17 @@ impl AssetState {
     }
 }
 
+impl AssetState {
+    /// Before a bar's shares go in: with no bucket open, a new day's size takes
+    /// effect.
+    fn open_bucket(&mut self) {
+        if self.filled == 0.0 && !self.next_size.is_nan() {
+            self.size = self.next_size;
+            self.next_size = f64::NAN;
+        }
+    }
+}
+
 /// The `vpin` node (see the module doc).
 #[derive(Clone, Debug)]
 pub struct Vpin {
@@ -317,10 +328,7 @@ impl Node for Vpin {
                 }
                 let volume = b + s;
                 st.day_volume += volume;
-                if st.filled == 0.0 && !st.next_size.is_nan() {
-                    st.size = st.next_size;
-                    st.next_size = f64::NAN;
-                }
+                st.open_bucket();
                 // The smallest size this bar can meet: the one in force, or the
                 // next day's once the open bucket is full.
                 let least = if st.next_size.is_nan() {
@@ -341,10 +349,7 @@ impl Node for Vpin {
                     let f = b / volume;
                     let mut left = volume;
                     while left > 0.0 {
-                        if st.filled == 0.0 && !st.next_size.is_nan() {
-                            st.size = st.next_size;
-                            st.next_size = f64::NAN;
-                        }
+                        st.open_bucket();
                         let room = st.size - st.filled;
                         let take = if left >= room { room } else { left };
                         st.buy += take * f;
