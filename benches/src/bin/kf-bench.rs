@@ -174,6 +174,10 @@ enum What {
     },
 }
 
+/// The same allocator as the `kaizenflow` program, so figures are the program's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 type Never = std::convert::Infallible;
 
 fn main() {
