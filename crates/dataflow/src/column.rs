@@ -377,27 +377,33 @@ impl<S: Clone> AssetStates<S> {
 /// Applies `step` to every cell of a row-major feature, rows outer and assets inner,
 /// with one state per asset. In [`NanMode::Drop`] a NaN input gives NaN and leaves
 /// the state alone, so each asset's state advances over its present values only.
-pub fn scan<S>(
+///
+/// Large inputs run on every core, split by asset ([`crate::par::by_assets`]); the
+/// result is the same to the bit.
+pub fn scan<S: Send>(
     values: &[f64],
     states: &mut [S],
     nan_mode: NanMode,
-    mut step: impl FnMut(&mut S, f64) -> f64,
+    step: impl Fn(&mut S, f64) -> f64 + Sync,
 ) -> Vec<f64> {
     let n = states.len();
-    let mut out = Vec::with_capacity(values.len());
     if n == 0 {
-        return out;
+        return Vec::new();
     }
-    for row in values.chunks_exact(n) {
-        for (x, s) in row.iter().zip(states.iter_mut()) {
-            out.push(if nan_mode == NanMode::Drop && x.is_nan() {
-                f64::NAN
-            } else {
-                step(s, *x)
-            });
+    let rows = values.len() / n;
+    let mut outs = crate::par::by_assets(rows, n, states, 1, |assets, st, w| {
+        for r in 0..rows {
+            let x = &values[r * n + assets.start..r * n + assets.end];
+            for ((o, s), &x) in w.row(0, r).iter_mut().zip(st.iter_mut()).zip(x) {
+                o.write(if nan_mode == NanMode::Drop && x.is_nan() {
+                    f64::NAN
+                } else {
+                    step(s, x)
+                });
+            }
         }
-    }
-    out
+    });
+    outs.pop().unwrap_or_default()
 }
 
 /// A fixed-capacity ring of the last values, oldest first.
@@ -421,11 +427,12 @@ impl Ring {
     /// Pushes `x`, dropping the oldest value when full.
     pub fn push(&mut self, x: f64) {
         let cap = self.buf.len();
-        self.buf[(self.head + self.len) % cap] = x;
+        let at = wrap(self.head + self.len, cap);
+        self.buf[at] = x;
         if self.len < cap {
             self.len += 1;
         } else {
-            self.head = (self.head + 1) % cap;
+            self.head = wrap(self.head + 1, cap);
         }
     }
 
@@ -441,11 +448,17 @@ impl Ring {
 
     /// The value `k` places back from the newest (0 = newest), if held.
     pub fn back(&self, k: usize) -> Option<f64> {
-        (k < self.len).then(|| self.buf[(self.head + self.len - 1 - k) % self.buf.len()])
+        (k < self.len).then(|| self.buf[wrap(self.head + self.len - 1 - k, self.buf.len())])
     }
 
     /// The held values, oldest first.
     pub fn iter(&self) -> impl Iterator<Item = f64> + '_ {
-        (0..self.len).map(move |i| self.buf[(self.head + i) % self.buf.len()])
+        (0..self.len).map(move |i| self.buf[wrap(self.head + i, self.buf.len())])
     }
+}
+
+/// `i mod cap` for `i < 2 cap`: a ring's index, without an integer division per cell.
+#[inline]
+fn wrap(i: usize, cap: usize) -> usize {
+    if i >= cap { i - cap } else { i }
 }

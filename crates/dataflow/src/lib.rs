@@ -54,6 +54,7 @@ pub mod metrics;
 pub mod mock1;
 mod node;
 pub mod nodes;
+pub mod par;
 pub mod peeking;
 pub mod replay;
 pub mod runner;

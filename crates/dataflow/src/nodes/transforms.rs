@@ -1,6 +1,7 @@
 //! Row transforms: lags, `shift`, `combine_columns`, `compress_tails`, clip, weighted sum.
 
 use indexmap::IndexMap;
+use rayon::prelude::*;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -81,25 +82,31 @@ impl ColumnKernel for Lags {
         cols: &[usize],
     ) -> Result<Vec<(String, Vec<f64>)>> {
         let (first, num) = (self.params.first_lag, self.params.num_lags);
-        let n = input.n_assets();
+        let drop = self.params.nan_mode == NanMode::Drop;
+        let (rows, n) = (input.n_rows(), input.n_assets());
         let mut out = Vec::with_capacity(cols.len() * num);
         for (slot, &c) in cols.iter().enumerate() {
             let st = self.states.get(slot, n, Ring::new(first + num))?;
-            let mut lags: Vec<Vec<f64>> = (0..num)
-                .map(|_| Vec::with_capacity(input.n_rows() * n))
-                .collect();
-            for row in input.feature_at(c).rows() {
-                for (&x, ring) in row.iter().zip(st.iter_mut()) {
-                    if self.params.nan_mode == NanMode::Drop && x.is_nan() {
-                        lags.iter_mut().for_each(|l| l.push(f64::NAN));
-                        continue;
-                    }
-                    ring.push(x);
-                    for (k, l) in lags.iter_mut().enumerate() {
-                        l.push(ring.back(first + k).unwrap_or(f64::NAN));
+            let values = input.feature_at(c).values();
+            let lags = crate::par::by_assets(rows, n, st, num, |assets, st, w| {
+                for r in 0..rows {
+                    let x = &values[r * n + assets.start..r * n + assets.end];
+                    for (a, (&x, ring)) in x.iter().zip(st.iter_mut()).enumerate() {
+                        let present = !(drop && x.is_nan());
+                        if present {
+                            ring.push(x);
+                        }
+                        for k in 0..num {
+                            let v = if present {
+                                ring.back(first + k).unwrap_or(f64::NAN)
+                            } else {
+                                f64::NAN
+                            };
+                            w.row(k, r)[a].write(v);
+                        }
                     }
                 }
-            }
+            });
             let name = &input.features()[c];
             out.extend(
                 lags.into_iter()
@@ -301,28 +308,36 @@ impl ColumnKernel for Combine {
         let n = input.n_assets();
         let init = (Ring::new(p.term1_delay + 1), Ring::new(p.term2_delay + 1));
         let st = self.states.get(0, n, init)?;
-        let mut out = Vec::with_capacity(a.values().len());
-        for (ra, rb) in a.rows().zip(b.rows()) {
-            for ((&x, &y), (r1, r2)) in ra.iter().zip(rb).zip(st.iter_mut()) {
-                if p.nan_mode == NanMode::Drop && (x.is_nan() || y.is_nan()) {
-                    out.push(f64::NAN);
-                    continue;
+        let (a, b) = (a.values(), b.values());
+        let rows = input.n_rows();
+        let mut outs = crate::par::by_assets(rows, n, st, 1, |assets, st, w| {
+            for r in 0..rows {
+                let cells = r * n + assets.start..r * n + assets.end;
+                let (ra, rb) = (&a[cells.clone()], &b[cells]);
+                let row = w.row(0, r);
+                for (((&x, &y), (r1, r2)), o) in ra.iter().zip(rb).zip(st.iter_mut()).zip(row) {
+                    if p.nan_mode == NanMode::Drop && (x.is_nan() || y.is_nan()) {
+                        o.write(f64::NAN);
+                        continue;
+                    }
+                    r1.push(x);
+                    r2.push(y);
+                    let (Some(u), Some(v)) = (r1.back(p.term1_delay), r2.back(p.term2_delay))
+                    else {
+                        o.write(f64::NAN);
+                        continue;
+                    };
+                    let z = match p.operation {
+                        Operation::Add => u + v,
+                        Operation::Sub => u - v,
+                        Operation::Mul => u * v,
+                        Operation::Div => u / v,
+                    };
+                    o.write(if z.is_finite() { z } else { f64::NAN });
                 }
-                r1.push(x);
-                r2.push(y);
-                let (Some(u), Some(v)) = (r1.back(p.term1_delay), r2.back(p.term2_delay)) else {
-                    out.push(f64::NAN);
-                    continue;
-                };
-                let z = match p.operation {
-                    Operation::Add => u + v,
-                    Operation::Sub => u - v,
-                    Operation::Mul => u * v,
-                    Operation::Div => u / v,
-                };
-                out.push(if z.is_finite() { z } else { f64::NAN });
             }
-        }
+        });
+        let out = outs.pop().unwrap_or_default();
         Ok(vec![(p.out_col.clone(), out)])
     }
     fn reset(&mut self) {
@@ -385,11 +400,11 @@ fn map_features(
     input: &Frame,
     cols: &[usize],
     suffix: &str,
-    f: impl Fn(f64) -> f64,
+    f: impl Fn(f64) -> f64 + Sync + Send,
 ) -> Vec<(String, Vec<f64>)> {
     cols.iter()
         .map(|&c| {
-            let v = input.feature_at(c).values().iter().map(|&x| f(x)).collect();
+            let v = crate::par::map(input.feature_at(c).values(), &f);
             (format!("{}{suffix}", input.features()[c]), v)
         })
         .collect()
@@ -481,11 +496,20 @@ impl ColumnKernel for WeightedSum {
         input: &Frame,
         _: &[usize],
     ) -> Result<Vec<(String, Vec<f64>)>> {
-        let mut acc = vec![0.0; input.n_rows() * input.n_assets()];
-        for (name, &w) in &self.0.weights {
-            let x = input.feature(name)?.values();
-            acc.iter_mut().zip(x).for_each(|(a, &x)| *a += w * x);
-        }
+        let terms: Vec<(&[f64], f64)> = self
+            .0
+            .weights
+            .iter()
+            .map(|(name, &w)| Ok((input.feature(name)?.values(), w)))
+            .collect::<Result<_>>()?;
+        // Row chunks in parallel; within a cell the terms add in configured order.
+        let cells = input.n_rows() * input.n_assets();
+        let mut acc = Vec::with_capacity(cells);
+        (0..cells)
+            .into_par_iter()
+            .with_min_len(crate::par::PAR_MIN_CELLS)
+            .map(|i| terms.iter().fold(0.0, |a, &(x, w)| a + w * x[i]))
+            .collect_into_vec(&mut acc);
         Ok(vec![(self.0.out_col.clone(), acc)])
     }
 }
