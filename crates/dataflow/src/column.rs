@@ -10,7 +10,9 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use kf_frame::Frame;
+use std::sync::Arc;
+
+use kf_frame::{Frame, RowBuf, View};
 
 use crate::error::{DataflowError, Result};
 use crate::node::{
@@ -118,12 +120,51 @@ pub trait ColumnKernel: Send {
     ///
     /// # Errors
     /// Missing columns or invalid values, said in full.
+    ///
+    /// The default runs [`ColumnKernel::compute_into`], so a kernel that has the
+    /// streaming fast path computes batch and stream with the same code.
     fn compute(
         &mut self,
         ctx: &RunContext,
         input: &Frame,
         cols: &[usize],
-    ) -> Result<Vec<(String, Vec<f64>)>>;
+    ) -> Result<Vec<(String, Vec<f64>)>> {
+        let names = self.output_names(input.features(), cols).map_err(|m| {
+            DataflowError::invalid(format!(
+                "no feature `{}` (from `{}`) in the input",
+                m.feature, m.key
+            ))
+        })?;
+        let mut outs: Vec<Vec<f64>> = names.iter().map(|_| Vec::new()).collect();
+        self.compute_into(ctx, &input.view(), cols, &mut outs)?;
+        Ok(names.into_iter().zip(outs).collect())
+    }
+
+    /// Whether the kernel has [`ColumnKernel::compute_into`] (the streaming fast
+    /// path).
+    fn steps(&self) -> bool {
+        false
+    }
+
+    /// What [`ColumnKernel::compute`] computes, written into `outs` (one vector per
+    /// output name, cleared and refilled, so their capacity is reused).
+    ///
+    /// # Errors
+    /// As [`ColumnKernel::compute`]; [`DataflowError::Invalid`] from kernels
+    /// without it.
+    fn compute_into(
+        &mut self,
+        ctx: &RunContext,
+        input: &View<'_>,
+        cols: &[usize],
+        outs: &mut [Vec<f64>],
+    ) -> Result<()> {
+        let _ = (ctx, input, cols, outs);
+        Err(DataflowError::invalid(format!(
+            "a `{}` node has no streaming step",
+            self.kind()
+        )))
+    }
 
     /// Whether the kernel would return its selected inputs unchanged (a filter with
     /// nothing to filter). A node that replaces every input feature then passes its
@@ -160,6 +201,21 @@ pub struct ColumnNode<K> {
     kernel: K,
     /// Latest knowledge time seen, carried between calls.
     known: Option<i64>,
+    /// The step path's columns, resolved against the last input's features.
+    layout: Option<StepLayout>,
+}
+
+/// A [`ColumnNode`]'s columns resolved against one list of input features.
+#[derive(Clone, Debug)]
+struct StepLayout {
+    /// The input's feature names (kept, so pointer equality means the same list).
+    input: Arc<[String]>,
+    /// The selected input columns.
+    cols: Vec<usize>,
+    /// The input columns passed through, in output order.
+    keep: Vec<usize>,
+    /// The output's feature names: the kept ones, then the kernel's.
+    names: Arc<[String]>,
 }
 
 impl<K: ColumnKernel> ColumnNode<K> {
@@ -170,7 +226,70 @@ impl<K: ColumnKernel> ColumnNode<K> {
             columns,
             kernel,
             known: None,
+            layout: None,
         }
+    }
+
+    /// The selected columns of `features`, in order (all of them when none are
+    /// configured).
+    fn cols_of(&self, features: &[String]) -> Result<Vec<usize>> {
+        if self.columns.cols.is_empty() {
+            return Ok((0..features.len()).collect());
+        }
+        self.columns
+            .cols
+            .iter()
+            .map(|c| {
+                features.iter().position(|f| f == c).ok_or_else(|| {
+                    DataflowError::from(kf_frame::FrameError::Unknown {
+                        kind: "feature",
+                        name: c.clone(),
+                        available: features.join(", "),
+                    })
+                })
+            })
+            .collect()
+    }
+
+    /// The step path's layout for `features` (cached while they stay the same list).
+    fn step_layout(&mut self, features: &Arc<[String]>) -> Result<&StepLayout> {
+        let fresh = self
+            .layout
+            .as_ref()
+            .is_some_and(|l| Arc::ptr_eq(&l.input, features));
+        if !fresh {
+            let cols = self.cols_of(features)?;
+            let keep: Vec<usize> = match self.columns.col_mode {
+                ColMode::Append => (0..features.len()).collect(),
+                ColMode::ReplaceAll => Vec::new(),
+                ColMode::ReplaceSelected => {
+                    (0..features.len()).filter(|i| !cols.contains(i)).collect()
+                }
+            };
+            let new = self.kernel.output_names(features, &cols).map_err(|m| {
+                DataflowError::invalid(format!(
+                    "no feature `{}` (from `{}`) in the input",
+                    m.feature, m.key
+                ))
+            })?;
+            let mut names: Vec<String> = keep.iter().map(|&i| features[i].clone()).collect();
+            names.extend(new);
+            let mut seen = std::collections::HashSet::new();
+            if let Some(dup) = names.iter().find(|n| !seen.insert(n.as_str())) {
+                return Err(DataflowError::invalid(format!(
+                    "the output would have two features named `{dup}`"
+                )));
+            }
+            self.layout = Some(StepLayout {
+                input: Arc::clone(features),
+                cols,
+                keep,
+                names: names.into(),
+            });
+        }
+        self.layout
+            .as_ref()
+            .ok_or_else(|| DataflowError::invalid("no step layout"))
     }
 
     /// The kernel.
@@ -297,8 +416,38 @@ impl<K: ColumnKernel> Node for ColumnNode<K> {
         Ok(single_output(out))
     }
 
+    fn steps(&self) -> bool {
+        self.kernel.steps()
+    }
+
+    fn step(&mut self, ctx: &RunContext, input: Option<&RowBuf>, out: &mut RowBuf) -> Result<()> {
+        let Some(input) = input else {
+            return Err(DataflowError::invalid("a column node steps on one input"));
+        };
+        self.step_layout(&input.features)?;
+        let Some(l) = self.layout.take() else {
+            return Err(DataflowError::invalid("no step layout"));
+        };
+        out.reset_to(&input.assets, &l.names);
+        out.end_ts.extend_from_slice(&input.end_ts);
+        if self.kernel.memory() == Memory::Row {
+            out.knowledge_ts.extend_from_slice(&input.knowledge_ts);
+        } else {
+            running_max_into(&mut self.known, &input.knowledge_ts, &mut out.knowledge_ts);
+        }
+        for (o, &k) in out.values.iter_mut().zip(&l.keep) {
+            o.extend_from_slice(&input.values[k]);
+        }
+        let done =
+            self.kernel
+                .compute_into(ctx, &input.view(), &l.cols, &mut out.values[l.keep.len()..]);
+        self.layout = Some(l);
+        done
+    }
+
     fn reset(&mut self) {
         self.known = None;
+        self.layout = None;
         self.kernel.reset();
     }
 
@@ -322,6 +471,12 @@ pub fn suffixed(features: &[String], cols: &[usize], suffix: &str) -> Vec<String
 /// knowledge time of outputs that depend on every earlier row.
 pub fn running_max(carry: &mut Option<i64>, kt: &[i64]) -> Vec<i64> {
     let mut out = Vec::with_capacity(kt.len());
+    running_max_into(carry, kt, &mut out);
+    out
+}
+
+/// As [`running_max`], appending to `out` (a streaming step's reused buffer).
+pub fn running_max_into(carry: &mut Option<i64>, kt: &[i64], out: &mut Vec<i64>) {
     let mut m = carry.unwrap_or(i64::MIN);
     for &k in kt {
         m = m.max(k);
@@ -330,7 +485,6 @@ pub fn running_max(carry: &mut Option<i64>, kt: &[i64]) -> Vec<i64> {
     if !kt.is_empty() {
         *carry = Some(m);
     }
-    out
 }
 
 /// Per-asset state for each selected feature, sized on first use and checked after.
@@ -352,12 +506,26 @@ impl<S: Clone> AssetStates<S> {
     /// # Errors
     /// [`DataflowError::Invalid`] when the number of assets changed since the last call.
     pub fn get(&mut self, slot: usize, n_assets: usize, init: S) -> Result<&mut [S]> {
+        self.get_with(slot, n_assets, || init)
+    }
+
+    /// As [`AssetStates::get`], building the initial state only when the slot is
+    /// new (a state that allocates, a ring, is then not built on every call).
+    ///
+    /// # Errors
+    /// As [`AssetStates::get`].
+    pub fn get_with(
+        &mut self,
+        slot: usize,
+        n_assets: usize,
+        init: impl FnOnce() -> S,
+    ) -> Result<&mut [S]> {
         while self.states.len() <= slot {
             self.states.push(Vec::new());
         }
         let s = &mut self.states[slot];
         if s.is_empty() {
-            *s = vec![init; n_assets];
+            *s = vec![init(); n_assets];
         } else if s.len() != n_assets {
             return Err(DataflowError::invalid(format!(
                 "the input has {n_assets} assets, but earlier calls had {}; a run keeps one \
@@ -386,24 +554,43 @@ pub fn scan<S: Send>(
     nan_mode: NanMode,
     step: impl Fn(&mut S, f64) -> f64 + Sync,
 ) -> Vec<f64> {
+    let mut out = Vec::new();
+    scan_into(values, states, nan_mode, &mut out, step);
+    out
+}
+
+/// As [`scan`], into `out` (cleared; its capacity is reused).
+pub fn scan_into<S: Send>(
+    values: &[f64],
+    states: &mut [S],
+    nan_mode: NanMode,
+    out: &mut Vec<f64>,
+    step: impl Fn(&mut S, f64) -> f64 + Sync,
+) {
     let n = states.len();
     if n == 0 {
-        return Vec::new();
+        out.clear();
+        return;
     }
     let rows = values.len() / n;
-    let mut outs = crate::par::by_assets(rows, n, states, 1, |assets, st, w| {
-        for r in 0..rows {
-            let x = &values[r * n + assets.start..r * n + assets.end];
-            for ((o, s), &x) in w.row(0, r).iter_mut().zip(st.iter_mut()).zip(x) {
-                o.write(if nan_mode == NanMode::Drop && x.is_nan() {
-                    f64::NAN
-                } else {
-                    step(s, x)
-                });
+    crate::par::by_assets_into(
+        rows,
+        n,
+        states,
+        std::slice::from_mut(out),
+        |assets, st, w| {
+            for r in 0..rows {
+                let x = &values[r * n + assets.start..r * n + assets.end];
+                for ((o, s), &x) in w.row(0, r).iter_mut().zip(st.iter_mut()).zip(x) {
+                    o.write(if nan_mode == NanMode::Drop && x.is_nan() {
+                        f64::NAN
+                    } else {
+                        step(s, x)
+                    });
+                }
             }
-        }
-    });
-    outs.pop().unwrap_or_default()
+        },
+    );
 }
 
 /// A fixed-capacity ring of the last values, oldest first.

@@ -337,6 +337,33 @@ pub trait Node: Send {
     /// asked to predict before it learned anything.
     fn run(&mut self, ctx: &RunContext, inputs: &Ports) -> Result<Ports>;
 
+    /// Whether the node has the streaming fast path, [`Node::step`]. A DAG whose
+    /// nodes all have it (and each have at most one input) can be stepped with
+    /// [`crate::Dag::step`], which allocates nothing per bar in steady state.
+    fn steps(&self) -> bool {
+        false
+    }
+
+    /// One call of the node in the sense of [`Node::run`] (the same outputs, to the
+    /// bit, and the same carried state), reading its input's rows from a buffer and
+    /// writing its output's rows into `out`, whose capacity is reused from call to
+    /// call. `input` is `None` for a source.
+    ///
+    /// # Errors
+    /// As [`Node::run`]; [`DataflowError::Invalid`] from nodes without the fast path.
+    fn step(
+        &mut self,
+        ctx: &RunContext,
+        input: Option<&kf_frame::RowBuf>,
+        out: &mut kf_frame::RowBuf,
+    ) -> Result<()> {
+        let _ = (ctx, input, out);
+        Err(DataflowError::invalid(format!(
+            "a `{}` node has no streaming step; run the DAG with `Dag::run`",
+            self.kind()
+        )))
+    }
+
     /// Forgets the state carried from call to call (start of a new run).
     fn reset(&mut self) {}
 

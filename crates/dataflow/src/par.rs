@@ -67,34 +67,49 @@ impl Writer<'_> {
     }
 }
 
-/// Runs `kernel` over assets in parallel chunks and returns `n_out` row-major
-/// outputs of `rows x n_assets` values each.
+/// Runs `kernel` over assets in parallel chunks, filling `outs` (each cleared, then
+/// `rows x n_assets` values, row-major; their capacity is reused).
 ///
 /// `kernel(assets, states, writer)` gets a contiguous range of assets, their states
 /// (`states[assets]`), and a [`Writer`]; it must write every cell of its range in
 /// every output, for every row below `rows`.
-pub fn by_assets<S: Send>(
+pub fn by_assets_into<S: Send>(
     rows: usize,
     n_assets: usize,
     states: &mut [S],
-    n_out: usize,
+    outs: &mut [Vec<f64>],
     kernel: impl Fn(Range<usize>, &mut [S], &mut Writer<'_>) + Sync,
-) -> Vec<Vec<f64>> {
+) {
     debug_assert_eq!(states.len(), n_assets);
     let cells = rows * n_assets;
-    let mut outs: Vec<Vec<f64>> = (0..n_out).map(|_| Vec::with_capacity(cells)).collect();
-    if cells == 0 {
-        return outs;
+    for o in outs.iter_mut() {
+        o.clear();
+        o.reserve(cells);
     }
-    let ptrs: Vec<SendPtr> = outs
-        .iter_mut()
-        .map(|o| SendPtr(o.spare_capacity_mut().as_mut_ptr()))
-        .collect();
+    if cells == 0 {
+        return;
+    }
+    // The outputs' addresses, on the stack for the usual few outputs (a streaming
+    // step allocates nothing).
+    let mut stack = [SendPtr(std::ptr::null_mut()); 16];
+    let heap: Vec<SendPtr>;
+    let ptrs: &[SendPtr] = if outs.len() <= stack.len() {
+        for (p, o) in stack.iter_mut().zip(outs.iter_mut()) {
+            *p = SendPtr(o.spare_capacity_mut().as_mut_ptr());
+        }
+        &stack[..outs.len()]
+    } else {
+        heap = outs
+            .iter_mut()
+            .map(|o| SendPtr(o.spare_capacity_mut().as_mut_ptr()))
+            .collect();
+        &heap
+    };
     let width = assets_per_worker(n_assets, cells);
     let run = |(k, chunk): (usize, &mut [S])| {
         let lo = k * width;
         let mut w = Writer {
-            outs: &ptrs,
+            outs: ptrs,
             n_assets,
             assets: lo..lo + chunk.len(),
         };
@@ -105,12 +120,39 @@ pub fn by_assets<S: Send>(
     } else {
         states.par_chunks_mut(width).enumerate().for_each(run);
     }
-    for o in &mut outs {
+    for o in outs.iter_mut() {
         // SAFETY: every worker wrote every cell of its asset range in every row (the
         // kernel's contract), and the ranges cover `0..n_assets`.
         unsafe { o.set_len(cells) };
     }
+}
+
+/// As [`by_assets_into`], into `n_out` new vectors.
+pub fn by_assets<S: Send>(
+    rows: usize,
+    n_assets: usize,
+    states: &mut [S],
+    n_out: usize,
+    kernel: impl Fn(Range<usize>, &mut [S], &mut Writer<'_>) + Sync,
+) -> Vec<Vec<f64>> {
+    let mut outs: Vec<Vec<f64>> = (0..n_out).map(|_| Vec::new()).collect();
+    by_assets_into(rows, n_assets, states, &mut outs, kernel);
     outs
+}
+
+/// `f` applied to every value into `out` (cleared; capacity reused), on every core
+/// for large inputs (elementwise, so the result does not depend on the split).
+pub fn map_into(values: &[f64], out: &mut Vec<f64>, f: impl Fn(f64) -> f64 + Sync + Send) {
+    out.clear();
+    if values.len() < PAR_MIN_CELLS || rayon::current_num_threads() < 2 {
+        out.extend(values.iter().map(|&x| f(x)));
+        return;
+    }
+    values
+        .par_iter()
+        .with_min_len(PAR_MIN_CELLS)
+        .map(|&x| f(x))
+        .collect_into_vec(out);
 }
 
 /// `f` applied to every value, on every core for large inputs (elementwise, so the

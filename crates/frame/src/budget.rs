@@ -33,14 +33,19 @@ pub fn memory_limit() -> u64 {
     {
         return b;
     }
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|text| {
-            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
-            let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-            kb.checked_mul(1024)
-        })
-        .unwrap_or(16 << 30)
+    // The machine's memory does not change during a run: read it once (a streaming
+    // step checks its budget every bar).
+    static TOTAL: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TOTAL.get_or_init(|| {
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|text| {
+                let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+                let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+                kb.checked_mul(1024)
+            })
+            .unwrap_or(16 << 30)
+    })
 }
 
 /// Checks that `bytes` (computed in `u128`, so a product of config values cannot
@@ -49,8 +54,18 @@ pub fn memory_limit() -> u64 {
 /// # Errors
 /// A message naming `what`, the size asked and the limit, and how to raise it.
 pub fn check_bytes(what: &str, bytes: u128) -> Result<(), String> {
+    check_bytes_with(bytes, || what.to_string())
+}
+
+/// As [`check_bytes`], with the description built only when the check fails (a
+/// check on every streaming step then allocates nothing).
+///
+/// # Errors
+/// As [`check_bytes`].
+pub fn check_bytes_with(bytes: u128, what: impl FnOnce() -> String) -> Result<(), String> {
     let limit = memory_limit();
     if bytes > u128::from(limit) {
+        let what = what();
         return Err(format!(
             "{what} needs {} of memory, more than this machine's {} \
              (set {MAX_MEMORY_ENV} to change the limit); ask for fewer",

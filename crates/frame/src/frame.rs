@@ -130,7 +130,7 @@ impl Frame {
         Frame::build(end_ts, knowledge_ts, assets.into(), features)
     }
 
-    fn build<F: Into<ScalarBuffer<f64>>>(
+    pub(crate) fn build<F: Into<ScalarBuffer<f64>>>(
         end_ts: impl Into<ScalarBuffer<i64>>,
         knowledge_ts: impl Into<ScalarBuffer<i64>>,
         assets: Arc<[String]>,

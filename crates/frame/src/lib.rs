@@ -51,6 +51,7 @@ mod frame;
 pub mod guard;
 mod io;
 pub mod long;
+mod rows;
 pub mod time;
 
 pub use atomic::{AtomicFile, temp_prefix, write_atomic};
@@ -58,4 +59,5 @@ pub use diff::Difference;
 pub use error::{FrameError, Result};
 pub use frame::{FeatureView, Frame};
 pub use long::{ASSET, END_TS, KNOWLEDGE_TS, LongRows, long_schema};
+pub use rows::{RowBuf, View};
 pub use time::{Duration, Timestamp, parse_duration, parse_tz};

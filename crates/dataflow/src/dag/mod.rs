@@ -3,6 +3,7 @@
 //! computed once per change of the graph, not once per run); [`run`] runs it.
 
 mod run;
+mod step;
 
 pub use run::{Keep, NodeTiming, RunOptions, RunResult};
 
@@ -42,6 +43,9 @@ pub struct Dag {
     /// The last run's plan (levels and consumer counts), kept for the next run with
     /// the same target; dropped when the graph changes.
     plan: Option<std::sync::Arc<run::Plan>>,
+    /// The streaming fast path's plan and buffers (see [`Dag::step`]); dropped when
+    /// the graph changes.
+    stepper: Option<step::Stepper>,
 }
 
 impl std::fmt::Debug for Dag {
@@ -68,6 +72,7 @@ impl Dag {
             index: HashMap::new(),
             schedule: OnceLock::new(),
             plan: None,
+            stepper: None,
         }
     }
 
@@ -96,6 +101,7 @@ impl Dag {
         }
         self.schedule = OnceLock::new();
         self.plan = None;
+        self.stepper = None;
         let ix = self.graph.add_node(id.clone());
         debug_assert_eq!(ix.index(), self.nodes.len());
         self.nodes.push(node);
@@ -136,6 +142,7 @@ impl Dag {
         }
         self.schedule = OnceLock::new();
         self.plan = None;
+        self.stepper = None;
         self.graph.add_edge(
             src,
             dst,
@@ -301,6 +308,9 @@ impl Dag {
     pub fn reset(&mut self) {
         for n in &mut self.nodes {
             n.reset();
+        }
+        if let Some(s) = &mut self.stepper {
+            s.clear();
         }
     }
 

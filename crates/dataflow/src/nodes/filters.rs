@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use kf_config::Section;
-use kf_frame::Frame;
+use kf_frame::{Frame, View};
 
 use crate::column::{ColMode, ColumnKernel, suffixed};
 use crate::error::{DataflowError, Result};
@@ -116,14 +116,29 @@ impl ColumnKernel for ActiveHours {
     fn is_identity(&self, input: &Frame) -> bool {
         input.end_ts().iter().all(|&t| self.contains(t))
     }
-    fn compute(
+    fn steps(&self) -> bool {
+        true
+    }
+    fn compute_into(
         &mut self,
         _: &RunContext,
-        input: &Frame,
+        input: &View<'_>,
         cols: &[usize],
-    ) -> Result<Vec<(String, Vec<f64>)>> {
-        let keep: Vec<bool> = input.end_ts().iter().map(|&t| self.contains(t)).collect();
-        Ok(mask_rows(input, cols, &keep))
+        outs: &mut [Vec<f64>],
+    ) -> Result<()> {
+        let n = input.n_assets();
+        for (&c, out) in cols.iter().zip(outs.iter_mut()) {
+            out.clear();
+            let values = input.values(c);
+            for (r, &t) in input.end_ts().iter().enumerate() {
+                if self.contains(t) {
+                    out.extend_from_slice(&values[r * n..(r + 1) * n]);
+                } else {
+                    out.extend(std::iter::repeat_n(f64::NAN, n));
+                }
+            }
+        }
+        Ok(())
     }
 }
 

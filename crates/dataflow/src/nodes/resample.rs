@@ -1,13 +1,16 @@
 //! `resample`: bars onto a coarser grid, closed right and labelled right.
 
 use indexmap::IndexMap;
+use rayon::prelude::*;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use kf_config::{Section, TypeDoc};
-use kf_frame::parse_duration;
+use kf_frame::{RowBuf, View, parse_duration};
 
-use crate::column::running_max;
+use std::sync::Arc;
+
+use crate::column::{running_max, running_max_into};
 use crate::error::{DataflowError, Result};
 use crate::node::{
     DF_IN, DF_OUT, FeatureMap, Memory, MissingFeature, Node, NodeId, Ports, RunContext, require,
@@ -89,6 +92,19 @@ pub struct Resample {
     open: Option<Open>,
     /// The latest knowledge time seen (carried state).
     known: Option<i64>,
+    /// The aggregations resolved against the last input's features (a cache).
+    layout: Option<Arc<Layout>>,
+    /// Running knowledge times of a step's rows (reused scratch).
+    kt: Vec<i64>,
+}
+
+/// The aggregations of `resample` resolved against one list of input features.
+#[derive(Clone, Debug)]
+struct Layout {
+    /// The input's feature names (kept, so pointer equality means the same list).
+    input: Arc<[String]>,
+    plan: Vec<Agg>,
+    names: Arc<[String]>,
 }
 
 impl Resample {
@@ -123,6 +139,8 @@ impl Resample {
             max_gap: None,
             open: None,
             known: None,
+            layout: None,
+            kt: Vec::new(),
         })
     }
 
@@ -162,8 +180,15 @@ impl Resample {
 /// A resample's carried state: the bin still open at the end of the last call.
 struct Open {
     /// The output names the accumulators belong to (checked on every call).
-    names: Vec<String>,
+    names: Arc<[String]>,
     accs: Vec<Acc>,
+    /// Where the bins stand.
+    cur: Cursor,
+}
+
+/// The bin position of a resample, the same for every aggregation.
+#[derive(Clone, Copy, Debug)]
+struct Cursor {
     /// The end of the earliest bin not emitted yet.
     bin: i64,
     /// Whether that bin has rows (it has none right after a bin closed on its end row).
@@ -172,11 +197,15 @@ struct Open {
     bin_kt: i64,
 }
 
+/// One aggregation of a call: its output name, input column, volume column and
+/// function.
+type Agg = (String, usize, Option<usize>, AggFunc);
+
 /// Output columns being built by one call.
-struct Emitted {
-    outs: Vec<Vec<f64>>,
-    end_ts: Vec<i64>,
-    kt: Vec<i64>,
+struct Emitted<'a> {
+    outs: &'a mut [Vec<f64>],
+    end_ts: &'a mut Vec<i64>,
+    kt: &'a mut Vec<i64>,
 }
 
 impl Resample {
@@ -185,7 +214,7 @@ impl Resample {
     /// row times in one pass, as [`Resample::emit_until`] will emit them (a gap
     /// longer than `max_gap` gives at most two).
     fn check_bins(&self, ts: &[i64], f64s_per_bin: usize) -> Result<()> {
-        let mut prev: Option<i64> = self.open.as_ref().map(|o| o.bin);
+        let mut prev: Option<i64> = self.open.as_ref().map(|o| o.cur.bin);
         let mut bins: u128 = u128::from(!ts.is_empty());
         for &t in ts {
             let b = self.bin_end(t);
@@ -204,37 +233,157 @@ impl Resample {
             }
             prev = Some(b);
         }
-        kf_frame::budget::check_bytes(
-            &format!(
+        kf_frame::budget::check_bytes_with(bins * f64s_per_bin as u128 * 8, || {
+            format!(
                 "resampling node `{}` (rule of {} ns over {} rows: {bins} bins)",
                 self.id,
                 self.rule,
                 ts.len()
-            ),
-            bins * f64s_per_bin as u128 * 8,
-        )
+            )
+        })
         .map_err(|e| DataflowError::invalid(format!("{e}: use a longer rule or a max_gap")))
     }
 
     /// Closes bins up to (not including) `target`: the open one when `first`, then
     /// the empty ones before `target`: every one, or only the first of a gap longer
     /// than `max_gap`.
-    fn emit_until(&self, open: &mut Open, target: i64, mut first: bool, out: &mut Emitted) {
-        while open.bin < target {
-            for (acc, o) in open.accs.iter_mut().zip(out.outs.iter_mut()) {
+    fn emit_until(
+        &self,
+        cur: &mut Cursor,
+        accs: &mut [Acc],
+        target: i64,
+        mut first: bool,
+        out: &mut Emitted,
+    ) {
+        while cur.bin < target {
+            for (acc, o) in accs.iter_mut().zip(out.outs.iter_mut()) {
                 acc.emit(o);
                 acc.clear();
             }
-            out.end_ts.push(open.bin);
-            out.kt.push(open.bin_kt);
-            let collapse = !first && self.max_gap.is_some_and(|g| target - open.bin > g);
+            out.end_ts.push(cur.bin);
+            out.kt.push(cur.bin_kt);
+            let collapse = !first && self.max_gap.is_some_and(|g| target - cur.bin > g);
             first = false;
-            open.bin = if collapse {
+            cur.bin = if collapse {
                 target
             } else {
-                open.bin + self.rule
+                cur.bin + self.rule
             };
         }
+    }
+
+    /// One pass over the rows for the aggregations `plan` (with their accumulators),
+    /// from bin position `cur`, appending the bins it closes to `out`.
+    fn pass(
+        &self,
+        input: &View<'_>,
+        kt: &[i64],
+        cur: &mut Cursor,
+        accs: &mut [Acc],
+        plan: &[Agg],
+        out: &mut Emitted<'_>,
+    ) {
+        let n = input.n_assets();
+        for (r, &t) in input.end_ts().iter().enumerate() {
+            let b = self.bin_end(t);
+            if b != cur.bin {
+                let first = cur.has_rows;
+                self.emit_until(cur, accs, b, first, out);
+            }
+            cur.bin_kt = kt[r];
+            cur.has_rows = true;
+            for (acc, p) in accs.iter_mut().zip(plan) {
+                let x = &input.values(p.1)[r * n..(r + 1) * n];
+                let v = p.2.map(|v| &input.values(v)[r * n..(r + 1) * n]);
+                acc.add(x, v);
+            }
+            // A row at the bin's end completes it: nothing later can fall in it.
+            if t == b {
+                self.emit_until(cur, accs, b + 1, true, out);
+                cur.bin = b + self.rule;
+                cur.has_rows = false;
+            }
+        }
+    }
+
+    /// The aggregations resolved against `features` (cached while they stay the
+    /// same list), and the checks that the carried state fits them.
+    fn layout(&mut self, features: &Arc<[String]>, view: &View<'_>) -> Result<Arc<Layout>> {
+        if let Some(l) = &self.layout
+            && Arc::ptr_eq(&l.input, features)
+        {
+            return Ok(Arc::clone(l));
+        }
+        let mut plan: Vec<Agg> = Vec::new();
+        for (name, spec) in &self.aggs {
+            let col = match view.feature_index(&spec.col) {
+                Ok(c) => c,
+                Err(_) if spec.optional => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let vol = spec
+                .volume
+                .as_deref()
+                .map(|v| view.feature_index(v))
+                .transpose()?;
+            plan.push((name.clone(), col, vol, spec.func));
+        }
+        let names: Vec<String> = plan.iter().map(|p| p.0.clone()).collect();
+        let l = Arc::new(Layout {
+            input: Arc::clone(features),
+            plan,
+            names: names.into(),
+        });
+        self.layout = Some(Arc::clone(&l));
+        Ok(l)
+    }
+
+    /// The running knowledge time of the first of `kt`'s rows, without moving the
+    /// carried one.
+    fn first_kt(&self, kt: &[i64]) -> Option<i64> {
+        kt.first().map(|&k| self.known.map_or(k, |m| m.max(k)))
+    }
+
+    /// Checks the carried state against this call's outputs and assets, and opens a
+    /// bin at the first row when there is none.
+    fn open_state(
+        &mut self,
+        l: &Layout,
+        view: &View<'_>,
+        first_kt: Option<i64>,
+    ) -> Result<Option<Open>> {
+        let n = view.n_assets();
+        if let Some(open) = &self.open {
+            if !Arc::ptr_eq(&open.names, &l.names) && open.names != l.names {
+                return Err(DataflowError::invalid(format!(
+                    "this call's input gives the outputs [{}], but earlier calls gave [{}]; \
+                     a run keeps one set of columns (reset the DAG to start over)",
+                    l.names.join(", "),
+                    open.names.join(", ")
+                )));
+            }
+            if open.accs.first().is_some_and(|a| a.a.len() != n) {
+                return Err(DataflowError::invalid(format!(
+                    "the input has {n} assets, but earlier calls had {}; a run keeps one \
+                     asset universe (reset the DAG to start over)",
+                    open.accs.first().map_or(0, |a| a.a.len())
+                )));
+            }
+        }
+        self.check_bins(view.end_ts(), n * l.names.len() + 2)?;
+        Ok(match (self.open.take(), view.end_ts().first(), first_kt) {
+            (Some(open), _, _) => Some(open),
+            (None, Some(&t0), Some(k0)) => Some(Open {
+                names: Arc::clone(&l.names),
+                accs: l.plan.iter().map(|p| Acc::new(p.3, n)).collect(),
+                cur: Cursor {
+                    bin: self.bin_end(t0),
+                    has_rows: false,
+                    bin_kt: k0,
+                },
+            }),
+            (None, _, _) => None,
+        })
     }
 }
 
@@ -377,95 +526,119 @@ impl Node for Resample {
 
     fn run(&mut self, _: &RunContext, inputs: &Ports) -> Result<Ports> {
         let input = single_input(inputs, DF_IN)?;
+        let view = input.view();
         let n = input.n_assets();
-        // Resolve the columns (optional ones may be absent).
-        let mut plan: Vec<(String, usize, Option<usize>, AggFunc)> = Vec::new();
-        for (name, spec) in &self.aggs {
-            let col = match input.feature_index(&spec.col) {
-                Ok(c) => c,
-                Err(_) if spec.optional => continue,
-                Err(e) => return Err(e.into()),
-            };
-            let vol = spec
-                .volume
-                .as_deref()
-                .map(|v| input.feature_index(v))
-                .transpose()?;
-            plan.push((name.clone(), col, vol, spec.func));
-        }
-        let names: Vec<String> = plan.iter().map(|p| p.0.clone()).collect();
-        if let Some(open) = &self.open {
-            if open.names != names {
-                return Err(DataflowError::invalid(format!(
-                    "this call's input gives the outputs [{}], but earlier calls gave [{}]; \
-                     a run keeps one set of columns (reset the DAG to start over)",
-                    names.join(", "),
-                    open.names.join(", ")
-                )));
-            }
-            if open.accs.first().is_some_and(|a| a.a.len() != n) {
-                return Err(DataflowError::invalid(format!(
-                    "the input has {n} assets, but earlier calls had {}; a run keeps one \
-                     asset universe (reset the DAG to start over)",
-                    open.accs.first().map_or(0, |a| a.a.len())
-                )));
-            }
-        }
+        let l = self.layout(input.features_shared(), &view)?;
         let ts = input.end_ts();
-        let kt = running_max(&mut self.known, input.knowledge_ts());
-        let views: Vec<&[f64]> = (0..input.n_features())
-            .map(|f| input.feature_at(f).values())
-            .collect();
+        let first_kt = self.first_kt(input.knowledge_ts());
+        let Some(mut open) = self.open_state(&l, &view, first_kt)? else {
+            let features = l.names.iter().map(|n| (n.clone(), Vec::new())).collect();
+            return Ok(single_output(input.with_rows(
+                Vec::new(),
+                Vec::new(),
+                features,
+            )?));
+        };
         // About one bin per row at most, unless every empty bin is kept.
         let hint = match (self.max_gap, ts.first(), ts.last()) {
             (None, Some(&a), Some(&b)) => ((b - a) / self.rule + 2).min(4 * ts.len() as i64 + 2),
             _ => ts.len() as i64 + 2,
         };
         let hint = usize::try_from(hint).unwrap_or(0);
-        self.check_bins(ts, n * names.len() + 2)?;
-        let mut out = Emitted {
-            outs: names.iter().map(|_| Vec::with_capacity(hint * n)).collect(),
-            end_ts: Vec::with_capacity(hint),
-            kt: Vec::with_capacity(hint),
+        let kt = running_max(&mut self.known, input.knowledge_ts());
+        let mut end_ts = Vec::with_capacity(hint);
+        let mut out_kt = Vec::with_capacity(hint);
+        let mut outs: Vec<Vec<f64>> = l
+            .plan
+            .iter()
+            .map(|_| Vec::with_capacity(hint * n))
+            .collect();
+        // Each aggregation's pass is independent, and each replays the same bins: on
+        // large inputs they run in parallel, each with its own copy of the cursor
+        // (and its own copy of the bin times, of which the first is kept).
+        let start = open.cur;
+        if ts.len() * n >= crate::par::PAR_MIN_CELLS && l.plan.len() > 1 {
+            let cursors: Vec<(Cursor, Vec<i64>, Vec<i64>)> = open
+                .accs
+                .par_iter_mut()
+                .zip(l.plan.par_iter())
+                .zip(outs.par_iter_mut())
+                .map(|((acc, p), o)| {
+                    let mut cur = start;
+                    let (mut e, mut k) = (Vec::new(), Vec::new());
+                    let mut out = Emitted {
+                        outs: std::slice::from_mut(o),
+                        end_ts: &mut e,
+                        kt: &mut k,
+                    };
+                    self.pass(
+                        &view,
+                        &kt,
+                        &mut cur,
+                        std::slice::from_mut(acc),
+                        std::slice::from_ref(p),
+                        &mut out,
+                    );
+                    (cur, e, k)
+                })
+                .collect();
+            if let Some((cur, e, k)) = cursors.into_iter().next() {
+                open.cur = cur;
+                end_ts = e;
+                out_kt = k;
+            }
+        } else {
+            let mut cur = start;
+            let mut out = Emitted {
+                outs: &mut outs,
+                end_ts: &mut end_ts,
+                kt: &mut out_kt,
+            };
+            self.pass(&view, &kt, &mut cur, &mut open.accs, &l.plan, &mut out);
+            open.cur = cur;
+        }
+        self.open = Some(open);
+        let features = l.names.iter().cloned().zip(outs).collect();
+        Ok(single_output(input.with_rows(end_ts, out_kt, features)?))
+    }
+
+    fn steps(&self) -> bool {
+        true
+    }
+
+    fn step(&mut self, _: &RunContext, input: Option<&RowBuf>, out: &mut RowBuf) -> Result<()> {
+        let Some(input) = input else {
+            return Err(DataflowError::invalid("a resample steps on one input"));
         };
-        let mut state = self.open.take();
-        for (r, &t) in ts.iter().enumerate() {
-            let b = self.bin_end(t);
-            let open = state.get_or_insert_with(|| Open {
-                names: names.clone(),
-                accs: plan.iter().map(|p| Acc::new(p.3, n)).collect(),
-                bin: b,
-                has_rows: false,
-                bin_kt: kt[r],
-            });
-            if b != open.bin {
-                let first = open.has_rows;
-                self.emit_until(open, b, first, &mut out);
-            }
-            open.bin_kt = kt[r];
-            open.has_rows = true;
-            for (acc, p) in open.accs.iter_mut().zip(&plan) {
-                let x = &views[p.1][r * n..(r + 1) * n];
-                let v = p.2.map(|v| &views[v][r * n..(r + 1) * n]);
-                acc.add(x, v);
-            }
-            // A row at the bin's end completes it: nothing later can fall in it.
-            if t == b {
-                self.emit_until(open, b + 1, true, &mut out);
-                open.bin = b + self.rule;
-                open.has_rows = false;
+        let view = input.view();
+        let l = self.layout(&input.features, &view)?;
+        out.reset_to(&input.assets, &l.names);
+        let first_kt = self.first_kt(&input.knowledge_ts);
+        let open = self.open_state(&l, &view, first_kt)?;
+        let mut kt = std::mem::take(&mut self.kt);
+        kt.clear();
+        running_max_into(&mut self.known, &input.knowledge_ts, &mut kt);
+        {
+            if let Some(mut open) = open {
+                let mut cur = open.cur;
+                let mut e = Emitted {
+                    outs: &mut out.values,
+                    end_ts: &mut out.end_ts,
+                    kt: &mut out.knowledge_ts,
+                };
+                self.pass(&view, &kt, &mut cur, &mut open.accs, &l.plan, &mut e);
+                open.cur = cur;
+                self.open = Some(open);
             }
         }
-        self.open = state;
-        let features = names.into_iter().zip(out.outs).collect();
-        Ok(single_output(
-            input.with_rows(out.end_ts, out.kt, features)?,
-        ))
+        self.kt = kt;
+        Ok(())
     }
 
     fn reset(&mut self) {
         self.open = None;
         self.known = None;
+        self.layout = None;
     }
 }
 

@@ -4,9 +4,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use kf_config::Section;
-use kf_frame::Frame;
+use kf_frame::View;
 
-use crate::column::{AssetStates, ColMode, ColumnKernel, NanMode, scan, suffixed};
+use crate::column::{AssetStates, ColMode, ColumnKernel, NanMode, scan_into, suffixed};
 use crate::error::Result;
 use crate::node::{Memory, MissingFeature, RunContext};
 use crate::nodes::{NodeTypes, register_column};
@@ -76,47 +76,44 @@ impl ColumnKernel for Returns {
     fn memory(&self) -> Memory {
         Memory::Rows(1)
     }
-    fn compute(
+    fn steps(&self) -> bool {
+        true
+    }
+    fn compute_into(
         &mut self,
         _: &RunContext,
-        input: &Frame,
+        input: &View<'_>,
         cols: &[usize],
-    ) -> Result<Vec<(String, Vec<f64>)>> {
+        outs: &mut [Vec<f64>],
+    ) -> Result<()> {
         let mode = self.params.mode;
-        let mut out = Vec::with_capacity(cols.len());
-        for (slot, &c) in cols.iter().enumerate() {
+        for ((slot, &c), out) in cols.iter().enumerate().zip(outs.iter_mut()) {
             // The state is the previous value, or its logarithm for log returns, so
             // each cell takes one `ln`.
             let prev = self.prev.get(slot, input.n_assets(), f64::NAN)?;
-            let v = scan(
-                input.feature_at(c).values(),
-                prev,
-                self.params.nan_mode,
-                |p, x| {
-                    let r = match mode {
-                        RetMode::PctChange => {
-                            let r = x / *p - 1.0;
-                            *p = x;
-                            r
-                        }
-                        RetMode::LogRets => {
-                            let lx = x.ln();
-                            let r = lx - *p;
-                            *p = lx;
-                            r
-                        }
-                        RetMode::Diff => {
-                            let r = x - *p;
-                            *p = x;
-                            r
-                        }
-                    };
-                    if r.is_finite() { r } else { f64::NAN }
-                },
-            );
-            out.push((format!("{}{}", input.features()[c], self.params.suffix), v));
+            scan_into(input.values(c), prev, self.params.nan_mode, out, |p, x| {
+                let r = match mode {
+                    RetMode::PctChange => {
+                        let r = x / *p - 1.0;
+                        *p = x;
+                        r
+                    }
+                    RetMode::LogRets => {
+                        let lx = x.ln();
+                        let r = lx - *p;
+                        *p = lx;
+                        r
+                    }
+                    RetMode::Diff => {
+                        let r = x - *p;
+                        *p = x;
+                        r
+                    }
+                };
+                if r.is_finite() { r } else { f64::NAN }
+            });
         }
-        Ok(out)
+        Ok(())
     }
     fn reset(&mut self) {
         self.prev.clear();

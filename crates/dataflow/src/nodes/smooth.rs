@@ -5,9 +5,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use kf_config::Section;
-use kf_frame::Frame;
+use kf_frame::{Frame, View};
 
-use crate::column::{AssetStates, ColMode, ColumnKernel, NanMode, Ring, scan, suffixed};
+use crate::column::{AssetStates, ColMode, ColumnKernel, NanMode, Ring, scan, scan_into, suffixed};
 use crate::error::Result;
 use crate::node::{Memory, MissingFeature, RunContext};
 use crate::nodes::{NodeTypes, register_column};
@@ -259,38 +259,36 @@ impl ColumnKernel for Rolling {
             _ => Memory::Carried,
         }
     }
-    fn compute(
+    fn steps(&self) -> bool {
+        true
+    }
+    fn compute_into(
         &mut self,
         _: &RunContext,
-        input: &Frame,
+        input: &View<'_>,
         cols: &[usize],
-    ) -> Result<Vec<(String, Vec<f64>)>> {
-        let p = self.params.clone();
+        outs: &mut [Vec<f64>],
+    ) -> Result<()> {
+        let Rolling { params: p, states } = self;
         let min = p.min_periods.unwrap_or(p.window);
-        let suffix = p
-            .suffix
-            .clone()
-            .unwrap_or_else(|| format!(".{}", stat_name(p.stat)));
-        let init = Window {
-            ring: Ring::new(p.window),
-            seen: 0,
-        };
-        let mut out = Vec::with_capacity(cols.len());
-        for (slot, &c) in cols.iter().enumerate() {
-            let st = self.states.get(slot, input.n_assets(), init.clone())?;
-            let v = scan(input.feature_at(c).values(), st, p.nan_mode, |w, x| {
+        let (burn_in, stat, ddof) = (p.burn_in, p.stat, p.ddof);
+        for ((slot, &c), out) in cols.iter().enumerate().zip(outs.iter_mut()) {
+            let st = states.get_with(slot, input.n_assets(), || Window {
+                ring: Ring::new(p.window),
+                seen: 0,
+            })?;
+            scan_into(input.values(c), st, p.nan_mode, out, |w, x| {
                 w.ring.push(x);
                 if !x.is_nan() {
                     w.seen += 1;
                 }
-                if w.seen <= p.burn_in {
+                if w.seen <= burn_in {
                     return f64::NAN;
                 }
-                window_stat(&w.ring, p.stat, p.ddof, min, x)
+                window_stat(&w.ring, stat, ddof, min, x)
             });
-            out.push((format!("{}{}", input.features()[c], suffix), v));
         }
-        Ok(out)
+        Ok(())
     }
     fn reset(&mut self) {
         self.states.clear();

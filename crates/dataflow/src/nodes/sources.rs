@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use kf_config::{ParamDoc, Section, TypeDoc};
 use kf_datapull::{MarketData, ReplaySettings};
-use kf_frame::{Frame, Timestamp, parse_duration};
+use kf_frame::{Frame, RowBuf, Timestamp, parse_duration};
 
 use crate::error::{DataflowError, Result};
 use crate::node::{
@@ -101,6 +101,20 @@ impl Node for MarketDataSource {
         )?;
         Ok(single_output(frame))
     }
+    fn steps(&self) -> bool {
+        true
+    }
+    /// Copies the view's rows of the interval into `out`: one query, as
+    /// [`Node::run`]; the view builds a frame, so this path allocates per step.
+    fn step(&mut self, ctx: &RunContext, _: Option<&RowBuf>, out: &mut RowBuf) -> Result<()> {
+        let mut one = self.run(ctx, &Ports::new())?;
+        let Some(frame) = one.remove(DF_OUT) else {
+            return Err(DataflowError::invalid("the market data gave no frame"));
+        };
+        out.reset_to(frame.assets_shared(), frame.features_shared());
+        out.extend_from_frame(&frame, 0, frame.n_rows());
+        Ok(())
+    }
 }
 
 /// Serves slices of a frame held in memory (or read once from a Parquet file).
@@ -155,6 +169,22 @@ impl Node for FrameSource {
             Some((s, e)) => self.frame.slice_time(s, e),
             None => self.frame.clone(),
         }))
+    }
+    fn steps(&self) -> bool {
+        true
+    }
+    fn step(&mut self, ctx: &RunContext, _: Option<&RowBuf>, out: &mut RowBuf) -> Result<()> {
+        out.reset_to(self.frame.assets_shared(), self.frame.features_shared());
+        let ts = self.frame.end_ts();
+        let (lo, hi) = match ctx.interval {
+            Some((s, e)) => {
+                let lo = ts.partition_point(|&t| t < s);
+                (lo, ts.partition_point(|&t| t <= e).max(lo))
+            }
+            None => (0, ts.len()),
+        };
+        out.extend_from_frame(&self.frame, lo, hi);
+        Ok(())
     }
 }
 

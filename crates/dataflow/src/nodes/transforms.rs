@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use kf_config::Section;
-use kf_frame::Frame;
+use kf_frame::{Frame, View};
 
 use crate::column::{AssetStates, ColMode, ColumnKernel, NanMode, Ring, suffixed};
 use crate::error::Result;
@@ -75,20 +75,23 @@ impl ColumnKernel for Lags {
             NanMode::Drop => Memory::Carried,
         }
     }
-    fn compute(
+    fn steps(&self) -> bool {
+        true
+    }
+    fn compute_into(
         &mut self,
         _: &RunContext,
-        input: &Frame,
+        input: &View<'_>,
         cols: &[usize],
-    ) -> Result<Vec<(String, Vec<f64>)>> {
+        outs: &mut [Vec<f64>],
+    ) -> Result<()> {
         let (first, num) = (self.params.first_lag, self.params.num_lags);
         let drop = self.params.nan_mode == NanMode::Drop;
         let (rows, n) = (input.n_rows(), input.n_assets());
-        let mut out = Vec::with_capacity(cols.len() * num);
-        for (slot, &c) in cols.iter().enumerate() {
-            let st = self.states.get(slot, n, Ring::new(first + num))?;
-            let values = input.feature_at(c).values();
-            let lags = crate::par::by_assets(rows, n, st, num, |assets, st, w| {
+        for ((slot, &c), outs) in cols.iter().enumerate().zip(outs.chunks_mut(num)) {
+            let st = self.states.get_with(slot, n, || Ring::new(first + num))?;
+            let values = input.values(c);
+            crate::par::by_assets_into(rows, n, st, outs, |assets, st, w| {
                 for r in 0..rows {
                     let x = &values[r * n + assets.start..r * n + assets.end];
                     for (a, (&x, ring)) in x.iter().zip(st.iter_mut()).enumerate() {
@@ -107,14 +110,8 @@ impl ColumnKernel for Lags {
                     }
                 }
             });
-            let name = &input.features()[c];
-            out.extend(
-                lags.into_iter()
-                    .enumerate()
-                    .map(|(k, l)| (format!("{name}.lag{}", first + k), l)),
-            );
         }
-        Ok(out)
+        Ok(())
     }
     fn reset(&mut self) {
         self.states.clear();
@@ -296,21 +293,24 @@ impl ColumnKernel for Combine {
             NanMode::Drop => Memory::Carried,
         }
     }
-    fn compute(
+    fn steps(&self) -> bool {
+        true
+    }
+    fn compute_into(
         &mut self,
         _: &RunContext,
-        input: &Frame,
+        input: &View<'_>,
         _: &[usize],
-    ) -> Result<Vec<(String, Vec<f64>)>> {
-        let p = &self.params;
-        let a = input.feature(&p.term1)?;
-        let b = input.feature(&p.term2)?;
+        outs: &mut [Vec<f64>],
+    ) -> Result<()> {
+        let Combine { params: p, states } = self;
+        let a = input.values(input.feature_index(&p.term1)?);
+        let b = input.values(input.feature_index(&p.term2)?);
         let n = input.n_assets();
-        let init = (Ring::new(p.term1_delay + 1), Ring::new(p.term2_delay + 1));
-        let st = self.states.get(0, n, init)?;
-        let (a, b) = (a.values(), b.values());
+        let init = || (Ring::new(p.term1_delay + 1), Ring::new(p.term2_delay + 1));
+        let st = states.get_with(0, n, init)?;
         let rows = input.n_rows();
-        let mut outs = crate::par::by_assets(rows, n, st, 1, |assets, st, w| {
+        crate::par::by_assets_into(rows, n, st, &mut outs[..1], |assets, st, w| {
             for r in 0..rows {
                 let cells = r * n + assets.start..r * n + assets.end;
                 let (ra, rb) = (&a[cells.clone()], &b[cells]);
@@ -337,8 +337,7 @@ impl ColumnKernel for Combine {
                 }
             }
         });
-        let out = outs.pop().unwrap_or_default();
-        Ok(vec![(p.out_col.clone(), out)])
+        Ok(())
     }
     fn reset(&mut self) {
         self.states.clear();
@@ -382,16 +381,21 @@ impl ColumnKernel for Compress {
     fn memory(&self) -> Memory {
         Memory::Row
     }
-    fn compute(
+    fn steps(&self) -> bool {
+        true
+    }
+    fn compute_into(
         &mut self,
         _: &RunContext,
-        input: &Frame,
+        input: &View<'_>,
         cols: &[usize],
-    ) -> Result<Vec<(String, Vec<f64>)>> {
+        outs: &mut [Vec<f64>],
+    ) -> Result<()> {
         let s = self.0.scale;
-        Ok(map_features(input, cols, &self.0.suffix, |x| {
-            s * (x / s).tanh()
-        }))
+        for (&c, out) in cols.iter().zip(outs.iter_mut()) {
+            crate::par::map_into(input.values(c), out, |x| s * (x / s).tanh());
+        }
+        Ok(())
     }
 }
 
@@ -490,27 +494,42 @@ impl ColumnKernel for WeightedSum {
     fn memory(&self) -> Memory {
         Memory::Row
     }
-    fn compute(
+    fn steps(&self) -> bool {
+        true
+    }
+    fn compute_into(
         &mut self,
         _: &RunContext,
-        input: &Frame,
+        input: &View<'_>,
         _: &[usize],
-    ) -> Result<Vec<(String, Vec<f64>)>> {
-        let terms: Vec<(&[f64], f64)> = self
-            .0
-            .weights
-            .iter()
-            .map(|(name, &w)| Ok((input.feature(name)?.values(), w)))
-            .collect::<Result<_>>()?;
-        // Row chunks in parallel; within a cell the terms add in configured order.
+        outs: &mut [Vec<f64>],
+    ) -> Result<()> {
+        let Some(acc) = outs.first_mut() else {
+            return Ok(());
+        };
         let cells = input.n_rows() * input.n_assets();
-        let mut acc = Vec::with_capacity(cells);
+        acc.clear();
+        if cells < crate::par::PAR_MIN_CELLS {
+            // Term by term over contiguous values, in configured order.
+            acc.resize(cells, 0.0);
+            for (name, &w) in &self.0.weights {
+                let x = input.values(input.feature_index(name)?);
+                acc.iter_mut().zip(x).for_each(|(a, &x)| *a += w * x);
+            }
+            return Ok(());
+        }
+        let mut terms: Vec<(&[f64], f64)> = Vec::with_capacity(self.0.weights.len());
+        for (name, &w) in &self.0.weights {
+            terms.push((input.values(input.feature_index(name)?), w));
+        }
+        // Row chunks in parallel; within a cell the terms add in configured order,
+        // from 0.0, as above.
         (0..cells)
             .into_par_iter()
             .with_min_len(crate::par::PAR_MIN_CELLS)
             .map(|i| terms.iter().fold(0.0, |a, &(x, w)| a + w * x[i]))
-            .collect_into_vec(&mut acc);
-        Ok(vec![(self.0.out_col.clone(), acc)])
+            .collect_into_vec(acc);
+        Ok(())
     }
 }
 
