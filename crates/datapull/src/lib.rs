@@ -51,6 +51,7 @@ pub mod parquet_store;
 pub mod paths;
 mod query;
 mod revisions;
+mod shared_query;
 #[cfg(feature = "sql")]
 pub mod sql;
 mod synthetic;
@@ -66,6 +67,7 @@ pub use market_data::{FrameFuture, Historical, MarketData, ReplaySettings, Repla
 pub use parquet_store::{ParquetStore, ReadStats, StoreCompression, StoreInfo, StoreOptions};
 pub use query::Query;
 pub use revisions::latest_known;
+pub use shared_query::SharedQuery;
 pub use synthetic::{SyntheticBars, SyntheticParams};
 pub use ticks::{TickParams, TickSource};
 

@@ -2,7 +2,7 @@
 //! for their bar, the fills and the audit, with the loop's steps that change them
 //! (aggregate a bar's prices, fill the due orders, decide).
 
-use kf_frame::{Frame, Timestamp};
+use kf_frame::{Frame, Timestamp, View};
 
 use crate::broker::{BarAggregate, fill_orders};
 use crate::engine::{Fills, Orders, SystemRun, record_orders};
@@ -42,7 +42,31 @@ pub(crate) struct Book {
 }
 
 impl Book {
-    pub(crate) fn new(n: usize, cash: f64) -> Book {
+    /// A book for `n` assets and `decisions` decisions.
+    pub(crate) fn new(n: usize, cash: f64, decisions: usize) -> Book {
+        let mut orders = Orders::default();
+        let mut fills = Fills::default();
+        // Room for every order and fill the run can record (an order per asset and
+        // decision at most), reserved up front: address space, not memory, since
+        // pages are touched only as records land. The vectors then never move; grown
+        // by doubling instead, they would copy every record about twice, into fresh
+        // pages the kernel zeroes first. A run too large for the reservation (an
+        // eighth of the machine's memory per vector) grows the rest of the way.
+        let worst = n.saturating_mul(decisions);
+        let room = |bytes: usize| {
+            let cap = usize::try_from(kf_frame::budget::memory_limit() / 8).unwrap_or(usize::MAX);
+            worst.min(cap / bytes)
+        };
+        let _ = orders.ts.try_reserve_exact(room(8));
+        let _ = orders.asset.try_reserve_exact(room(4));
+        let _ = orders.quantity.try_reserve_exact(room(8));
+        let _ = orders.mark.try_reserve_exact(room(8));
+        let _ = fills.order_ts.try_reserve_exact(room(8));
+        let _ = fills.ts.try_reserve_exact(room(8));
+        let _ = fills.asset.try_reserve_exact(room(4));
+        let _ = fills.quantity.try_reserve_exact(room(8));
+        let _ = fills.price.try_reserve_exact(room(8));
+        let _ = fills.cost.try_reserve_exact(room(8));
         Book {
             portfolio: Portfolio::new(n, cash),
             agg: BarAggregate::new(n),
@@ -58,9 +82,9 @@ impl Book {
             row_price: vec![f64::NAN; n],
             row_volume: vec![f64::NAN; n],
             totals: Default::default(),
-            bars: Vec::new(),
-            orders: Orders::default(),
-            fills: Fills::default(),
+            bars: Vec::with_capacity(decisions),
+            orders,
+            fills,
             stale: 0,
             audit: Audit::default(),
         }
@@ -144,7 +168,7 @@ impl Book {
         &mut self,
         tau: i64,
         decided: i64,
-        frame: &Frame,
+        frame: &View<'_>,
         r: usize,
         c: &ForecastColumns,
         map: &AssetMap,

@@ -30,7 +30,7 @@ use kf_config::Config;
 use kf_dataflow::replay::{ReplayOptions, wait_for_bar};
 use kf_dataflow::{Dag, Keep, NodeId, Phase, RunContext, RunOptions};
 use kf_datapull::{Clock, MarketData, ReplaySettings};
-use kf_frame::{Duration, Frame, Timestamp};
+use kf_frame::{Duration, Timestamp};
 
 use crate::book::Book;
 use crate::error::{Result, SystemError};
@@ -289,9 +289,11 @@ impl<'a> System<'a> {
     /// Data that does not arrive within the clock's timeout (naming the bar), a
     /// DAG error, or a forecast column missing from the forecast node's output.
     pub fn run_on(&mut self, clock: Arc<dyn Clock>) -> Result<SystemRun> {
-        let view = self
-            .market_data
-            .on_clock(Arc::clone(&clock), &self.replay_settings())?;
+        // One query per decision, shared by the broker's prices and the DAG's source.
+        let view: Arc<dyn MarketData> = Arc::new(kf_datapull::SharedQuery::new(
+            self.market_data
+                .on_clock(Arc::clone(&clock), &self.replay_settings())?,
+        ));
         let mut dag = self.dag(Arc::clone(&view))?;
         let node = self.forecast_node(&dag)?;
         if let Some(states) = &self.initial_states {
@@ -332,7 +334,8 @@ impl<'a> System<'a> {
             parallel: false,
             keep: Keep::Nodes([node.clone()].into_iter().collect()),
         };
-        let mut book = Book::new(n, spec.initial_cash);
+        let mut book = Book::new(n, spec.initial_cash, self.grid.len());
+        let fast = dag.can_step();
         let (mut price_map, mut forecast_map) = (AssetMap::default(), AssetMap::default());
         let mut columns: Option<ForecastColumns> = None;
         let mut dag_lo = i64::MIN;
@@ -385,7 +388,7 @@ impl<'a> System<'a> {
             )?;
             let expected = (first..next_time).filter(|&r| times[r] > prev).count();
             book.audit.late_price_rows += expected.saturating_sub(rows.n_rows()) as u64;
-            self.market.map_assets(rows.assets(), &mut price_map);
+            self.market.map_assets(rows.assets_shared(), &mut price_map);
             book.aggregate(&rows, &price_map);
             book.fill(prev, tau, &rows, freq, spec);
             book.bars
@@ -399,12 +402,20 @@ impl<'a> System<'a> {
                 states = learned;
             }
 
-            let out = dag.run(
-                &RunContext::new(Phase::Predict, Some((dag_lo, tau))),
-                &run_opts,
-            )?;
+            // The DAG's fast path when every node has it: its buffers are reused
+            // from decision to decision.
+            let ctx = RunContext::new(Phase::Predict, Some((dag_lo, tau)));
+            let out;
+            let (frame, frame_assets) = if fast {
+                dag.step(&ctx)?;
+                let rows = dag.stepped(node.as_str())?;
+                (rows.view(), &rows.assets)
+            } else {
+                out = dag.run(&ctx, &run_opts)?;
+                let f = out.df_out(node.as_str())?;
+                (f.view(), f.assets_shared())
+            };
             dag_lo = tau.saturating_add(1);
-            let frame = out.df_out(node.as_str())?;
             // The first step returns the history before the first decision: warm-up,
             // not forecasts that came late.
             let mut history = 0;
@@ -413,7 +424,7 @@ impl<'a> System<'a> {
             } else {
                 &mut book.stale
             };
-            let row = latest_row_in(frame, prev, tau, stale);
+            let row = latest_row_in(frame.end_ts(), prev, tau, stale);
             if let Some(r) = row {
                 let known = frame.knowledge_ts()[r];
                 if known > decided {
@@ -431,13 +442,13 @@ impl<'a> System<'a> {
                 }
                 let c = match &columns {
                     Some(c) => c,
-                    None => columns.insert(ForecastColumns::find(frame, node.as_str(), spec)?),
+                    None => columns.insert(ForecastColumns::find(&frame, node.as_str(), spec)?),
                 };
-                self.market.map_assets(frame.assets(), &mut forecast_map);
+                self.market.map_assets(frame_assets, &mut forecast_map);
                 book.decide(
                     tau,
                     decided,
-                    frame,
+                    &frame,
                     r,
                     c,
                     &forecast_map,
@@ -455,8 +466,7 @@ impl<'a> System<'a> {
 
 /// The latest row of `frame` ending in `(prev, tau]`; rows ending at or before
 /// `prev` arrived late and are counted in `stale`.
-pub fn latest_row_in(frame: &Frame, prev: i64, tau: i64, stale: &mut u64) -> Option<usize> {
-    let ts = frame.end_ts();
+pub fn latest_row_in(ts: &[i64], prev: i64, tau: i64, stale: &mut u64) -> Option<usize> {
     let mut found = None;
     for (r, &t) in ts.iter().enumerate() {
         if t > prev && t <= tau {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use kf_datapull::MarketData;
-use kf_frame::{Frame, Timestamp};
+use kf_frame::{Frame, Timestamp, View};
 
 use crate::error::{Result, SystemError};
 use crate::spec::SystemSpec;
@@ -114,8 +114,18 @@ impl Market {
 
     /// The slot of each of `frame_assets` in the system's asset order (`None` for an
     /// asset the system does not trade).
-    pub fn map_assets(&self, frame_assets: &[String], out: &mut AssetMap) {
-        if out.names.as_slice() == frame_assets {
+    pub fn map_assets(&self, frame_assets: &Arc<[String]>, out: &mut AssetMap) {
+        // The same list as last time (a node's buffer, a store's slices) is known by
+        // its handle: no name is compared.
+        if out
+            .key
+            .as_ref()
+            .is_some_and(|k| Arc::ptr_eq(k, frame_assets))
+        {
+            return;
+        }
+        out.key = Some(Arc::clone(frame_assets));
+        if out.names.as_slice() == &frame_assets[..] {
             return;
         }
         out.names = frame_assets.to_vec();
@@ -131,6 +141,8 @@ impl Market {
 #[derive(Clone, Debug, Default)]
 pub struct AssetMap {
     names: Vec<String>,
+    /// The handle of the list last mapped.
+    key: Option<Arc<[String]>>,
     /// Slot per frame asset.
     pub slots: Vec<Option<usize>>,
 }
@@ -169,7 +181,7 @@ impl ForecastColumns {
     ///
     /// # Errors
     /// [`SystemError::MissingColumn`] naming the node and the columns it has.
-    pub fn find(frame: &Frame, node: &str, spec: &SystemSpec) -> Result<ForecastColumns> {
+    pub fn find(frame: &View<'_>, node: &str, spec: &SystemSpec) -> Result<ForecastColumns> {
         let find = |c: &str, key: &str| {
             frame
                 .feature_index(c)
@@ -200,24 +212,26 @@ impl ForecastColumns {
     /// which is then returned. Slots the frame does not cover are NaN.
     pub fn gather<'v>(
         &self,
-        frame: &Frame,
+        frame: &View<'_>,
         r: usize,
         map: &AssetMap,
         forecast: &mut [f64],
         horizons: &mut Vec<Vec<f64>>,
         vol: &'v mut [f64],
     ) -> Option<&'v [f64]> {
+        let n = frame.n_assets();
+        let row = |f: usize| &frame.values(f)[r * n..(r + 1) * n];
         forecast.fill(f64::NAN);
-        map.scatter(frame.feature_at(self.prediction).row(r), forecast);
+        map.scatter(row(self.prediction), forecast);
         horizons.resize_with(self.horizons.len(), Vec::new);
         for (buf, &f) in horizons.iter_mut().zip(&self.horizons) {
             buf.clear();
             buf.resize(forecast.len(), f64::NAN);
-            map.scatter(frame.feature_at(f).row(r), buf);
+            map.scatter(row(f), buf);
         }
         self.volatility.map(|v| {
             vol.fill(f64::NAN);
-            map.scatter(frame.feature_at(v).row(r), vol);
+            map.scatter(row(v), vol);
             &*vol
         })
     }

@@ -90,11 +90,17 @@ pub fn research(system: &mut System<'_>) -> Result<ResearchRun> {
     let n = system.market.assets.len();
     let prices = price_grid(&system.market, &grid, spec.bar, spec.fill);
     let mut map = AssetMap::default();
-    system.market.map_assets(forecasts.assets(), &mut map);
+    system
+        .market
+        .map_assets(forecasts.assets_shared(), &mut map);
     let columns = if forecasts.is_empty() {
         None
     } else {
-        Some(ForecastColumns::find(forecasts, node.as_str(), &spec)?)
+        Some(ForecastColumns::find(
+            &forecasts.view(),
+            node.as_str(),
+            &spec,
+        )?)
     };
     let processor: &mut dyn ForecastProcessor = system.processor_mut();
     processor.reset();
@@ -168,7 +174,14 @@ pub fn research(system: &mut System<'_>) -> Result<ResearchRun> {
             .checked_sub(1)
             .filter(|&r| f_ts[r] > prev);
         if let (Some(r), Some(c)) = (row, &columns) {
-            let volatility = c.gather(forecasts, r, &map, &mut forecast, &mut later, &mut vol);
+            let volatility = c.gather(
+                &forecasts.view(),
+                r,
+                &map,
+                &mut forecast,
+                &mut later,
+                &mut vol,
+            );
             committed(&h, &queue, &mut held);
             let mut quantity = vec![0.0; n];
             processor.orders(
