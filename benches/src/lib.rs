@@ -6,6 +6,7 @@ pub mod gbt;
 pub mod microstructure;
 pub mod mock1;
 pub mod optimize;
+pub mod run_real;
 pub mod stream;
 pub mod system;
 

@@ -159,6 +159,16 @@ enum What {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// The whole `kaizenflow run` of Mock1 on the real us_equity_1min_2018 data
+    /// (read, DAG, write) as a child process, with its phases; and the same job in
+    /// pandas and polars (benches/py/mock1_reference.py, when installed), checked
+    /// against our result, with the ratios. Build the program first:
+    /// `cargo build --release -p kaizenflow`.
+    RunReal {
+        /// Timed runs of each (medians are reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
     /// (internal) reads a Parquet store N times, for profiling.
     #[command(hide = true)]
     ReadStore {
@@ -183,6 +193,12 @@ type Never = std::convert::Infallible;
 fn main() {
     match Cli::parse().what {
         What::Parallel { molecules, mb } => parallel(molecules, mb),
+        What::RunReal { runs } => {
+            let data = kf_benches::shared_data().join("us_equity_1min_2018");
+            if !kf_benches::run_real::run(runs, &data) {
+                std::process::exit(1);
+            }
+        }
         What::DatapullReal { dir, runs } => {
             if let Err(e) = std::fs::create_dir_all(&dir) {
                 eprintln!("cannot create {}: {e}", dir.display());

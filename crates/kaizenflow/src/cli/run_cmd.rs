@@ -94,8 +94,28 @@ pub(super) fn run(types: &Registries, args: &RunArgs, out: &mut dyn Write) -> Re
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    let writing = Instant::now();
     write_outputs(&dag, &result, &capture, &args.out)?;
+    let write = writing.elapsed();
     report(&result, wall, &args.out, out)?;
+    // Reading is the source nodes' time (nodes with no input), the DAG the rest.
+    let read: Duration = result
+        .passes
+        .iter()
+        .flat_map(|(_, ts)| ts.iter())
+        .filter(|t| {
+            dag.node(t.node.as_str())
+                .is_ok_and(|n| n.inputs().is_empty())
+        })
+        .map(|t| t.wall)
+        .sum();
+    writeln!(
+        out,
+        "# phases: read {:.3} s, dag {:.3} s, write {:.3} s",
+        read.as_secs_f64(),
+        wall.saturating_sub(read).as_secs_f64(),
+        write.as_secs_f64()
+    )?;
     if let Some(dir) = &args.state {
         writeln!(
             out,
