@@ -477,4 +477,22 @@ fn mock1(assets: usize, bars: usize, runs: usize, max_gap: Option<&str>) {
     } else {
         println!("peak resident memory: not measurable here (needs Linux /proc/self/clear_refs)");
     }
+    // The same run on one thread: the time, and the outputs' bits.
+    let (many, _) = m::run(&mut dag);
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build();
+    match one {
+        Ok(pool) => {
+            let start = std::time::Instant::now();
+            let (single, _) = pool.install(|| m::run(&mut dag));
+            let t1 = start.elapsed();
+            println!(
+                "1 thread: {:.3} s ({:.2}x slower than {} threads); outputs bit-identical: {}",
+                t1.as_secs_f64(),
+                t1.as_secs_f64() / total.as_secs_f64(),
+                rayon::current_num_threads(),
+                single.bit_eq(&many)
+            );
+        }
+        Err(e) => println!("1 thread: cannot build a pool ({e})"),
+    }
 }

@@ -1,7 +1,9 @@
-//! The streaming fast path, `Dag::step`: Mock1 stepped one bar at a time gives the
-//! batch run's predictions to the bit, and once its buffers have grown to the
-//! largest step (a night's collapsed bins), a step allocates nothing. Allocations
-//! are counted by this binary's global allocator, on the test's own thread.
+//! The fast paths give the same bits as the plain ones:
+//! - the streaming fast path, `Dag::step`: Mock1 stepped one bar at a time gives the
+//!   batch run's predictions to the bit, and once its buffers have grown to the
+//!   largest step (a night's collapsed bins), a step allocates nothing. Allocations
+//!   are counted by this binary's global allocator, on the test's own thread;
+//! - batch on several threads (kernels split by asset) equals batch on one.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -192,4 +194,38 @@ fn a_dag_with_a_node_that_cannot_step_says_which() {
         "{e}"
     );
     assert!(dag.stepped("predict").is_err());
+}
+
+#[test]
+fn a_batch_on_three_threads_equals_one_on_one_thread_to_the_bit() {
+    // 300 assets x 3 days: every kernel, down to the predictions on 5-minute bins,
+    // takes its parallel path (65,536 cells or more).
+    let frame = bars(300, 3);
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a thread pool");
+        pool.install(|| {
+            let mut dag = mock1(frame.clone());
+            let opts = RunOptions {
+                keep: kf_dataflow::Keep::All,
+                ..RunOptions::default()
+            };
+            dag.run(&RunContext::new(Phase::Predict, None), &opts)
+                .expect("Mock1 runs")
+        })
+    };
+    let (one, three) = (run(1), run(3));
+    assert!(one.outputs.len() >= 8, "every node's output is kept");
+    for (node, ports) in &one.outputs {
+        for (port, f) in ports {
+            let g = &three.outputs[node][port];
+            assert!(f.n_rows() * f.n_assets() >= 65_536 || node.as_str() != "predict");
+            assert!(
+                f.bit_eq(g),
+                "node `{node}` port `{port}` differs on 3 threads"
+            );
+        }
+    }
 }
