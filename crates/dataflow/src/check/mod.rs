@@ -87,6 +87,8 @@ pub enum Verdict {
     Fail(String),
     /// It was not run, because the user asked (never a pass: reported as such).
     Skipped(String),
+    /// It does not apply to this DAG (the message says why), so it was not run.
+    NotApplicable(String),
 }
 
 /// One check and its verdict.
@@ -107,6 +109,7 @@ impl fmt::Display for CheckResult {
             Verdict::Pass => write!(f, "pass  {} ({ms:.0} ms)", self.name),
             Verdict::Fail(why) => write!(f, "FAIL  {} ({ms:.0} ms): {why}", self.name),
             Verdict::Skipped(why) => write!(f, "skip  {} ({why})", self.name),
+            Verdict::NotApplicable(why) => write!(f, "n/a   {} ({why})", self.name),
         }
     }
 }
@@ -273,6 +276,39 @@ impl<'a> Subject<'a> {
     fn run(&self, tiling: &Tiling) -> Result<Outputs> {
         run_tiled(&|| self.dag(), Phase::Predict, tiling, &Keep::All)
     }
+
+    /// Every node's outputs over `tiling`'s intervals through the streaming fast path
+    /// ([`Dag::step`]), each node's rows of every step joined; `None` when the DAG
+    /// cannot step (with the nodes that lack the fast path).
+    fn stepped(&self, tiling: &Tiling) -> Result<std::result::Result<Outputs, String>> {
+        let mut dag = self.dag()?;
+        if !dag.can_step() {
+            return Ok(Err(
+                match dag.step(&RunContext::new(Phase::Predict, None)) {
+                    Err(e) => e.to_string(),
+                    Ok(()) => "the DAG cannot step".to_string(),
+                },
+            ));
+        }
+        let mut chunks: BTreeMap<&NodeId, Vec<kf_frame::Frame>> = BTreeMap::new();
+        for iv in tiling.intervals() {
+            dag.step(&RunContext::new(Phase::Predict, Some(iv)))?;
+            for id in &self.order {
+                let rows = dag.stepped(id.as_str())?;
+                let seen = chunks.entry(id).or_default();
+                // Empty steps add nothing but the first (which carries the layout).
+                if rows.n_rows() > 0 || seen.is_empty() {
+                    seen.push(rows.to_frame()?);
+                }
+            }
+        }
+        let mut out = Outputs::new();
+        for (id, frames) in chunks {
+            let whole = kf_frame::Frame::concat(&frames)?;
+            out.insert(id.clone(), crate::node::single_output(whole));
+        }
+        Ok(Ok(out))
+    }
 }
 
 /// The call that fits the state the predict-phase checks start from: the runner's
@@ -427,6 +463,27 @@ pub fn run_checks(
             format!("streaming: {} one-bar steps", times.len()),
             || Ok(compare(subject, &batch, &subject.run(&streaming)?)),
         ));
+        // The same bars through the fast path, whose kernels write into reused
+        // buffers: it must give the same bits too.
+        let start = Instant::now();
+        let name = format!("fast streaming: {} one-bar Dag::step calls", times.len());
+        results.push(match subject.stepped(&streaming) {
+            Ok(Ok(out)) => CheckResult {
+                name,
+                verdict: compare(subject, &batch, &out),
+                elapsed: start.elapsed(),
+            },
+            Ok(Err(why)) => CheckResult {
+                name: "fast streaming".into(),
+                verdict: Verdict::NotApplicable(why),
+                elapsed: start.elapsed(),
+            },
+            Err(e) => CheckResult {
+                name,
+                verdict: Verdict::Fail(e.to_string()),
+                elapsed: start.elapsed(),
+            },
+        });
     }
     results.extend(causality_checks(subject, opts, &batch));
     Ok((batch, results))
