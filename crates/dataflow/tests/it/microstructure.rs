@@ -274,7 +274,9 @@ fn the_tick_pipeline_tiles_streams_and_is_causal() {
     };
     let (batch, results) = run_checks(&subject, &opts).unwrap();
     for r in &results {
-        assert_eq!(r.verdict, Verdict::Pass, "{r}");
+        // Fast streaming does not apply: these nodes have no fast path.
+        let moot = r.name == "fast streaming" && matches!(r.verdict, Verdict::NotApplicable(_));
+        assert!(r.verdict == Verdict::Pass || moot, "{r}");
     }
     // The pipeline did something: bars, buckets on the second day (the first sizes
     // them), and volume bars of at least 5000 shares.

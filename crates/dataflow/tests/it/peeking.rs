@@ -218,7 +218,9 @@ fn every_library_node_passes_every_check() {
     };
     let (batch, results) = run_checks(&subject, &opts).unwrap();
     for r in &results {
-        assert_eq!(r.verdict, Verdict::Pass, "{r}");
+        // Fast streaming does not apply: these nodes have no fast path.
+        let moot = r.name == "fast streaming" && matches!(r.verdict, Verdict::NotApplicable(_));
+        assert!(r.verdict == Verdict::Pass || moot, "{r}");
     }
     // The replay over a replayed view of the same source.
     let source = types
