@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use kf_config::Section;
-use kf_frame::{Frame, View};
+use kf_frame::View;
 
 use crate::column::{AssetStates, ColMode, ColumnKernel, NanMode, Ring, suffixed};
 use crate::error::Result;
@@ -197,21 +197,6 @@ impl ColumnKernel for Compress {
     }
 }
 
-/// `f` applied to every value of each selected feature, named `{feature}{suffix}`.
-fn map_features(
-    input: &Frame,
-    cols: &[usize],
-    suffix: &str,
-    f: impl Fn(f64) -> f64 + Sync + Send,
-) -> Vec<(String, Vec<f64>)> {
-    cols.iter()
-        .map(|&c| {
-            let v = crate::par::map(input.feature_at(c).values(), &f);
-            (format!("{}{suffix}", input.features()[c]), v)
-        })
-        .collect()
-}
-
 /// Parameters of `clip`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
@@ -242,12 +227,16 @@ impl ColumnKernel for Clip {
     fn memory(&self) -> Memory {
         Memory::Row
     }
-    fn compute(
+    fn steps(&self) -> bool {
+        true
+    }
+    fn compute_into(
         &mut self,
         _: &RunContext,
-        input: &Frame,
+        input: &View<'_>,
         cols: &[usize],
-    ) -> Result<Vec<(String, Vec<f64>)>> {
+        outs: &mut [Vec<f64>],
+    ) -> Result<()> {
         let lo = self.0.lower.unwrap_or(f64::NEG_INFINITY);
         let hi = self.0.upper.unwrap_or(f64::INFINITY);
         let clip = |x: f64| {
@@ -259,7 +248,10 @@ impl ColumnKernel for Clip {
                 x
             }
         };
-        Ok(map_features(input, cols, &self.0.suffix, clip))
+        for (&c, out) in cols.iter().zip(outs.iter_mut()) {
+            crate::par::map_into(input.values(c), out, clip);
+        }
+        Ok(())
     }
 }
 
