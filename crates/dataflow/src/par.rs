@@ -127,19 +127,6 @@ pub fn by_assets_into<S: Send>(
     }
 }
 
-/// As [`by_assets_into`], into `n_out` new vectors.
-pub fn by_assets<S: Send>(
-    rows: usize,
-    n_assets: usize,
-    states: &mut [S],
-    n_out: usize,
-    kernel: impl Fn(Range<usize>, &mut [S], &mut Writer<'_>) + Sync,
-) -> Vec<Vec<f64>> {
-    let mut outs: Vec<Vec<f64>> = (0..n_out).map(|_| Vec::new()).collect();
-    by_assets_into(rows, n_assets, states, &mut outs, kernel);
-    outs
-}
-
 /// `f` applied to every value into `out` (cleared; capacity reused), on every core
 /// for large inputs (elementwise, so the result does not depend on the split).
 pub fn map_into(values: &[f64], out: &mut Vec<f64>, f: impl Fn(f64) -> f64 + Sync + Send) {
@@ -153,21 +140,6 @@ pub fn map_into(values: &[f64], out: &mut Vec<f64>, f: impl Fn(f64) -> f64 + Syn
         .with_min_len(PAR_MIN_CELLS)
         .map(|&x| f(x))
         .collect_into_vec(out);
-}
-
-/// `f` applied to every value, on every core for large inputs (elementwise, so the
-/// result does not depend on the split).
-pub fn map(values: &[f64], f: impl Fn(f64) -> f64 + Sync + Send) -> Vec<f64> {
-    if values.len() < PAR_MIN_CELLS || rayon::current_num_threads() < 2 {
-        return values.iter().map(|&x| f(x)).collect();
-    }
-    let mut out = Vec::with_capacity(values.len());
-    values
-        .par_iter()
-        .with_min_len(PAR_MIN_CELLS)
-        .map(|&x| f(x))
-        .collect_into_vec(&mut out);
-    out
 }
 
 #[cfg(test)]
@@ -197,7 +169,8 @@ mod tests {
                 .expect("a thread pool");
             let got = pool.install(|| {
                 let mut states = vec![0.0; n];
-                by_assets(rows, n, &mut states, 2, |assets, st, w| {
+                let mut outs = vec![Vec::new(), Vec::new()];
+                by_assets_into(rows, n, &mut states, &mut outs, |assets, st, w| {
                     for r in 0..rows {
                         let x = &values[r * n + assets.start..r * n + assets.end];
                         let row = w.row(0, r);
@@ -209,7 +182,8 @@ mod tests {
                             o.write(r as f64);
                         }
                     }
-                })
+                });
+                outs
             });
             assert_eq!(got.len(), 2);
             let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
@@ -222,7 +196,8 @@ mod tests {
     fn map_is_elementwise_at_any_size() {
         for len in [0, 5, PAR_MIN_CELLS + 3, 3 * PAR_MIN_CELLS] {
             let v: Vec<f64> = (0..len).map(|i| i as f64).collect();
-            let got = map(&v, |x| x * 2.0 + 1.0);
+            let mut got = vec![f64::NAN; 7];
+            map_into(&v, &mut got, |x| x * 2.0 + 1.0);
             assert_eq!(got.len(), len);
             assert!(
                 got.iter()

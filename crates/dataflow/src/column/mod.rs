@@ -133,12 +133,9 @@ pub trait ColumnKernel: Send {
         input: &Frame,
         cols: &[usize],
     ) -> Result<Vec<(String, Vec<f64>)>> {
-        let names = self.output_names(input.features(), cols).map_err(|m| {
-            DataflowError::invalid(format!(
-                "no feature `{}` (from `{}`) in the input",
-                m.feature, m.key
-            ))
-        })?;
+        let names = self
+            .output_names(input.features(), cols)
+            .map_err(missing_input)?;
         let mut outs: Vec<Vec<f64>> = names.iter().map(|_| Vec::new()).collect();
         self.compute_into(ctx, &input.view(), cols, &mut outs)?;
         Ok(names.into_iter().zip(outs).collect())
@@ -255,45 +252,38 @@ impl<K: ColumnKernel> ColumnNode<K> {
             .collect()
     }
 
-    /// The step path's layout for `features` (cached while they stay the same list).
-    fn step_layout(&mut self, features: &Arc<[String]>) -> Result<&StepLayout> {
-        let fresh = self
-            .layout
-            .as_ref()
-            .is_some_and(|l| Arc::ptr_eq(&l.input, features));
-        if !fresh {
-            let cols = self.cols_of(features)?;
-            let keep: Vec<usize> = match self.columns.col_mode {
-                ColMode::Append => (0..features.len()).collect(),
-                ColMode::ReplaceAll => Vec::new(),
-                ColMode::ReplaceSelected => {
-                    (0..features.len()).filter(|i| !cols.contains(i)).collect()
-                }
-            };
-            let new = self.kernel.output_names(features, &cols).map_err(|m| {
-                DataflowError::invalid(format!(
-                    "no feature `{}` (from `{}`) in the input",
-                    m.feature, m.key
-                ))
-            })?;
-            let mut names: Vec<String> = keep.iter().map(|&i| features[i].clone()).collect();
-            names.extend(new);
-            let mut seen = std::collections::HashSet::new();
-            if let Some(dup) = names.iter().find(|n| !seen.insert(n.as_str())) {
-                return Err(DataflowError::invalid(format!(
-                    "the output would have two features named `{dup}`"
-                )));
-            }
-            self.layout = Some(StepLayout {
-                input: Arc::clone(features),
-                cols,
-                keep,
-                names: names.into(),
-            });
+    /// The step path's layout for `features`, taken out of the cache (the caller puts
+    /// it back): the cached one while they stay the same list, else a new one.
+    fn take_step_layout(&mut self, features: &Arc<[String]>) -> Result<StepLayout> {
+        if let Some(l) = self.layout.take()
+            && Arc::ptr_eq(&l.input, features)
+        {
+            return Ok(l);
         }
-        self.layout
-            .as_ref()
-            .ok_or_else(|| DataflowError::invalid("no step layout"))
+        let cols = self.cols_of(features)?;
+        let keep: Vec<usize> = match self.columns.col_mode {
+            ColMode::Append => (0..features.len()).collect(),
+            ColMode::ReplaceAll => Vec::new(),
+            ColMode::ReplaceSelected => (0..features.len()).filter(|i| !cols.contains(i)).collect(),
+        };
+        let new = self
+            .kernel
+            .output_names(features, &cols)
+            .map_err(missing_input)?;
+        let mut names: Vec<String> = keep.iter().map(|&i| features[i].clone()).collect();
+        names.extend(new);
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = names.iter().find(|n| !seen.insert(n.as_str())) {
+            return Err(DataflowError::invalid(format!(
+                "the output would have two features named `{dup}`"
+            )));
+        }
+        Ok(StepLayout {
+            input: Arc::clone(features),
+            cols,
+            keep,
+            names: names.into(),
+        })
     }
 
     /// The kernel.
@@ -428,10 +418,7 @@ impl<K: ColumnKernel> Node for ColumnNode<K> {
         let Some(input) = input else {
             return Err(DataflowError::invalid("a column node steps on one input"));
         };
-        self.step_layout(&input.features)?;
-        let Some(l) = self.layout.take() else {
-            return Err(DataflowError::invalid("no step layout"));
-        };
+        let l = self.take_step_layout(&input.features)?;
         out.reset_to(&input.assets, &l.names);
         out.end_ts.extend_from_slice(&input.end_ts);
         if self.kernel.memory() == Memory::Row {
@@ -462,6 +449,15 @@ impl<K: ColumnKernel> Node for ColumnNode<K> {
     fn load_state(&mut self, state: &[u8]) -> Result<()> {
         self.kernel.load_state(state)
     }
+}
+
+/// A feature a kernel names that its input lacks, found while running (the build
+/// checks the same against the declared features).
+fn missing_input(m: MissingFeature) -> DataflowError {
+    DataflowError::invalid(format!(
+        "no feature `{}` (from `{}`) in the input",
+        m.feature, m.key
+    ))
 }
 
 /// `{feature}{suffix}` for each selected feature: the names most kernels give.

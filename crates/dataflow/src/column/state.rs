@@ -64,7 +64,7 @@ impl<S: Clone> AssetStates<S> {
 /// with one state per asset. In [`NanMode::Drop`] a NaN input gives NaN and leaves
 /// the state alone, so each asset's state advances over its present values only.
 ///
-/// Large inputs run on every core, split by asset ([`crate::par::by_assets`]); the
+/// Large inputs run on every core, split by asset ([`crate::par::by_assets_into`]); the
 /// result is the same to the bit.
 pub fn scan<S: Send>(
     values: &[f64],

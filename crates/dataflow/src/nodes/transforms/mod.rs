@@ -190,10 +190,20 @@ impl ColumnKernel for Compress {
         outs: &mut [Vec<f64>],
     ) -> Result<()> {
         let s = self.0.scale;
-        for (&c, out) in cols.iter().zip(outs.iter_mut()) {
-            crate::par::map_into(input.values(c), out, |x| s * (x / s).tanh());
-        }
+        map_cols(input, cols, outs, |x| s * (x / s).tanh());
         Ok(())
+    }
+}
+
+/// `f` applied to every value of each selected feature, into its output.
+fn map_cols(
+    input: &View<'_>,
+    cols: &[usize],
+    outs: &mut [Vec<f64>],
+    f: impl Fn(f64) -> f64 + Sync + Send + Copy,
+) {
+    for (&c, out) in cols.iter().zip(outs.iter_mut()) {
+        crate::par::map_into(input.values(c), out, f);
     }
 }
 
@@ -248,9 +258,7 @@ impl ColumnKernel for Clip {
                 x
             }
         };
-        for (&c, out) in cols.iter().zip(outs.iter_mut()) {
-            crate::par::map_into(input.values(c), out, clip);
-        }
+        map_cols(input, cols, outs, clip);
         Ok(())
     }
 }
