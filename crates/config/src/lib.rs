@@ -60,4 +60,4 @@ pub use registry::{BuildFn, Registered, Registry};
 pub use schemars;
 pub use section::Section;
 pub use sweep::{MAX_SWEEP_POINTS, SWEEP, SweepPoint};
-pub use value::{MAX_ECHO, Origin, clip_text};
+pub use value::{MAX_ECHO, Origin, canonical_of, clip_text};

@@ -33,6 +33,15 @@ impl<'a> Section<'a> {
         self.path.join(".")
     }
 
+    /// This section's value as written, in the canonical, type-tagged, key-sorted
+    /// form that [`Config::id`] hashes: `1` and `"1"`, `0.0` and `-0.0`, and NaNs
+    /// with different payloads all differ. A node cache keys node outputs on it.
+    pub fn canonical(&self) -> String {
+        let mut out = String::new();
+        self.entry.value.canonical(&mut out);
+        out
+    }
+
     /// Where this section was written.
     pub fn origin(&self) -> &Origin {
         &self.entry.origin

@@ -231,6 +231,18 @@ impl Value {
     }
 }
 
+/// `value` (any serde value: a node's parameters) in the canonical, type-tagged,
+/// key-sorted form of [`Section::canonical`](crate::Section::canonical), or `None`
+/// when TOML cannot hold it (a map with non-string keys). Floats are written by
+/// their bits, so `0.0` and `-0.0`, or two NaN payloads, never share a form.
+pub fn canonical_of<T: serde::Serialize + ?Sized>(value: &T) -> Option<String> {
+    let v = toml::Value::try_from(value).ok()?;
+    let origin = Origin::Default;
+    let mut out = String::new();
+    Value::from_toml(&v, &origin).canonical(&mut out);
+    Some(out)
+}
+
 /// Byte offsets of line starts, to turn spans into 1-based lines.
 pub(crate) struct Lines(Vec<usize>);
 

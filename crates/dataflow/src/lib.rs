@@ -45,6 +45,7 @@
 #![deny(missing_docs)]
 
 mod builders;
+pub mod cache;
 pub mod check;
 pub mod column;
 mod dag;

@@ -246,6 +246,26 @@ pub trait Node: Send {
     /// The node's type name (the config's `type`).
     fn kind(&self) -> &str;
 
+    /// The version of this node type's semantics: bump it whenever a change of code
+    /// changes what the node outputs for the same inputs and parameters, so node
+    /// caches stop serving outputs of the old code. A test pins each built-in
+    /// type's outputs on a fixed input to its version (`tests/it/versions.rs`).
+    fn version(&self) -> u32 {
+        1
+    }
+
+    /// For a node that reads data from outside the DAG (a source): a fingerprint of
+    /// that data (file contents, a store's version, a generator's seed), a part of
+    /// its cache key. `Ok(None)` means it cannot say, and its outputs (and everything
+    /// downstream) are never cached. The default: a node with input ports reads
+    /// nothing else (`Some("")`); a node without any cannot say.
+    ///
+    /// # Errors
+    /// A data file that cannot be read.
+    fn data_fingerprint(&self) -> Result<Option<String>> {
+        Ok((!self.inputs().is_empty()).then(String::new))
+    }
+
     /// Its input port names (none for a source).
     fn inputs(&self) -> Vec<String> {
         vec![DF_IN.to_string()]

@@ -44,6 +44,7 @@ mod build;
 pub mod clock;
 mod csv_source;
 mod error;
+pub mod fingerprint;
 #[cfg(feature = "hdf5")]
 pub mod hdf5_store;
 mod market_data;
@@ -100,6 +101,19 @@ pub trait Source: Send + Sync + std::fmt::Debug {
     /// columns of nodes reading this source unchecked until run time.
     fn features(&self) -> Option<Vec<String>> {
         None
+    }
+
+    /// A fingerprint of everything a full read depends on: the content of its files
+    /// (see [`fingerprint::path_digest`]) or a store's version, and the settings
+    /// that shape what is read (delays, time zones, labels, generator parameters).
+    /// Two sources with the same fingerprint read the same frames. A node cache keys
+    /// source outputs on it; `None` (the default) means the source cannot say, and
+    /// its outputs are never cached.
+    ///
+    /// # Errors
+    /// A file that cannot be read, named.
+    fn fingerprint(&self) -> Result<Option<String>> {
+        Ok(None)
     }
 }
 

@@ -70,6 +70,17 @@ pub trait MarketData: Send + Sync + Debug {
         None
     }
 
+    /// A fingerprint of what [`MarketData::data_for_interval`] returns for a given
+    /// query (see [`crate::Source::fingerprint`]); `None` (the default) when the view
+    /// cannot say or its answers depend on a clock, so outputs read through it are
+    /// never cached.
+    ///
+    /// # Errors
+    /// The source's.
+    fn fingerprint(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
+
     /// The feature columns a full read gives, when known without reading data (see
     /// [`Source::features`]).
     fn features(&self) -> Option<Vec<String>> {
@@ -219,6 +230,13 @@ impl MarketData for Historical {
 
     fn features(&self) -> Option<Vec<String>> {
         self.source.features()
+    }
+
+    fn fingerprint(&self) -> Result<Option<String>> {
+        Ok(self
+            .source
+            .fingerprint()?
+            .map(|f| format!("historical;{f}")))
     }
 
     fn on_clock(

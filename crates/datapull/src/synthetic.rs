@@ -332,6 +332,11 @@ impl SyntheticBars {
 }
 
 impl Source for SyntheticBars {
+    fn fingerprint(&self) -> Result<Option<String>> {
+        // The generator is a pure function of its validated parameters.
+        Ok(Some(format!("synthetic;{self:?}")))
+    }
+
     fn describe(&self) -> String {
         format!(
             "synthetic: {} assets x {} bars of {} from {} (seed {})",

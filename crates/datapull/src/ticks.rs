@@ -335,6 +335,12 @@ fn merge(mut assets: Vec<(String, AssetTicks)>, delay: i64) -> Result<Frame> {
 }
 
 impl Source for TickSource {
+    fn fingerprint(&self) -> Result<Option<String>> {
+        let settings = format!("ticks;{:?};{};{}", self.params, self.tz, self.delay);
+        let files = crate::fingerprint::files_fingerprint(&self.files)?;
+        Ok(Some(format!("{}:{settings};{files}", settings.len())))
+    }
+
     fn describe(&self) -> String {
         format!(
             "ticks: {} file(s) matching {}",

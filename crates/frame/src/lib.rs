@@ -53,6 +53,7 @@ mod io;
 pub mod long;
 mod rows;
 pub mod time;
+mod wide;
 
 pub use atomic::{AtomicFile, temp_prefix, write_atomic};
 pub use diff::Difference;

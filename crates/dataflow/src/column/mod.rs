@@ -65,6 +65,11 @@ pub trait ColumnKernel: Send {
     /// The node type name.
     fn kind(&self) -> &str;
 
+    /// See [`Node::version`].
+    fn version(&self) -> u32 {
+        1
+    }
+
     /// What the kernel remembers between rows.
     fn memory(&self) -> Memory;
 
@@ -299,6 +304,10 @@ impl<K: ColumnKernel> Node for ColumnNode<K> {
 
     fn kind(&self) -> &str {
         self.kernel.kind()
+    }
+
+    fn version(&self) -> u32 {
+        self.kernel.version()
     }
 
     fn memory(&self) -> Memory {

@@ -2,6 +2,7 @@
 //! builds and inspects the graph and keeps its schedule (the topological order,
 //! computed once per change of the graph, not once per run); [`run`] runs it.
 
+mod cached;
 mod run;
 mod step;
 
@@ -46,6 +47,17 @@ pub struct Dag {
     /// The streaming fast path's plan and buffers (see [`Dag::step`]); dropped when
     /// the graph changes.
     stepper: Option<step::Stepper>,
+    /// Per node (by index): what its builder recorded of its parameters, for cache
+    /// keys ([`Dag::set_recipe`]).
+    recipes: Vec<Option<std::sync::Arc<str>>>,
+    /// The node cache runs from a reset DAG use ([`Dag::use_cache`]).
+    cache: Option<crate::cache::CacheHandle>,
+    /// No run or step since the last reset (or since the DAG was built): the nodes
+    /// carry no state, so a run may take outputs from the cache.
+    fresh: bool,
+    /// The last run from a reset took outputs from the cache, so the nodes it
+    /// skipped carry no state to continue from.
+    carry_lost: bool,
 }
 
 impl std::fmt::Debug for Dag {
@@ -73,6 +85,10 @@ impl Dag {
             schedule: OnceLock::new(),
             plan: None,
             stepper: None,
+            recipes: Vec::new(),
+            cache: None,
+            fresh: true,
+            carry_lost: false,
         }
     }
 
@@ -105,6 +121,7 @@ impl Dag {
         let ix = self.graph.add_node(id.clone());
         debug_assert_eq!(ix.index(), self.nodes.len());
         self.nodes.push(node);
+        self.recipes.push(None);
         self.index.insert(id, ix);
         Ok(())
     }
@@ -186,7 +203,12 @@ impl Dag {
     /// when attaching to a DAG with several sinks.
     pub fn compose(&mut self, other: Dag, attach: bool) -> Result<()> {
         let tail = if attach { self.single_sink()? } else { None };
-        let Dag { graph, nodes, .. } = other;
+        let Dag {
+            graph,
+            nodes,
+            recipes,
+            ..
+        } = other;
         let mut open: Vec<NodeId> = Vec::new();
         for (i, node) in nodes.into_iter().enumerate() {
             let ix = NodeIndex::new(i);
@@ -197,6 +219,10 @@ impl Dag {
                 open.push(node.id().clone());
             }
             self.add_node(node)?;
+            if let Some(r) = &recipes[i] {
+                let last = self.recipes.len() - 1;
+                self.recipes[last] = Some(r.clone());
+            }
         }
         for e in graph.edge_references() {
             let (a, b) = (&graph[e.source()], &graph[e.target()]);
@@ -247,6 +273,7 @@ impl Dag {
                 node.outputs().join(", ")
             )));
         }
+        self.recipes[i] = None;
         Ok(std::mem::replace(&mut self.nodes[i], node))
     }
 
@@ -260,6 +287,7 @@ impl Dag {
         let vacant: Box<dyn Node> = Box::new(Vacant(self.nodes[i].id().clone()));
         let old = std::mem::replace(&mut self.nodes[i], vacant);
         self.nodes[i] = wrap(old);
+        self.recipes[i] = None;
         Ok(())
     }
 
@@ -309,6 +337,8 @@ impl Dag {
         for n in &mut self.nodes {
             n.reset();
         }
+        self.fresh = true;
+        self.carry_lost = false;
         if let Some(s) = &mut self.stepper {
             s.clear();
         }

@@ -51,10 +51,13 @@ pub struct NodeTiming {
     pub kind: String,
     /// Wall time of its call.
     pub wall: Duration,
-    /// Rows of its (first) output.
+    /// Rows of its (first) output (0 for an output the cache made unnecessary).
     pub rows: usize,
     /// Values (rows x assets x features) over all its outputs.
     pub cells: usize,
+    /// Whether the output came from the node cache instead of the node (its wall
+    /// time is then the time to load it, or zero when nothing needed it).
+    pub cached: bool,
 }
 
 /// What a run returns: the kept outputs by node, and one timing per node run, in
@@ -95,7 +98,7 @@ pub(super) struct Plan {
     /// The target node (`None`: every node).
     up_to: Option<NodeId>,
     /// The wanted nodes in topological order.
-    order: Vec<NodeIndex>,
+    pub(super) order: Vec<NodeIndex>,
     /// The wanted nodes by depth: each runs after every node it depends on.
     levels: Vec<Vec<NodeIndex>>,
     /// Per node, how many wanted nodes consume its outputs.
@@ -135,12 +138,64 @@ impl Dag {
         };
         let order = &plan.order;
         let keep = self.kept(order, opts);
+        self.check_carry()?;
+        let mut actions = match &self.cache {
+            Some(handle) if self.fresh => Some(self.cache_actions(handle, ctx, &plan, &keep)?),
+            _ => None,
+        };
+        self.fresh = false;
+        if let Some(a) = &actions {
+            self.carry_lost = a
+                .iter()
+                .any(|a| !matches!(a, super::cached::Action::Run(_)));
+        }
         let mut pending = plan.pending.clone();
         let mut outputs: Vec<Option<Ports>> = (0..self.nodes.len()).map(|_| None).collect();
         let mut timings = Vec::with_capacity(order.len());
         for level in &plan.levels {
             let mut jobs: Vec<(NodeIndex, Ports)> = Vec::with_capacity(level.len());
+            let mut in_level: Vec<bool> = vec![false; self.nodes.len()];
             for &ix in level {
+                let i = ix.index();
+                if let Some(actions) = &mut actions {
+                    let action = std::mem::replace(&mut actions[i], super::cached::Action::Skip);
+                    let start = Instant::now();
+                    let (out, state) = match action {
+                        super::cached::Action::Run(key) => {
+                            actions[i] = super::cached::Action::Run(key);
+                            (None, Vec::new())
+                        }
+                        super::cached::Action::Skip => (Some(None), Vec::new()),
+                        super::cached::Action::Load(ports, state) => (Some(Some(ports)), state),
+                    };
+                    if let Some(out) = out {
+                        let node = &mut self.nodes[i];
+                        if !state.is_empty() {
+                            node.load_state(&state)
+                                .map_err(|e| e.in_node(node.id(), node.kind()))?;
+                        }
+                        let rows = out
+                            .as_ref()
+                            .and_then(|o| o.values().next())
+                            .map_or(0, |f| f.n_rows());
+                        let cells = out.as_ref().map_or(0, |o| {
+                            o.values()
+                                .map(|f| f.n_rows() * f.n_assets() * f.n_features())
+                                .sum()
+                        });
+                        timings.push(NodeTiming {
+                            node: node.id().clone(),
+                            kind: node.kind().to_string(),
+                            wall: start.elapsed(),
+                            rows,
+                            cells,
+                            cached: true,
+                        });
+                        outputs[i] = out;
+                        continue;
+                    }
+                }
+                in_level[i] = true;
                 let mut ports = Ports::new();
                 for e in self.graph.edges_directed(ix, Direction::Incoming) {
                     let w = e.weight();
@@ -159,13 +214,6 @@ impl Dag {
                 }
                 jobs.push((ix, ports));
             }
-            let in_level: Vec<bool> = {
-                let mut v = vec![false; self.nodes.len()];
-                for &ix in level {
-                    v[ix.index()] = true;
-                }
-                v
-            };
             let mut runnable: Vec<Slot<'_>> = self
                 .nodes
                 .iter_mut()
@@ -203,6 +251,7 @@ impl Dag {
                         wall,
                         rows,
                         cells,
+                        cached: false,
                     },
                 ))
             };
@@ -219,6 +268,10 @@ impl Dag {
                         "gave no frame on its declared output port `{port}`"
                     ))
                     .in_node(self.nodes[i].id(), self.nodes[i].kind()));
+                }
+                if let Some(super::cached::Action::Run(Some(key))) = actions.as_ref().map(|a| &a[i])
+                {
+                    self.cache_store(i, key, &out, timing.wall);
                 }
                 outputs[i] = Some(out);
                 timings.push(timing);

@@ -61,6 +61,8 @@ impl Dag {
     /// false: use [`Dag::run`]); the first failing node's error wrapped in
     /// [`DataflowError::Node`].
     pub fn step(&mut self, ctx: &RunContext) -> Result<()> {
+        self.check_carry()?;
+        self.fresh = false;
         if self.stepper.is_none() {
             if !self.can_step() {
                 let slow: Vec<String> = self

@@ -89,6 +89,9 @@ impl Node for MarketDataSource {
     fn memory(&self) -> Memory {
         Memory::Row
     }
+    fn data_fingerprint(&self) -> Result<Option<String>> {
+        Ok(self.view.fingerprint()?)
+    }
     fn run(&mut self, ctx: &RunContext, _: &Ports) -> Result<Ports> {
         let (start, end) = ctx.interval.unwrap_or((i64::MIN, i64::MAX));
         let pick = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
@@ -123,6 +126,8 @@ pub struct FrameSource {
     id: NodeId,
     kind: &'static str,
     frame: Frame,
+    /// The frame's digest, computed on first use (the frame never changes).
+    digest: std::sync::OnceLock<String>,
 }
 
 impl FrameSource {
@@ -132,6 +137,7 @@ impl FrameSource {
             id: NodeId(id.into()),
             kind: "frame",
             frame,
+            digest: std::sync::OnceLock::new(),
         }
     }
 
@@ -163,6 +169,12 @@ impl Node for FrameSource {
     }
     fn memory(&self) -> Memory {
         Memory::Row
+    }
+    fn data_fingerprint(&self) -> Result<Option<String>> {
+        let digest = self
+            .digest
+            .get_or_init(|| crate::cache::frame_digest(&self.frame));
+        Ok(Some(format!("frame;{digest}")))
     }
     fn run(&mut self, ctx: &RunContext, _: &Ports) -> Result<Ports> {
         Ok(single_output(match ctx.interval {

@@ -328,6 +328,22 @@ fn asset_of_file(f: &Path, prefix: &str, suffix: &str) -> std::result::Result<St
 }
 
 impl Source for CsvSource {
+    fn fingerprint(&self) -> Result<Option<String>> {
+        let settings = format!(
+            "csv;{:?};{:?};{:?};{};{};{};{:?};{}",
+            self.params,
+            self.asset,
+            self.format,
+            self.tz,
+            self.to_end,
+            self.delay,
+            self.order,
+            self.delimiter
+        );
+        let files = crate::fingerprint::files_fingerprint(&self.files)?;
+        Ok(Some(format!("{}:{settings};{files}", settings.len())))
+    }
+
     fn describe(&self) -> String {
         format!(
             "csv: {} file(s) matching {}",

@@ -489,6 +489,11 @@ impl Hdf5Store {
 }
 
 impl Source for Hdf5Store {
+    fn fingerprint(&self) -> Result<Option<String>> {
+        let digest = crate::fingerprint::path_digest(&self.path)?;
+        Ok(Some(format!("hdf5;{:?};{digest}", self.mode)))
+    }
+
     fn describe(&self) -> String {
         format!("hdf5 store {}", self.path.display())
     }

@@ -555,6 +555,11 @@ impl ParquetStore {
 }
 
 impl Source for ParquetStore {
+    fn fingerprint(&self) -> Result<Option<String>> {
+        let digest = crate::fingerprint::path_digest(&self.path)?;
+        Ok(Some(format!("parquet;{digest}")))
+    }
+
     fn describe(&self) -> String {
         format!("parquet store {}", self.path.display())
     }
