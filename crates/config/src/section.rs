@@ -33,12 +33,13 @@ impl<'a> Section<'a> {
         self.path.join(".")
     }
 
-    /// This section's value as written, in the canonical, type-tagged, key-sorted
-    /// form that [`Config::id`] hashes: `1` and `"1"`, `0.0` and `-0.0`, and NaNs
+    /// This section's value as written, in the canonical, type-tagged form that
+    /// [`Config::id`] hashes, but with table keys in the order written (a node may
+    /// sum its inputs in that order): `1` and `"1"`, `0.0` and `-0.0`, and NaNs
     /// with different payloads all differ. A node cache keys node outputs on it.
     pub fn canonical(&self) -> String {
         let mut out = String::new();
-        self.entry.value.canonical(&mut out);
+        self.entry.value.canonical_with(&mut out, false);
         out
     }
 

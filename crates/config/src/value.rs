@@ -196,6 +196,11 @@ impl Value {
 
     /// Writes a canonical, type-tagged, key-sorted form used for stable ids.
     pub(crate) fn canonical(&self, out: &mut String) {
+        self.canonical_with(out, true);
+    }
+
+    /// As [`Value::canonical`], with table keys sorted or in the order written.
+    pub(crate) fn canonical_with(&self, out: &mut String, sorted: bool) {
         use std::fmt::Write;
         match self {
             Value::Bool(b) => out.push_str(if *b { "b1" } else { "b0" }),
@@ -214,16 +219,18 @@ impl Value {
             }
             Value::Array(a) => {
                 let _ = write!(out, "a{}[", a.len());
-                a.iter().for_each(|e| e.value.canonical(out));
+                a.iter().for_each(|e| e.value.canonical_with(out, sorted));
                 out.push(']');
             }
             Value::Table(t) => {
                 let mut keys: Vec<&String> = t.keys().collect();
-                keys.sort();
+                if sorted {
+                    keys.sort();
+                }
                 let _ = write!(out, "t{}{{", keys.len());
                 for k in keys {
                     let _ = write!(out, "{}:{k}=", k.len());
-                    t[k].value.canonical(out);
+                    t[k].value.canonical_with(out, sorted);
                 }
                 out.push('}');
             }
@@ -231,15 +238,16 @@ impl Value {
     }
 }
 
-/// `value` (any serde value: a node's parameters) in the canonical, type-tagged,
-/// key-sorted form of [`Section::canonical`](crate::Section::canonical), or `None`
-/// when TOML cannot hold it (a map with non-string keys). Floats are written by
-/// their bits, so `0.0` and `-0.0`, or two NaN payloads, never share a form.
+/// `value` (any serde value: a node's parameters) in the canonical, type-tagged form
+/// of [`Section::canonical`](crate::Section::canonical) (map keys in their order),
+/// or `None` when TOML cannot hold it (a map with non-string keys, a bare `None`).
+/// Floats are written by their bits, so `0.0` and `-0.0`, or two NaN payloads,
+/// never share a form.
 pub fn canonical_of<T: serde::Serialize + ?Sized>(value: &T) -> Option<String> {
     let v = toml::Value::try_from(value).ok()?;
     let origin = Origin::Default;
     let mut out = String::new();
-    Value::from_toml(&v, &origin).canonical(&mut out);
+    Value::from_toml(&v, &origin).canonical_with(&mut out, false);
     Some(out)
 }
 

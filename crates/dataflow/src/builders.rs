@@ -202,6 +202,8 @@ pub fn build_graph(s: &Section<'_>, ctx: &BuildContext<'_>) -> kf_config::Result
         let node = (ctx.types.nodes.lookup(&section)?)(&section, ctx)?;
         dag.add_node(node)
             .map_err(|e| nodes.invalid(id, e.to_string()))?;
+        dag.set_recipe(id, section.canonical())
+            .map_err(|e| nodes.invalid(id, e.to_string()))?;
     }
     let edges: Option<Vec<Vec<String>>> = s.get_opt("edges")?;
     let wrap = |e: DataflowError| s.invalid("edges", e.to_string());

@@ -10,7 +10,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use kf_config::Section;
+use kf_config::{Section, canonical_of};
 
 use crate::column::{ColMode, ColumnNode, Columns, NanMode};
 use crate::dag::Dag;
@@ -64,6 +64,15 @@ impl Default for Mock1Params {
     }
 }
 
+/// Records a node's recipe (its parameters, for cache keys); a recipe that did not
+/// serialize leaves the node uncached, which is slower, never wrong.
+fn set(dag: &mut Dag, id: &str, recipe: Option<String>) -> Result<()> {
+    match recipe {
+        Some(r) => dag.set_recipe(id, format!("mock1:{r}")),
+        None => Ok(()),
+    }
+}
+
 fn cols(names: &[&str], col_mode: ColMode) -> Columns {
     Columns {
         cols: names.iter().map(|s| s.to_string()).collect(),
@@ -80,11 +89,10 @@ pub fn dag(source: Box<dyn Node>, p: &Mock1Params) -> Result<Dag> {
     let mut dag = Dag::new();
     dag.add_node(source)?;
     let ath = ActiveHours::new(&p.start_time, &p.end_time, &p.tz)?;
-    dag.append_to_tail(Box::new(ColumnNode::new(
-        "filter_ath",
-        cols(&[], ColMode::ReplaceSelected),
-        ath,
-    )))?;
+    let c = cols(&[], ColMode::ReplaceSelected);
+    let recipe = canonical_of(&(&c, [&p.start_time, &p.end_time, &p.tz]));
+    dag.append_to_tail(Box::new(ColumnNode::new("filter_ath", c, ath)))?;
+    set(&mut dag, "filter_ath", recipe)?;
     let rule = kf_frame::parse_duration(&p.resample_rule)
         .map_err(|e| crate::DataflowError::invalid(e.to_string()))?;
     let agg = |func, col: &str, volume: Option<&str>, optional| AggSpec {
@@ -115,19 +123,24 @@ pub fn dag(source: Box<dyn Node>, p: &Mock1Params) -> Result<Dag> {
         ),
         None => None,
     };
+    let recipe = canonical_of(&(rule, &aggs, gap.unwrap_or(-1)));
     dag.append_to_tail(Box::new(
         Resample::new("resample", rule, aggs)?.with_max_gap(gap),
     ))?;
-    let ret = Returns::new(RetParams {
+    set(&mut dag, "resample", recipe)?;
+    let rp = RetParams {
         mode: RetMode::LogRets,
         ..RetParams::default()
-    });
+    };
+    let c = cols(&["close", "vwap", "twap"], ColMode::Append);
+    let recipe = canonical_of(&(&c, &rp));
     dag.append_to_tail(Box::new(ColumnNode::new(
         "compute_ret_0",
-        cols(&["close", "vwap", "twap"], ColMode::Append),
-        ret,
+        c,
+        Returns::new(rp),
     )))?;
-    let vol = Rolling::new(RollingParams {
+    set(&mut dag, "compute_ret_0", recipe)?;
+    let vp = RollingParams {
         window: 2,
         stat: Stat::Std,
         min_periods: None,
@@ -135,13 +148,16 @@ pub fn dag(source: Box<dyn Node>, p: &Mock1Params) -> Result<Dag> {
         burn_in: 2,
         nan_mode: NanMode::Drop,
         suffix: Some(".vol".into()),
-    });
+    };
+    let c = cols(&["vwap.ret_0"], ColMode::Append);
+    let recipe = canonical_of(&(&c, &vp));
     dag.append_to_tail(Box::new(ColumnNode::new(
         "compute_vol",
-        cols(&["vwap.ret_0"], ColMode::Append),
-        vol,
+        c,
+        Rolling::new(vp),
     )))?;
-    let adj = Combine::new(CombineParams {
+    set(&mut dag, "compute_vol", recipe)?;
+    let ap = CombineParams {
         term1: "vwap.ret_0".into(),
         term2: "vwap.ret_0.vol".into(),
         operation: Operation::Div,
@@ -149,43 +165,45 @@ pub fn dag(source: Box<dyn Node>, p: &Mock1Params) -> Result<Dag> {
         term2_delay: 2,
         out_col: "vwap.ret_0.vol_adj".into(),
         nan_mode: NanMode::Drop,
-    });
+    };
+    let recipe = canonical_of(&(Columns::default(), &ap));
     dag.append_to_tail(Box::new(ColumnNode::new(
         "adjust_rets",
         Columns::default(),
-        adj,
+        Combine::new(ap),
     )))?;
-    let c = Compress(CompressParams {
+    set(&mut dag, "adjust_rets", recipe)?;
+    let cp = CompressParams {
         scale: p.compress_scale,
         suffix: ".c".into(),
-    });
-    dag.append_to_tail(Box::new(ColumnNode::new(
-        "compress_rets",
-        cols(&["vwap.ret_0.vol_adj"], ColMode::Append),
-        c,
-    )))?;
-    let lags = Lags::new(LagParams {
+    };
+    let c = cols(&["vwap.ret_0.vol_adj"], ColMode::Append);
+    let recipe = canonical_of(&(&c, &cp));
+    dag.append_to_tail(Box::new(ColumnNode::new("compress_rets", c, Compress(cp))))?;
+    set(&mut dag, "compress_rets", recipe)?;
+    let lp = LagParams {
         num_lags: 4,
         first_lag: 0,
         nan_mode: NanMode::Drop,
-    });
-    dag.append_to_tail(Box::new(ColumnNode::new(
-        "add_lags",
-        cols(&["vwap.ret_0.vol_adj.c"], ColMode::Append),
-        lags,
-    )))?;
+    };
+    let c = cols(&["vwap.ret_0.vol_adj.c"], ColMode::Append);
+    let recipe = canonical_of(&(&c, &lp));
+    dag.append_to_tail(Box::new(ColumnNode::new("add_lags", c, Lags::new(lp))))?;
+    set(&mut dag, "add_lags", recipe)?;
     let weights = (0..4)
         .map(|k| (format!("vwap.ret_0.vol_adj.c.lag{k}"), p.weights[k]))
         .collect();
-    let predict = WeightedSum(WeightedSumParams {
+    let wp = WeightedSumParams {
         weights,
         out_col: "prediction".into(),
-    });
+    };
+    let recipe = canonical_of(&(Columns::default(), &wp));
     dag.append_to_tail(Box::new(ColumnNode::new(
         "predict",
         Columns::default(),
-        predict,
+        WeightedSum(wp),
     )))?;
+    set(&mut dag, "predict", recipe)?;
     Ok(dag)
 }
 
@@ -214,10 +232,10 @@ pub fn build(s: &Section<'_>, ctx: &BuildContext<'_>) -> kf_config::Result<Dag> 
             ));
         }
     }
-    let source = Box::new(MarketDataSource::new(
-        "read_data",
-        view,
-        MarketDataParams::default(),
-    ));
-    dag(source, &p).map_err(|e| s.build_error("building Mock1", e))
+    let params = MarketDataParams::default();
+    let recipe = canonical_of(&params);
+    let source = Box::new(MarketDataSource::new("read_data", view, params));
+    let mut dag = dag(source, &p).map_err(|e| s.build_error("building Mock1", e))?;
+    set(&mut dag, "read_data", recipe).map_err(|e| s.build_error("building Mock1", e))?;
+    Ok(dag)
 }

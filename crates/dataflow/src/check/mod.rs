@@ -132,6 +132,8 @@ pub struct Learner {
 /// of its config and a fitted state for the checks that run the predict phase.
 pub struct Subject<'a> {
     make: &'a (dyn Fn() -> Result<Dag> + Sync),
+    /// The node cache of the batch run.
+    cache: Option<crate::cache::CacheHandle>,
     states: BTreeMap<NodeId, Vec<u8>>,
     order: Vec<NodeId>,
     cross_sectional: bool,
@@ -217,6 +219,7 @@ impl<'a> Subject<'a> {
         }
         Ok(Subject {
             make,
+            cache: None,
             states: dag.save_states()?,
             targets,
             readers,
@@ -274,7 +277,27 @@ impl<'a> Subject<'a> {
     }
 
     fn run(&self, tiling: &Tiling) -> Result<Outputs> {
+        // The batch run (the reference every check compares with) may come from the
+        // node cache; tiled runs are what is checked, so they always compute.
+        if let Some(cache) = self
+            .cache
+            .as_ref()
+            .filter(|_| tiling.cuts.is_empty() && tiling.assets.is_none())
+        {
+            let make = || -> Result<Dag> {
+                let mut dag = self.dag()?;
+                dag.use_cache(Some(cache.clone()));
+                Ok(dag)
+            };
+            return run_tiled(&make, Phase::Predict, tiling, &Keep::All);
+        }
         run_tiled(&|| self.dag(), Phase::Predict, tiling, &Keep::All)
+    }
+
+    /// Takes the batch run's node outputs from `cache` (the checked runs compute).
+    pub fn with_cache(mut self, cache: Option<crate::cache::CacheHandle>) -> Subject<'a> {
+        self.cache = cache;
+        self
     }
 
     /// Every node's outputs over `tiling`'s intervals through the streaming fast path

@@ -2,6 +2,7 @@
 //! parquet instead of one per file).
 
 mod broken;
+mod cache;
 mod common;
 mod dag;
 mod gbt;

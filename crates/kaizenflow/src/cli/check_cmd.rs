@@ -112,8 +112,14 @@ fn check_config(
         .unclocked()
         .context("the batch, tiling, streaming and perturbation checks read the market data without its clock")?;
     let make = || make_on(Arc::clone(&market_data));
+    let cache = super::cache_cmd::open(&args.cache)?;
     let subject = Subject::with_runner(&make, &components.run)
-        .context("building the DAG and fitting it as [run] does")?;
+        .context("building the DAG and fitting it as [run] does")?
+        .with_cache(
+            cache
+                .as_ref()
+                .map(|c| super::cache_cmd::handle(c, &args.config.config, &config.id())),
+        );
     let opts = CheckOptions {
         tilings: args.tilings,
         perturbations: args.perturbations,
@@ -179,6 +185,9 @@ fn check_config(
         } else {
             results.extend(system_checks(types, config, subject.targets()));
         }
+    }
+    if let Some(c) = &cache {
+        super::cache_cmd::report(c, out)?;
     }
     let mut failed = 0;
     let mut skips = 0;

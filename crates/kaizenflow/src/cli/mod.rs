@@ -3,6 +3,7 @@
 //! Commands write their report to a `Write` so tests can read it; the binary passes
 //! standard output and turns an error into its printed cause chain and exit status 1.
 
+mod cache_cmd;
 mod check_cmd;
 mod config_cmd;
 mod data_cmd;
@@ -72,6 +73,40 @@ pub enum Command {
     Processors(TypeArgs),
     /// List every DAG builder (`[dag] type`), or print one's parameters.
     Dags(TypeArgs),
+    /// Inspect or empty a node cache folder (see `run --cache`).
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+/// `kaizenflow cache ...`.
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Print the cache's entries (node, type, config, rows, size, age), its size,
+    /// and the hits and misses of the runs that used it.
+    Info {
+        /// The cache folder.
+        dir: PathBuf,
+    },
+    /// Remove every entry of the cache.
+    Clear {
+        /// The cache folder.
+        dir: PathBuf,
+    },
+}
+
+/// Where node outputs are cached (`run`, `sweep` and `check`).
+#[derive(Debug, Args, Clone)]
+pub struct CacheArgs {
+    /// Take node outputs from, and store them in, this cache folder (created if
+    /// absent): a node whose type, code version, parameters, data and inputs are
+    /// unchanged since a run stored its output is not run again. Outputs are the
+    /// same bytes with and without it.
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// The cache folder's size bound (`500MB`, `8GiB`); the least recently used
+    /// entries are removed beyond it.
+    #[arg(long, value_name = "SIZE", default_value = "8GiB", value_parser = parse_size, requires = "cache")]
+    pub cache_max: u64,
 }
 
 /// `kaizenflow nodes|sources|processors|dags [TYPE]`.
@@ -111,6 +146,9 @@ pub struct RunArgs {
     /// naming the node.
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
+    /// The node cache.
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 /// `kaizenflow check ...`.
@@ -143,6 +181,9 @@ pub struct CheckArgs {
     /// The relative tolerance of the warm-up report.
     #[arg(long, default_value_t = 1e-9, requires = "warmup")]
     pub warmup_tolerance: f64,
+    /// The node cache, for the batch run every check compares against.
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 /// `kaizenflow data ...`.
@@ -220,6 +261,10 @@ pub struct SweepArgs {
     /// (`mpirun -np 4 kaizenflow sweep ... --backend mpi`; needs the `mpi` feature).
     #[arg(long, value_enum, default_value_t = Backend::Threads)]
     pub backend: Backend,
+    /// The node cache: points that share upstream nodes compute them once, in this
+    /// sweep and in later ones.
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 /// `kaizenflow optimize ...`.
@@ -295,6 +340,8 @@ pub fn run_with(types: &Registries, cli: Cli, out: &mut dyn Write) -> Result<()>
         Command::Sources(args) => types_cmd::sources(types, &args, out),
         Command::Processors(args) => types_cmd::processors(types, &args, out),
         Command::Dags(args) => types_cmd::dags(types, &args, out),
+        Command::Cache(CacheCommand::Info { dir }) => cache_cmd::info(&dir, out),
+        Command::Cache(CacheCommand::Clear { dir }) => cache_cmd::clear(&dir, out),
     }
 }
 
@@ -332,6 +379,40 @@ pub fn main_with(types: Registries) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--cache-max SIZE`: bytes, with an optional unit (`k`, `M`, `G`, `T`, decimal;
+/// `KiB`, `MiB`, `GiB`, `TiB`, binary; `B` alone or nothing: bytes).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| {
+        format!("{text:?} is not a size: write a number and a unit, like 500MB or 8GiB")
+    })?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} in {text:?}: use B, kB, MB, GB, TB, KiB, MiB, GiB or TiB"
+            ));
+        }
+    };
+    let bytes = n * scale;
+    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
+        return Err(format!("{text:?} is not a usable cache size"));
+    }
+    Ok(bytes as u64)
 }
 
 /// `--threads N`: a number from 1 to [`kf_parallel::MAX_THREADS`].

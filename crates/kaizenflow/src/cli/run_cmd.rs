@@ -30,6 +30,14 @@ pub(super) fn run(types: &Registries, args: &RunArgs, out: &mut dyn Write) -> Re
         );
     };
     let capture = captured(&dag, &args.capture)?;
+    let cache = super::cache_cmd::open(&args.cache)?;
+    if let Some(c) = &cache {
+        dag.use_cache(Some(super::cache_cmd::handle(
+            c,
+            &args.config.config,
+            &config.id(),
+        )));
+    }
     let states = match &args.state {
         Some(dir) => {
             let states = read_states(&dag, dir)
@@ -116,6 +124,9 @@ pub(super) fn run(types: &Registries, args: &RunArgs, out: &mut dyn Write) -> Re
         wall.saturating_sub(read).as_secs_f64(),
         write.as_secs_f64()
     )?;
+    if let Some(c) = &cache {
+        super::cache_cmd::report(c, out)?;
+    }
     if let Some(dir) = &args.state {
         writeln!(
             out,

@@ -1,11 +1,13 @@
 //! `kaizenflow sweep`: every config of a `[sweep]` as one atom on the job engine.
 
 use std::io::Write;
-use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use kf_config::SweepPoint;
+use kf_dataflow::RunOptions;
+use kf_dataflow::cache::NodeCache;
 use kf_frame::Timestamp;
 use kf_parallel::{Engine, Progress};
 use kf_system::Registries;
@@ -41,8 +43,12 @@ pub(super) fn run(types: &Registries, args: &SweepArgs, out: &mut dyn Write) -> 
     // One config per molecule: configs are few and each is a whole run.
     let per_thread = points.len().div_ceil(engine.thread_count()).max(1);
     let engine = engine.batches(per_thread);
+    let cache = super::cache_cmd::open(&args.cache)?;
     let work = |batch: &[SweepPoint]| -> Result<Vec<RunSummary>> {
-        batch.iter().map(|p| run_one(types, p, &args.out)).collect()
+        batch
+            .iter()
+            .map(|p| run_one(types, p, args, cache.as_ref()))
+            .collect()
     };
     let append = |all: &mut Vec<RunSummary>, mut some: Vec<RunSummary>| all.append(&mut some);
     let summaries = match args.backend {
@@ -62,25 +68,55 @@ pub(super) fn run(types: &Registries, args: &SweepArgs, out: &mut dyn Write) -> 
         summaries.len(),
         args.out.display()
     )?;
+    if let Some(c) = &cache {
+        super::cache_cmd::report(c, out)?;
+    }
     super::out_dir::finish(&args.out)
 }
 
-/// One run: builds the config's components, loads its market data, and writes the
-/// resolved config and the data under `out/<id>/`.
-fn run_one(types: &Registries, point: &SweepPoint, out: &Path) -> Result<RunSummary> {
+/// One run: builds the config's components and writes the resolved config under
+/// `out/<id>/` with, for a config with a `[dag]`, its runner's output
+/// (`result.parquet`, as `kaizenflow run` writes it), else its market data
+/// (`market_data.parquet`).
+fn run_one(
+    types: &Registries,
+    point: &SweepPoint,
+    args: &SweepArgs,
+    cache: Option<&Arc<NodeCache>>,
+) -> Result<RunSummary> {
     let start = Instant::now();
     let components = kf_system::build_with(types, &point.config)?;
     let id = point.config.id();
-    let dir = out.join(&id);
+    let dir = args.out.join(&id);
     super::out_dir::prepare(&dir, true, false)?;
     super::out_dir::write_text(&dir.join("config.toml"), &point.config.to_toml_string())?;
-    let data = components.market_data.unclocked()?.data_for_interval(
-        Timestamp::MIN,
-        Timestamp::MAX,
-        None,
-        None,
-    )?;
-    data.write_parquet(dir.join("market_data.parquet"))?;
+    let data = match components.dag {
+        Some(mut dag) => {
+            if let Some(c) = cache {
+                dag.use_cache(Some(super::cache_cmd::handle(c, &args.config.config, &id)));
+            }
+            let opts = RunOptions {
+                parallel: true,
+                ..RunOptions::default()
+            };
+            let result = components
+                .run
+                .execute(&mut dag, &opts, &mut |_, _| {})
+                .with_context(|| format!("sweep point {id}"))?;
+            result.frame.write_parquet(dir.join("result.parquet"))?;
+            result.frame
+        }
+        None => {
+            let data = components.market_data.unclocked()?.data_for_interval(
+                Timestamp::MIN,
+                Timestamp::MAX,
+                None,
+                None,
+            )?;
+            data.write_parquet(dir.join("market_data.parquet"))?;
+            data
+        }
+    };
     super::out_dir::finish(&dir)?;
     Ok(RunSummary {
         id,
