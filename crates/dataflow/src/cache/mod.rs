@@ -24,6 +24,11 @@
 //! folder has a size bound: after each store, the least recently used entries
 //! (by modification time, which a hit refreshes) are removed until it fits.
 //!
+//! A command's output file may be cached too ([`NodeCache::store_file`]): keyed by
+//! the keys of the node outputs it was written from, it is copied out byte for byte
+//! when a later run has the same keys, so a warm sweep does not write its results
+//! again.
+//!
 //! How a run uses it is in [`crate::Dag::use_cache`].
 
 pub mod entry;
@@ -41,6 +46,8 @@ use crate::node::Ports;
 
 /// The file name extension of an entry.
 const EXT: &str = "kfc";
+/// The file name extension of a cached output file.
+const FILE_EXT: &str = "kff";
 /// The file of lifetime counts, beside the entries.
 const STATS_FILE: &str = "stats.json";
 
@@ -110,9 +117,11 @@ pub struct EntryInfo {
     pub key: String,
     /// Its size on disk.
     pub bytes: u64,
-    /// Its header (`None` when it does not decode: such an entry is removed at its
-    /// next use).
+    /// Its header (`None` for an output file, or an entry that does not decode:
+    /// such an entry is removed at its next use).
     pub meta: Option<Meta>,
+    /// Whether it is a cached output file ([`NodeCache::store_file`]).
+    pub file: bool,
 }
 
 /// A cache of node outputs in a folder, shared by every run that holds it (and by
@@ -250,6 +259,55 @@ impl NodeCache {
         Ok(())
     }
 
+    /// Stores a copy of the file at `path` under `key`, for
+    /// [`NodeCache::fetch_file`]. The copy's CRC-32 is part of its name
+    /// (`KEY.CRC.kff`), so the file itself stays byte for byte what was written.
+    ///
+    /// # Errors
+    /// The file cannot be read or the entry written.
+    pub fn store_file(&self, key: &Key, path: &Path) -> std::io::Result<()> {
+        let bytes = std::fs::read(path)?;
+        let sum = crc32fast::hash(&bytes);
+        let name = format!("{}.{sum:08x}.{FILE_EXT}", key.hex());
+        kf_frame::write_atomic(self.dir.join(name), &bytes)?;
+        self.evict();
+        Ok(())
+    }
+
+    /// Puts the file stored under `key` at `path` (a hard link to the entry when the
+    /// file system allows, else a copy), after checking its CRC-32; `false` when
+    /// there is none, or it is damaged (then it is removed).
+    pub fn fetch_file(&self, key: &Key, path: &Path) -> bool {
+        let prefix = format!("{}.", key.hex());
+        let Ok(list) = std::fs::read_dir(&self.dir) else {
+            return false;
+        };
+        let Some((entry, sum)) = list.filter_map(|e| e.ok()).find_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let crc = name.strip_prefix(&prefix)?.strip_suffix(&format!(".{FILE_EXT}"))?;
+            Some((e.path(), u32::from_str_radix(crc, 16).ok()?))
+        }) else {
+            return false;
+        };
+        let Ok(bytes) = std::fs::read(&entry) else {
+            return false;
+        };
+        if crc32fast::hash(&bytes) != sum {
+            tracing::warn!(entry = %entry.display(), "corrupt cached file removed");
+            let _ = std::fs::remove_file(&entry);
+            self.record(|s| s.corrupt += 1);
+            return false;
+        }
+        let _ = std::fs::remove_file(path);
+        if std::fs::hard_link(&entry, path).is_err() && kf_frame::write_atomic(path, &bytes).is_err() {
+            return false;
+        }
+        if let Ok(f) = std::fs::File::options().write(true).open(&entry) {
+            let _ = f.set_modified(SystemTime::now());
+        }
+        true
+    }
+
     /// Every entry, oldest use first, with its size and header.
     ///
     /// # Errors
@@ -260,11 +318,19 @@ impl NodeCache {
             .into_iter()
             .map(|(path, bytes, _)| {
                 let key = path
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
+                    .file_name()
+                    .map(|s| s.to_string_lossy().chars().take(64).collect::<String>())
                     .unwrap_or_default();
-                let meta = Key::from_hex(&key).and_then(|k| self.probe(&k));
-                EntryInfo { key, bytes, meta }
+                let file = path.extension().is_some_and(|x| x == FILE_EXT);
+                let meta = Key::from_hex(&key)
+                    .filter(|_| !file)
+                    .and_then(|k| self.probe(&k));
+                EntryInfo {
+                    key,
+                    bytes,
+                    meta,
+                    file,
+                }
             })
             .collect())
     }
@@ -325,7 +391,11 @@ impl NodeCache {
         })?;
         let mut files: Vec<(PathBuf, u64, SystemTime)> = list
             .filter_map(|e| e.ok())
-            .filter(|e| e.path().extension().is_some_and(|x| x == EXT))
+            .filter(|e| {
+                e.path()
+                    .extension()
+                    .is_some_and(|x| x == EXT || x == FILE_EXT)
+            })
             .filter_map(|e| {
                 let m = e.metadata().ok()?;
                 Some((

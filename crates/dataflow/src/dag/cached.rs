@@ -64,6 +64,14 @@ impl Dag {
         self.cache = cache;
     }
 
+    /// The keys of the sinks' outputs of every run since the last call (one per
+    /// run, over every sink; `None` for a run that had no cache or a sink without a
+    /// key). A command keys the files it writes from a run's outputs on them (see
+    /// [`NodeCache::store_file`]).
+    pub fn take_run_keys(&mut self) -> Vec<Option<Key>> {
+        std::mem::take(&mut self.run_keys)
+    }
+
     /// The cache this DAG's runs use.
     pub fn cache(&self) -> Option<&CacheHandle> {
         self.cache.as_ref()
@@ -140,7 +148,7 @@ impl Dag {
         ctx: &RunContext,
         plan: &Plan,
         keep: &[bool],
-    ) -> Result<Vec<Action>> {
+    ) -> Result<(Vec<Action>, Vec<Option<Key>>)> {
         let cache: &NodeCache = &handle.cache;
         let n = self.nodes.len();
         let keys = self.keys(ctx, plan)?;
@@ -211,7 +219,7 @@ impl Dag {
                 _ => Action::Run(keys[i]),
             };
         }
-        Ok(actions)
+        Ok((actions, keys))
     }
 
     /// Stores node `i`'s outputs (and its learned state, for a node that learns)

@@ -58,6 +58,8 @@ pub struct Dag {
     /// The last run from a reset took outputs from the cache, so the nodes it
     /// skipped carry no state to continue from.
     carry_lost: bool,
+    /// Per run since [`Dag::take_run_keys`]: the key of its sinks' outputs.
+    run_keys: Vec<Option<crate::cache::Key>>,
 }
 
 impl std::fmt::Debug for Dag {
@@ -89,6 +91,7 @@ impl Dag {
             cache: None,
             fresh: true,
             carry_lost: false,
+            run_keys: Vec::new(),
         }
     }
 

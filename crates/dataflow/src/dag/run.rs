@@ -139,10 +139,30 @@ impl Dag {
         let order = &plan.order;
         let keep = self.kept(order, opts);
         self.check_carry()?;
-        let mut actions = match &self.cache {
-            Some(handle) if self.fresh => Some(self.cache_actions(handle, ctx, &plan, &keep)?),
-            _ => None,
+        let (mut actions, keys) = match &self.cache {
+            Some(handle) if self.fresh => {
+                let (a, k) = self.cache_actions(handle, ctx, &plan, &keep)?;
+                (Some(a), k)
+            }
+            _ => (None, Vec::new()),
         };
+        let sink_key = {
+            let mut b = crate::cache::KeyBuilder::new();
+            let mut all = !keys.is_empty();
+            for (i, &k) in keep.iter().enumerate() {
+                match keys.get(i).copied().flatten() {
+                    Some(key) if k => {
+                        b.field("sink", &key.0);
+                    }
+                    None if k => all = false,
+                    _ => {}
+                }
+            }
+            all.then(|| b.finish())
+        };
+        if self.cache.is_some() {
+            self.run_keys.push(sink_key);
+        }
         self.fresh = false;
         if let Some(a) = &actions {
             self.carry_lost = a

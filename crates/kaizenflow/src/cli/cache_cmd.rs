@@ -31,6 +31,47 @@ pub(super) fn handle(cache: &Arc<NodeCache>, path: &Path, id: &str) -> CacheHand
     }
 }
 
+/// Writes a runner's output frame to `path` as Parquet; with a cache, a file that
+/// an earlier run wrote from the same node outputs (the same keys, the same runner)
+/// is copied from the cache instead, byte for byte, and a new one is stored.
+///
+/// # Errors
+/// The file cannot be written.
+pub(super) fn write_result(
+    dag: &mut kf_dataflow::Dag,
+    runner: &kf_dataflow::runner::RunSpec,
+    frame: &kf_frame::Frame,
+    path: &Path,
+) -> Result<()> {
+    let keys = dag.take_run_keys();
+    let key = match dag.cache() {
+        Some(h) if !keys.is_empty() && keys.iter().all(Option::is_some) => {
+            let mut b = kf_dataflow::cache::KeyBuilder::new();
+            b.text("file", "result.parquet")
+                .text("runner", &format!("{runner:?}"));
+            for k in keys.iter().flatten() {
+                b.field("run", &k.0);
+            }
+            Some((Arc::clone(&h.cache), b.finish()))
+        }
+        _ => None,
+    };
+    if let Some((cache, key)) = &key
+        && cache.fetch_file(key, path)
+    {
+        return Ok(());
+    }
+    frame
+        .write_parquet(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    if let Some((cache, key)) = &key
+        && let Err(e) = cache.store_file(key, path)
+    {
+        eprintln!("warning: {} was not cached: {e}", path.display());
+    }
+    Ok(())
+}
+
 /// One line: hits, misses, uncached outputs and the compute time saved; then adds
 /// this process's counts to the folder's lifetime counts.
 ///
@@ -124,6 +165,15 @@ pub(super) fn info(dir: &Path, out: &mut dyn Write) -> Result<()> {
                 human(e.bytes),
                 m.compute_ns as f64 / 1e6,
                 m.origin
+            )?,
+            None if e.file => writeln!(
+                out,
+                "{:<16} {:<20} {:<16} {:>9} {:>10}",
+                &e.key[..16.min(e.key.len())],
+                "(output file)",
+                "result.parquet",
+                "",
+                human(e.bytes)
             )?,
             None => writeln!(
                 out,

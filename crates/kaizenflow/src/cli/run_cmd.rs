@@ -103,6 +103,12 @@ pub(super) fn run(types: &Registries, args: &RunArgs, out: &mut dyn Write) -> Re
         b.finish_and_clear();
     }
     let writing = Instant::now();
+    super::cache_cmd::write_result(
+        &mut dag,
+        &components.run,
+        &result.frame,
+        &args.out.join("result.parquet"),
+    )?;
     write_outputs(&dag, &result, &capture, &args.out)?;
     let write = writing.elapsed();
     report(&result, wall, &args.out, out)?;
@@ -207,11 +213,6 @@ fn captured(dag: &Dag, names: &[String]) -> Result<Vec<NodeId>> {
 }
 
 fn write_outputs(dag: &Dag, result: &RunnerOutput, capture: &[NodeId], dir: &Path) -> Result<()> {
-    let path = dir.join("result.parquet");
-    result
-        .frame
-        .write_parquet(&path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
     let mut tsv = String::from("pass\tnode\tkind\twall_ms\trows\tcells\n");
     for (pass, timings) in &result.passes {
         for t in timings {

@@ -52,6 +52,13 @@ pub(super) fn run(types: &Registries, args: &SweepArgs, out: &mut dyn Write) -> 
     };
     let append = |all: &mut Vec<RunSummary>, mut some: Vec<RunSummary>| all.append(&mut some);
     let summaries = match args.backend {
+        // With a cache, the first point runs alone: it computes and stores the
+        // upstream nodes every point shares, which the others (in parallel) then
+        // load instead of all computing them at once.
+        Backend::Threads if cache.is_some() && points.len() > 1 => {
+            let first = work(&points[..1])?;
+            engine.run_reduce(&points[1..], first, work, append)?
+        }
         Backend::Threads => engine.run_reduce(&points, Vec::new(), work, append)?,
         Backend::Mpi => match on_cluster(&engine, &points, work, append)? {
             Some(s) => s,
@@ -103,7 +110,12 @@ fn run_one(
                 .run
                 .execute(&mut dag, &opts, &mut |_, _| {})
                 .with_context(|| format!("sweep point {id}"))?;
-            result.frame.write_parquet(dir.join("result.parquet"))?;
+            super::cache_cmd::write_result(
+                &mut dag,
+                &components.run,
+                &result.frame,
+                &dir.join("result.parquet"),
+            )?;
             result.frame
         }
         None => {
