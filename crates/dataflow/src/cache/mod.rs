@@ -284,7 +284,9 @@ impl NodeCache {
         };
         let Some((entry, sum)) = list.filter_map(|e| e.ok()).find_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let crc = name.strip_prefix(&prefix)?.strip_suffix(&format!(".{FILE_EXT}"))?;
+            let crc = name
+                .strip_prefix(&prefix)?
+                .strip_suffix(&format!(".{FILE_EXT}"))?;
             Some((e.path(), u32::from_str_radix(crc, 16).ok()?))
         }) else {
             return false;
@@ -299,7 +301,9 @@ impl NodeCache {
             return false;
         }
         let _ = std::fs::remove_file(path);
-        if std::fs::hard_link(&entry, path).is_err() && kf_frame::write_atomic(path, &bytes).is_err() {
+        if std::fs::hard_link(&entry, path).is_err()
+            && kf_frame::write_atomic(path, &bytes).is_err()
+        {
             return false;
         }
         if let Ok(f) = std::fs::File::options().write(true).open(&entry) {

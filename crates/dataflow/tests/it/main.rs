@@ -17,3 +17,4 @@ mod resample;
 mod runners;
 mod tiling;
 mod types;
+mod versions;

@@ -1,0 +1,218 @@
+//! `--cache` on `run`, `sweep` and `check`, and `kaizenflow cache info|clear`, run
+//! as a user runs them.
+
+mod common;
+
+use std::path::Path;
+
+use common::{kaizenflow, text};
+
+fn ok(args: &[&str]) -> String {
+    let out = kaizenflow(args);
+    assert!(
+        out.status.success(),
+        "{args:?}\n{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn p(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// `(hits, misses, uncached)` from a command's `# cache:` line.
+fn counts(stdout: &str) -> (u64, u64, u64) {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("# cache: "))
+        .unwrap_or_else(|| panic!("no cache line in\n{stdout}"));
+    let n: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .take(3)
+        .map(|s| s.parse().unwrap())
+        .collect();
+    (n[0], n[1], n[2])
+}
+
+#[test]
+fn a_cached_run_writes_the_same_bytes_and_a_second_run_computes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let (a, b, c) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("c"),
+    );
+    let plain = ok(&["run", "configs/mock1.toml", "--out", &p(&a)]);
+    assert!(!plain.contains("# cache:"), "{plain}");
+    let cold = ok(&[
+        "run",
+        "configs/mock1.toml",
+        "--out",
+        &p(&b),
+        "--cache",
+        &p(&cache),
+    ]);
+    // Mock1 has nine nodes, every one with a key.
+    assert_eq!(counts(&cold), (0, 9, 0), "{cold}");
+    let warm = ok(&[
+        "run",
+        "configs/mock1.toml",
+        "--out",
+        &p(&c),
+        "--cache",
+        &p(&cache),
+    ]);
+    assert_eq!(counts(&warm), (9, 0, 0), "{warm}");
+    let bytes = |d: &Path| std::fs::read(d.join("result.parquet")).unwrap();
+    assert_eq!(bytes(&a), bytes(&b));
+    assert_eq!(bytes(&a), bytes(&c));
+    // Another downstream parameter: only the nodes after it run.
+    let d = dir.path().join("d");
+    let other = ok(&[
+        "run",
+        "configs/mock1.toml",
+        "--out",
+        &p(&d),
+        "--cache",
+        &p(&cache),
+        "--set",
+        "dag.weights=[0.1, 0.2, 0.3, 0.4]",
+    ]);
+    assert_eq!(counts(&other), (8, 1, 0), "{other}");
+
+    // `cache info` names the nodes and the config; `cache clear` empties it.
+    let info = ok(&["cache", "info", &p(&cache)]);
+    assert!(
+        info.contains("resample") && info.contains("configs/mock1.toml"),
+        "{info}"
+    );
+    assert!(info.contains("lifetime: 17 hits, 10 misses"), "{info}");
+    let cleared = ok(&["cache", "clear", &p(&cache)]);
+    assert!(cleared.starts_with("# removed "), "{cleared}");
+    let info = ok(&["cache", "info", &p(&cache)]);
+    assert!(info.starts_with("# 0 entries"), "{info}");
+}
+
+#[test]
+fn a_sweep_computes_shared_upstream_nodes_once_and_a_second_sweep_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("sweep.toml");
+    let base = std::fs::read_to_string(common::workspace().join("configs/mock1.toml")).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "{base}\n[sweep]\n\"dag.compress_scale\" = [2.0, 4.0]\n\
+             \"dag.weights\" = [[-0.2, -0.2, 0.3, -0.2], [0.1, 0.1, 0.1, 0.1]]\n"
+        ),
+    )
+    .unwrap();
+    let cache = dir.path().join("cache");
+    let run = |out: &str, cached: bool| {
+        let out = p(&dir.path().join(out));
+        let mut args = vec![
+            "sweep",
+            cfg.to_str().unwrap(),
+            "--out",
+            &out,
+            "--threads",
+            "1",
+        ];
+        let c = p(&cache);
+        if cached {
+            args.extend(["--cache", &c]);
+        }
+        ok(&args)
+    };
+    let cold = run("cold", true);
+    // 4 points x 9 nodes: the 6 upstream nodes once, `compress_rets` and `add_lags`
+    // once per scale, `predict` once per point.
+    assert_eq!(counts(&cold), (36 - 14, 6 + 2 + 2 + 4, 0), "{cold}");
+    let warm = run("warm", true);
+    assert_eq!(counts(&warm), (36, 0, 0), "{warm}");
+    run("plain", false);
+    let mut n = 0;
+    for e in std::fs::read_dir(dir.path().join("plain")).unwrap() {
+        let e = e.unwrap();
+        if !e.path().is_dir() {
+            continue;
+        }
+        let id = e.file_name();
+        let read =
+            |s: &str| std::fs::read(dir.path().join(s).join(&id).join("result.parquet")).unwrap();
+        assert_eq!(read("plain"), read("cold"), "{id:?}");
+        assert_eq!(read("plain"), read("warm"), "{id:?}");
+        n += 1;
+    }
+    assert_eq!(n, 4);
+}
+
+#[test]
+fn check_takes_its_batch_run_from_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = p(&dir.path().join("cache"));
+    let args = [
+        "check",
+        "configs/mock1.toml",
+        "--tilings",
+        "2",
+        "--perturbations",
+        "1",
+        "--cache",
+        &cache,
+    ];
+    let cold = ok(&args);
+    assert!(cold.contains("# all 7 checks passed"), "{cold}");
+    assert_eq!(counts(&cold).1, 9, "{cold}");
+    let warm = ok(&args);
+    assert!(warm.contains("# all 7 checks passed"), "{warm}");
+    assert_eq!(counts(&warm), (9, 0, 0), "{warm}");
+}
+
+#[test]
+fn bad_cache_arguments_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = p(&dir.path().join("o"));
+    let e = kaizenflow(&[
+        "run",
+        "configs/mock1.toml",
+        "--out",
+        &out,
+        "--cache",
+        "x",
+        "--cache-max",
+        "12XB",
+    ]);
+    assert!(!e.status.success());
+    assert!(
+        text(&e.stderr).contains("unknown size unit"),
+        "{}",
+        text(&e.stderr)
+    );
+    let e = kaizenflow(&["cache", "info", &p(&dir.path().join("nope"))]);
+    assert!(!e.status.success());
+    assert!(
+        text(&e.stderr).contains("is not a cache folder"),
+        "{}",
+        text(&e.stderr)
+    );
+    let file = dir.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let e = kaizenflow(&[
+        "run",
+        "configs/mock1.toml",
+        "--out",
+        &out,
+        "--cache",
+        &p(&file),
+    ]);
+    assert!(!e.status.success());
+    assert!(
+        text(&e.stderr).contains("as a node cache"),
+        "{}",
+        text(&e.stderr)
+    );
+}
