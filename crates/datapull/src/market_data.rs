@@ -36,6 +36,33 @@ pub trait MarketData: Send + Sync + Debug {
         columns: Option<&[String]>,
     ) -> Result<Frame>;
 
+    /// As [`MarketData::data_for_interval`], as the data was known at `as_of`: of
+    /// each bar, the latest version with knowledge time `<= as_of` (revisions known
+    /// later are left out, and bars not yet known at all). `None` reads the latest
+    /// versions. Views with a clock already read as of their clock's time and refuse
+    /// an explicit `as_of` (the default).
+    ///
+    /// # Errors
+    /// [`DataError::Unsupported`] for a view that cannot; as `data_for_interval`.
+    fn data_as_of(
+        &self,
+        start: Timestamp,
+        end: Timestamp,
+        assets: Option<&[String]>,
+        columns: Option<&[String]>,
+        as_of: Option<i64>,
+    ) -> Result<Frame> {
+        match as_of {
+            None => self.data_for_interval(start, end, assets, columns),
+            Some(_) => Err(DataError::Unsupported {
+                what: format!(
+                    "{} cannot read as of a time: it follows a clock, and reads as of the                      clock's time; drop `as_of`",
+                    self.describe()
+                ),
+            }),
+        }
+    }
+
     /// Resolves with the bar for the clock's current time once it is known, or an
     /// error after `timeout` ns of clock time. Views without a clock have no current
     /// time and answer with an error.
@@ -222,6 +249,19 @@ impl MarketData for Historical {
         columns: Option<&[String]>,
     ) -> Result<Frame> {
         self.query(&query_for(start, end, assets, columns))
+    }
+
+    fn data_as_of(
+        &self,
+        start: Timestamp,
+        end: Timestamp,
+        assets: Option<&[String]>,
+        columns: Option<&[String]>,
+        as_of: Option<i64>,
+    ) -> Result<Frame> {
+        let mut q = query_for(start, end, assets, columns);
+        q.as_of = as_of;
+        self.query(&q)
     }
 
     fn unclocked(&self) -> Result<Arc<dyn MarketData>> {

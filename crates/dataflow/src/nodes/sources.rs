@@ -27,6 +27,11 @@ pub struct MarketDataParams {
     pub assets: Vec<String>,
     /// The columns to load (all when empty).
     pub columns: Vec<String>,
+    /// Read the data as it was known at this time (ISO 8601, UTC unless it carries
+    /// an offset): of each bar, the latest version known by then; revisions known
+    /// later are left out. Absent: the latest versions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<String>,
 }
 
 /// Loads the run's interval from a [`MarketData`] view.
@@ -35,6 +40,8 @@ pub struct MarketDataSource {
     id: NodeId,
     view: Arc<dyn MarketData>,
     params: MarketDataParams,
+    /// `params.as_of`, parsed (the parse error, reported when the node runs).
+    as_of: std::result::Result<Option<i64>, String>,
 }
 
 impl MarketDataSource {
@@ -44,12 +51,24 @@ impl MarketDataSource {
         view: Arc<dyn MarketData>,
         params: MarketDataParams,
     ) -> MarketDataSource {
+        let as_of = parse_as_of(params.as_of.as_deref());
         MarketDataSource {
             id: NodeId(id.into()),
             view,
             params,
+            as_of,
         }
     }
+}
+
+/// Parses `as_of` (ISO 8601), saying what is wrong with it.
+fn parse_as_of(text: Option<&str>) -> std::result::Result<Option<i64>, String> {
+    text.map(|t| {
+        Timestamp::parse(t)
+            .map(|t| t.nanos())
+            .map_err(|e| format!("as_of {t:?} is not a time: {e} (write it as 2024-01-02 09:30)"))
+    })
+    .transpose()
 }
 
 impl Node for MarketDataSource {
@@ -96,11 +115,12 @@ impl Node for MarketDataSource {
         let (start, end) = ctx.interval.unwrap_or((i64::MIN, i64::MAX));
         let pick = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
         let (assets, columns) = (pick(&self.params.assets), pick(&self.params.columns));
-        let frame = self.view.data_for_interval(
+        let frame = self.view.data_as_of(
             Timestamp(start),
             Timestamp(end),
             assets.as_deref(),
             columns.as_deref(),
+            self.as_of.clone().map_err(DataflowError::invalid)?,
         )?;
         Ok(single_output(frame))
     }
@@ -343,6 +363,7 @@ pub(crate) fn register(r: &mut NodeTypes) -> kf_config::Result<()> {
         Box::new(|s: &Section<'_>, ctx: &BuildContext<'_>| {
             let view = view(s, ctx)?;
             let params: MarketDataParams = s.deserialize()?;
+            parse_as_of(params.as_of.as_deref()).map_err(|m| s.invalid("as_of", m))?;
             Ok(Box::new(MarketDataSource::new(node_id(s), view, params)) as Box<dyn Node>)
         }),
     )?;

@@ -304,3 +304,81 @@ fn the_size_bound_evicts_the_least_recently_used_entries() {
         .collect();
     assert!(kept.contains(&"lag".to_string()), "{kept:?}");
 }
+
+#[test]
+fn an_as_of_time_misses_the_source_and_what_follows_and_reads_other_versions() {
+    let data = tempfile::tempdir().unwrap();
+    // The 14:01 bar is revised at 15:00.
+    std::fs::write(
+        data.path().join("AAA.csv"),
+        "t,k,close\n\
+         2024-01-02 14:00:00,2024-01-02 14:00:00,100\n\
+         2024-01-02 14:01:00,2024-01-02 14:01:00,101\n\
+         2024-01-02 14:01:00,2024-01-02 15:00:00,111\n\
+         2024-01-02 14:02:00,2024-01-02 14:02:00,102\n",
+    )
+    .unwrap();
+    let toml = |as_of: &str| {
+        format!(
+            r#"
+[md]
+type = "csv"
+files = "{dir}/*.csv"
+timestamp_column = "t"
+knowledge_column = "k"
+asset_from_file = "{{asset}}.csv"
+tz = "UTC"
+
+[dag]
+type = "graph"
+
+[dag.nodes.read]
+type = "market_data"
+as_of = "{as_of}"
+
+[dag.nodes.ret]
+type = "compute_ret_0"
+cols = ["close"]
+
+[dag.nodes.lag]
+type = "lags"
+cols = ["close.ret_0"]
+num_lags = 1
+"#,
+            dir = data.path().display()
+        )
+    };
+    let store = tempfile::tempdir().unwrap();
+    let cache = Arc::new(NodeCache::open(store.path(), u64::MAX).unwrap());
+    let early = run(&mut build(&toml("2024-01-02 14:30")), &cache);
+    assert_eq!(missed(&early), ["lag", "read", "ret"]);
+    let again = run(&mut build(&toml("2024-01-02 14:30")), &cache);
+    assert!(missed(&again).is_empty(), "{:?}", again.counts);
+    let late = run(&mut build(&toml("2024-01-02 16:00")), &cache);
+    assert_eq!(missed(&late), ["lag", "read", "ret"]);
+    let close = |r: &Run| r.sink.value("close", "AAA", 1).unwrap();
+    assert_eq!(close(&early), 101.0);
+    assert_eq!(close(&late), 111.0);
+}
+
+#[test]
+fn a_bad_as_of_is_a_located_error() {
+    let config = Config::from_toml_str(
+        "[md]\ntype = \"synthetic\"\n[dag]\ntype = \"graph\"\n\
+         [dag.nodes.read]\ntype = \"market_data\"\nas_of = \"yesterday\"\n",
+        "asof.toml",
+    )
+    .unwrap();
+    let types = DataflowTypes::default();
+    let md = types.data.view(&config.section("md").unwrap()).unwrap();
+    let e = types
+        .dag(&config.section("dag").unwrap(), Some(&md))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("asof.toml")
+            && e.contains("dag.nodes.read.as_of")
+            && e.contains("is not a time"),
+        "{e}"
+    );
+}
