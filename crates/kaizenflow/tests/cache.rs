@@ -298,3 +298,75 @@ num_lags = 3
         bytes(&b, "capture/z/out.df_out.parquet")
     );
 }
+
+/// Ranks of an MPI job that share a file system share the cache: after a thread
+/// sweep filled it, four ranks compute nothing (no entry is added) and write the
+/// same result files.
+#[cfg(feature = "mpi")]
+#[test]
+fn mpi_ranks_take_a_sweeps_outputs_from_a_shared_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("sweep.toml");
+    let base = std::fs::read_to_string(common::workspace().join("configs/mock1.toml")).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("{base}\n[sweep]\n\"dag.compress_scale\" = [2.0, 4.0, 8.0]\n"),
+    )
+    .unwrap();
+    let cache = dir.path().join("cache");
+    let threads = dir.path().join("threads");
+    ok(&[
+        "sweep",
+        cfg.to_str().unwrap(),
+        "--out",
+        &p(&threads),
+        "--cache",
+        &p(&cache),
+    ]);
+    let entries = || {
+        std::fs::read_dir(&cache)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "kfc")
+            })
+            .count()
+    };
+    let before = entries();
+    // 6 shared upstream nodes, then 3 x (compress, lags, predict).
+    assert_eq!(before, 6 + 3 * 3);
+    let mpi = dir.path().join("mpi");
+    let out = std::process::Command::new("mpirun")
+        .args(["--allow-run-as-root", "--oversubscribe", "-np", "4"])
+        .arg(env!("CARGO_BIN_EXE_kaizenflow"))
+        .args(["sweep", cfg.to_str().unwrap(), "--backend", "mpi", "--out"])
+        .arg(&mpi)
+        .arg("--cache")
+        .arg(&cache)
+        .current_dir(common::workspace())
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run mpirun (install openmpi-bin): {e}"));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(entries(), before, "a rank computed and stored an entry");
+    let mut n = 0;
+    for e in std::fs::read_dir(&threads).unwrap() {
+        let e = e.unwrap();
+        if e.path().is_dir() {
+            let id = e.file_name();
+            let read = |d: &Path| std::fs::read(d.join(&id).join("result.parquet")).unwrap();
+            assert_eq!(read(&threads), read(&mpi), "{id:?}");
+            n += 1;
+        }
+    }
+    assert_eq!(n, 3);
+}
