@@ -370,3 +370,27 @@ fn mpi_ranks_take_a_sweeps_outputs_from_a_shared_cache() {
     }
     assert_eq!(n, 3);
 }
+
+/// The shipped real-data sweep expands to its 27 points, each a valid config
+/// (`kaizenflow check` passes all 27; docs/caching.md has its timings).
+#[test]
+fn the_real_data_sweep_has_27_valid_points() {
+    if !common::shared_data("us_equity_1min_2018") {
+        return;
+    }
+    let out = ok(&[
+        "config",
+        "sweep",
+        "configs/mock1_sweep_us_equity_1min_2018.toml",
+    ]);
+    assert!(
+        out.starts_with("# 27 configs from configs/mock1_sweep_us_equity_1min_2018.toml"),
+        "{out}"
+    );
+    let ids: std::collections::BTreeSet<&str> = out
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(ids.len(), 27, "{out}");
+}
