@@ -222,6 +222,45 @@ impl Dag {
         Ok((actions, keys))
     }
 
+    /// What a node the cache stands in for gives the run: the loaded outputs (after
+    /// restoring the learned state stored with them), or none for a skipped node,
+    /// with a timing marked `cached`.
+    ///
+    /// # Errors
+    /// A stored state the node refuses, naming the node.
+    pub(super) fn take_from_cache(
+        &mut self,
+        i: usize,
+        action: Action,
+    ) -> Result<(Option<Ports>, crate::dag::NodeTiming)> {
+        let start = Instant::now();
+        let (out, state) = match action {
+            Action::Load(ports, state) => (Some(ports), state),
+            Action::Skip | Action::Run(_) => (None, Vec::new()),
+        };
+        let node = &mut self.nodes[i];
+        if !state.is_empty() {
+            node.load_state(&state)
+                .map_err(|e| e.in_node(node.id(), node.kind()))?;
+        }
+        let timing = crate::dag::NodeTiming {
+            node: node.id().clone(),
+            kind: node.kind().to_string(),
+            wall: start.elapsed(),
+            rows: out
+                .as_ref()
+                .and_then(|o| o.values().next())
+                .map_or(0, |f| f.n_rows()),
+            cells: out.as_ref().map_or(0, |o| {
+                o.values()
+                    .map(|f| f.n_rows() * f.n_assets() * f.n_features())
+                    .sum()
+            }),
+            cached: true,
+        };
+        Ok((out, timing))
+    }
+
     /// Stores node `i`'s outputs (and its learned state, for a node that learns)
     /// under `key`. A failure to store is logged and counted, never fatal: the run
     /// has its outputs either way.

@@ -12,6 +12,7 @@ use petgraph::visit::EdgeRef;
 use rayon::prelude::*;
 
 use super::Dag;
+use super::cached::Action;
 use crate::error::{DataflowError, Result};
 use crate::node::{DF_OUT, Node, NodeId, Ports, RunContext};
 
@@ -165,9 +166,7 @@ impl Dag {
         }
         self.fresh = false;
         if let Some(a) = &actions {
-            self.carry_lost = a
-                .iter()
-                .any(|a| !matches!(a, super::cached::Action::Run(_)));
+            self.carry_lost = a.iter().any(|a| !matches!(a, Action::Run(_)));
         }
         let mut pending = plan.pending.clone();
         let mut outputs: Vec<Option<Ports>> = (0..self.nodes.len()).map(|_| None).collect();
@@ -177,43 +176,14 @@ impl Dag {
             let mut in_level: Vec<bool> = vec![false; self.nodes.len()];
             for &ix in level {
                 let i = ix.index();
-                if let Some(actions) = &mut actions {
-                    let action = std::mem::replace(&mut actions[i], super::cached::Action::Skip);
-                    let start = Instant::now();
-                    let (out, state) = match action {
-                        super::cached::Action::Run(key) => {
-                            actions[i] = super::cached::Action::Run(key);
-                            (None, Vec::new())
-                        }
-                        super::cached::Action::Skip => (Some(None), Vec::new()),
-                        super::cached::Action::Load(ports, state) => (Some(Some(ports)), state),
-                    };
-                    if let Some(out) = out {
-                        let node = &mut self.nodes[i];
-                        if !state.is_empty() {
-                            node.load_state(&state)
-                                .map_err(|e| e.in_node(node.id(), node.kind()))?;
-                        }
-                        let rows = out
-                            .as_ref()
-                            .and_then(|o| o.values().next())
-                            .map_or(0, |f| f.n_rows());
-                        let cells = out.as_ref().map_or(0, |o| {
-                            o.values()
-                                .map(|f| f.n_rows() * f.n_assets() * f.n_features())
-                                .sum()
-                        });
-                        timings.push(NodeTiming {
-                            node: node.id().clone(),
-                            kind: node.kind().to_string(),
-                            wall: start.elapsed(),
-                            rows,
-                            cells,
-                            cached: true,
-                        });
-                        outputs[i] = out;
-                        continue;
-                    }
+                if let Some(actions) = &mut actions
+                    && !matches!(actions[i], Action::Run(_))
+                {
+                    let action = std::mem::replace(&mut actions[i], Action::Skip);
+                    let (out, timing) = self.take_from_cache(i, action)?;
+                    outputs[i] = out;
+                    timings.push(timing);
+                    continue;
                 }
                 in_level[i] = true;
                 let mut ports = Ports::new();
@@ -289,8 +259,7 @@ impl Dag {
                     ))
                     .in_node(self.nodes[i].id(), self.nodes[i].kind()));
                 }
-                if let Some(super::cached::Action::Run(Some(key))) = actions.as_ref().map(|a| &a[i])
-                {
+                if let Some(Action::Run(Some(key))) = actions.as_ref().map(|a| &a[i]) {
                     self.cache_store(i, key, &out, timing.wall);
                 }
                 outputs[i] = Some(out);
