@@ -403,6 +403,28 @@ pub trait Node: Send {
     fn load_state(&mut self, state: &[u8]) -> Result<()> {
         no_state(self.kind(), state)
     }
+
+    /// The state this node carries into its next call (the tiling contract's
+    /// carried state: a window's last values, an open bin, the latest knowledge
+    /// time), as bytes, so that another process can continue the run where this one
+    /// stopped ([`crate::Dag::save_carry`]). Not what it learned ([`Node::save_state`]).
+    /// `Ok(None)`: the node cannot save it. The default: a node with [`Memory::Row`]
+    /// carries nothing (empty bytes); any other node cannot.
+    ///
+    /// # Errors
+    /// A serialization failure.
+    fn save_carry(&self) -> Result<Option<Vec<u8>>> {
+        Ok((self.memory() == Memory::Row).then(Vec::new))
+    }
+
+    /// Continues from bytes that [`Node::save_carry`] gave, of a node of the same
+    /// type and parameters.
+    ///
+    /// # Errors
+    /// [`DataflowError::State`] when the bytes do not fit the node.
+    fn load_carry(&mut self, bytes: &[u8]) -> Result<()> {
+        no_carry(self.kind(), self.memory(), bytes)
+    }
 }
 
 /// What a node that learns nothing answers to [`Node::load_state`]: fine for an
@@ -419,6 +441,42 @@ pub fn no_state(kind: &str, state: &[u8]) -> Result<()> {
             state.len()
         )))
     }
+}
+
+/// The default [`Node::load_carry`]: empty bytes for a node with [`Memory::Row`],
+/// refused otherwise.
+///
+/// # Errors
+/// [`DataflowError::State`].
+pub fn no_carry(kind: &str, memory: Memory, bytes: &[u8]) -> Result<()> {
+    if memory == Memory::Row && bytes.is_empty() {
+        return Ok(());
+    }
+    Err(DataflowError::State(format!(
+        "a `{kind}` node cannot continue from saved carried state ({} bytes given)",
+        bytes.len()
+    )))
+}
+
+/// Carried state as bytes (postcard), for [`Node::save_carry`].
+///
+/// # Errors
+/// [`DataflowError::State`] when serde refuses the value.
+pub fn encode_carry<T: serde::Serialize>(value: &T) -> Result<Vec<u8>> {
+    postcard::to_stdvec(value).map_err(|e| DataflowError::State(e.to_string()))
+}
+
+/// Carried state from bytes [`encode_carry`] wrote, for [`Node::load_carry`].
+///
+/// # Errors
+/// [`DataflowError::State`] naming the node type, when the bytes do not decode.
+pub fn decode_carry<T: serde::de::DeserializeOwned>(kind: &str, bytes: &[u8]) -> Result<T> {
+    postcard::from_bytes(bytes).map_err(|e| {
+        DataflowError::State(format!(
+            "the carried state given to a `{kind}` node does not decode: {e}; it was saved \
+             by another node type, other parameters or another version"
+        ))
+    })
 }
 
 /// The single input of a one-input node.

@@ -198,6 +198,23 @@ pub trait ColumnKernel: Send {
     fn load_state(&mut self, state: &[u8]) -> Result<()> {
         crate::node::no_state(self.kind(), state)
     }
+
+    /// Carried state as bytes (see [`Node::save_carry`]); the default: nothing for
+    /// a kernel with [`Memory::Row`], `None` (cannot) for any other.
+    ///
+    /// # Errors
+    /// Serialization failure.
+    fn save_carry(&self) -> Result<Option<Vec<u8>>> {
+        Ok((self.memory() == Memory::Row).then(Vec::new))
+    }
+
+    /// Continues from [`ColumnKernel::save_carry`]'s bytes (see [`Node::load_carry`]).
+    ///
+    /// # Errors
+    /// [`DataflowError::State`] when the bytes do not fit.
+    fn load_carry(&mut self, bytes: &[u8]) -> Result<()> {
+        crate::node::no_carry(self.kind(), self.memory(), bytes)
+    }
 }
 
 /// A [`Node`] with one input and one output that adds (or replaces) features.
@@ -457,6 +474,23 @@ impl<K: ColumnKernel> Node for ColumnNode<K> {
 
     fn load_state(&mut self, state: &[u8]) -> Result<()> {
         self.kernel.load_state(state)
+    }
+
+    /// The kernel's carried state and the latest knowledge time seen.
+    fn save_carry(&self) -> Result<Option<Vec<u8>>> {
+        let Some(kernel) = self.kernel.save_carry()? else {
+            return Ok(None);
+        };
+        crate::node::encode_carry(&(self.known, kernel)).map(Some)
+    }
+
+    fn load_carry(&mut self, bytes: &[u8]) -> Result<()> {
+        let (known, kernel): (Option<i64>, Vec<u8>) =
+            crate::node::decode_carry(self.kernel.kind(), bytes)?;
+        self.kernel.load_carry(&kernel)?;
+        self.known = known;
+        self.layout = None;
+        Ok(())
     }
 }
 

@@ -6,7 +6,7 @@ use super::NanMode;
 use crate::error::{DataflowError, Result};
 
 /// Per-asset state for each selected feature, sized on first use and checked after.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct AssetStates<S> {
     states: Vec<Vec<S>>,
 }
@@ -112,7 +112,7 @@ pub fn scan_into<S: Send>(
 }
 
 /// A fixed-capacity ring of the last values, oldest first.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Ring {
     buf: Vec<f64>,
     head: usize,

@@ -3,6 +3,7 @@
 //! computed once per change of the graph, not once per run); [`run`] runs it.
 
 mod cached;
+mod carry;
 mod run;
 mod step;
 

@@ -173,7 +173,7 @@ impl Default for RollingParams {
 }
 
 /// One asset's window.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Window {
     ring: Ring,
     seen: usize,
@@ -292,6 +292,13 @@ impl ColumnKernel for Rolling {
     }
     fn reset(&mut self) {
         self.states.clear();
+    }
+    fn save_carry(&self) -> Result<Option<Vec<u8>>> {
+        crate::node::encode_carry(&self.states).map(Some)
+    }
+    fn load_carry(&mut self, bytes: &[u8]) -> Result<()> {
+        self.states = crate::node::decode_carry(self.kind(), bytes)?;
+        Ok(())
     }
 }
 

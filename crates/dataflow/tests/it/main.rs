@@ -3,6 +3,7 @@
 
 mod broken;
 mod cache;
+mod carry;
 mod common;
 mod dag;
 mod gbt;

@@ -4,7 +4,7 @@
 use super::AggFunc;
 
 /// Running accumulators of one aggregation for every asset.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(super) struct Acc {
     func: AggFunc,
     a: Vec<f64>,

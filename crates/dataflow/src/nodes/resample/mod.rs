@@ -191,7 +191,7 @@ struct Open {
 }
 
 /// The bin position of a resample, the same for every aggregation.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Cursor {
     /// The end of the earliest bin not emitted yet.
     bin: i64,
@@ -543,6 +543,29 @@ impl Node for Resample {
         self.open = None;
         self.known = None;
         self.layout = None;
+    }
+
+    /// The open bin (its output names, accumulators and position) and the latest
+    /// knowledge time seen.
+    fn save_carry(&self) -> Result<Option<Vec<u8>>> {
+        let open = self
+            .open
+            .as_ref()
+            .map(|o| (o.names.to_vec(), o.accs.clone(), o.cur));
+        crate::node::encode_carry(&(open, self.known)).map(Some)
+    }
+
+    fn load_carry(&mut self, bytes: &[u8]) -> Result<()> {
+        type Saved = (Option<(Vec<String>, Vec<Acc>, Cursor)>, Option<i64>);
+        let (open, known): Saved = crate::node::decode_carry("resample", bytes)?;
+        self.open = open.map(|(names, accs, cur)| Open {
+            names: names.into(),
+            accs,
+            cur,
+        });
+        self.known = known;
+        self.layout = None;
+        Ok(())
     }
 }
 
