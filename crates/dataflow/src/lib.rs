@@ -68,7 +68,8 @@ pub use dag::{Dag, Keep, NodeTiming, RunOptions, RunResult};
 pub use error::{DataflowError, Result};
 pub use node::{
     DF_IN, DF_OUT, FeatureMap, Memory, MissingFeature, Node, NodeId, Phase, Ports, RunContext,
-    Target, Targets, no_state, require, single_input, single_output,
+    Target, Targets, decode_carry, encode_carry, no_carry, no_state, require, single_input,
+    single_output,
 };
 pub use nodes::{BuildContext, NodeBuildFn, NodeTypes, builtin_nodes, column_doc, register_column};
 pub use schema::{ColumnError, ColumnProblem, Schema};

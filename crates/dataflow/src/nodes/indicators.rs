@@ -40,7 +40,7 @@ impl Default for RsiParams {
 }
 
 /// One asset's RSI state.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct RsiState {
     prev: f64,
     changes: usize,
@@ -133,6 +133,13 @@ impl ColumnKernel for Rsi {
     fn reset(&mut self) {
         self.states.clear();
     }
+    fn save_carry(&self) -> Result<Option<Vec<u8>>> {
+        crate::node::encode_carry(&self.states).map(Some)
+    }
+    fn load_carry(&mut self, bytes: &[u8]) -> Result<()> {
+        self.states = crate::node::decode_carry(self.kind(), bytes)?;
+        Ok(())
+    }
 }
 
 /// Parameters of `macd`.
@@ -159,7 +166,7 @@ impl Default for MacdParams {
 
 /// One asset's MACD state: the fast, slow and signal EMAs (NaN before the first
 /// value).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct MacdState {
     fast: f64,
     slow: f64,
@@ -267,6 +274,13 @@ impl ColumnKernel for Macd {
     fn reset(&mut self) {
         self.states.clear();
     }
+    fn save_carry(&self) -> Result<Option<Vec<u8>>> {
+        crate::node::encode_carry(&self.states).map(Some)
+    }
+    fn load_carry(&mut self, bytes: &[u8]) -> Result<()> {
+        self.states = crate::node::decode_carry(self.kind(), bytes)?;
+        Ok(())
+    }
 }
 
 /// Parameters of `volume_zscore`.
@@ -354,6 +368,13 @@ impl ColumnKernel for VolumeZscore {
     }
     fn reset(&mut self) {
         self.states.clear();
+    }
+    fn save_carry(&self) -> Result<Option<Vec<u8>>> {
+        crate::node::encode_carry(&self.states).map(Some)
+    }
+    fn load_carry(&mut self, bytes: &[u8]) -> Result<()> {
+        self.states = crate::node::decode_carry(self.kind(), bytes)?;
+        Ok(())
     }
 }
 

@@ -38,7 +38,7 @@ impl Default for EmaParams {
 }
 
 /// The carried state of one asset's (iterated) EMA.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EmaState {
     /// Per depth level: weighted sum and sum of weights (pandas `adjust=True`).
     pub levels: Vec<(f64, f64)>,
@@ -115,6 +115,13 @@ impl ColumnKernel for Ema {
     }
     fn reset(&mut self) {
         self.states.clear();
+    }
+    fn save_carry(&self) -> Result<Option<Vec<u8>>> {
+        crate::node::encode_carry(&self.states).map(Some)
+    }
+    fn load_carry(&mut self, bytes: &[u8]) -> Result<()> {
+        self.states = crate::node::decode_carry(self.kind(), bytes)?;
+        Ok(())
     }
 }
 

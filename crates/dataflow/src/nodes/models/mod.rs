@@ -138,6 +138,13 @@ impl ColumnKernel for VolModel {
     fn reset(&mut self) {
         self.states.clear();
     }
+    fn save_carry(&self) -> Result<Option<Vec<u8>>> {
+        crate::node::encode_carry(&self.states).map(Some)
+    }
+    fn load_carry(&mut self, bytes: &[u8]) -> Result<()> {
+        self.states = crate::node::decode_carry(self.kind(), bytes)?;
+        Ok(())
+    }
 }
 
 /// Parameters of `sma_model`.
@@ -312,6 +319,13 @@ impl ColumnKernel for SmaModel {
     }
     fn reset(&mut self) {
         self.states.clear();
+    }
+    fn save_carry(&self) -> Result<Option<Vec<u8>>> {
+        crate::node::encode_carry(&self.states).map(Some)
+    }
+    fn load_carry(&mut self, bytes: &[u8]) -> Result<()> {
+        self.states = crate::node::decode_carry(self.kind(), bytes)?;
+        Ok(())
     }
     fn save_state(&self) -> Result<Vec<u8>> {
         match self.tau {

@@ -221,4 +221,20 @@ impl ColumnKernel for Shift {
     fn reset(&mut self) {
         self.lag.reset();
     }
+    /// A lag's ring for a shift back; a shift ahead looks at rows not seen yet and
+    /// cannot be continued from saved state.
+    fn save_carry(&self) -> Result<Option<Vec<u8>>> {
+        if self.params.periods >= 0 {
+            self.lag.save_carry()
+        } else {
+            Ok(None)
+        }
+    }
+    fn load_carry(&mut self, bytes: &[u8]) -> Result<()> {
+        if self.params.periods >= 0 {
+            self.lag.load_carry(bytes)
+        } else {
+            crate::node::no_carry(self.kind(), self.memory(), bytes)
+        }
+    }
 }
