@@ -555,9 +555,30 @@ impl ParquetStore {
 }
 
 impl Source for ParquetStore {
+    /// A store this crate wrote is fingerprinted by its footer: the CRC of every
+    /// column of every row group over the decoded values (which every read checks,
+    /// so the footer cannot go stale), the row counts, assets and features. That is
+    /// free (the footer is parsed at open) where hashing the file costs a pass over
+    /// it on every run. A file of another writer is hashed whole.
     fn fingerprint(&self) -> Result<Option<String>> {
-        let digest = crate::fingerprint::path_digest(&self.path)?;
-        Ok(Some(format!("parquet;{digest}")))
+        use sha2::{Digest, Sha256};
+        let Some(checks) = &self.checksums else {
+            let digest = crate::fingerprint::path_digest(&self.path)?;
+            return Ok(Some(format!("parquet;{digest}")));
+        };
+        let rows: Vec<i64> = self
+            .metadata
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows())
+            .collect();
+        let descr = format!(
+            "{checks:?}|{rows:?}|{:?}|{:?}|{}",
+            self.assets, self.features, self.revisions
+        );
+        let digest = crate::fingerprint::hex(&Sha256::digest(descr.as_bytes()));
+        Ok(Some(format!("parquet-footer;{digest}")))
     }
 
     fn describe(&self) -> String {

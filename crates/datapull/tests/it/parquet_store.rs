@@ -524,3 +524,52 @@ fn a_repeated_version_is_refused_when_the_store_is_written() {
     );
     assert!(!path.exists(), "nothing is written");
 }
+
+#[test]
+fn a_store_is_fingerprinted_by_its_content_through_its_footer() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = bars(5, 300);
+    let write = |name: &str, frame: &Frame| {
+        let p = dir.path().join(name);
+        write_frame(frame, &p, StoreOptions::default()).unwrap();
+        ParquetStore::open(&p)
+            .unwrap()
+            .fingerprint()
+            .unwrap()
+            .unwrap()
+    };
+    let a = write("a.parquet", &f);
+    // The same content written again (elsewhere): the same fingerprint.
+    assert_eq!(a, write("b.parquet", &f));
+    assert!(a.starts_with("parquet-footer;"), "{a}");
+    // One value changed: another fingerprint.
+    let features = f
+        .features()
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let mut v = f.feature_at(i).values().to_vec();
+            if i == 0 {
+                v[777] = f64::from_bits(v[777].to_bits() ^ 1);
+            }
+            (name.clone(), v)
+        })
+        .collect();
+    let g = Frame::new(
+        f.end_ts().to_vec(),
+        f.knowledge_ts().to_vec(),
+        f.assets().to_vec(),
+        features,
+    )
+    .unwrap();
+    assert_ne!(a, write("c.parquet", &g));
+    // A file of another writer is hashed whole.
+    let foreign = dir.path().join("foreign.parquet");
+    f.write_parquet(&foreign).unwrap();
+    let fp = ParquetStore::open(&foreign)
+        .unwrap()
+        .fingerprint()
+        .unwrap()
+        .unwrap();
+    assert!(fp.starts_with("parquet;"), "{fp}");
+}
