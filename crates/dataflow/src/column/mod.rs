@@ -217,6 +217,21 @@ pub trait ColumnKernel: Send {
     }
 }
 
+/// The [`ColumnKernel::save_carry`] and [`ColumnKernel::load_carry`] of a kernel
+/// whose whole carried state is one serde field (its per-asset states).
+macro_rules! carry_field {
+    ($field:ident) => {
+        fn save_carry(&self) -> $crate::error::Result<Option<Vec<u8>>> {
+            $crate::node::encode_carry(&self.$field).map(Some)
+        }
+        fn load_carry(&mut self, bytes: &[u8]) -> $crate::error::Result<()> {
+            self.$field = $crate::node::decode_carry(self.kind(), bytes)?;
+            Ok(())
+        }
+    };
+}
+pub(crate) use carry_field;
+
 /// A [`Node`] with one input and one output that adds (or replaces) features.
 pub struct ColumnNode<K> {
     id: NodeId,

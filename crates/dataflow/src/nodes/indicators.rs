@@ -133,13 +133,7 @@ impl ColumnKernel for Rsi {
     fn reset(&mut self) {
         self.states.clear();
     }
-    fn save_carry(&self) -> Result<Option<Vec<u8>>> {
-        crate::node::encode_carry(&self.states).map(Some)
-    }
-    fn load_carry(&mut self, bytes: &[u8]) -> Result<()> {
-        self.states = crate::node::decode_carry(self.kind(), bytes)?;
-        Ok(())
-    }
+    crate::column::carry_field!(states);
 }
 
 /// Parameters of `macd`.
@@ -274,13 +268,7 @@ impl ColumnKernel for Macd {
     fn reset(&mut self) {
         self.states.clear();
     }
-    fn save_carry(&self) -> Result<Option<Vec<u8>>> {
-        crate::node::encode_carry(&self.states).map(Some)
-    }
-    fn load_carry(&mut self, bytes: &[u8]) -> Result<()> {
-        self.states = crate::node::decode_carry(self.kind(), bytes)?;
-        Ok(())
-    }
+    crate::column::carry_field!(states);
 }
 
 /// Parameters of `volume_zscore`.
@@ -369,13 +357,7 @@ impl ColumnKernel for VolumeZscore {
     fn reset(&mut self) {
         self.states.clear();
     }
-    fn save_carry(&self) -> Result<Option<Vec<u8>>> {
-        crate::node::encode_carry(&self.states).map(Some)
-    }
-    fn load_carry(&mut self, bytes: &[u8]) -> Result<()> {
-        self.states = crate::node::decode_carry(self.kind(), bytes)?;
-        Ok(())
-    }
+    crate::column::carry_field!(states);
 }
 
 /// How `direction` sets its band.

@@ -118,13 +118,7 @@ impl ColumnKernel for Returns {
     fn reset(&mut self) {
         self.prev.clear();
     }
-    fn save_carry(&self) -> Result<Option<Vec<u8>>> {
-        crate::node::encode_carry(&self.prev).map(Some)
-    }
-    fn load_carry(&mut self, bytes: &[u8]) -> Result<()> {
-        self.prev = crate::node::decode_carry(self.kind(), bytes)?;
-        Ok(())
-    }
+    crate::column::carry_field!(prev);
 }
 
 pub(crate) fn register(r: &mut NodeTypes) -> kf_config::Result<()> {

@@ -116,13 +116,7 @@ impl ColumnKernel for Ema {
     fn reset(&mut self) {
         self.states.clear();
     }
-    fn save_carry(&self) -> Result<Option<Vec<u8>>> {
-        crate::node::encode_carry(&self.states).map(Some)
-    }
-    fn load_carry(&mut self, bytes: &[u8]) -> Result<()> {
-        self.states = crate::node::decode_carry(self.kind(), bytes)?;
-        Ok(())
-    }
+    crate::column::carry_field!(states);
 }
 
 /// A rolling statistic.
@@ -300,13 +294,7 @@ impl ColumnKernel for Rolling {
     fn reset(&mut self) {
         self.states.clear();
     }
-    fn save_carry(&self) -> Result<Option<Vec<u8>>> {
-        crate::node::encode_carry(&self.states).map(Some)
-    }
-    fn load_carry(&mut self, bytes: &[u8]) -> Result<()> {
-        self.states = crate::node::decode_carry(self.kind(), bytes)?;
-        Ok(())
-    }
+    crate::column::carry_field!(states);
 }
 
 fn stat_name(s: Stat) -> &'static str {

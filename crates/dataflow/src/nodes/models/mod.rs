@@ -138,13 +138,7 @@ impl ColumnKernel for VolModel {
     fn reset(&mut self) {
         self.states.clear();
     }
-    fn save_carry(&self) -> Result<Option<Vec<u8>>> {
-        crate::node::encode_carry(&self.states).map(Some)
-    }
-    fn load_carry(&mut self, bytes: &[u8]) -> Result<()> {
-        self.states = crate::node::decode_carry(self.kind(), bytes)?;
-        Ok(())
-    }
+    crate::column::carry_field!(states);
 }
 
 /// Parameters of `sma_model`.
@@ -320,13 +314,7 @@ impl ColumnKernel for SmaModel {
     fn reset(&mut self) {
         self.states.clear();
     }
-    fn save_carry(&self) -> Result<Option<Vec<u8>>> {
-        crate::node::encode_carry(&self.states).map(Some)
-    }
-    fn load_carry(&mut self, bytes: &[u8]) -> Result<()> {
-        self.states = crate::node::decode_carry(self.kind(), bytes)?;
-        Ok(())
-    }
+    crate::column::carry_field!(states);
     fn save_state(&self) -> Result<Vec<u8>> {
         match self.tau {
             Some(t) if self.params.tau.is_none() => to_state(&t),

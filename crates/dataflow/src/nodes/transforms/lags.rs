@@ -113,13 +113,7 @@ impl ColumnKernel for Lags {
     fn reset(&mut self) {
         self.states.clear();
     }
-    fn save_carry(&self) -> Result<Option<Vec<u8>>> {
-        crate::node::encode_carry(&self.states).map(Some)
-    }
-    fn load_carry(&mut self, bytes: &[u8]) -> Result<()> {
-        self.states = crate::node::decode_carry(self.kind(), bytes)?;
-        Ok(())
-    }
+    crate::column::carry_field!(states);
 }
 
 /// Parameters of `shift`.

@@ -140,13 +140,7 @@ impl ColumnKernel for Combine {
     fn reset(&mut self) {
         self.states.clear();
     }
-    fn save_carry(&self) -> Result<Option<Vec<u8>>> {
-        crate::node::encode_carry(&self.states).map(Some)
-    }
-    fn load_carry(&mut self, bytes: &[u8]) -> Result<()> {
-        self.states = crate::node::decode_carry(self.kind(), bytes)?;
-        Ok(())
-    }
+    crate::column::carry_field!(states);
 }
 
 /// Parameters of `compress_tails`.
