@@ -64,7 +64,7 @@ mod state;
 pub mod tiling;
 
 pub use builders::{DagBuildFn, DagTypes, DataflowTypes, build_graph};
-pub use dag::{Dag, Keep, NodeTiming, RunOptions, RunResult};
+pub use dag::{Dag, Growth, Incremental, Keep, NodeTiming, RunOptions, RunResult};
 pub use error::{DataflowError, Result};
 pub use node::{
     DF_IN, DF_OUT, FeatureMap, Memory, MissingFeature, Node, NodeId, Phase, Ports, RunContext,

@@ -266,6 +266,28 @@ pub trait Node: Send {
         Ok((!self.inputs().is_empty()).then(String::new))
     }
 
+    /// For a source: what it reads apart from the data's content (a store's path, a
+    /// files' pattern, the reader's settings), so that a run over the same source
+    /// grown by new bars may continue from where the last run stopped (see
+    /// [`crate::Dag::run_growing`]). The default: a node with input ports reads
+    /// nothing else (`Some("")`); a node without any cannot say (`None`), and runs
+    /// over it always start from scratch.
+    fn data_lineage(&self) -> Option<String> {
+        (!self.inputs().is_empty()).then(String::new)
+    }
+
+    /// For a source with a [`Node::data_lineage`]: a fingerprint of its rows whose
+    /// bars end at or before `until`, which appending later bars leaves unchanged
+    /// (see [`kf_datapull::Source::prefix_fingerprint`]). `Ok(None)`: it cannot say.
+    /// The default answers `Some("")` for a node with inputs, `None` otherwise.
+    ///
+    /// # Errors
+    /// A data file that cannot be read.
+    fn data_prefix(&self, until: i64) -> Result<Option<String>> {
+        let _ = until;
+        Ok((!self.inputs().is_empty()).then(String::new))
+    }
+
     /// Its input port names (none for a source).
     fn inputs(&self) -> Vec<String> {
         vec![DF_IN.to_string()]

@@ -126,6 +126,52 @@ pub fn files_fingerprint(files: &[PathBuf]) -> Result<String> {
     Ok(out)
 }
 
+/// The SHA-256 of a frame's content: its times, asset and feature names, and every
+/// value by its bits (so `-0.0` and `0.0`, and NaNs with different payloads,
+/// differ), in hex. One pass over the frame's buffers.
+pub fn frame_digest(frame: &kf_frame::Frame) -> String {
+    let mut h = Sha256::new();
+    let names = |h: &mut Sha256, names: &[String]| {
+        h.update((names.len() as u64).to_le_bytes());
+        for n in names {
+            h.update((n.len() as u64).to_le_bytes());
+            h.update(n.as_bytes());
+        }
+    };
+    names(&mut h, frame.assets());
+    names(&mut h, frame.features());
+    h.update((frame.n_rows() as u64).to_le_bytes());
+    // Values go to the hash in blocks of little-endian bytes (one call per block,
+    // not per value).
+    let mut block = Vec::with_capacity(8 * 1024);
+    let mut feed = |h: &mut Sha256, bits: &mut dyn Iterator<Item = u64>| {
+        for b in bits {
+            block.extend_from_slice(&b.to_le_bytes());
+            if block.len() == block.capacity() {
+                h.update(&block);
+                block.clear();
+            }
+        }
+        h.update(&block);
+        block.clear();
+    };
+    feed(
+        &mut h,
+        &mut frame
+            .end_ts()
+            .iter()
+            .chain(frame.knowledge_ts())
+            .map(|&t| t as u64),
+    );
+    for f in 0..frame.n_features() {
+        feed(
+            &mut h,
+            &mut frame.feature_at(f).values().iter().map(|v| v.to_bits()),
+        );
+    }
+    hex(&h.finalize())
+}
+
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;

@@ -115,6 +115,48 @@ pub trait Source: Send + Sync + std::fmt::Debug {
     fn fingerprint(&self) -> Result<Option<String>> {
         Ok(None)
     }
+
+    /// What this source *is*, apart from its content: its files' names or its
+    /// store's path, and the reader's settings. Two reads with the same lineage read
+    /// the same data, possibly grown since (new bars appended), so a run over it
+    /// may continue from a checkpoint once [`Source::prefix_fingerprint`] shows the
+    /// old rows unchanged. `None` (the default) means the source cannot say, and
+    /// runs over it always start from scratch.
+    fn lineage(&self) -> Option<String> {
+        None
+    }
+
+    /// A fingerprint of every row whose bar ends at or before `until`: equal for two
+    /// versions of the data exactly when (up to a hash collision) those rows are the
+    /// same, whatever was appended after them. A run over appended data compares it
+    /// with the one recorded when it last stopped at `until`.
+    ///
+    /// The default reads those rows and hashes them ([`fingerprint::frame_digest`]),
+    /// a pass over the old data; a store answers from its footer instead (see
+    /// [`ParquetStore`]). `None` when the source has no [`Source::lineage`].
+    ///
+    /// # Errors
+    /// The source's read errors.
+    fn prefix_fingerprint(&self, until: i64) -> Result<Option<String>> {
+        if self.lineage().is_none() {
+            return Ok(None);
+        }
+        read_prefix_fingerprint(self, until).map(Some)
+    }
+}
+
+/// [`Source::prefix_fingerprint`] by reading: the digest of every row up to `until`
+/// (all assets and features).
+///
+/// # Errors
+/// The source's read errors.
+pub fn read_prefix_fingerprint<S: Source + ?Sized>(source: &S, until: i64) -> Result<String> {
+    let q = Query {
+        end: Some(until),
+        ..Query::all()
+    };
+    let frame = source.load(&q)?;
+    Ok(format!("rows;{}", fingerprint::frame_digest(&frame)))
 }
 
 /// `frame` with exactly `assets` and `features`, in that order: missing assets are

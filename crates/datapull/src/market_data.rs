@@ -108,6 +108,22 @@ pub trait MarketData: Send + Sync + Debug {
         Ok(None)
     }
 
+    /// What this view reads apart from its content (see [`Source::lineage`]);
+    /// `None` (the default) for a view that cannot say or follows a clock.
+    fn lineage(&self) -> Option<String> {
+        None
+    }
+
+    /// A fingerprint of the rows up to `until` (see [`Source::prefix_fingerprint`]);
+    /// `None` (the default) when the view has no lineage.
+    ///
+    /// # Errors
+    /// The source's.
+    fn prefix_fingerprint(&self, until: i64) -> Result<Option<String>> {
+        let _ = until;
+        Ok(None)
+    }
+
     /// The feature columns a full read gives, when known without reading data (see
     /// [`Source::features`]).
     fn features(&self) -> Option<Vec<String>> {
@@ -277,6 +293,14 @@ impl MarketData for Historical {
             .source
             .fingerprint()?
             .map(|f| format!("historical;{f}")))
+    }
+
+    fn lineage(&self) -> Option<String> {
+        self.source.lineage().map(|l| format!("historical;{l}"))
+    }
+
+    fn prefix_fingerprint(&self, until: i64) -> Result<Option<String>> {
+        self.source.prefix_fingerprint(until)
     }
 
     fn on_clock(

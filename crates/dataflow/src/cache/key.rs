@@ -3,8 +3,6 @@
 
 use sha2::{Digest, Sha256};
 
-use kf_frame::Frame;
-
 /// The key of a node output: 32 bytes of SHA-256, written as 64 hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key(pub [u8; 32]);
@@ -67,32 +65,6 @@ impl KeyBuilder {
     pub fn finish(self) -> Key {
         Key(self.0.finalize().into())
     }
-}
-
-/// The SHA-256 of a frame's content: its times, asset and feature names, and every
-/// value by its bits (so `-0.0` and `0.0`, and NaNs with different payloads,
-/// differ), in hex. One pass over the frame's buffers.
-pub fn frame_digest(frame: &Frame) -> String {
-    let mut h = Sha256::new();
-    let names = |h: &mut Sha256, names: &[String]| {
-        h.update((names.len() as u64).to_le_bytes());
-        for n in names {
-            h.update((n.len() as u64).to_le_bytes());
-            h.update(n.as_bytes());
-        }
-    };
-    names(&mut h, frame.assets());
-    names(&mut h, frame.features());
-    h.update((frame.n_rows() as u64).to_le_bytes());
-    for t in frame.end_ts().iter().chain(frame.knowledge_ts()) {
-        h.update(t.to_le_bytes());
-    }
-    for f in 0..frame.n_features() {
-        for v in frame.feature_at(f).values() {
-            h.update(v.to_bits().to_le_bytes());
-        }
-    }
-    kf_datapull::fingerprint::hex(&h.finalize())
 }
 
 #[cfg(test)]

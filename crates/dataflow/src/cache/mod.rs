@@ -40,7 +40,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 pub use entry::{EntryError, Meta};
-pub use key::{Key, KeyBuilder, frame_digest};
+pub use key::{Key, KeyBuilder};
+pub use kf_datapull::fingerprint::frame_digest;
 
 use crate::node::Ports;
 

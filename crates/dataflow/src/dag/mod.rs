@@ -4,9 +4,11 @@
 
 mod cached;
 mod carry;
+mod growing;
 mod run;
 mod step;
 
+pub use growing::{Growth, Incremental};
 pub use run::{Keep, NodeTiming, RunOptions, RunResult};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -61,6 +63,10 @@ pub struct Dag {
     carry_lost: bool,
     /// Per run since [`Dag::take_run_keys`]: the key of its sinks' outputs.
     run_keys: Vec<Option<crate::cache::Key>>,
+    /// Whether runs from a reset continue over grown data ([`Dag::grow_incrementally`]).
+    incremental: Option<Incremental>,
+    /// What each run over growing data did, since [`Dag::take_growth`].
+    growth: Vec<Growth>,
 }
 
 impl std::fmt::Debug for Dag {
@@ -93,6 +99,8 @@ impl Dag {
             fresh: true,
             carry_lost: false,
             run_keys: Vec::new(),
+            incremental: None,
+            growth: Vec::new(),
         }
     }
 

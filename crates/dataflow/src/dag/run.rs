@@ -119,6 +119,9 @@ impl Dag {
     /// [`DataflowError::Dangling`] for an input port with no edge; the first failing
     /// node's error wrapped in [`DataflowError::Node`].
     pub fn run(&mut self, ctx: &RunContext, opts: &RunOptions) -> Result<RunResult> {
+        if self.wants_growing(ctx, opts) {
+            return self.run_growing(ctx, opts);
+        }
         let plan = match &self.plan {
             Some(p) if p.up_to == opts.up_to => Arc::clone(p),
             _ => {
@@ -347,7 +350,7 @@ impl Dag {
         })
     }
 
-    fn kept(&self, order: &[NodeIndex], opts: &RunOptions) -> Vec<bool> {
+    pub(super) fn kept(&self, order: &[NodeIndex], opts: &RunOptions) -> Vec<bool> {
         let mut keep = vec![false; self.nodes.len()];
         match &opts.up_to {
             Some(id) => {

@@ -111,6 +111,12 @@ impl Node for MarketDataSource {
     fn data_fingerprint(&self) -> Result<Option<String>> {
         Ok(self.view.fingerprint()?)
     }
+    fn data_lineage(&self) -> Option<String> {
+        self.view.lineage()
+    }
+    fn data_prefix(&self, until: i64) -> Result<Option<String>> {
+        Ok(self.view.prefix_fingerprint(until)?)
+    }
     fn run(&mut self, ctx: &RunContext, _: &Ports) -> Result<Ports> {
         let (start, end) = ctx.interval.unwrap_or((i64::MIN, i64::MAX));
         let pick = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());

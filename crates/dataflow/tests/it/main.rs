@@ -7,6 +7,7 @@ mod carry;
 mod common;
 mod dag;
 mod gbt;
+mod growing;
 mod indicators;
 mod metrics;
 mod microstructure;

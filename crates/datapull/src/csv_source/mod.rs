@@ -344,6 +344,22 @@ impl Source for CsvSource {
         Ok(Some(format!("{}:{settings};{files}", settings.len())))
     }
 
+    fn lineage(&self) -> Option<String> {
+        // The files' pattern, not the files it matches: a new day's file extends
+        // the same data.
+        Some(format!(
+            "csv;{:?};{:?};{:?};{};{};{};{:?};{}",
+            self.params,
+            self.asset,
+            self.format,
+            self.tz,
+            self.to_end,
+            self.delay,
+            self.order,
+            self.delimiter
+        ))
+    }
+
     fn describe(&self) -> String {
         format!(
             "csv: {} file(s) matching {}",

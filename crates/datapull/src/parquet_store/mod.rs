@@ -585,6 +585,63 @@ impl Source for ParquetStore {
         format!("parquet store {}", self.path.display())
     }
 
+    fn lineage(&self) -> Option<String> {
+        let path = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        Some(format!("parquet-store;{}", path.display()))
+    }
+
+    /// For a store this crate wrote, from the footer and at most one time block:
+    /// the row groups that end before the block holding `until` by their checksums,
+    /// the rows of that block up to `until` by reading them. Appending bars
+    /// rewrites only the last block, so the fingerprint of the old end is the same
+    /// before and after. A foreign file is read up to `until` and hashed.
+    fn prefix_fingerprint(&self, until: i64) -> Result<Option<String>> {
+        use sha2::{Digest, Sha256};
+        let Some(checks) = &self.checksums else {
+            return crate::read_prefix_fingerprint(self, until).map(Some);
+        };
+        let spans: Vec<Option<(i64, i64)>> = checks
+            .iter()
+            .map(|c| c.bounds.as_ref().map(|b| b.end))
+            .collect();
+        // The start of the block holding `until`: lowered until no group both ends
+        // at or after it and starts before it, so every group lies wholly before it
+        // (covered by its checksums) or wholly at or after it (read).
+        let mut cut = until;
+        loop {
+            let lowest = spans
+                .iter()
+                .flatten()
+                .filter(|(_, hi)| *hi >= cut)
+                .map(|(lo, _)| *lo)
+                .fold(cut, i64::min);
+            if lowest == cut {
+                break;
+            }
+            cut = lowest;
+        }
+        let md = self.metadata.metadata();
+        let mut h = Sha256::new();
+        h.update(
+            format!(
+                "{:?}|{:?}|{}|{cut}",
+                self.assets, self.features, self.revisions
+            )
+            .as_bytes(),
+        );
+        for (g, check) in checks.iter().enumerate() {
+            if spans[g].is_some_and(|(_, hi)| hi < cut) {
+                h.update(format!("{}:{:?};", md.row_group(g).num_rows(), check.crcs).as_bytes());
+            }
+        }
+        let tail = self.query_with_stats(&Query::between(cut, until))?.0;
+        h.update(crate::fingerprint::frame_digest(&tail).as_bytes());
+        Ok(Some(format!(
+            "parquet-prefix;{}",
+            crate::fingerprint::hex(&h.finalize())
+        )))
+    }
+
     fn load(&self, query: &Query) -> Result<Frame> {
         Ok(self.query_with_stats(query)?.0)
     }
