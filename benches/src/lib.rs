@@ -3,6 +3,7 @@
 
 pub mod datapull;
 pub mod gbt;
+pub mod grow;
 pub mod microstructure;
 pub mod mock1;
 pub mod optimize;

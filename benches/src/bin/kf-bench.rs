@@ -169,6 +169,27 @@ enum What {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// Incremental runs: Mock1 over a year of generated minute bars in a Parquet
+    /// store, then one day appended; the run that continues from the checkpoint
+    /// against the day alone, and bit-equality with a run from scratch.
+    Grow {
+        /// Assets.
+        #[arg(long, default_value_t = 100)]
+        assets: usize,
+        /// Trading days of 390 bars before the appended one.
+        #[arg(long, default_value_t = 252)]
+        days: usize,
+        /// Bars per row group of the stores (0: the store's default, about 128k
+        /// rows per group).
+        #[arg(long, default_value_t = 0)]
+        time_block: usize,
+        /// Timed runs of each (medians are reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Folder for the stores and the cache.
+        #[arg(long, default_value = "target/kf-bench-grow")]
+        dir: std::path::PathBuf,
+    },
     /// (internal) reads a Parquet store N times, for profiling.
     #[command(hide = true)]
     ReadStore {
@@ -193,6 +214,17 @@ type Never = std::convert::Infallible;
 fn main() {
     match Cli::parse().what {
         What::Parallel { molecules, mb } => parallel(molecules, mb),
+        What::Grow {
+            assets,
+            days,
+            time_block,
+            runs,
+            dir,
+        } => {
+            if !kf_benches::grow::run(assets, days, time_block, runs, &dir) {
+                std::process::exit(1);
+            }
+        }
         What::RunReal { runs } => {
             let data = kf_benches::shared_data().join("us_equity_1min_2018");
             if !kf_benches::run_real::run(runs, &data) {

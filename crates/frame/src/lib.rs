@@ -55,7 +55,7 @@ mod rows;
 pub mod time;
 mod wide;
 
-pub use atomic::{AtomicFile, temp_prefix, write_atomic};
+pub use atomic::{AtomicFile, temp_prefix, write_atomic, write_replace};
 pub use diff::Difference;
 pub use error::{FrameError, Result};
 pub use frame::{FeatureView, Frame};

@@ -394,3 +394,166 @@ fn the_real_data_sweep_has_27_valid_points() {
         .collect();
     assert_eq!(ids.len(), 27, "{out}");
 }
+
+/// Minute bars of two assets over `days` days (60 bars a day) as CSV files.
+fn write_days(dir: &Path, days: usize) {
+    for (a, base) in [("AAA", 100.0), ("BBB", 50.0)] {
+        let mut s = String::from("t,close,volume\n");
+        for d in 0..days {
+            for k in 0..60 {
+                let i = (d * 60 + k) as f64;
+                s.push_str(&format!(
+                    "2024-01-{:02} 14:{k:02}:00,{},{}\n",
+                    2 + d,
+                    base + (i * 0.37).sin() + i * 0.01,
+                    100 + (d * 60 + k) % 13
+                ));
+            }
+        }
+        std::fs::write(dir.join(format!("{a}.csv")), s).unwrap();
+    }
+}
+
+/// `run --cache` over a store that gained a day computes only that day (it says
+/// so), and writes the bytes a run without the cache writes; unchanged data
+/// computes nothing; a changed old bar runs everything again.
+#[test]
+fn a_run_over_a_store_that_gained_a_day_continues_from_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("csv");
+    std::fs::create_dir_all(&csv).unwrap();
+    let import = dir.path().join("import.toml");
+    std::fs::write(
+        &import,
+        format!(
+            "[market_data]\ntype = \"csv\"\nfiles = \"{}/*.csv\"\ntimestamp_column = \"t\"\n\
+             asset_from_file = \"{{asset}}.csv\"\ntz = \"UTC\"\n",
+            p(&csv)
+        ),
+    )
+    .unwrap();
+    let store = dir.path().join("bars.parquet");
+    let config = dir.path().join("run.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[market_data]\ntype = \"parquet\"\npath = {:?}\n\
+             [dag]\ntype = \"graph\"\nedges = [[\"read\", \"ret\"], [\"ret\", \"z\"], [\"z\", \"ema\"]]\n\
+             [dag.nodes.read]\ntype = \"market_data\"\n\
+             [dag.nodes.ret]\ntype = \"compute_ret_0\"\ncols = [\"close\"]\n\
+             [dag.nodes.z]\ntype = \"rolling\"\nstat = \"zscore\"\ncols = [\"close.ret_0\"]\nwindow = 15\n\
+             [dag.nodes.ema]\ntype = \"ema\"\ncols = [\"close.ret_0.zscore\"]\ntau = 4.0\n",
+            p(&store)
+        ),
+    )
+    .unwrap();
+    let cache = p(&dir.path().join("cache"));
+    let import_days = |days: usize| {
+        write_days(&csv, days);
+        ok(&[
+            "data",
+            "import",
+            import.to_str().unwrap(),
+            "--out",
+            &p(&store),
+            "--time-block",
+            "60",
+        ]);
+    };
+    let run = |out: &str, cached: bool| {
+        let out = p(&dir.path().join(out));
+        let mut args = vec!["run", config.to_str().unwrap(), "--out", &out, "--force"];
+        if cached {
+            args.extend(["--cache", &cache]);
+        }
+        let stdout = ok(&args);
+        (
+            stdout,
+            std::fs::read(Path::new(&out).join("result.parquet")).unwrap(),
+        )
+    };
+    import_days(3);
+    let (first, _) = run("a", true);
+    assert!(
+        first.contains("# incremental: computed every bar (no checkpoint"),
+        "{first}"
+    );
+    import_days(4);
+    let (grown, bytes) = run("b", true);
+    assert!(
+        grown.contains(
+            "# incremental: continued from the checkpoint at 2024-01-04T14:59:00Z; computed the \
+             bars after it, up to 2024-01-05T14:59:00Z"
+        ),
+        "{grown}"
+    );
+    let (_, plain) = run("c", false);
+    assert_eq!(
+        bytes, plain,
+        "result.parquet differs from a run without the cache"
+    );
+    let (again, bytes) = run("d", true);
+    assert!(
+        again.contains("# incremental: the data has not changed"),
+        "{again}"
+    );
+    assert_eq!(bytes, plain);
+    // An old bar changes: everything runs again, and the bytes are a plain run's.
+    let text = std::fs::read_to_string(csv.join("AAA.csv")).unwrap();
+    std::fs::write(
+        csv.join("AAA.csv"),
+        text.replacen("2024-01-02 14:05:00,", "2024-01-02 14:05:00,1", 1),
+    )
+    .unwrap();
+    ok(&[
+        "data",
+        "import",
+        import.to_str().unwrap(),
+        "--out",
+        &p(&store),
+        "--time-block",
+        "60",
+    ]);
+    let (changed, bytes) = run("e", true);
+    assert!(
+        changed.contains("# incremental: computed every bar (the data of source `read` up to 2024-01-05T14:59:00Z changed"),
+        "{changed}"
+    );
+    let (_, plain) = run("f", false);
+    assert_eq!(bytes, plain);
+}
+
+#[test]
+fn a_time_block_of_zero_bars_or_for_hdf5_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = kaizenflow(&[
+        "data",
+        "import",
+        "configs/mock1.toml",
+        "--out",
+        &p(&dir.path().join("x.parquet")),
+        "--time-block",
+        "0",
+    ]);
+    assert!(!e.status.success());
+    assert!(
+        text(&e.stderr).contains("--time-block 0"),
+        "{}",
+        text(&e.stderr)
+    );
+    let e = kaizenflow(&[
+        "data",
+        "import",
+        "configs/mock1.toml",
+        "--out",
+        &p(&dir.path().join("x.h5")),
+        "--time-block",
+        "390",
+    ]);
+    assert!(!e.status.success());
+    assert!(
+        text(&e.stderr).contains("Parquet stores only"),
+        "{}",
+        text(&e.stderr)
+    );
+}

@@ -70,6 +70,8 @@ impl KeyBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kf_datapull::fingerprint::frame_digest;
+    use kf_frame::Frame;
 
     fn key(fields: &[(&str, &str)]) -> Key {
         let mut b = KeyBuilder::new();

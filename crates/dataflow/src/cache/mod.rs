@@ -19,7 +19,8 @@
 //! # Entries
 //! One file per key, `KEY.kfc`, written atomically (a temporary file renamed into
 //! place, so processes sharing a folder, such as MPI ranks, never read half an
-//! entry). Each holds the output frames as Arrow IPC and a SHA-256 of its bytes; a
+//! entry). Entries are not synced to disk: after a power cut an entry may be empty
+//! or partial, which its checksum catches. Each holds the output frames as Arrow IPC and a SHA-256 of its bytes; a
 //! corrupt or truncated entry is reported, removed and recomputed, never used. The
 //! folder has a size bound: after each store, the least recently used entries
 //! (by modification time, which a hit refreshes) are removed until it fits.
@@ -253,7 +254,7 @@ impl NodeCache {
     ) -> crate::Result<()> {
         let bytes = entry::encode(meta, outputs, state)?;
         let path = self.path_of(key);
-        kf_frame::write_atomic(&path, &bytes).map_err(|e| {
+        kf_frame::write_replace(&path, &bytes).map_err(|e| {
             crate::DataflowError::invalid(format!("cannot write {}: {e}", path.display()))
         })?;
         self.evict();
@@ -270,7 +271,7 @@ impl NodeCache {
         let bytes = std::fs::read(path)?;
         let sum = crc32fast::hash(&bytes);
         let name = format!("{}.{sum:08x}.{FILE_EXT}", key.hex());
-        kf_frame::write_atomic(self.dir.join(name), &bytes)?;
+        kf_frame::write_replace(self.dir.join(name), &bytes)?;
         self.evict();
         Ok(())
     }
@@ -373,7 +374,7 @@ impl NodeCache {
         total.add(&mine);
         let path = self.dir.join(STATS_FILE);
         let text = serde_json::to_vec_pretty(&total).unwrap_or_default();
-        kf_frame::write_atomic(&path, &text).map_err(|e| CacheError {
+        kf_frame::write_replace(&path, &text).map_err(|e| CacheError {
             path,
             message: format!("cannot write the counts: {e}"),
         })?;

@@ -215,14 +215,30 @@ impl Dag {
         let prior = match self.usable_checkpoint(&handle, &lineage, &kept, hi, &sources, &fulls)? {
             Ok(c) => c,
             Err(why) => {
-                return self.run_from_scratch(&handle, &lineage, ctx, opts, (&keep, kept), why);
+                return self.run_from_scratch(
+                    &handle,
+                    &lineage,
+                    ctx,
+                    opts,
+                    (&keep, kept),
+                    &fulls,
+                    why,
+                );
             }
         };
         let old = match mode {
             Incremental::Whole => match load_segments(&handle, &prior.segments) {
                 Ok(s) => s,
                 Err(why) => {
-                    return self.run_from_scratch(&handle, &lineage, ctx, opts, (&keep, kept), why);
+                    return self.run_from_scratch(
+                        &handle,
+                        &lineage,
+                        ctx,
+                        opts,
+                        (&keep, kept),
+                        &fulls,
+                        why,
+                    );
                 }
             },
             Incremental::NewRows => Vec::new(),
@@ -270,7 +286,8 @@ impl Dag {
             .flat_map(|p| p.values())
             .any(|f| f.n_rows() > 0)
         {
-            if let Some(k) = store_segment(&handle, &lineage, end, &r.outputs) {
+            if let Some(k) = store_segment(&handle, &lineage, (prior.end, end), &fulls, &r.outputs)
+            {
                 segments.push(k.0);
             }
         }
@@ -319,6 +336,13 @@ impl Dag {
         if c.sources.len() != sources.len() || fulls.iter().any(Option::is_none) {
             return Ok(Err("a source cannot fingerprint its data".into()));
         }
+        let unchanged = fulls
+            .iter()
+            .zip(&c.sources)
+            .all(|(f, (_, _, had))| f.as_deref() == Some(had.as_str()));
+        if unchanged {
+            return Ok(Ok(c));
+        }
         for (&i, (id, prefix, _)) in sources.iter().zip(&c.sources) {
             let n = &self.nodes[i];
             let now = n
@@ -337,6 +361,7 @@ impl Dag {
 
     /// A full run that writes a checkpoint (when the nodes can save their carried
     /// state), reporting `why` no checkpoint applied.
+    #[allow(clippy::too_many_arguments)]
     fn run_from_scratch(
         &mut self,
         handle: &CacheHandle,
@@ -344,6 +369,7 @@ impl Dag {
         ctx: &RunContext,
         opts: &RunOptions,
         (keep, kept): (&[bool], Vec<String>),
+        fulls: &[Option<String>],
         why: String,
     ) -> Result<RunResult> {
         let sources: Vec<usize> = (0..self.nodes.len())
@@ -363,9 +389,11 @@ impl Dag {
         };
         self.drop_unkept(&mut r, keep);
         let hi = ctx.interval.map_or(i64::MAX, |i| i.1);
-        let segments: Vec<[u8; 32]> = store_segment(handle, lineage, end, &r.outputs)
-            .map(|k| vec![k.0])
-            .unwrap_or_default();
+        let from = ctx.interval.map_or(i64::MIN, |i| i.0);
+        let segments: Vec<[u8; 32]> =
+            store_segment(handle, lineage, (from, end), fulls, &r.outputs)
+                .map(|k| vec![k.0])
+                .unwrap_or_default();
         self.write_checkpoint(handle, lineage, end, hi, &sources, kept, segments.clone());
         self.run_keys.push(Some(segments_key(lineage, &segments)));
         Ok(r)
@@ -532,7 +560,8 @@ fn segments_key(lineage: &Key, segments: &[[u8; 32]]) -> Key {
 fn store_segment(
     handle: &CacheHandle,
     lineage: &Key,
-    end: i64,
+    (from, end): (i64, i64),
+    data: &[Option<String>],
     outputs: &BTreeMap<NodeId, Ports>,
 ) -> Option<Key> {
     let mut ports = Ports::new();
@@ -541,15 +570,17 @@ fn store_segment(
             ports.insert(format!("{}{SEP}{port}", id.0), f.clone());
         }
     }
-    let digests: Vec<String> = ports
-        .iter()
-        .map(|(name, f)| format!("{name}={}", crate::cache::frame_digest(f)))
-        .collect();
+    // What the outputs are a function of: the DAG and run (the lineage), the span
+    // of bars and the sources' data (so no pass over the outputs to key them).
     let mut b = KeyBuilder::new();
-    b.text("schema", "kaizenflow growing segment 1")
+    b.text("schema", "kaizenflow growing segment 2")
         .field("lineage", &lineage.0)
-        .field("end", &end.to_le_bytes())
-        .text("outputs", &digests.join(";"));
+        .field("from", &from.to_le_bytes())
+        .field("end", &end.to_le_bytes());
+    for d in data {
+        // A source that cannot fingerprint its data: no key says what this is.
+        b.text("data", d.as_deref()?);
+    }
     let key = b.finish();
     match handle
         .cache

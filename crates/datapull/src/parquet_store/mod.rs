@@ -590,52 +590,56 @@ impl Source for ParquetStore {
         Some(format!("parquet-store;{}", path.display()))
     }
 
-    /// For a store this crate wrote, from the footer and at most one time block:
-    /// the row groups that end before the block holding `until` by their checksums,
-    /// the rows of that block up to `until` by reading them. Appending bars
-    /// rewrites only the last block, so the fingerprint of the old end is the same
-    /// before and after. A foreign file is read up to `until` and hashed.
+    /// For a store this crate wrote, from the footer and the row groups that `until`
+    /// cuts. Each group holding rows up to `until` gives its rows up to `until` and
+    /// the CRC of each column over them (a group's rows are in time order, so those
+    /// are its first rows): the footer's checksums for a group wholly before
+    /// `until`, a read for a group that `until` cuts. Appending bars to a store
+    /// rewrites only its last time block, whose old rows stay its first rows, so the
+    /// fingerprint of the old end is the same before and after; and the fingerprint
+    /// of a store's own end costs no read at all. A foreign file is read up to
+    /// `until` and hashed.
     fn prefix_fingerprint(&self, until: i64) -> Result<Option<String>> {
         use sha2::{Digest, Sha256};
         let Some(checks) = &self.checksums else {
             return crate::read_prefix_fingerprint(self, until).map(Some);
         };
-        let spans: Vec<Option<(i64, i64)>> = checks
-            .iter()
-            .map(|c| c.bounds.as_ref().map(|b| b.end))
-            .collect();
-        // The start of the block holding `until`: lowered until no group both ends
-        // at or after it and starts before it, so every group lies wholly before it
-        // (covered by its checksums) or wholly at or after it (read).
-        let mut cut = until;
-        loop {
-            let lowest = spans
-                .iter()
-                .flatten()
-                .filter(|(_, hi)| *hi >= cut)
-                .map(|(lo, _)| *lo)
-                .fold(cut, i64::min);
-            if lowest == cut {
-                break;
-            }
-            cut = lowest;
-        }
         let md = self.metadata.metadata();
         let mut h = Sha256::new();
-        h.update(
-            format!(
-                "{:?}|{:?}|{}|{cut}",
-                self.assets, self.features, self.revisions
-            )
-            .as_bytes(),
-        );
+        h.update(format!("{:?}|{:?}|{}", self.assets, self.features, self.revisions).as_bytes());
+        let bytes = Arc::new(AtomicU64::new(0));
         for (g, check) in checks.iter().enumerate() {
-            if spans[g].is_some_and(|(_, hi)| hi < cut) {
-                h.update(format!("{}:{:?};", md.row_group(g).num_rows(), check.crcs).as_bytes());
+            let Some(b) = &check.bounds else { continue };
+            let (lo, hi) = b.end;
+            if lo > until {
+                continue;
             }
+            if hi <= until {
+                h.update(format!("{}:{:?};", md.row_group(g).num_rows(), check.crcs).as_bytes());
+                continue;
+            }
+            // `until` cuts this group: the CRCs of its first rows, up to `until`.
+            let batches = self.read_groups(vec![g], &self.features, &bytes)?;
+            let Some(first) = batches.first() else {
+                continue;
+            };
+            let batch = arrow::compute::concat_batches(&first.schema(), &batches)
+                .map_err(FrameError::from)?;
+            let end = times(&batch, END_TS)?;
+            let k = end.partition_point(|&t| t <= until);
+            if end[k..].iter().any(|&t| t <= until) {
+                // Not in time order (never written so by this crate): hash the rows.
+                return crate::read_prefix_fingerprint(self, until).map(Some);
+            }
+            let store_schema = self.metadata.schema();
+            let mut crcs: Vec<Option<u32>> = vec![None; store_schema.fields().len()];
+            for (field, col) in batch.schema().fields().iter().zip(batch.columns()) {
+                if let Ok(i) = store_schema.index_of(field.name()) {
+                    crcs[i] = checksum::column_crc(col.slice(0, k).as_ref());
+                }
+            }
+            h.update(format!("{k}:{crcs:?};").as_bytes());
         }
-        let tail = self.query_with_stats(&Query::between(cut, until))?.0;
-        h.update(crate::fingerprint::frame_digest(&tail).as_bytes());
         Ok(Some(format!(
             "parquet-prefix;{}",
             crate::fingerprint::hex(&h.finalize())

@@ -573,3 +573,76 @@ fn a_store_is_fingerprinted_by_its_content_through_its_footer() {
         .unwrap();
     assert!(fp.starts_with("parquet;"), "{fp}");
 }
+
+/// `f` with one bit of `close`-or-first-feature flipped at (`row`, asset 1).
+fn flipped(f: &Frame, row: usize) -> Frame {
+    let cell = row * f.n_assets() + 1;
+    let features = f
+        .features()
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let mut v = f.feature_at(i).values().to_vec();
+            if i == 0 {
+                v[cell] = f64::from_bits(v[cell].to_bits() ^ 1);
+            }
+            (name.clone(), v)
+        })
+        .collect();
+    Frame::new(
+        f.end_ts().to_vec(),
+        f.knowledge_ts().to_vec(),
+        f.assets().to_vec(),
+        features,
+    )
+    .unwrap()
+}
+
+/// The fingerprint of a store's rows up to a time is the same before and after bars
+/// are appended (the appended bars complete the row group the old end cut), and
+/// differs when any old row changes: in a row group wholly before the old end
+/// (checked by the footer) or in the one it cuts (checked by reading it).
+#[test]
+fn a_stores_prefix_fingerprint_survives_appended_bars_and_catches_old_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = bars(5, 300);
+    let t = all.end_ts()[216];
+    let old = all.slice_time(i64::MIN, t);
+    assert_eq!(old.n_rows(), 217);
+    let opts = StoreOptions {
+        time_block: 40,
+        asset_block: 2,
+        ..StoreOptions::default()
+    };
+    let prefix = |name: &str, frame: &Frame, until: i64| {
+        let p = dir.path().join(name);
+        write_frame(frame, &p, opts).unwrap();
+        let s = ParquetStore::open(&p).unwrap();
+        assert!(s.lineage().is_some_and(|l| l.ends_with(name)));
+        s.prefix_fingerprint(until).unwrap().unwrap()
+    };
+    let before = prefix("old.parquet", &old, t);
+    assert!(before.starts_with("parquet-prefix;"), "{before}");
+    assert_eq!(before, prefix("grown.parquet", &all, t));
+    // A change after the old end does not touch it; one before it does, wherever.
+    assert_eq!(before, prefix("late.parquet", &flipped(&all, 250), t));
+    assert_ne!(before, prefix("cut.parquet", &flipped(&all, 205), t));
+    assert_ne!(before, prefix("early.parquet", &flipped(&all, 100), t));
+    // Another end, another fingerprint.
+    assert_ne!(before, prefix("grown2.parquet", &all, all.end_ts()[215]));
+    // A foreign file: its rows up to the time are read and hashed, with the same
+    // properties.
+    let foreign = |name: &str, frame: &Frame| {
+        let p = dir.path().join(name);
+        frame.write_parquet(&p).unwrap();
+        ParquetStore::open(&p)
+            .unwrap()
+            .prefix_fingerprint(t)
+            .unwrap()
+            .unwrap()
+    };
+    let fa = foreign("fa.parquet", &old);
+    assert!(fa.starts_with("rows;"), "{fa}");
+    assert_eq!(fa, foreign("fb.parquet", &all));
+    assert_ne!(fa, foreign("fc.parquet", &flipped(&all, 205)));
+}

@@ -40,6 +40,12 @@ pub(super) fn import(
     let kind: String = section.get("type")?;
     let format = format_of(&args.out, args.format)?;
     let compression = args.compression.as_deref();
+    let time_block = args.time_block;
+    if time_block.is_some() && format != StoreFormat::Parquet {
+        bail!(
+            "--time-block applies to Parquet stores only (an HDF5 store is chunked by its own rule)"
+        );
+    }
     // A CSV source with a knowledge column may hold revisions: keep every version.
     let (rows, describe) = if kind == "csv" {
         let csv = CsvSource::from_config(&section)?;
@@ -50,12 +56,16 @@ pub(super) fn import(
             }
             let batches = csv.read_long()?;
             let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-            write_long(&batches, &args.out, parquet_options(compression)?)?;
+            write_long(
+                &batches,
+                &args.out,
+                parquet_options(compression, time_block)?,
+            )?;
             (rows, csv.describe())
         } else {
             let frame = csv.load(&Query::all())?;
             (
-                write(&frame, &args.out, format, compression)?,
+                write(&frame, &args.out, format, (compression, time_block))?,
                 csv.describe(),
             )
         }
@@ -64,7 +74,7 @@ pub(super) fn import(
         check_section_used(&config, &args.section)?;
         let frame = source.load(&Query::all())?;
         (
-            write(&frame, &args.out, format, compression)?,
+            write(&frame, &args.out, format, (compression, time_block))?,
             source.describe(),
         )
     };
@@ -95,7 +105,10 @@ pub(super) fn check_section_used(config: &kf_config::Config, section: &str) -> R
     }
 }
 
-fn parquet_options(compression: Option<&str>) -> Result<StoreOptions> {
+fn parquet_options(compression: Option<&str>, time_block: Option<usize>) -> Result<StoreOptions> {
+    if time_block == Some(0) {
+        bail!("--time-block 0: a row group holds at least one bar");
+    }
     let compression = match compression {
         None | Some("zstd") => StoreCompression::Zstd,
         Some("lz4") => StoreCompression::Lz4,
@@ -104,6 +117,7 @@ fn parquet_options(compression: Option<&str>) -> Result<StoreOptions> {
     };
     Ok(StoreOptions {
         compression,
+        time_block: time_block.unwrap_or(0),
         ..StoreOptions::default()
     })
 }
@@ -113,10 +127,12 @@ fn write(
     frame: &Frame,
     path: &Path,
     format: StoreFormat,
-    compression: Option<&str>,
+    (compression, time_block): (Option<&str>, Option<usize>),
 ) -> Result<usize> {
     match format {
-        StoreFormat::Parquet => write_frame(frame, path, parquet_options(compression)?)?,
+        StoreFormat::Parquet => {
+            write_frame(frame, path, parquet_options(compression, time_block)?)?
+        }
         StoreFormat::Hdf5 => write_hdf5(frame, path, compression)?,
     }
     let present = (0..frame.n_rows() * frame.n_assets())

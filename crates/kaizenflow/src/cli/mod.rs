@@ -227,6 +227,12 @@ pub struct DataImportArgs {
     /// store is contiguous, not chunked).
     #[arg(long)]
     pub compression: Option<String>,
+    /// Bars per row group of a Parquet store (default: about 128k rows per group).
+    /// A store that grows by whole days is best cut at a day's bars (390 for US
+    /// equity minutes): a day appended then leaves every old row group as it was,
+    /// and `run --cache` continuing over it reads no old row.
+    #[arg(long, value_name = "BARS")]
+    pub time_block: Option<usize>,
 }
 
 /// `kaizenflow sql ...`.

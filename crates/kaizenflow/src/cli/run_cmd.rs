@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use kf_dataflow::metrics::model_reports;
-use kf_dataflow::runner::{RunnerOutput, read_states, save_states};
-use kf_dataflow::{Dag, Keep, NodeId, RunOptions};
+use kf_dataflow::runner::{RunSpec, RunnerOutput, read_states, save_states};
+use kf_dataflow::{Dag, Growth, Incremental, Keep, NodeId, RunOptions};
 use kf_system::Registries;
 
 use super::RunArgs;
@@ -37,6 +37,11 @@ pub(super) fn run(types: &Registries, args: &RunArgs, out: &mut dyn Write) -> Re
             &args.config.config,
             &config.id(),
         )));
+        // A prediction over all the data continues from where the last run over the
+        // same sources stopped, when they only gained bars since.
+        if matches!(components.run, RunSpec::FitPredict { predict: None, .. }) {
+            dag.grow_incrementally(Some(Incremental::Whole));
+        }
     }
     let states = match &args.state {
         Some(dir) => {
@@ -132,6 +137,9 @@ pub(super) fn run(types: &Registries, args: &RunArgs, out: &mut dyn Write) -> Re
     )?;
     if let Some(c) = &cache {
         super::cache_cmd::report(c, out)?;
+        for g in dag.take_growth() {
+            writeln!(out, "# {}", growth_line(&g))?;
+        }
     }
     if let Some(dir) = &args.state {
         writeln!(
@@ -149,6 +157,23 @@ pub(super) fn run(types: &Registries, args: &RunArgs, out: &mut dyn Write) -> Re
         run_system(types, &config, states, &args.out, out)?;
     }
     super::out_dir::finish(&args.out)
+}
+
+/// What a run over growing data did, for the report.
+fn growth_line(g: &Growth) -> String {
+    let t = |ns: i64| kf_frame::Timestamp(ns).to_string();
+    match g {
+        Growth::Continued { from, to } => format!(
+            "incremental: continued from the checkpoint at {}; computed the bars after it, up to {}",
+            t(*from),
+            t(*to)
+        ),
+        Growth::Unchanged { at } => format!(
+            "incremental: the data has not changed since the checkpoint at {}; nothing computed",
+            t(*at)
+        ),
+        Growth::Full(why) => format!("incremental: computed every bar ({why})"),
+    }
 }
 
 /// Runs the config's `[system]` on its clock and writes its files.
