@@ -167,6 +167,16 @@ fn case(
         whole.push(wall);
         whole_frame = Some(frame);
     }
+    let open = |path: &Path| -> Result<Duration, String> {
+        let mut t = Vec::new();
+        for _ in 0..runs {
+            let started = Instant::now();
+            kf_datapull::ParquetStore::open(path).map_err(|e| e.to_string())?;
+            t.push(started.elapsed());
+        }
+        Ok(median(t))
+    };
+    let (open_year, open_day) = (open(&store)?, open(&alone)?);
     let (full_wall, full, _) = timed(&store, None, Incremental::NewRows)?;
     let (day_t, inc_t, whole_t) = (median(day_alone), median(new_rows), median(whole));
     let new_rows_same = last.is_some_and(|f| same_bits(&f, &full.slice_time(t_old + 1, i64::MAX)));
@@ -180,6 +190,11 @@ fn case(
         "grow: incremental run, new rows only: {:.1} ms = {:.2}x the day alone; bit-identical to the full rerun's last day: {new_rows_same}",
         inc_t.as_secs_f64() * 1e3,
         inc_t.as_secs_f64() / day_t.as_secs_f64()
+    );
+    println!(
+        "grow: of which opening the stores (their footers): the year and the day {:.1} ms, the day alone {:.1} ms",
+        open_year.as_secs_f64() * 1e3,
+        open_day.as_secs_f64() * 1e3
     );
     println!(
         "grow: incremental run, whole outputs (the year's segment loaded and joined): {:.1} ms; bit-identical to the full rerun: {whole_same}",

@@ -179,12 +179,13 @@ enum What {
         /// Trading days of 390 bars before the appended one.
         #[arg(long, default_value_t = 252)]
         days: usize,
-        /// Bars per row group of the stores (0: the store's default, about 128k
-        /// rows per group).
-        #[arg(long, default_value_t = 0)]
+        /// Bars per row group of the stores: a day's (as `kaizenflow data import
+        /// --time-block 390` writes a store that grows by days); 0: the store's
+        /// default, about 128k rows per group.
+        #[arg(long, default_value_t = 390)]
         time_block: usize,
         /// Timed runs of each (medians are reported).
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 21)]
         runs: usize,
         /// Folder for the stores and the cache.
         #[arg(long, default_value = "target/kf-bench-grow")]

@@ -85,7 +85,10 @@ impl Frame {
             columns,
             &arrow::array::RecordBatchOptions::new().with_row_count(Some(self.n_rows())),
         )?;
-        let mut bytes = Vec::new();
+        // Sized for the values (plus the schema and padding), so a large frame is not
+        // copied again as the buffer grows.
+        let values = self.n_rows() * (2 + self.n_assets() * self.features.len());
+        let mut bytes = Vec::with_capacity(values * 8 + 64 * (self.features.len() + 8) + 4096);
         let mut writer = StreamWriter::try_new(&mut bytes, &schema)?;
         writer.write(&batch)?;
         writer.finish()?;

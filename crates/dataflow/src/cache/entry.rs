@@ -69,17 +69,26 @@ pub enum EntryError {
 pub fn encode(meta: &Meta, outputs: &Ports, state: &[u8]) -> crate::Result<Vec<u8>> {
     let header = serde_json::to_vec(meta)
         .map_err(|e| crate::DataflowError::invalid(format!("cache header: {e}")))?;
-    let mut out = Vec::with_capacity(64 + header.len());
+    let frames = meta
+        .ports
+        .iter()
+        .map(|port| {
+            let frame = outputs.get(port).ok_or_else(|| {
+                crate::DataflowError::invalid(format!("no frame on port `{port}` to cache"))
+            })?;
+            Ok(frame.to_wide_ipc()?)
+        })
+        .collect::<crate::Result<Vec<Vec<u8>>>>()?;
+    // One allocation of the entry's size: a large output is copied once.
+    let size =
+        12 + header.len() + frames.iter().map(|f| 8 + f.len()).sum::<usize>() + 8 + state.len() + 4;
+    let mut out = Vec::with_capacity(size);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&(header.len() as u32).to_le_bytes());
     out.extend_from_slice(&header);
-    for port in &meta.ports {
-        let frame = outputs.get(port).ok_or_else(|| {
-            crate::DataflowError::invalid(format!("no frame on port `{port}` to cache"))
-        })?;
-        let bytes = frame.to_wide_ipc()?;
+    for bytes in &frames {
         out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-        out.extend_from_slice(&bytes);
+        out.extend_from_slice(bytes);
     }
     out.extend_from_slice(&(state.len() as u64).to_le_bytes());
     out.extend_from_slice(state);

@@ -18,13 +18,13 @@
 //! else is a full run, which writes a new checkpoint; the reason is reported in a
 //! [`Growth::Full`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use petgraph::Direction;
 use petgraph::visit::EdgeRef;
 use sha2::{Digest, Sha256};
 
-use super::{Dag, Keep, RunOptions, RunResult};
+use super::{Dag, RunOptions, RunResult};
 use crate::cache::{CacheHandle, Key, KeyBuilder, Meta};
 use crate::error::{DataflowError, Result};
 use crate::node::{Memory, NodeId, Phase, Ports, RunContext};
@@ -215,30 +215,14 @@ impl Dag {
         let prior = match self.usable_checkpoint(&handle, &lineage, &kept, hi, &sources, &fulls)? {
             Ok(c) => c,
             Err(why) => {
-                return self.run_from_scratch(
-                    &handle,
-                    &lineage,
-                    ctx,
-                    opts,
-                    (&keep, kept),
-                    &fulls,
-                    why,
-                );
+                return self.run_from_scratch(&handle, &lineage, ctx, opts, kept, &fulls, why);
             }
         };
         let old = match mode {
             Incremental::Whole => match load_segments(&handle, &prior.segments) {
                 Ok(s) => s,
                 Err(why) => {
-                    return self.run_from_scratch(
-                        &handle,
-                        &lineage,
-                        ctx,
-                        opts,
-                        (&keep, kept),
-                        &fulls,
-                        why,
-                    );
+                    return self.run_from_scratch(&handle, &lineage, ctx, opts, kept, &fulls, why);
                 }
             },
             Incremental::NewRows => Vec::new(),
@@ -275,11 +259,11 @@ impl Dag {
             interval: Some((prior.end.saturating_add(1), hi)),
             ..ctx.clone()
         };
-        let mut r = self.run_kept_sources(&ctx_new, opts, &sources)?;
-        let end = sources_end(&self.source_ids(&sources), &r)
+        let mut r = self.run_inner(&ctx_new, opts)?;
+        let end = self
+            .sources_end(&sources)
             .unwrap_or(prior.end)
             .max(prior.end);
-        self.drop_unkept(&mut r, &keep);
         let mut segments = prior.segments.clone();
         if r.outputs
             .values()
@@ -368,7 +352,7 @@ impl Dag {
         lineage: &Key,
         ctx: &RunContext,
         opts: &RunOptions,
-        (keep, kept): (&[bool], Vec<String>),
+        kept: Vec<String>,
         fulls: &[Option<String>],
         why: String,
     ) -> Result<RunResult> {
@@ -378,16 +362,14 @@ impl Dag {
         // Every node runs (none is taken from the node cache), so each carries its
         // state to the checkpoint.
         let cache = self.cache.take();
-        let r = self.run_kept_sources(ctx, opts, &sources);
+        let r = self.run_inner(ctx, opts);
         self.cache = cache;
-        let mut r = r?;
+        let r = r?;
         self.growth.push(Growth::Full(why));
-        let Some(end) = sources_end(&self.source_ids(&sources), &r) else {
-            self.drop_unkept(&mut r, keep);
+        let Some(end) = self.sources_end(&sources) else {
             self.run_keys.push(None);
             return Ok(r);
         };
-        self.drop_unkept(&mut r, keep);
         let hi = ctx.interval.map_or(i64::MAX, |i| i.1);
         let from = ctx.interval.map_or(i64::MIN, |i| i.0);
         let segments: Vec<[u8; 32]> =
@@ -399,48 +381,23 @@ impl Dag {
         Ok(r)
     }
 
-    fn source_ids(&self, sources: &[usize]) -> Vec<NodeId> {
-        sources
-            .iter()
-            .map(|&i| self.nodes[i].id().clone())
-            .collect()
-    }
-
-    /// Runs, keeping the sources' outputs too (their last bar is the checkpoint's).
-    fn run_kept_sources(
-        &mut self,
-        ctx: &RunContext,
-        opts: &RunOptions,
-        sources: &[usize],
-    ) -> Result<RunResult> {
-        let mut ids: BTreeSet<NodeId> = match &opts.keep {
-            Keep::Nodes(ids) => ids.clone(),
-            _ => BTreeSet::new(),
-        };
-        ids.extend(self.source_ids(sources));
-        let keep = match &opts.keep {
-            Keep::All => Keep::All,
-            _ => Keep::Nodes(ids),
-        };
+    /// Runs (not as a growing run), leaving the run key to the caller.
+    fn run_inner(&mut self, ctx: &RunContext, opts: &RunOptions) -> Result<RunResult> {
         let mode = self.incremental.take();
         let keys = self.run_keys.len();
-        let r = self.run(
-            ctx,
-            &RunOptions {
-                keep,
-                ..opts.clone()
-            },
-        );
+        let r = self.run(ctx, opts);
         // The caller records this run's key.
         self.run_keys.truncate(keys);
         self.incremental = mode;
         r
     }
 
-    /// Removes the outputs the caller did not ask to keep.
-    fn drop_unkept(&self, r: &mut RunResult, keep: &[bool]) {
-        r.outputs
-            .retain(|id, _| self.index.get(id).is_some_and(|ix| keep[ix.index()]));
+    /// The last bar end any of `sources` gave in the last run, if any rows.
+    fn sources_end(&self, sources: &[usize]) -> Option<i64> {
+        sources
+            .iter()
+            .filter_map(|&i| self.last_ends.get(i).copied().flatten())
+            .max()
     }
 
     /// Writes the checkpoint at `end` (a warning, not an error, when it cannot be:
@@ -531,16 +488,6 @@ fn to_carry(c: &BTreeMap<String, Vec<u8>>) -> BTreeMap<NodeId, Vec<u8>> {
     c.iter()
         .map(|(k, v)| (NodeId(k.clone()), v.clone()))
         .collect()
-}
-
-/// The last bar end any source gave in `r`, if any rows.
-fn sources_end(sources: &[NodeId], r: &RunResult) -> Option<i64> {
-    sources
-        .iter()
-        .filter_map(|id| r.outputs.get(id))
-        .flat_map(|p| p.values())
-        .filter_map(|f| f.end_ts().last().copied())
-        .max()
 }
 
 /// The key of the joined outputs of `segments` (what a command keys the files it

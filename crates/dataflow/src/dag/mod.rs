@@ -67,6 +67,9 @@ pub struct Dag {
     incremental: Option<Incremental>,
     /// What each run over growing data did, since [`Dag::take_growth`].
     growth: Vec<Growth>,
+    /// Per node (by index): the last bar end of its outputs in the last run (`None`:
+    /// no rows, or not run).
+    last_ends: Vec<Option<i64>>,
 }
 
 impl std::fmt::Debug for Dag {
@@ -101,6 +104,7 @@ impl Dag {
             run_keys: Vec::new(),
             incremental: None,
             growth: Vec::new(),
+            last_ends: Vec::new(),
         }
     }
 

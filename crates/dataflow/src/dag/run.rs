@@ -173,6 +173,8 @@ impl Dag {
         }
         let mut pending = plan.pending.clone();
         let mut outputs: Vec<Option<Ports>> = (0..self.nodes.len()).map(|_| None).collect();
+        self.last_ends.clear();
+        self.last_ends.resize(self.nodes.len(), None);
         let mut timings = Vec::with_capacity(order.len());
         for level in &plan.levels {
             let mut jobs: Vec<(NodeIndex, Ports)> = Vec::with_capacity(level.len());
@@ -265,6 +267,10 @@ impl Dag {
                 if let Some(Action::Run(Some(key))) = actions.as_ref().map(|a| &a[i]) {
                     self.cache_store(i, key, &out, timing.wall);
                 }
+                self.last_ends[i] = out
+                    .values()
+                    .filter_map(|f| f.end_ts().last().copied())
+                    .max();
                 outputs[i] = Some(out);
                 timings.push(timing);
             }

@@ -105,6 +105,9 @@ impl ChunkReader for CountingFile {
     }
 }
 
+/// A row group's index and its decoded batches.
+type GroupBatches = (usize, Vec<RecordBatch>);
+
 /// An open Parquet store: its footer is parsed once; queries read what they need.
 #[derive(Debug, Clone)]
 pub struct ParquetStore {
@@ -118,6 +121,12 @@ pub struct ParquetStore {
     /// The CRC of each (row group, column) of a store this crate wrote (see
     /// [`checksum`]); `None` for a file of another writer.
     checksums: Option<Vec<checksum::GroupCheck>>,
+    /// The row groups the last [`Source::prefix_fingerprint`] read (whole, every
+    /// column, verified), for the query that usually follows it: a run continuing
+    /// after the cut reads the same groups.
+    recent: Arc<std::sync::Mutex<Vec<GroupBatches>>>,
+    /// [`Source::fingerprint`], computed on first use (the footer never changes).
+    footer_digest: std::sync::OnceLock<String>,
 }
 
 /// Summary of a store for `kaizenflow data info`.
@@ -137,6 +146,23 @@ pub struct StoreInfo {
     pub units: usize,
     /// File size in bytes.
     pub file_bytes: u64,
+}
+
+/// Feeds one row group's part of a prefix fingerprint to `h`: its rows up to the
+/// cut and the CRC of each column over them (a tag byte for a column without one).
+fn group_token(h: &mut sha2::Sha256, rows: i64, crcs: &[Option<u32>]) {
+    use sha2::Digest;
+    h.update(rows.to_le_bytes());
+    h.update((crcs.len() as u64).to_le_bytes());
+    for c in crcs {
+        match c {
+            Some(v) => {
+                h.update([1]);
+                h.update(v.to_le_bytes());
+            }
+            None => h.update([0]),
+        }
+    }
 }
 
 fn int64_range(stats: Option<&Statistics>) -> Option<(i64, i64)> {
@@ -207,6 +233,8 @@ impl ParquetStore {
                     revisions: true,
                     key_columns,
                     checksums: None,
+                    recent: Arc::default(),
+                    footer_digest: std::sync::OnceLock::new(),
                 }
                 .scan_assets()?
             }
@@ -254,6 +282,8 @@ impl ParquetStore {
             features,
             key_columns,
             checksums,
+            recent: Arc::default(),
+            footer_digest: std::sync::OnceLock::new(),
         })
     }
 
@@ -381,10 +411,13 @@ impl ParquetStore {
         {
             roots.push(arrow_schema.index_of(name).map_err(FrameError::from)?);
         }
-        let mask = ProjectionMask::roots(&schema, roots);
+        let mask = ProjectionMask::roots(&schema, roots.iter().copied());
         let parts: Vec<Vec<RecordBatch>> = groups
             .par_iter()
             .map(|&g| {
+                if let Some(batches) = self.recently_read(g, &roots)? {
+                    return Ok(batches);
+                }
                 let file = File::open(&self.path)
                     .map_err(|e| parquet_err(&self.path, "cannot open", e))?;
                 let rows = self.metadata.metadata().row_group(g).num_rows().max(1) as usize;
@@ -413,6 +446,28 @@ impl ParquetStore {
             })
             .collect::<Result<_>>()?;
         Ok(parts.into_iter().flatten().collect())
+    }
+
+    /// Row group `g` projected to the store's columns `roots`, if the last prefix
+    /// fingerprint read it.
+    fn recently_read(&self, g: usize, roots: &[usize]) -> Result<Option<Vec<RecordBatch>>> {
+        let Ok(recent) = self.recent.lock() else {
+            return Ok(None);
+        };
+        let Some((_, batches)) = recent.iter().find(|(h, _)| *h == g) else {
+            return Ok(None);
+        };
+        let store_schema = self.metadata.schema();
+        let mut out = Vec::with_capacity(batches.len());
+        for b in batches {
+            let mut columns = Vec::with_capacity(roots.len());
+            for &r in roots {
+                let name = store_schema.field(r).name();
+                columns.push(b.schema().index_of(name).map_err(FrameError::from)?);
+            }
+            out.push(b.project(&columns).map_err(FrameError::from)?);
+        }
+        Ok(Some(out))
     }
 
     /// Checks the decoded columns of row group `g` against the footer's checksums.
@@ -566,18 +621,20 @@ impl Source for ParquetStore {
             let digest = crate::fingerprint::path_digest(&self.path)?;
             return Ok(Some(format!("parquet;{digest}")));
         };
-        let rows: Vec<i64> = self
-            .metadata
-            .metadata()
-            .row_groups()
-            .iter()
-            .map(|g| g.num_rows())
-            .collect();
-        let descr = format!(
-            "{checks:?}|{rows:?}|{:?}|{:?}|{}",
-            self.assets, self.features, self.revisions
-        );
-        let digest = crate::fingerprint::hex(&Sha256::digest(descr.as_bytes()));
+        let digest = self.footer_digest.get_or_init(|| {
+            let rows: Vec<i64> = self
+                .metadata
+                .metadata()
+                .row_groups()
+                .iter()
+                .map(|g| g.num_rows())
+                .collect();
+            let descr = format!(
+                "{checks:?}|{rows:?}|{:?}|{:?}|{}",
+                self.assets, self.features, self.revisions
+            );
+            crate::fingerprint::hex(&Sha256::digest(descr.as_bytes()))
+        });
         Ok(Some(format!("parquet-footer;{digest}")))
     }
 
@@ -608,6 +665,7 @@ impl Source for ParquetStore {
         let mut h = Sha256::new();
         h.update(format!("{:?}|{:?}|{}", self.assets, self.features, self.revisions).as_bytes());
         let bytes = Arc::new(AtomicU64::new(0));
+        let mut read = Vec::new();
         for (g, check) in checks.iter().enumerate() {
             let Some(b) = &check.bounds else { continue };
             let (lo, hi) = b.end;
@@ -615,11 +673,12 @@ impl Source for ParquetStore {
                 continue;
             }
             if hi <= until {
-                h.update(format!("{}:{:?};", md.row_group(g).num_rows(), check.crcs).as_bytes());
+                group_token(&mut h, md.row_group(g).num_rows(), &check.crcs);
                 continue;
             }
             // `until` cuts this group: the CRCs of its first rows, up to `until`.
             let batches = self.read_groups(vec![g], &self.features, &bytes)?;
+            read.push((g, batches.clone()));
             let Some(first) = batches.first() else {
                 continue;
             };
@@ -638,7 +697,10 @@ impl Source for ParquetStore {
                     crcs[i] = checksum::column_crc(col.slice(0, k).as_ref());
                 }
             }
-            h.update(format!("{k}:{crcs:?};").as_bytes());
+            group_token(&mut h, k as i64, &crcs);
+        }
+        if let Ok(mut recent) = self.recent.lock() {
+            *recent = read;
         }
         Ok(Some(format!(
             "parquet-prefix;{}",
