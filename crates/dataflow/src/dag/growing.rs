@@ -133,6 +133,12 @@ impl Dag {
             if node.memory() == Memory::AllHistory {
                 return Ok(Err(format!("{named} needs all history at once")));
             }
+            if node.lookahead() > 0 {
+                return Ok(Err(format!(
+                    "{named} looks {} rows ahead: its last rows change when bars are appended",
+                    node.lookahead()
+                )));
+            }
             b.text("id", node.id().as_str())
                 .text("kind", node.kind())
                 .field("version", &node.version().to_le_bytes())

@@ -312,3 +312,114 @@ fn a_node_without_a_recipe_says_why_the_run_cannot_continue() {
         "{g:?}"
     );
 }
+
+/// A forward target (a shift by -2 rows) fills its last rows only when later bars
+/// come, so a run with one never continues: it computes every bar, saying why, and
+/// its outputs are a run from scratch's.
+#[test]
+fn a_dag_that_looks_ahead_computes_every_bar() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bars.parquet");
+    let cache = Arc::new(NodeCache::open(dir.path().join("cache"), 1 << 30).unwrap());
+    let toml = |path: &Path| {
+        format!(
+            "[md]\ntype = \"parquet\"\npath = {:?}\n[dag]\ntype = \"graph\"\n\
+             edges = [[\"read\", \"fwd\"]]\n[dag.nodes.read]\ntype = \"market_data\"\n\
+             [dag.nodes.fwd]\ntype = \"shift\"\ncols = [\"close\"]\nperiods = -2\n",
+            path.display().to_string()
+        )
+    };
+    let build = |path: &Path| {
+        let config = Config::from_toml_str(&toml(path), "fwd.toml").unwrap();
+        let types = DataflowTypes::default();
+        let md = types.data.view(&config.section("md").unwrap()).unwrap();
+        types
+            .dag(&config.section("dag").unwrap(), Some(&md))
+            .unwrap()
+    };
+    let run = |cached: bool| {
+        let mut dag = build(&path);
+        if cached {
+            dag.use_cache(Some(handle(&cache)));
+            dag.grow_incrementally(Some(Incremental::Whole));
+        }
+        let r = dag
+            .run(
+                &RunContext::new(Phase::Predict, None),
+                &RunOptions::default(),
+            )
+            .unwrap();
+        (dag.take_growth(), r.df_out("fwd").unwrap().clone())
+    };
+    store(&path, &bars(100, None));
+    run(true);
+    store(&path, &bars(130, None));
+    let (g, grown) = run(true);
+    assert!(
+        matches!(&g[..], [Growth::Full(why)] if why.contains("`fwd`") && why.contains("2 rows ahead")),
+        "{g:?}"
+    );
+    assert!(same_bits(&grown, &run(false).1));
+    // Row 98, one of the old end's last two rows, holds the close of row 100: a value
+    // a run that had stopped at row 99 could not have given it.
+    let fwd = grown
+        .features()
+        .iter()
+        .position(|n| n.starts_with("close") && n != "close")
+        .unwrap();
+    let close = grown.feature("close").unwrap();
+    assert_eq!(
+        grown.feature_at(fwd).values()[98 * 3].to_bits(),
+        close.values()[100 * 3].to_bits()
+    );
+}
+
+/// A damaged checkpoint is reported (a full run, saying so) and replaced; unchanged
+/// data asked for its new rows gives the outputs with no rows.
+#[test]
+fn a_damaged_checkpoint_runs_everything_and_unchanged_data_has_no_new_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bars.parquet");
+    let cache = Arc::new(NodeCache::open(dir.path().join("cache"), 1 << 30).unwrap());
+    store(&path, &bars(150, None));
+    grow(&path, &cache, Incremental::NewRows, Keep::Sinks);
+    let (g, none) = grow(&path, &cache, Incremental::NewRows, Keep::Sinks);
+    assert_eq!(
+        g,
+        Growth::Unchanged {
+            at: T0 + 149 * MINUTE
+        }
+    );
+    let lag = none.df_out("lag").unwrap();
+    assert_eq!(lag.n_rows(), 0);
+    assert_eq!(
+        lag.features(),
+        scratch(&path, Keep::Sinks)
+            .df_out("lag")
+            .unwrap()
+            .features()
+    );
+    let checkpoint = cache
+        .entries()
+        .unwrap()
+        .into_iter()
+        .find(|e| e.meta.as_ref().is_some_and(|m| m.kind == "checkpoint"))
+        .unwrap();
+    let file = cache.dir().join(format!("{}.kfc", checkpoint.key));
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&file, bytes).unwrap();
+    store(&path, &bars(180, None));
+    let (g, r) = grow(&path, &cache, Incremental::Whole, Keep::Sinks);
+    assert!(
+        matches!(&g, Growth::Full(why) if why.contains("checkpoint was unreadable")),
+        "{g:?}"
+    );
+    assert_same(&r, &scratch(&path, Keep::Sinks));
+    // The full run wrote a new checkpoint, which the next run continues from.
+    store(&path, &bars(200, None));
+    let (g, r) = grow(&path, &cache, Incremental::Whole, Keep::Sinks);
+    assert!(matches!(g, Growth::Continued { .. }), "{g:?}");
+    assert_same(&r, &scratch(&path, Keep::Sinks));
+}
