@@ -234,7 +234,7 @@ fn keep_going_reduces_the_successes_and_lists_the_failures() {
             &atoms,
             0u64,
             |c: &[u64]| {
-                if c[0] % 5 == 0 {
+                if c[0].is_multiple_of(5) {
                     Err("multiple of five")
                 } else {
                     Ok(c[0])

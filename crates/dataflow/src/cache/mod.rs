@@ -149,6 +149,16 @@ pub struct CacheHandle {
     pub origin: Arc<str>,
 }
 
+/// An exclusive hold on one key ([`NodeCache::lock`]), released when dropped (or
+/// when the process ends, however it ends).
+#[derive(Debug)]
+pub struct KeyLock {
+    _file: std::fs::File,
+}
+
+/// The folder of the lock files, inside the cache folder.
+const LOCKS: &str = "locks";
+
 /// A problem with the cache folder itself.
 #[derive(Debug, thiserror::Error)]
 #[error("cache folder {}: {message}", path.display())]
@@ -236,6 +246,40 @@ impl NodeCache {
                 let _ = std::fs::remove_file(&path);
                 self.record(|s| s.corrupt += 1);
                 Err(err)
+            }
+        }
+    }
+
+    /// Holds `key`, waiting while another thread or process holds it, for at most
+    /// `patience`. Whoever computes an output holds its key until the entry is
+    /// stored, so a run that wants the same output meanwhile waits, then loads it
+    /// instead of computing it again: points of a sweep (threads, or MPI ranks
+    /// sharing the folder) compute a shared upstream node once. A lock is an OS file
+    /// lock on `locks/KEY` (the files stay; they are empty). `None` when the wait
+    /// ran out or the lock file cannot be made: the caller then computes too.
+    ///
+    /// The wait is bounded, not blocking, because a waiting thread may be a rayon
+    /// worker whose own stack holds work the holder waits for; a bounded wait turns
+    /// that rare cycle into a delay and a duplicate computation, never a hang.
+    pub fn lock(&self, key: &Key, patience: Duration) -> Option<KeyLock> {
+        let dir = self.dir.join(LOCKS);
+        std::fs::create_dir_all(&dir).ok()?;
+        let file = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(key.hex()))
+            .ok()?;
+        let start = std::time::Instant::now();
+        let mut pause = Duration::from_micros(200);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Some(KeyLock { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < patience => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+                Err(_) => return None,
             }
         }
     }

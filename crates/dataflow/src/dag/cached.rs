@@ -304,6 +304,22 @@ impl Dag {
         }
     }
 
+    /// Counts node `i`'s output, planned as a miss, as the hit it turned out to be
+    /// (another run stored it while this one waited for its key); the node then
+    /// carries no state out of the run.
+    pub(super) fn loaded_late(&mut self, i: usize) {
+        self.carry_lost = true;
+        let Some(handle) = &self.cache else { return };
+        let id = self.nodes[i].id().0.clone();
+        handle.cache.record(|s| {
+            s.hits += 1;
+            s.misses = s.misses.saturating_sub(1);
+            let counts = s.by_node.entry(id).or_default();
+            counts.hits += 1;
+            counts.misses = counts.misses.saturating_sub(1);
+        });
+    }
+
     /// Refuses a run or step that would continue from state the cache skipped.
     pub(super) fn check_carry(&self) -> Result<()> {
         if self.carry_lost && !self.fresh {

@@ -271,15 +271,15 @@ impl Dag {
             .unwrap_or(prior.end)
             .max(prior.end);
         let mut segments = prior.segments.clone();
-        if r.outputs
+        let any_rows = r
+            .outputs
             .values()
             .flat_map(|p| p.values())
-            .any(|f| f.n_rows() > 0)
+            .any(|f| f.n_rows() > 0);
+        if any_rows
+            && let Some(k) = store_segment(&handle, &lineage, (prior.end, end), &fulls, &r.outputs)
         {
-            if let Some(k) = store_segment(&handle, &lineage, (prior.end, end), &fulls, &r.outputs)
-            {
-                segments.push(k.0);
-            }
+            segments.push(k.0);
         }
         self.write_checkpoint(&handle, &lineage, end, hi, &sources, kept, segments.clone());
         self.growth.push(Growth::Continued {

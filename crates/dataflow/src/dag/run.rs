@@ -92,6 +92,20 @@ impl RunResult {
     }
 }
 
+/// How long a run waits for another run computing the same output before it
+/// computes it too (see [`crate::cache::NodeCache::lock`]).
+const LOCK_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Rows of the first output and values over all outputs.
+fn size_of(out: &Ports) -> (usize, usize) {
+    let rows = out.values().next().map_or(0, |f| f.n_rows());
+    let cells = out
+        .values()
+        .map(|f| f.n_rows() * f.n_assets() * f.n_features())
+        .sum();
+    (rows, cells)
+}
+
 /// What a run executes, computed once per change of the graph and target node
 /// ([`Dag::run`] keeps the last one: a streaming run asks for the same every bar).
 #[derive(Debug)]
@@ -221,23 +235,60 @@ impl Dag {
                 .iter_mut()
                 .zip(jobs.into_iter().map(|(_, p)| p))
                 .collect();
+            let keys_now: Vec<Option<crate::cache::Key>> = match &actions {
+                Some(a) => a
+                    .iter()
+                    .map(|a| match a {
+                        Action::Run(k) => *k,
+                        _ => None,
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            let handle = self.cache.clone();
             let run_one = |(slot, ports): (&mut Slot<'_>, Ports)| {
                 let node = &mut slot.1;
                 let span = tracing::info_span!("node", id = %node.id(), kind = node.kind());
                 let _guard = span.enter();
                 let start = Instant::now();
+                // Single flight: hold the key while computing; if another run stored
+                // it while this one waited, load it instead.
+                let key = keys_now.get(slot.0).copied().flatten();
+                let lock = match (&handle, &key) {
+                    (Some(h), Some(k)) => h.cache.lock(k, LOCK_PATIENCE),
+                    _ => None,
+                };
+                if let (Some(h), Some(k), Some(_)) = (&handle, &key, &lock)
+                    && h.cache.probe(k).is_some()
+                    && let Ok((_, out, state)) = h.cache.load(k)
+                {
+                    if !state.is_empty() {
+                        node.load_state(&state)
+                            .map_err(|e| e.in_node(node.id(), node.kind()))?;
+                    }
+                    let (rows, cells) = size_of(&out);
+                    return Ok::<_, DataflowError>((
+                        slot.0,
+                        out,
+                        NodeTiming {
+                            node: node.id().clone(),
+                            kind: node.kind().to_string(),
+                            wall: start.elapsed(),
+                            rows,
+                            cells,
+                            cached: true,
+                        },
+                        None,
+                    ));
+                }
                 let out = node
                     .run(ctx, &ports)
                     .map_err(|e| e.in_node(node.id(), node.kind()))?;
                 let wall = start.elapsed();
                 drop(ports);
-                let rows = out.values().next().map_or(0, |f| f.n_rows());
-                let cells = out
-                    .values()
-                    .map(|f| f.n_rows() * f.n_assets() * f.n_features())
-                    .sum();
+                let (rows, cells) = size_of(&out);
                 tracing::debug!(wall_us = wall.as_micros() as u64, rows, cells, "node done");
-                Ok::<_, DataflowError>((
+                Ok((
                     slot.0,
                     out,
                     NodeTiming {
@@ -248,15 +299,17 @@ impl Dag {
                         cells,
                         cached: false,
                     },
+                    lock,
                 ))
             };
-            let done: Vec<Result<(usize, Ports, NodeTiming)>> = if opts.parallel && work.len() > 1 {
+            type Done = (usize, Ports, NodeTiming, Option<crate::cache::KeyLock>);
+            let done: Vec<Result<Done>> = if opts.parallel && work.len() > 1 {
                 work.into_par_iter().map(run_one).collect()
             } else {
                 work.into_iter().map(run_one).collect()
             };
             for r in done {
-                let (i, out, timing) = r?;
+                let (i, out, timing, lock) = r?;
                 let declared = self.nodes[i].outputs();
                 if let Some(port) = declared.iter().find(|p| !out.contains_key(*p)) {
                     return Err(DataflowError::invalid(format!(
@@ -264,9 +317,13 @@ impl Dag {
                     ))
                     .in_node(self.nodes[i].id(), self.nodes[i].kind()));
                 }
-                if let Some(Action::Run(Some(key))) = actions.as_ref().map(|a| &a[i]) {
+                if timing.cached {
+                    // Another run stored it while this one waited for its key.
+                    self.loaded_late(i);
+                } else if let Some(Action::Run(Some(key))) = actions.as_ref().map(|a| &a[i]) {
                     self.cache_store(i, key, &out, timing.wall);
                 }
+                drop(lock);
                 self.last_ends[i] = out
                     .values()
                     .filter_map(|f| f.end_ts().last().copied())

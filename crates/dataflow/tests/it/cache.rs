@@ -382,3 +382,56 @@ fn a_bad_as_of_is_a_located_error() {
         "{e}"
     );
 }
+
+/// Single flight: a run that needs an output another run is computing (it holds the
+/// key's lock) waits, then loads the entry the other run stored instead of
+/// computing it.
+#[test]
+fn a_run_waits_for_an_output_being_computed_and_loads_it() {
+    let data = tempfile::tempdir().unwrap();
+    write_csv(data.path(), 0.0);
+    let store = tempfile::tempdir().unwrap();
+    let cache = Arc::new(NodeCache::open(store.path(), u64::MAX).unwrap());
+    let toml = config(data.path(), "10", 2);
+    let cold = run(&mut build(&toml), &cache);
+    let entry_of = |node: &str| {
+        cache
+            .entries()
+            .unwrap()
+            .into_iter()
+            .find(|e| e.meta.as_ref().is_some_and(|m| m.node == node))
+            .map(|e| e.key)
+            .unwrap()
+    };
+    let (z, lag) = (entry_of("z"), entry_of("lag"));
+    let path = |k: &str| store.path().join(format!("{k}.kfc"));
+    // `z` and its consumer are gone, so the next run needs `z`; another "run" holds
+    // `z`'s key and stores the entry only later.
+    let z_bytes = std::fs::read(path(&z)).unwrap();
+    std::fs::remove_file(path(&z)).unwrap();
+    std::fs::remove_file(path(&lag)).unwrap();
+    let key = kf_dataflow::cache::Key::from_hex(&z).unwrap();
+    let held = cache.lock(&key, std::time::Duration::ZERO).unwrap();
+    // Nobody else gets it meanwhile.
+    assert!(
+        cache
+            .lock(&key, std::time::Duration::from_millis(30))
+            .is_none()
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let writer = {
+        let target = path(&z);
+        std::thread::spawn(move || {
+            rx.recv().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            std::fs::write(target, z_bytes).unwrap();
+            drop(held);
+        })
+    };
+    tx.send(()).unwrap();
+    let r = run(&mut build(&toml), &cache);
+    writer.join().unwrap();
+    assert_eq!(r.counts["z"], (1, 0, 0), "{:?}", r.counts);
+    assert_eq!(r.counts["lag"], (0, 1, 0), "{:?}", r.counts);
+    assert!(same_bits(&r.sink, &cold.sink));
+}

@@ -106,7 +106,7 @@ pub(super) fn map_rows(
         return Ok(Some(ScalarBuffer::from(Vec::new())));
     }
     let start = offset + (r0 * n * 8) as u64;
-    if start % 8 != 0 {
+    if !start.is_multiple_of(8) {
         return Ok(None);
     }
     let mut options = memmap2::MmapOptions::new();
