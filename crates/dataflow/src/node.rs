@@ -9,7 +9,10 @@ use kf_frame::Frame;
 use crate::error::{DataflowError, Result};
 
 /// The unique id of a node in a DAG (KaizenFlow's `nid`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct NodeId(pub String);
 
 impl NodeId {

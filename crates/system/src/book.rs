@@ -14,6 +14,7 @@ use crate::processor::{Decide, ForecastProcessor};
 use crate::spec::SystemSpec;
 
 /// The event loop's state between bars.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct Book {
     pub(crate) portfolio: Portfolio,
     pub(crate) agg: BarAggregate,

@@ -58,7 +58,7 @@ impl CostModel {
 /// volume) and what marking needs (the last price).
 ///
 /// Invariant: every vector has one slot per asset of the system.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct BarAggregate {
     price_sum: Vec<f64>,
     count: Vec<f64>,
@@ -139,7 +139,7 @@ impl BarAggregate {
 }
 
 /// What one call of [`fill_orders`] did.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct FillTotals {
     /// Sum of `quantity * price` over the fills (signed: buys positive).
     pub cash_out: f64,

@@ -43,7 +43,7 @@ use crate::processor::ForecastProcessor;
 use crate::spec::{ClockKind, SystemSpec};
 
 /// Orders placed, one entry per non-zero order.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Orders {
     /// Decision time.
     pub ts: Vec<i64>,
@@ -56,7 +56,7 @@ pub struct Orders {
 }
 
 /// Fills, one entry per filled order.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Fills {
     /// The order's decision time.
     pub order_ts: Vec<i64>,
@@ -101,13 +101,13 @@ pub struct SystemRun {
 /// A system: a config's market data, forecast DAG, processor, costs and clock.
 #[derive(Debug)]
 pub struct System<'a> {
-    config: &'a Config,
-    types: &'a crate::Registries,
+    pub(crate) config: &'a Config,
+    pub(crate) types: &'a crate::Registries,
     /// The configured market data view, which each run puts on its clock.
     pub(crate) market_data: Arc<dyn MarketData>,
     /// The `[system]` settings.
     pub spec: SystemSpec,
-    processor: Box<dyn ForecastProcessor>,
+    pub(crate) processor: Box<dyn ForecastProcessor>,
     /// The market.
     pub market: Market,
     /// The decision times.
@@ -289,6 +289,57 @@ impl<'a> System<'a> {
     /// Data that does not arrive within the clock's timeout (naming the bar), a
     /// DAG error, or a forecast column missing from the forecast node's output.
     pub fn run_on(&mut self, clock: Arc<dyn Clock>) -> Result<SystemRun> {
+        let stopped = self.run_loop(clock, None, false)?;
+        Ok(self.finish(stopped.state))
+    }
+
+    /// The loop's state before the first decision.
+    pub(crate) fn fresh_state(&self) -> LoopState {
+        LoopState {
+            book: Book::new(
+                self.market.assets.len(),
+                self.spec.initial_cash,
+                self.grid.len(),
+            ),
+            done: 0,
+            prev: self.grid[0] - self.spec.bar,
+            dag_lo: i64::MIN,
+            decided: i64::MIN,
+            clock_now: self.grid[0] - self.spec.bar,
+            states: self
+                .initial_states
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.0.clone(), v.clone()))
+                .collect(),
+            fits: Vec::new(),
+        }
+    }
+
+    /// The run a loop that stopped after its last decision gives.
+    pub(crate) fn finish(&self, state: LoopState) -> SystemRun {
+        let mut run = state
+            .book
+            .finish(self.market.assets.clone(), &self.spec, &self.grid);
+        run.fits = state.fits;
+        run.states = state
+            .states
+            .into_iter()
+            .map(|(k, v)| (NodeId(k), v))
+            .collect();
+        run
+    }
+
+    /// Runs the loop on `clock` from `resume` (a checkpoint's loop state, with what
+    /// the DAG and the processor carried then; the start when `None`) to the last
+    /// decision; with `save`, also takes what the DAG and the processor carry at the
+    /// end.
+    pub(crate) fn run_loop(
+        &mut self,
+        clock: Arc<dyn Clock>,
+        resume: Option<Stopped>,
+        save: bool,
+    ) -> Result<Stopped> {
         // One query per decision, shared by the broker's prices and the DAG's source.
         let view: Arc<dyn MarketData> = Arc::new(kf_datapull::SharedQuery::new(
             self.market_data
@@ -296,10 +347,35 @@ impl<'a> System<'a> {
         ));
         let mut dag = self.dag(Arc::clone(&view))?;
         let node = self.forecast_node(&dag)?;
-        if let Some(states) = &self.initial_states {
-            dag.load_states(states)?;
-        }
         self.processor.reset();
+        let start = match resume {
+            None => {
+                if let Some(states) = &self.initial_states {
+                    dag.load_states(states)?;
+                }
+                self.fresh_state()
+            }
+            Some(stopped) => {
+                let learned: States = stopped
+                    .state
+                    .states
+                    .iter()
+                    .map(|(k, v)| (NodeId(k.clone()), v.clone()))
+                    .collect();
+                if !learned.is_empty() {
+                    dag.load_states(&learned)?;
+                }
+                let carry = stopped.carry.map_err(SystemError::Invalid)?;
+                dag.load_carry(&carry)?;
+                let bytes = stopped.processor.ok_or_else(|| {
+                    SystemError::Invalid("the checkpoint has no processor state".into())
+                })?;
+                self.processor
+                    .load_state(&bytes)
+                    .map_err(SystemError::Invalid)?;
+                stopped.state
+            }
+        };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
@@ -309,7 +385,28 @@ impl<'a> System<'a> {
             true => None,
             false => Some(self.dag(Arc::clone(&view))?),
         };
-        runtime.block_on(self.event_loop(&mut dag, fit_dag, &node, view.as_ref(), &clock))
+        let state = runtime.block_on(self.event_loop(
+            &mut dag,
+            fit_dag,
+            &node,
+            view.as_ref(),
+            &clock,
+            start,
+        ))?;
+        let (carry, processor) = match save {
+            true => (
+                dag.save_carry()
+                    .map(|c| c.into_iter().collect())
+                    .map_err(|e| e.to_string()),
+                self.processor.save_state(),
+            ),
+            false => (Err("not saved".into()), None),
+        };
+        Ok(Stopped {
+            state,
+            carry,
+            processor,
+        })
     }
 
     async fn event_loop(
@@ -319,7 +416,8 @@ impl<'a> System<'a> {
         node: &NodeId,
         view: &dyn MarketData,
         clock: &Arc<dyn Clock>,
-    ) -> Result<SystemRun> {
+        start: LoopState,
+    ) -> Result<LoopState> {
         let spec = &self.spec;
         let n = self.market.assets.len();
         let times = self.market.prices.end_ts();
@@ -334,20 +432,27 @@ impl<'a> System<'a> {
             parallel: false,
             keep: Keep::Nodes([node.clone()].into_iter().collect()),
         };
-        let mut book = Book::new(n, spec.initial_cash, self.grid.len());
+        let LoopState {
+            mut book,
+            done,
+            mut prev,
+            mut dag_lo,
+            mut decided,
+            states,
+            fits: mut records,
+            ..
+        } = start;
+        debug_assert_eq!(book.committed.len(), n);
         let fast = dag.can_step();
         let (mut price_map, mut forecast_map) = (AssetMap::default(), AssetMap::default());
         let mut columns: Option<ForecastColumns> = None;
-        let mut dag_lo = i64::MIN;
-        let mut prev = self.grid[0] - spec.bar;
-        let mut next_time = 0usize;
+        // The loop has consumed the data bars ending at or before its last decision.
+        let mut next_time = times.partition_point(|&t| t <= prev);
         let freq = self.market.freq;
         let known = self.market.prices.knowledge_ts();
-        let mut decided = i64::MIN;
         let fits = self.fit_decisions();
-        let mut records = Vec::with_capacity(fits.len());
-        let mut states = self.initial_states.clone().unwrap_or_default();
-        for (k, &tau) in self.grid.iter().enumerate() {
+        let mut states: States = states.into_iter().map(|(k, v)| (NodeId(k), v)).collect();
+        for (k, &tau) in self.grid.iter().enumerate().skip(done) {
             clock.sleep_until(tau).await;
             // The last data bar of the interval, which must be known before deciding.
             let first = next_time;
@@ -457,11 +562,47 @@ impl<'a> System<'a> {
             }
             prev = tau;
         }
-        let mut run = book.finish(self.market.assets.clone(), spec, &self.grid);
-        run.fits = records;
-        run.states = states;
-        Ok(run)
+        Ok(LoopState {
+            book,
+            done: self.grid.len(),
+            prev,
+            dag_lo,
+            decided,
+            clock_now: clock.now(),
+            states: states.into_iter().map(|(k, v)| (k.0, v)).collect(),
+            fits: records,
+        })
     }
+}
+
+/// Where a run's loop stands after a decision: the book (portfolio, waiting orders,
+/// records so far) and the loop's counters. With what the DAG and the processor
+/// carry, a checkpoint from which another process continues the run.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct LoopState {
+    pub(crate) book: Book,
+    /// Decisions made: the next decision's index in the grid.
+    pub(crate) done: usize,
+    /// The last decision's time (before the first: one bar before it).
+    pub(crate) prev: i64,
+    /// Where the DAG's next step starts.
+    pub(crate) dag_lo: i64,
+    /// When the last decision was made.
+    pub(crate) decided: i64,
+    /// The clock's time after the last decision.
+    pub(crate) clock_now: i64,
+    /// What the DAG's models had learned, by node id.
+    pub(crate) states: Vec<(String, Vec<u8>)>,
+    /// The fits made so far.
+    pub(crate) fits: Vec<FitRecord>,
+}
+
+/// A loop stopped after a decision, with what its DAG and processor carried then
+/// (each `Err`/`None` when it could not be saved).
+pub(crate) struct Stopped {
+    pub(crate) state: LoopState,
+    pub(crate) carry: std::result::Result<std::collections::BTreeMap<NodeId, Vec<u8>>, String>,
+    pub(crate) processor: Option<Vec<u8>>,
 }
 
 /// The latest row of `frame` ending in `(prev, tau]`; rows ending at or before

@@ -7,7 +7,7 @@
 //! times and fill the same orders over the same bars.
 
 /// The audit of a run's decisions and fills: what `kaizenflow check` asserts.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Audit {
     /// Decisions made.
     pub decisions: u64,
@@ -44,7 +44,7 @@ impl Audit {
 }
 
 /// An order waiting for its bar: decided at `decided`, for the bar `ts`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Queued {
     pub(crate) ts: i64,
     pub(crate) decided: i64,

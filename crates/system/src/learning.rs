@@ -25,7 +25,7 @@ use crate::spec::FitSpec;
 pub type States = BTreeMap<NodeId, Vec<u8>>;
 
 /// One fit the loop made.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FitRecord {
     /// The decision it was made at.
     pub decision: i64,

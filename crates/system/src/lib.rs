@@ -28,6 +28,7 @@
 
 mod book;
 mod broker;
+mod checkpoint;
 mod engine;
 mod error;
 mod fill_rule;

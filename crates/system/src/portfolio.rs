@@ -16,7 +16,7 @@ use crate::broker::FillTotals;
 ///
 /// Invariant: `holdings` and `mark` have one slot per asset; `mark` holds the last
 /// positive finite price seen (NaN before the first).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Portfolio {
     /// Cash, in dollars.
     pub cash: f64,

@@ -58,6 +58,28 @@ pub trait ForecastProcessor: Send + Debug {
     /// Forgets what earlier decisions left behind (open positions, entry prices),
     /// for a fresh run.
     fn reset(&mut self);
+
+    /// What earlier decisions left behind, as bytes, so that a run checkpointed
+    /// after a decision can be continued in another process (a system over grown
+    /// data, a restarted live run) with the orders the uncut run would give.
+    /// `None` (the default): the processor cannot save it, and runs with it are
+    /// never continued from a checkpoint.
+    fn save_state(&self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Restores what [`ForecastProcessor::save_state`] gave.
+    ///
+    /// # Errors
+    /// A message when the bytes do not fit this processor (the default: it saves
+    /// nothing it could restore).
+    fn load_state(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let _ = bytes;
+        Err(format!(
+            "the `{}` processor cannot restore a saved state",
+            self.kind()
+        ))
+    }
 }
 
 /// Cross-sectional processing: target dollars proportional to the gaussian rank of
@@ -183,6 +205,18 @@ impl ForecastProcessor for CrossSectional {
     }
 
     fn reset(&mut self) {}
+
+    // Nothing carries from one decision to the next (its vectors are scratch).
+    fn save_state(&self) -> Option<Vec<u8>> {
+        Some(Vec::new())
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> Result<(), String> {
+        match bytes.is_empty() {
+            true => Ok(()),
+            false => Err("the `cross_sectional` processor carries no state".into()),
+        }
+    }
 }
 
 /// Threshold processing, as in a classifier-driven strategy: open a position when
@@ -331,6 +365,20 @@ impl ForecastProcessor for Threshold {
         self.side.clear();
         self.entry.clear();
         self.stopped.clear();
+    }
+
+    fn save_state(&self) -> Option<Vec<u8>> {
+        postcard::to_stdvec(&(&self.side, &self.entry, &self.stopped)).ok()
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let (side, entry, stopped): (Vec<i8>, Vec<f64>, Vec<bool>) = postcard::from_bytes(bytes)
+            .map_err(|e| format!("a saved `threshold` state does not decode: {e}"))?;
+        if side.len() != entry.len() || side.len() != stopped.len() {
+            return Err("a saved `threshold` state has vectors of different lengths".into());
+        }
+        (self.side, self.entry, self.stopped) = (side, entry, stopped);
+        Ok(())
     }
 }
 

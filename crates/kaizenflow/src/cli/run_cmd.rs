@@ -154,7 +154,10 @@ pub(super) fn run(types: &Registries, args: &RunArgs, out: &mut dyn Write) -> Re
         super::metrics_out::write(&reports, &args.out, out)?;
     }
     if config.root().contains("system") {
-        run_system(types, &config, states, &args.out, out)?;
+        let handle = cache
+            .as_ref()
+            .map(|c| super::cache_cmd::handle(c, &args.config.config, &config.id()));
+        run_system(types, &config, states, handle.as_ref(), &args.out, out)?;
     }
     super::out_dir::finish(&args.out)
 }
@@ -176,11 +179,14 @@ fn growth_line(g: &Growth) -> String {
     }
 }
 
-/// Runs the config's `[system]` on its clock and writes its files.
+/// Runs the config's `[system]` on its clock and writes its files; with a cache, as
+/// a run over growing data (continuing from the last run's checkpoint when the
+/// data only gained bars since).
 fn run_system(
     types: &Registries,
     config: &kf_config::Config,
     states: Option<kf_system::States>,
+    cache: Option<&kf_dataflow::cache::CacheHandle>,
     dir: &Path,
     out: &mut dyn Write,
 ) -> Result<()> {
@@ -189,8 +195,17 @@ fn run_system(
         Some(s) => kf_system::System::from_config_with_states(types, config, s)?,
         None => kf_system::System::from_config_with(types, config)?,
     };
-    let run = system.run()?;
+    let (run, growth) = match cache {
+        Some(c) => {
+            let (run, g) = system.run_growing(c)?;
+            (run, Some(g))
+        }
+        None => (system.run()?, None),
+    };
     let wall = started.elapsed();
+    if let Some(g) = &growth {
+        writeln!(out, "# system {}", growth_line(g))?;
+    }
     if !run.fits.is_empty() {
         let total: Duration = run.fits.iter().map(|f| f.wall).sum();
         writeln!(

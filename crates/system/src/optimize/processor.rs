@@ -267,4 +267,20 @@ impl ForecastProcessor for Trajectory {
         self.cov.clear();
         self.periods = 0;
     }
+
+    fn save_state(&self) -> Option<Vec<u8>> {
+        postcard::to_stdvec(&(&self.last_price, &self.cov, self.periods as u64)).ok()
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let (last_price, cov, periods): (Vec<f64>, Vec<f64>, u64) = postcard::from_bytes(bytes)
+            .map_err(|e| format!("a saved `trajectory` state does not decode: {e}"))?;
+        if cov.len() != last_price.len() * last_price.len() {
+            return Err("a saved `trajectory` state's covariance does not fit its prices".into());
+        }
+        self.last_price = last_price;
+        self.cov = cov;
+        self.periods = usize::try_from(periods).map_err(|e| e.to_string())?;
+        Ok(())
+    }
 }

@@ -1,0 +1,346 @@
+//! Systems over growing data: a run with a cache continues from the last run's
+//! checkpoint when the data only gained bars, and its result is a full rerun's, to
+//! the bit; anything else that changed runs every decision again, and says why.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use kf_config::Config;
+use kf_dataflow::Growth;
+use kf_dataflow::cache::{CacheHandle, NodeCache};
+use kf_system::{System, SystemRun};
+
+/// Minute bars of four assets over `days` trading days (390 a day, from 14:31 UTC),
+/// as one CSV; the rows of a day do not depend on how many days are written.
+fn write_days(path: &Path, days: usize) {
+    let mut s = String::from("timestamp,asset,close,volume\n");
+    let mut price = [40.0f64, 75.0, 120.0, 15.0];
+    for d in 0..days {
+        for m in 0..390u32 {
+            let (h, min) = (14 + (31 + m) / 60, (31 + m) % 60);
+            for (a, p) in price.iter_mut().enumerate() {
+                // A pseudo-random walk: a hash of (day, minute, asset) as the step.
+                let x = (d as u64 * 390 + u64::from(m)) * 4 + a as u64;
+                let h64 = x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+                let step = (h64 % 2001) as f64 / 1000.0 - 1.0;
+                *p *= 1.0 + 0.0015 * step;
+                s.push_str(&format!(
+                    "2024-01-{:02} {h:02}:{min:02},A{a},{:.4},{}\n",
+                    2 + d,
+                    p,
+                    100 + (x % 37)
+                ));
+            }
+        }
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+/// A system over the CSV at `csv`: a smoothed z-score of returns as the forecast,
+/// traded by `processor` (a `[system.processor]` table and anything after it).
+fn config(csv: &Path, processor: &str) -> Config {
+    let text = format!(
+        r#"
+[market_data]
+type = "csv"
+files = "{}"
+asset_column = "asset"
+
+[dag]
+type = "graph"
+edges = [["read", "ret"], ["ret", "z"], ["z", "ema"]]
+[dag.nodes.read]
+type = "market_data"
+[dag.nodes.ret]
+type = "compute_ret_0"
+cols = ["close"]
+[dag.nodes.z]
+type = "rolling"
+stat = "zscore"
+cols = ["close.ret_0"]
+window = 15
+[dag.nodes.ema]
+type = "ema"
+cols = ["close.ret_0.zscore"]
+tau = 4.0
+
+[system]
+bar = "5min"
+prediction = "close.ret_0.zscore.ema"
+[system.costs]
+half_spread_bps = 1.0
+{processor}
+"#,
+        csv.display()
+    );
+    Config::from_toml_str(&text, "growing.toml").unwrap()
+}
+
+const CROSS_SECTIONAL: &str = "[system.processor]\ntype = \"cross_sectional\"\n";
+const THRESHOLD: &str = "[system.processor]\ntype = \"threshold\"\nlong_above = 0.1\n\
+     short_below = -0.1\nposition_size = 5000.0\nmax_positions = 3\nstop_loss = 0.02\n";
+
+fn handle(dir: &Path) -> CacheHandle {
+    CacheHandle {
+        cache: Arc::new(NodeCache::open(dir, u64::MAX).unwrap()),
+        origin: "growing.toml".into(),
+    }
+}
+
+/// Everything a run produced apart from the fits' wall times, as exact text
+/// (`{:?}` of an f64 round-trips, and tells -0.0 and NaN payload-free NaNs apart).
+fn fingerprint(r: &SystemRun) -> String {
+    let fits: Vec<_> = r
+        .fits
+        .iter()
+        .map(|f| (f.decision, f.span, f.known_by))
+        .collect();
+    format!(
+        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        r.assets,
+        r.bars,
+        r.orders,
+        r.fills,
+        r.holdings,
+        r.stale_forecasts,
+        r.audit,
+        r.stats,
+        fits,
+        r.states
+    )
+}
+
+fn plain(config: &Config) -> SystemRun {
+    System::from_config(config).unwrap().run().unwrap()
+}
+
+fn growing(config: &Config, cache: &CacheHandle) -> (SystemRun, Growth) {
+    System::from_config(config)
+        .unwrap()
+        .run_growing(cache)
+        .unwrap()
+}
+
+#[test]
+fn a_system_over_data_grown_by_a_day_makes_only_the_new_decisions_with_a_full_runs_bits() {
+    for processor in [CROSS_SECTIONAL, THRESHOLD] {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("bars.csv");
+        let cache = handle(&dir.path().join("cache"));
+        let config = config(&csv, processor);
+        write_days(&csv, 2);
+        let (first, g) = growing(&config, &cache);
+        assert_eq!(
+            g,
+            Growth::Full("no checkpoint of this system yet".into()),
+            "{processor}"
+        );
+        assert_eq!(fingerprint(&first), fingerprint(&plain(&config)));
+        let day2_end = *first.bars.last().map(|b| &b.ts).unwrap();
+        // Positions are open at the checkpoint: the processor's state matters.
+        assert!(first.holdings.iter().any(|&h| h != 0.0), "{processor}");
+
+        write_days(&csv, 3);
+        let (grown, g) = growing(&config, &cache);
+        let full = plain(&config);
+        let day3_end = full.bars.last().unwrap().ts;
+        assert_eq!(
+            g,
+            Growth::Continued {
+                from: day2_end,
+                to: day3_end
+            },
+            "{processor}"
+        );
+        assert!(full.stats.fills > 20, "the system trades: {:?}", full.stats);
+        assert!(full.bars.len() > first.bars.len() + 70);
+        assert_eq!(fingerprint(&grown), fingerprint(&full), "{processor}");
+
+        // Nothing new: nothing decided, the same run.
+        let (again, g) = growing(&config, &cache);
+        assert_eq!(g, Growth::Unchanged { at: day3_end });
+        assert_eq!(fingerprint(&again), fingerprint(&full));
+    }
+}
+
+#[test]
+fn a_changed_old_bar_a_damaged_checkpoint_or_a_replayed_clock_run_every_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("bars.csv");
+    let cache_dir = dir.path().join("cache");
+    let cache = handle(&cache_dir);
+    let config = config(&csv, THRESHOLD);
+    write_days(&csv, 2);
+    growing(&config, &cache);
+
+    // An old bar changes (and a day is added): every decision again, from the data.
+    write_days(&csv, 3);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let line = text.lines().nth(10).unwrap().to_string();
+    // The volume field of an old row: the prices, and so the forecasts, stay.
+    let (head, _) = line.rsplit_once(',').unwrap();
+    let changed = format!("{head},999");
+    assert_ne!(line, changed);
+    std::fs::write(&csv, text.replacen(&line, &changed, 1)).unwrap();
+    let (run, g) = growing(&config, &cache);
+    let Growth::Full(why) = g else {
+        panic!("{g:?}")
+    };
+    assert!(
+        why.starts_with("the data up to 2024-01-03T21:00:00Z changed"),
+        "{why}"
+    );
+    assert_eq!(fingerprint(&run), fingerprint(&plain(&config)));
+
+    // A damaged checkpoint is reported and replaced.
+    for entry in std::fs::read_dir(&cache_dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "kfc") {
+            let mut bytes = std::fs::read(&path).unwrap();
+            let mid = bytes.len() / 2;
+            bytes[mid] ^= 0xff;
+            std::fs::write(&path, bytes).unwrap();
+        }
+    }
+    let (run, g) = growing(&config, &cache);
+    let Growth::Full(why) = g else {
+        panic!("{g:?}")
+    };
+    assert!(why.starts_with("its checkpoint was unreadable"), "{why}");
+    assert_eq!(fingerprint(&run), fingerprint(&plain(&config)));
+    let (_, g) = growing(&config, &cache);
+    assert!(matches!(g, Growth::Unchanged { .. }), "{g:?}");
+
+    // A replayed clock decides at times the machine sets: never continued.
+    let replayed = Config::from_toml_str(
+        &format!(
+            "{}\n[system.clock]\ntype = \"replayed\"\nspeed = 1e9\n",
+            config.to_toml_string()
+        ),
+        "replayed.toml",
+    )
+    .unwrap();
+    let (_, g) = growing(&replayed, &cache);
+    assert_eq!(
+        g,
+        Growth::Full(
+            "the system cannot continue runs: its clock is not simulated (a replayed or wall \
+             clock decides at times the machine sets)"
+                .into()
+        )
+    );
+}
+
+#[test]
+fn a_processor_that_cannot_save_its_state_runs_every_decision_and_says_so() {
+    use kf_system::{Decide, ForecastProcessor, Registries};
+    #[derive(Debug)]
+    struct Forgetful;
+    impl ForecastProcessor for Forgetful {
+        fn kind(&self) -> &'static str {
+            "forgetful"
+        }
+        fn orders(&mut self, input: &Decide<'_>, orders: &mut [f64]) {
+            for (o, f) in orders.iter_mut().zip(input.forecast) {
+                *o = if f.is_finite() { f.signum() } else { 0.0 };
+            }
+        }
+        fn reset(&mut self) {}
+    }
+    let mut types = Registries::default();
+    types
+        .processors
+        .insert(
+            "forgetful",
+            kf_config::TypeDoc::new("trades the forecast's sign"),
+            Box::new(|_: &kf_config::Section<'_>| {
+                Ok(Box::new(Forgetful) as Box<dyn ForecastProcessor>)
+            }),
+        )
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("bars.csv");
+    write_days(&csv, 2);
+    let cache = handle(&dir.path().join("cache"));
+    let config = config(&csv, "[system.processor]\ntype = \"forgetful\"\n");
+    for _ in 0..2 {
+        let (_, g) = System::from_config_with(&types, &config)
+            .unwrap()
+            .run_growing(&cache)
+            .unwrap();
+        let Growth::Full(why) = g else {
+            panic!("{g:?}")
+        };
+        assert!(
+            why.ends_with(
+                "no checkpoint was written: the `forgetful` processor cannot save what it carries"
+            ),
+            "{why}"
+        );
+    }
+}
+
+#[test]
+fn a_system_that_refits_in_the_loop_continues_with_its_learned_state_and_fit_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("bars.csv");
+    let cache = handle(&dir.path().join("cache"));
+    let text = format!(
+        r#"
+[market_data]
+type = "csv"
+files = "{}"
+asset_column = "asset"
+
+[dag]
+type = "graph"
+[dag.nodes.read]
+type = "market_data"
+[dag.nodes.ret]
+type = "compute_ret_0"
+cols = ["close"]
+[dag.nodes.vol]
+type = "rolling"
+cols = ["close.ret_0"]
+window = 30
+stat = "std"
+[dag.nodes.label]
+type = "direction"
+cols = ["close"]
+horizon = 5
+threshold = 0.3
+threshold_in = "volatility"
+volatility = "close.ret_0.std"
+[dag.nodes.model]
+type = "gbt"
+x_vars = ["close.ret_0", "close.ret_0.std"]
+y_var = "close.direction"
+objective = "multiclass"
+classes = [-1.0, 0.0, 1.0]
+class_names = ["down", "flat", "up"]
+iterations = 5
+max_depth = 2
+
+[system]
+bar = "5min"
+start = "2024-01-02 18:00"
+prediction = "close.direction.p_up"
+[system.fit]
+lookback = "1d"
+retrain_every = "1d"
+{THRESHOLD}
+"#,
+        csv.display()
+    );
+    let config = Config::from_toml_str(&text, "learning.toml").unwrap();
+    write_days(&csv, 2);
+    let (first, _) = growing(&config, &cache);
+    write_days(&csv, 3);
+    let (grown, g) = growing(&config, &cache);
+    let full = plain(&config);
+    assert!(matches!(g, Growth::Continued { .. }), "{g:?}");
+    // Fits at 18:00 each day: the new day's first decisions trade the checkpoint's
+    // model, the later ones a model fitted in the continued run.
+    assert_eq!(full.fits.len(), first.fits.len() + 1);
+    assert_eq!(fingerprint(&grown), fingerprint(&full));
+}
