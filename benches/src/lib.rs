@@ -4,6 +4,7 @@
 pub mod datapull;
 pub mod gbt;
 pub mod grow;
+pub mod grow_system;
 pub mod microstructure;
 pub mod mock1;
 pub mod optimize;

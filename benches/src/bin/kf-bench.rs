@@ -191,6 +191,26 @@ enum What {
         #[arg(long, default_value = "target/kf-bench-grow")]
         dir: std::path::PathBuf,
     },
+    /// A system over growing data: the Mock1 system over a year of generated
+    /// minute bars, then one day appended; the run that continues from the loop's
+    /// checkpoint against the day alone and a full rerun, and bit-equality with it.
+    GrowSystem {
+        /// Assets.
+        #[arg(long, default_value_t = 100)]
+        assets: usize,
+        /// Trading days of 390 bars before the appended one.
+        #[arg(long, default_value_t = 252)]
+        days: usize,
+        /// The decision bar.
+        #[arg(long, default_value = "5min")]
+        bar: String,
+        /// Timed runs of each (medians are reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Folder for the stores and the cache.
+        #[arg(long, default_value = "target/kf-bench-grow-system")]
+        dir: std::path::PathBuf,
+    },
     /// (internal) reads a Parquet store N times, for profiling.
     #[command(hide = true)]
     ReadStore {
@@ -223,6 +243,17 @@ fn main() {
             dir,
         } => {
             if !kf_benches::grow::run(assets, days, time_block, runs, &dir) {
+                std::process::exit(1);
+            }
+        }
+        What::GrowSystem {
+            assets,
+            days,
+            bar,
+            runs,
+            dir,
+        } => {
+            if !kf_benches::grow_system::run(assets, days, &bar, runs, &dir) {
                 std::process::exit(1);
             }
         }

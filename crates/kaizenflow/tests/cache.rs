@@ -557,3 +557,68 @@ fn a_time_block_of_zero_bars_or_for_hdf5_is_refused() {
         text(&e.stderr)
     );
 }
+
+/// `run --cache` of a system over a store that gained a day makes only the new
+/// decisions (it says so), and writes the orders, fills and portfolio a run
+/// without the cache writes, byte for byte.
+#[test]
+fn a_system_over_a_store_that_gained_a_day_continues_from_its_loop_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("csv");
+    std::fs::create_dir_all(&csv).unwrap();
+    let config = dir.path().join("system.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[market_data]\ntype = \"csv\"\nfiles = \"{}/*.csv\"\ntimestamp_column = \"t\"\n\
+             asset_from_file = \"{{asset}}.csv\"\ntz = \"UTC\"\n\
+             [dag]\ntype = \"graph\"\nedges = [[\"read\", \"ret\"], [\"ret\", \"z\"]]\n\
+             [dag.nodes.read]\ntype = \"market_data\"\n\
+             [dag.nodes.ret]\ntype = \"compute_ret_0\"\ncols = [\"close\"]\n\
+             [dag.nodes.z]\ntype = \"rolling\"\nstat = \"zscore\"\ncols = [\"close.ret_0\"]\nwindow = 15\n\
+             [system]\nbar = \"5min\"\nprediction = \"close.ret_0.zscore\"\n\
+             [system.processor]\ntype = \"cross_sectional\"\n",
+            p(&csv)
+        ),
+    )
+    .unwrap();
+    let cache = p(&dir.path().join("cache"));
+    let run = |out: &str, cached: bool| {
+        let out = dir.path().join(out);
+        let o = p(&out);
+        let mut args = vec!["run", config.to_str().unwrap(), "--out", &o];
+        if cached {
+            args.extend(["--cache", &cache]);
+        }
+        let stdout = ok(&args);
+        let files: Vec<Vec<u8>> = ["orders.parquet", "fills.parquet", "portfolio.parquet"]
+            .iter()
+            .map(|f| std::fs::read(out.join(f)).unwrap())
+            .collect();
+        (stdout, files)
+    };
+    write_days(&csv, 3);
+    let (first, _) = run("a", true);
+    assert!(
+        first.contains(
+            "# system incremental: computed every bar (no checkpoint of this system yet)"
+        ),
+        "{first}"
+    );
+    write_days(&csv, 4);
+    let (grown, files) = run("b", true);
+    assert!(
+        grown.contains(
+            "# system incremental: continued from the checkpoint at 2024-01-04T15:00:00Z; \
+             computed the bars after it, up to 2024-01-05T15:00:00Z"
+        ),
+        "{grown}"
+    );
+    let (plain, plain_files) = run("c", false);
+    assert!(!plain.contains("incremental"), "{plain}");
+    assert!(plain_files[1].len() > 1000, "the system trades");
+    assert_eq!(
+        files, plain_files,
+        "a system file differs from a run without the cache"
+    );
+}

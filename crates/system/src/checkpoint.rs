@@ -100,15 +100,27 @@ impl System<'_> {
                     carry: Ok(c.carry),
                     processor: Some(c.processor),
                 };
-                let stopped = self.run_loop(clock, Some(resume), true)?;
-                let growth = match unchanged {
-                    true => Growth::Unchanged { at: from },
-                    false => Growth::Continued {
-                        from,
-                        to: stopped.state.prev,
-                    },
-                };
-                (stopped, growth)
+                match self.run_loop(clock, Some(resume), true) {
+                    Ok(stopped) => {
+                        let growth = match unchanged {
+                            true => Growth::Unchanged { at: from },
+                            false => Growth::Continued {
+                                from,
+                                to: stopped.state.prev,
+                            },
+                        };
+                        (stopped, growth)
+                    }
+                    // A state that does not load (or a failure after it): every
+                    // decision again, which fails alike if the data is to blame.
+                    Err(e) => {
+                        let clock = self.clock(self.spec.clock.kind);
+                        (
+                            self.run_loop(clock, None, true)?,
+                            Growth::Full(format!("the checkpoint could not be continued: {e}")),
+                        )
+                    }
+                }
             }
             None => {
                 let clock = self.clock(self.spec.clock.kind);

@@ -80,6 +80,9 @@ const CROSS_SECTIONAL: &str = "[system.processor]\ntype = \"cross_sectional\"\n"
 const THRESHOLD: &str = "[system.processor]\ntype = \"threshold\"\nlong_above = 0.1\n\
      short_below = -0.1\nposition_size = 5000.0\nmax_positions = 3\nstop_loss = 0.02\n";
 
+const TRAJECTORY: &str = "[system.processor]\ntype = \"trajectory\"\ntarget_gmv = 100000.0\n\
+     max_assets = 3\nmin_periods = 5\ncost = 0.0001\n";
+
 fn handle(dir: &Path) -> CacheHandle {
     CacheHandle {
         cache: Arc::new(NodeCache::open(dir, u64::MAX).unwrap()),
@@ -122,8 +125,8 @@ fn growing(config: &Config, cache: &CacheHandle) -> (SystemRun, Growth) {
 }
 
 #[test]
-fn a_system_over_data_grown_by_a_day_makes_only_the_new_decisions_with_a_full_runs_bits() {
-    for processor in [CROSS_SECTIONAL, THRESHOLD] {
+fn systems_over_data_grown_by_a_day_make_only_the_new_decisions_with_a_full_runs_bits() {
+    for processor in [CROSS_SECTIONAL, THRESHOLD, TRAJECTORY] {
         let dir = tempfile::tempdir().unwrap();
         let csv = dir.path().join("bars.csv");
         let cache = handle(&dir.path().join("cache"));
@@ -342,5 +345,67 @@ retrain_every = "1d"
     // Fits at 18:00 each day: the new day's first decisions trade the checkpoint's
     // model, the later ones a model fitted in the continued run.
     assert_eq!(full.fits.len(), first.fits.len() + 1);
+    assert_eq!(fingerprint(&grown), fingerprint(&full));
+}
+
+#[test]
+fn a_checkpoint_whose_state_does_not_load_runs_every_decision_and_says_why() {
+    use kf_system::{Decide, ForecastProcessor, Registries};
+    /// Saves a state it then refuses to load (a processor whose format changed).
+    #[derive(Debug)]
+    struct Refusing;
+    impl ForecastProcessor for Refusing {
+        fn kind(&self) -> &'static str {
+            "refusing"
+        }
+        fn orders(&mut self, input: &Decide<'_>, orders: &mut [f64]) {
+            for (o, f) in orders.iter_mut().zip(input.forecast) {
+                *o = if f.is_finite() { f.signum() } else { 0.0 };
+            }
+        }
+        fn reset(&mut self) {}
+        fn save_state(&self) -> Option<Vec<u8>> {
+            Some(vec![7])
+        }
+        fn load_state(&mut self, _: &[u8]) -> Result<(), String> {
+            Err("version 7 states are not read any more".into())
+        }
+    }
+    let mut types = Registries::default();
+    types
+        .processors
+        .insert(
+            "refusing",
+            kf_config::TypeDoc::new("trades the forecast's sign"),
+            Box::new(|_: &kf_config::Section<'_>| {
+                Ok(Box::new(Refusing) as Box<dyn ForecastProcessor>)
+            }),
+        )
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("bars.csv");
+    write_days(&csv, 2);
+    let cache = handle(&dir.path().join("cache"));
+    let config = config(&csv, "[system.processor]\ntype = \"refusing\"\n");
+    let run = || {
+        System::from_config_with(&types, &config)
+            .unwrap()
+            .run_growing(&cache)
+            .unwrap()
+    };
+    let (_, g) = run();
+    assert_eq!(g, Growth::Full("no checkpoint of this system yet".into()));
+    write_days(&csv, 3);
+    let (grown, g) = run();
+    assert_eq!(
+        g,
+        Growth::Full(
+            "the checkpoint could not be continued: version 7 states are not read any more".into()
+        )
+    );
+    let full = System::from_config_with(&types, &config)
+        .unwrap()
+        .run()
+        .unwrap();
     assert_eq!(fingerprint(&grown), fingerprint(&full));
 }
