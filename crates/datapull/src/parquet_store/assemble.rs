@@ -55,6 +55,7 @@ pub(super) fn assemble(
     assets: &[String],
     features: &[String],
     store_assets: &[String],
+    sorted: bool,
 ) -> Result<Frame> {
     let col_of: HashMap<&str, usize> = assets
         .iter()
@@ -64,6 +65,14 @@ pub(super) fn assemble(
     let listed: std::collections::HashSet<&str> = store_assets.iter().map(String::as_str).collect();
     let tau = q.as_of.unwrap_or(i64::MAX);
     let selected = |end: i64, known: i64| q.contains_time(end) && known <= tau;
+    // A batch in time order (as this crate writes row groups) is cut to the query's
+    // time range first (zero copy), so a query of a few bars from a large row group
+    // touches those bars' rows only.
+    let cut: Vec<RecordBatch> = batches
+        .iter()
+        .map(|b| in_range(b, q, sorted))
+        .collect::<Result<_>>()?;
+    let batches = &cut[..];
     // The output index: distinct selected bar times over all groups.
     let mut index: Vec<i64> = Vec::new();
     for b in batches {
@@ -171,4 +180,22 @@ pub(super) fn assemble(
         assets.to_vec(),
         features.iter().cloned().zip(values).collect(),
     )?)
+}
+
+/// The rows of `b` whose bar end is inside `q`'s time range, as a zero-copy slice
+/// when `b` is in time order (`sorted`: known to be, else checked); `b` itself
+/// otherwise (every row is then tested).
+fn in_range(b: &RecordBatch, q: &Query, sorted: bool) -> Result<RecordBatch> {
+    if q.start.is_none() && q.end.is_none() {
+        return Ok(b.clone());
+    }
+    let end = time_values(b, END_TS)?;
+    if !sorted && !end.windows(2).all(|w| w[0] <= w[1]) {
+        return Ok(b.clone());
+    }
+    let lo = q.start.map_or(0, |s| end.partition_point(|&t| t < s));
+    let hi = q
+        .end
+        .map_or(end.len(), |e| end.partition_point(|&t| t <= e));
+    Ok(b.slice(lo, hi.saturating_sub(lo)))
 }

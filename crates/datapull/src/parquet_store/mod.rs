@@ -108,6 +108,11 @@ impl ChunkReader for CountingFile {
 /// A row group's index and its decoded batches.
 type GroupBatches = (usize, Vec<RecordBatch>);
 
+/// At most this many row groups of a query are kept for the next one (a query of
+/// a few bars touches one, or two across a boundary; a large query keeps nothing,
+/// so no history stays decoded in memory).
+const LAST_READ_GROUPS: usize = 2;
+
 /// An open Parquet store: its footer is parsed once; queries read what they need.
 #[derive(Debug, Clone)]
 pub struct ParquetStore {
@@ -125,6 +130,11 @@ pub struct ParquetStore {
     /// column, verified), for the query that usually follows it: a run continuing
     /// after the cut reads the same groups.
     recent: Arc<std::sync::Mutex<Vec<GroupBatches>>>,
+    /// The row groups of the last query that read few of them (decoded, verified,
+    /// projected to its columns `.1`): a streaming reader (a system's decision, a
+    /// DAG's step) asks for a few bars at a time, mostly from the group the last
+    /// query read, which is then neither decoded nor verified again.
+    last_read: Arc<std::sync::Mutex<Vec<(usize, Vec<usize>, Vec<RecordBatch>)>>>,
     /// [`Source::fingerprint`], computed on first use (the footer never changes).
     footer_digest: std::sync::OnceLock<String>,
 }
@@ -234,6 +244,7 @@ impl ParquetStore {
                     key_columns,
                     checksums: None,
                     recent: Arc::default(),
+                    last_read: Arc::default(),
                     footer_digest: std::sync::OnceLock::new(),
                 }
                 .scan_assets()?
@@ -283,6 +294,7 @@ impl ParquetStore {
             key_columns,
             checksums,
             recent: Arc::default(),
+            last_read: Arc::default(),
             footer_digest: std::sync::OnceLock::new(),
         })
     }
@@ -412,40 +424,70 @@ impl ParquetStore {
             roots.push(arrow_schema.index_of(name).map_err(FrameError::from)?);
         }
         let mask = ProjectionMask::roots(&schema, roots.iter().copied());
-        let parts: Vec<Vec<RecordBatch>> = groups
-            .par_iter()
-            .map(|&g| {
-                if let Some(batches) = self.recently_read(g, &roots)? {
-                    return Ok(batches);
-                }
-                let file = File::open(&self.path)
-                    .map_err(|e| parquet_err(&self.path, "cannot open", e))?;
-                let rows = self.metadata.metadata().row_group(g).num_rows().max(1) as usize;
-                let read = || -> Result<Vec<RecordBatch>> {
-                    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
-                        CountingFile {
-                            file,
-                            bytes: Arc::clone(bytes),
-                        },
-                        self.metadata.clone(),
-                    )
-                    .with_row_groups(vec![g])
-                    .with_projection(mask.clone())
-                    .with_batch_size(rows)
-                    .build()
-                    .map_err(|e| parquet_err(&self.path, "reading the store", e))?;
-                    reader
-                        .collect::<std::result::Result<Vec<_>, _>>()
-                        .map_err(|e| parquet_err(&self.path, format!("row group {g}"), e))
-                };
-                let batches = kf_frame::guard::catch_quiet(read).map_err(|panic| {
-                    parquet_err(&self.path, format!("row group {g}: corrupt data"), panic)
-                })??;
-                self.verify(g, &batches)?;
-                Ok(batches)
-            })
-            .collect::<Result<_>>()?;
+        let read_group = |g: usize| -> Result<Vec<RecordBatch>> {
+            if let Some(batches) = self.recently_read(g, &roots)? {
+                return Ok(batches);
+            }
+            if let Some(batches) = self.last_read_of(g, &roots) {
+                return Ok(batches);
+            }
+            let file =
+                File::open(&self.path).map_err(|e| parquet_err(&self.path, "cannot open", e))?;
+            let rows = self.metadata.metadata().row_group(g).num_rows().max(1) as usize;
+            let read = || -> Result<Vec<RecordBatch>> {
+                let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
+                    CountingFile {
+                        file,
+                        bytes: Arc::clone(bytes),
+                    },
+                    self.metadata.clone(),
+                )
+                .with_row_groups(vec![g])
+                .with_projection(mask.clone())
+                .with_batch_size(rows)
+                .build()
+                .map_err(|e| parquet_err(&self.path, "reading the store", e))?;
+                reader
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| parquet_err(&self.path, format!("row group {g}"), e))
+            };
+            let batches = kf_frame::guard::catch_quiet(read).map_err(|panic| {
+                parquet_err(&self.path, format!("row group {g}: corrupt data"), panic)
+            })??;
+            self.verify(g, &batches)?;
+            Ok(batches)
+        };
+        // One group (a streaming query's usual case) is read on this thread: handing
+        // it to the pool would cost more than its decoding.
+        let parts: Vec<Vec<RecordBatch>> = match groups.len() {
+            0 | 1 => groups
+                .iter()
+                .map(|&g| read_group(g))
+                .collect::<Result<_>>()?,
+            _ => groups
+                .par_iter()
+                .map(|&g| read_group(g))
+                .collect::<Result<_>>()?,
+        };
+        if groups.len() <= LAST_READ_GROUPS
+            && let Ok(mut last) = self.last_read.lock()
+        {
+            *last = groups
+                .iter()
+                .zip(&parts)
+                .map(|(&g, b)| (g, roots.clone(), b.clone()))
+                .collect();
+        }
         Ok(parts.into_iter().flatten().collect())
+    }
+
+    /// Row group `g` projected to `roots`, if the last query that read few groups
+    /// read it with the same columns.
+    fn last_read_of(&self, g: usize, roots: &[usize]) -> Option<Vec<RecordBatch>> {
+        let last = self.last_read.lock().ok()?;
+        last.iter()
+            .find(|(h, r, _)| *h == g && r == roots)
+            .map(|(_, _, b)| b.clone())
     }
 
     /// Row group `g` projected to the store's columns `roots`, if the last prefix
@@ -536,13 +578,13 @@ impl ParquetStore {
         let n_groups = groups.len();
         let batches = self.read_groups(groups, &features, &bytes)?;
         if !self.revisions {
-            let frame =
-                assemble::assemble(&batches, q, &assets, &features, &self.assets).map_err(|e| {
-                    match e {
-                        crate::DataError::Query { what } => store_err(&self.path, what),
-                        e => e,
-                    }
-                })?;
+            // Row groups this crate wrote (checksummed) are in time order.
+            let sorted = self.checksums.is_some();
+            let frame = assemble::assemble(&batches, q, &assets, &features, &self.assets, sorted)
+                .map_err(|e| match e {
+                crate::DataError::Query { what } => store_err(&self.path, what),
+                e => e,
+            })?;
             return Ok((frame, stats(n_groups)));
         }
         let mut kept = Vec::with_capacity(batches.len());

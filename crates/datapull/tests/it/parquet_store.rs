@@ -646,3 +646,57 @@ fn a_stores_prefix_fingerprint_survives_appended_bars_and_catches_old_changes() 
     assert_eq!(fa, foreign("fb.parquet", &all));
     assert_ne!(fa, foreign("fc.parquet", &flipped(&all, 205)));
 }
+
+/// A streaming reader's queries (a few bars at a time, in order, some across a row
+/// group's boundary, some with other columns) give what the same queries give
+/// applied to the frame in memory, while the store keeps the last query's row
+/// groups decoded: a second read of the same group reads no bytes.
+#[test]
+fn consecutive_small_queries_match_the_frame_and_reuse_the_last_row_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stream.parquet");
+    let f = bars(5, 600);
+    write_frame(
+        &f,
+        &path,
+        StoreOptions {
+            time_block: 100,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    let store = ParquetStore::open(&path).unwrap();
+    let t = f.end_ts();
+    let mut lo = 0;
+    let mut reused = 0;
+    for (k, width) in [7usize, 13, 1, 50, 29, 3, 100, 2]
+        .iter()
+        .cycle()
+        .take(40)
+        .enumerate()
+    {
+        if lo >= t.len() {
+            break;
+        }
+        let hi = (lo + width - 1).min(t.len() - 1);
+        let mut q = Query::between(t[lo], t[hi]);
+        if k % 3 == 2 {
+            q = q.columns(&["close"]);
+        }
+        let (got, stats) = store.query_with_stats(&q).unwrap();
+        let expected = q.apply(&f).unwrap();
+        assert!(
+            got.bit_eq(&expected),
+            "bars {lo}..={hi}: {:?}",
+            got.first_difference(&expected)
+        );
+        if stats.bytes_read == 0 {
+            reused += 1;
+        }
+        lo = hi + 1;
+    }
+    assert!(
+        reused >= 5,
+        "only {reused} queries were served from the last groups"
+    );
+}
