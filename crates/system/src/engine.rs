@@ -156,10 +156,25 @@ impl<'a> System<'a> {
         System::build(types, config, Some(states))
     }
 
-    fn build(
+    pub(crate) fn build(
         types: &'a crate::Registries,
         config: &'a Config,
         initial_states: Option<States>,
+    ) -> Result<System<'a>> {
+        System::build_on(types, config, initial_states, |data, spec| {
+            let market = Market::new(data, spec)?;
+            let grid = market.decision_times(spec)?;
+            Ok((market, grid))
+        })
+    }
+
+    /// Builds the system with the market and decision grid that `market` makes
+    /// from the unclocked market data (all of it, or the bars after a checkpoint).
+    pub(crate) fn build_on(
+        types: &'a crate::Registries,
+        config: &'a Config,
+        initial_states: Option<States>,
+        market: impl FnOnce(Arc<dyn MarketData>, &SystemSpec) -> Result<(Market, Vec<i64>)>,
     ) -> Result<System<'a>> {
         let components = crate::build_with(types, config)?;
         let (Some(spec), Some(processor)) = (components.system, components.processor) else {
@@ -168,8 +183,7 @@ impl<'a> System<'a> {
             ));
         };
         let market_data = components.market_data;
-        let market = Market::new(market_data.unclocked()?, &spec)?;
-        let grid = market.decision_times(&spec)?;
+        let (market, grid) = market(market_data.unclocked()?, &spec)?;
         let system = System {
             config,
             types,
@@ -236,7 +250,7 @@ impl<'a> System<'a> {
         ReplaySettings {
             delay: Duration(self.spec.clock.delay),
             freq: Duration(self.market.freq),
-            offset: Duration(self.market.prices.end_ts()[0].rem_euclid(self.market.freq)),
+            offset: Duration(self.market.offset),
             poll: Duration(self.spec.clock.poll),
         }
     }

@@ -27,6 +27,8 @@ pub struct Market {
     pub prices: Frame,
     /// The data's bar period: the smallest step between two bar ends.
     pub freq: i64,
+    /// Where the data's bars fall within `freq`: the first bar end modulo `freq`.
+    pub offset: i64,
     index: HashMap<String, usize>,
 }
 
@@ -38,10 +40,37 @@ impl Market {
     /// The source's read error, a missing price or volume column (listing the
     /// columns there are), or a source without rows.
     pub fn new(data: Arc<dyn MarketData>, spec: &SystemSpec) -> Result<Market> {
+        let market = Market::load_after(data, spec, i64::MIN)?;
+        if market.prices.is_empty() {
+            return Err(SystemError::Invalid(format!(
+                "the market data ({}) has no rows: there is nothing to trade",
+                market.data.describe()
+            )));
+        }
+        Ok(market)
+    }
+
+    /// The market over the bars ending after `after` only (a system continued from
+    /// a checkpoint at `after` needs no earlier price), which may be none; `freq`
+    /// and `offset` are then those of these bars, which the caller checks against
+    /// the whole data's.
+    ///
+    /// # Errors
+    /// As [`Market::new`], but no rows is not an error.
+    pub(crate) fn load_after(
+        data: Arc<dyn MarketData>,
+        spec: &SystemSpec,
+        after: i64,
+    ) -> Result<Market> {
         let mut cols = vec![spec.price.clone()];
         cols.extend(spec.volume.clone());
         let prices = data
-            .data_for_interval(Timestamp::MIN, Timestamp::MAX, None, Some(&cols))
+            .data_for_interval(
+                Timestamp(after.saturating_add(1)),
+                Timestamp::MAX,
+                None,
+                Some(&cols),
+            )
             .map_err(|e| {
                 SystemError::Invalid(format!(
                     "[system] price = {:?}, volume = {:?}: the market data ({}) cannot give \
@@ -51,19 +80,8 @@ impl Market {
                     data.describe()
                 ))
             })?;
-        if prices.is_empty() {
-            return Err(SystemError::Invalid(format!(
-                "the market data ({}) has no rows: there is nothing to trade",
-                data.describe()
-            )));
-        }
-        let freq = prices
-            .end_ts()
-            .windows(2)
-            .map(|w| w[1] - w[0])
-            .min()
-            .unwrap_or(60_000_000_000)
-            .max(1);
+        let freq = min_step(prices.end_ts()).unwrap_or(60_000_000_000).max(1);
+        let offset = prices.end_ts().first().map_or(0, |t| t.rem_euclid(freq));
         let assets = prices.assets().to_vec();
         let index = assets
             .iter()
@@ -75,6 +93,7 @@ impl Market {
             assets,
             prices,
             freq,
+            offset,
             index,
         })
     }
@@ -85,16 +104,7 @@ impl Market {
     /// # Errors
     /// None of them falls within `[start, end]`.
     pub fn decision_times(&self, spec: &SystemSpec) -> Result<Vec<i64>> {
-        let mut grid: Vec<i64> = Vec::new();
-        for &t in self.prices.end_ts() {
-            let tau = ceil_to(t, spec.bar);
-            if grid.last() != Some(&tau)
-                && spec.start.is_none_or(|s| tau >= s)
-                && spec.end.is_none_or(|e| tau <= e)
-            {
-                grid.push(tau);
-            }
-        }
+        let grid = self.decision_times_after(spec, i64::MIN);
         if grid.is_empty() {
             return Err(SystemError::Invalid(format!(
                 "no decision time: the data's bars ({} to {}) do not meet [system] start/end",
@@ -103,6 +113,22 @@ impl Market {
             )));
         }
         Ok(grid)
+    }
+
+    /// The decision times after `after` (see [`Market::decision_times`]); maybe none.
+    pub(crate) fn decision_times_after(&self, spec: &SystemSpec, after: i64) -> Vec<i64> {
+        let mut grid: Vec<i64> = Vec::new();
+        for &t in self.prices.end_ts() {
+            let tau = ceil_to(t, spec.bar);
+            if tau > after
+                && grid.last() != Some(&tau)
+                && spec.start.is_none_or(|s| tau >= s)
+                && spec.end.is_none_or(|e| tau <= e)
+            {
+                grid.push(tau);
+            }
+        }
+        grid
     }
 
     /// Bars per year implied by a decision grid: its bars over its span.
@@ -235,4 +261,9 @@ impl ForecastColumns {
             &*vol
         })
     }
+}
+
+/// The smallest step between consecutive values of `ts` (none with fewer than two).
+pub(crate) fn min_step(ts: &[i64]) -> Option<i64> {
+    ts.windows(2).map(|w| w[1] - w[0]).min()
 }

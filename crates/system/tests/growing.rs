@@ -8,7 +8,7 @@ use std::sync::Arc;
 use kf_config::Config;
 use kf_dataflow::Growth;
 use kf_dataflow::cache::{CacheHandle, NodeCache};
-use kf_system::{System, SystemRun};
+use kf_system::{Registries, System, SystemRun};
 
 /// Minute bars of four assets over `days` trading days (390 a day, from 14:31 UTC),
 /// as one CSV; the rows of a day do not depend on how many days are written.
@@ -118,10 +118,7 @@ fn plain(config: &Config) -> SystemRun {
 }
 
 fn growing(config: &Config, cache: &CacheHandle) -> (SystemRun, Growth) {
-    System::from_config(config)
-        .unwrap()
-        .run_growing(cache)
-        .unwrap()
+    System::run_growing(Registries::builtin(), config, None, cache).unwrap()
 }
 
 #[test]
@@ -163,7 +160,73 @@ fn systems_over_data_grown_by_a_day_make_only_the_new_decisions_with_a_full_runs
         let (again, g) = growing(&config, &cache);
         assert_eq!(g, Growth::Unchanged { at: day3_end });
         assert_eq!(fingerprint(&again), fingerprint(&full));
+
+        // Another day: continued again, over two history segments.
+        write_days(&csv, 4);
+        let (grown, g) = growing(&config, &cache);
+        assert!(
+            matches!(g, Growth::Continued { from, .. } if from == day3_end),
+            "{g:?}"
+        );
+        assert_eq!(
+            fingerprint(&grown),
+            fingerprint(&plain(&config)),
+            "{processor}"
+        );
     }
+}
+
+/// Appends a day of bars for an asset that the earlier days do not have.
+fn add_new_asset_day(path: &Path, day: usize) {
+    let mut s = std::fs::read_to_string(path).unwrap();
+    for m in 0..390u32 {
+        let (h, min) = (14 + (31 + m) / 60, (31 + m) % 60);
+        s.push_str(&format!(
+            "2024-01-{:02} {h:02}:{min:02},NEW,{:.4},100\n",
+            2 + day,
+            20.0 + f64::from(m % 7) * 0.01
+        ));
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+#[test]
+fn a_new_asset_in_a_csv_or_a_lost_history_segment_runs_every_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("bars.csv");
+    let cache_dir = dir.path().join("cache");
+    let cache = handle(&cache_dir);
+    let config = config(&csv, CROSS_SECTIONAL);
+    write_days(&csv, 2);
+    growing(&config, &cache);
+
+    // A new asset in the new day: the system's asset slots change. The CSV
+    // source's rows up to the checkpoint gain the asset's (empty) column.
+    write_days(&csv, 3);
+    add_new_asset_day(&csv, 2);
+    let (run, g) = growing(&config, &cache);
+    assert_eq!(
+        g,
+        Growth::Full("the data up to 2024-01-03T21:00:00Z changed since the checkpoint".into())
+    );
+    assert_eq!(run.assets.len(), 5);
+    assert_eq!(fingerprint(&run), fingerprint(&plain(&config)));
+
+    // The history the checkpoint lists was evicted: the records cannot be whole.
+    for e in cache.cache.entries().unwrap() {
+        if e.meta.is_some_and(|m| m.kind == "system history") {
+            std::fs::remove_file(cache_dir.join(format!("{}.kfc", e.key))).unwrap();
+        }
+    }
+    let (run, g) = growing(&config, &cache);
+    let Growth::Full(why) = g else {
+        panic!("{g:?}")
+    };
+    assert!(
+        why.starts_with("a part of its history is not in the cache any more"),
+        "{why}"
+    );
+    assert_eq!(fingerprint(&run), fingerprint(&plain(&config)));
 }
 
 #[test]
@@ -236,7 +299,7 @@ fn a_changed_old_bar_a_damaged_checkpoint_or_a_replayed_clock_run_every_decision
 
 #[test]
 fn a_processor_that_cannot_save_its_state_runs_every_decision_and_says_so() {
-    use kf_system::{Decide, ForecastProcessor, Registries};
+    use kf_system::{Decide, ForecastProcessor};
     #[derive(Debug)]
     struct Forgetful;
     impl ForecastProcessor for Forgetful {
@@ -267,10 +330,7 @@ fn a_processor_that_cannot_save_its_state_runs_every_decision_and_says_so() {
     let cache = handle(&dir.path().join("cache"));
     let config = config(&csv, "[system.processor]\ntype = \"forgetful\"\n");
     for _ in 0..2 {
-        let (_, g) = System::from_config_with(&types, &config)
-            .unwrap()
-            .run_growing(&cache)
-            .unwrap();
+        let (_, g) = System::run_growing(&types, &config, None, &cache).unwrap();
         let Growth::Full(why) = g else {
             panic!("{g:?}")
         };
@@ -350,7 +410,7 @@ retrain_every = "1d"
 
 #[test]
 fn a_checkpoint_whose_state_does_not_load_runs_every_decision_and_says_why() {
-    use kf_system::{Decide, ForecastProcessor, Registries};
+    use kf_system::{Decide, ForecastProcessor};
     /// Saves a state it then refuses to load (a processor whose format changed).
     #[derive(Debug)]
     struct Refusing;
@@ -387,12 +447,7 @@ fn a_checkpoint_whose_state_does_not_load_runs_every_decision_and_says_why() {
     write_days(&csv, 2);
     let cache = handle(&dir.path().join("cache"));
     let config = config(&csv, "[system.processor]\ntype = \"refusing\"\n");
-    let run = || {
-        System::from_config_with(&types, &config)
-            .unwrap()
-            .run_growing(&cache)
-            .unwrap()
-    };
+    let run = || System::run_growing(&types, &config, None, &cache).unwrap();
     let (_, g) = run();
     assert_eq!(g, Growth::Full("no checkpoint of this system yet".into()));
     write_days(&csv, 3);
@@ -408,4 +463,84 @@ fn a_checkpoint_whose_state_does_not_load_runs_every_decision_and_says_why() {
         .run()
         .unwrap();
     assert_eq!(fingerprint(&grown), fingerprint(&full));
+}
+
+/// A Parquet store (day row groups) of `days` days of the CSV's bars, with the
+/// assets `assets` (a later asset's earlier cells missing).
+fn write_store(path: &Path, days: usize, assets: &[&str]) {
+    let mut ends = Vec::new();
+    let mut close = Vec::new();
+    let mut volume = Vec::new();
+    for d in 0..days {
+        for m in 0..390i64 {
+            // 2024-01-02 14:31 UTC, then one minute a bar, one day a day.
+            ends.push(1_704_205_860_000_000_000 + (d as i64 * 86_400 + m * 60) * 1_000_000_000);
+            for (a, name) in assets.iter().enumerate() {
+                let late = *name == "NEW" && d + 1 < days;
+                let p = 50.0 + a as f64 + ((d as i64 * 390 + m) as f64 * 0.1 + a as f64).sin();
+                close.push(if late { f64::NAN } else { p });
+                volume.push(if late {
+                    f64::NAN
+                } else {
+                    100.0 + (m % 9) as f64
+                });
+            }
+        }
+    }
+    let frame = kf_frame::Frame::new(
+        ends.clone(),
+        ends,
+        assets.iter().map(|a| a.to_string()).collect(),
+        vec![("close".into(), close), ("volume".into(), volume)],
+    )
+    .unwrap();
+    kf_datapull::parquet_store::write_frame(
+        &frame,
+        path,
+        kf_datapull::StoreOptions {
+            time_block: 390,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_new_asset_in_a_store_runs_every_decision_and_a_grown_store_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("bars.parquet");
+    let cache = handle(&dir.path().join("cache"));
+    let text = config(Path::new("unused"), CROSS_SECTIONAL)
+        .to_toml_string()
+        .replace("type = \"csv\"", "type = \"parquet\"");
+    let mut text = text
+        .lines()
+        .filter(|l| !l.starts_with("files") && !l.starts_with("asset_column"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    text = text.replacen(
+        "type = \"parquet\"",
+        &format!(
+            "type = \"parquet\"\npath = {:?}",
+            store.display().to_string()
+        ),
+        1,
+    );
+    let config = Config::from_toml_str(&text, "store.toml").unwrap();
+    let old = ["A0", "A1", "A2"];
+    write_store(&store, 2, &old);
+    growing(&config, &cache);
+    write_store(&store, 3, &old);
+    let (run, g) = growing(&config, &cache);
+    assert!(matches!(g, Growth::Continued { .. }), "{g:?}");
+    assert_eq!(fingerprint(&run), fingerprint(&plain(&config)));
+    // A new asset: the store's rows up to the checkpoint gain its (empty) cells.
+    write_store(&store, 4, &["A0", "A1", "A2", "NEW"]);
+    let (run, g) = growing(&config, &cache);
+    assert_eq!(
+        g,
+        Growth::Full("the data up to 2024-01-04T21:00:00Z changed since the checkpoint".into())
+    );
+    assert_eq!(run.assets.len(), 4);
+    assert_eq!(fingerprint(&run), fingerprint(&plain(&config)));
 }

@@ -191,16 +191,18 @@ fn run_system(
     out: &mut dyn Write,
 ) -> Result<()> {
     let started = Instant::now();
-    let mut system = match states {
-        Some(s) => kf_system::System::from_config_with_states(types, config, s)?,
-        None => kf_system::System::from_config_with(types, config)?,
-    };
     let (run, growth) = match cache {
         Some(c) => {
-            let (run, g) = system.run_growing(c)?;
+            let (run, g) = kf_system::System::run_growing(types, config, states, c)?;
             (run, Some(g))
         }
-        None => (system.run()?, None),
+        None => {
+            let mut system = match states {
+                Some(s) => kf_system::System::from_config_with_states(types, config, s)?,
+                None => kf_system::System::from_config_with(types, config)?,
+            };
+            (system.run()?, None)
+        }
     };
     let wall = started.elapsed();
     if let Some(g) = &growth {
