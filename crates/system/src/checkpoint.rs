@@ -113,6 +113,14 @@ impl History {
     }
 }
 
+/// What a continued run carries over from its checkpoint: the earlier records,
+/// the checkpoint's shape and its history segments' keys.
+struct Prior {
+    records: History,
+    shape: Shape,
+    segments: Vec<[u8; 32]>,
+}
+
 /// What the run found before it started.
 enum Plan {
     /// Every decision; a checkpoint under the key when there is one.
@@ -121,7 +129,7 @@ enum Plan {
     Continue {
         key: Key,
         checkpoint: Box<Checkpoint>,
-        old: History,
+        old: Box<History>,
         unchanged: bool,
     },
 }
@@ -187,8 +195,12 @@ impl<'a> System<'a> {
                                 to: stopped.state.prev,
                             },
                         };
-                        let prior = (c.shape, c.history);
-                        (Some(key), stopped, Some((old, prior)), growth)
+                        let prior = Prior {
+                            records: *old,
+                            shape: c.shape,
+                            segments: c.history,
+                        };
+                        (Some(key), stopped, Some(prior), growth)
                     }
                     // A state that does not load (or a failure after it): every
                     // decision again, over all the data, which fails alike if the
@@ -212,7 +224,7 @@ impl<'a> System<'a> {
         cache: &CacheHandle,
         key: Option<Key>,
         mut stopped: Stopped,
-        old: Option<(History, (Shape, Vec<[u8; 32]>))>,
+        prior: Option<Prior>,
         growth: Growth,
     ) -> Result<(SystemRun, Growth)> {
         let book = &mut stopped.state.book;
@@ -222,8 +234,8 @@ impl<'a> System<'a> {
             fills: std::mem::take(&mut book.fills),
             fits: std::mem::take(&mut stopped.state.fits),
         };
-        let (mut all, prior) = match old {
-            Some((h, prior)) => (h, Some(prior)),
+        let (mut all, prior) = match prior {
+            Some(p) => (p.records, Some((p.shape, p.segments))),
             None => (History::default(), None),
         };
         let growth = match key {
@@ -477,7 +489,7 @@ fn plan_market(
         Plan::Continue {
             key,
             checkpoint: Box::new(c),
-            old,
+            old: Box::new(old),
             unchanged,
         },
     ))

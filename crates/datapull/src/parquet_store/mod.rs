@@ -108,6 +108,10 @@ impl ChunkReader for CountingFile {
 /// A row group's index and its decoded batches.
 type GroupBatches = (usize, Vec<RecordBatch>);
 
+/// A row group's batches projected to some of the store's columns: (group, the
+/// columns' root indices, batches).
+type ProjectedGroup = (usize, Vec<usize>, Vec<RecordBatch>);
+
 /// At most this many row groups of a query are kept for the next one (a query of
 /// a few bars touches one, or two across a boundary; a large query keeps nothing,
 /// so no history stays decoded in memory).
@@ -134,7 +138,7 @@ pub struct ParquetStore {
     /// projected to its columns `.1`): a streaming reader (a system's decision, a
     /// DAG's step) asks for a few bars at a time, mostly from the group the last
     /// query read, which is then neither decoded nor verified again.
-    last_read: Arc<std::sync::Mutex<Vec<(usize, Vec<usize>, Vec<RecordBatch>)>>>,
+    last_read: Arc<std::sync::Mutex<Vec<ProjectedGroup>>>,
     /// [`Source::fingerprint`], computed on first use (the footer never changes).
     footer_digest: std::sync::OnceLock<String>,
 }
