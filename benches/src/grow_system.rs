@@ -20,29 +20,9 @@ use crate::mock1::{input, median};
 
 fn config(store: &Path, bar: &str) -> Result<Config, String> {
     let text = format!(
-        r#"
-[market_data]
-type = "parquet"
-path = {:?}
-
-[dag]
-type = "mock1"
-max_gap = "1h"
-
-[system]
-bar = "{bar}"
-volatility = "vwap.ret_0.vol"
-
-[system.processor]
-type = "cross_sectional"
-target_gmv = 1000000.0
-max_holding = 20000.0
-
-[system.costs]
-half_spread_bps = 1.0
-impact_bps = 5.0
-"#,
-        store.display().to_string()
+        "[market_data]\ntype = \"parquet\"\npath = {:?}\n{}",
+        store.display().to_string(),
+        crate::system::mock1_system(bar)
     );
     Config::from_toml_str(&text, "grow-system.toml").map_err(|e| e.to_string())
 }

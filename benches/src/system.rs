@@ -20,7 +20,16 @@ start = "2018-01-02 09:31"
 tz = "America/New_York"
 calendar = "us_equity"
 seed = 11
+{}"#,
+        mock1_system(bar)
+    )
+}
 
+/// The Mock1 system's `[dag]` and `[system]` tables, deciding every `bar` (the
+/// market data is the caller's).
+pub fn mock1_system(bar: &str) -> String {
+    format!(
+        r#"
 [dag]
 type = "mock1"
 max_gap = "1h"

@@ -113,6 +113,20 @@ fn fingerprint(r: &SystemRun) -> String {
     )
 }
 
+/// The built-in types and a processor of the test's own, under `name`.
+fn with_processor(name: &str, make: fn() -> Box<dyn kf_system::ForecastProcessor>) -> Registries {
+    let mut types = Registries::default();
+    types
+        .processors
+        .insert(
+            name,
+            kf_config::TypeDoc::new("a test's processor"),
+            Box::new(move |_: &kf_config::Section<'_>| Ok(make())),
+        )
+        .unwrap();
+    types
+}
+
 fn plain(config: &Config) -> SystemRun {
     System::from_config(config).unwrap().run().unwrap()
 }
@@ -313,17 +327,7 @@ fn a_processor_that_cannot_save_its_state_runs_every_decision_and_says_so() {
         }
         fn reset(&mut self) {}
     }
-    let mut types = Registries::default();
-    types
-        .processors
-        .insert(
-            "forgetful",
-            kf_config::TypeDoc::new("trades the forecast's sign"),
-            Box::new(|_: &kf_config::Section<'_>| {
-                Ok(Box::new(Forgetful) as Box<dyn ForecastProcessor>)
-            }),
-        )
-        .unwrap();
+    let types = with_processor("forgetful", || Box::new(Forgetful));
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("bars.csv");
     write_days(&csv, 2);
@@ -431,17 +435,7 @@ fn a_checkpoint_whose_state_does_not_load_runs_every_decision_and_says_why() {
             Err("version 7 states are not read any more".into())
         }
     }
-    let mut types = Registries::default();
-    types
-        .processors
-        .insert(
-            "refusing",
-            kf_config::TypeDoc::new("trades the forecast's sign"),
-            Box::new(|_: &kf_config::Section<'_>| {
-                Ok(Box::new(Refusing) as Box<dyn ForecastProcessor>)
-            }),
-        )
-        .unwrap();
+    let types = with_processor("refusing", || Box::new(Refusing));
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("bars.csv");
     write_days(&csv, 2);
