@@ -538,3 +538,98 @@ fn a_new_asset_in_a_store_runs_every_decision_and_a_grown_store_continues() {
     assert_eq!(run.assets.len(), 4);
     assert_eq!(fingerprint(&run), fingerprint(&plain(&config)));
 }
+
+/// A store whose prefix fingerprint covers only the assets with values up to the
+/// cut: a new asset in appended bars leaves it unchanged, so only the system's own
+/// check of its assets can see that the asset slots moved.
+#[derive(Debug)]
+struct ValuesOnly(kf_datapull::ParquetStore);
+
+impl kf_datapull::Source for ValuesOnly {
+    fn describe(&self) -> String {
+        "a store fingerprinted by its values".into()
+    }
+    fn load(&self, q: &kf_datapull::Query) -> kf_datapull::Result<kf_frame::Frame> {
+        kf_datapull::Source::load(&self.0, q)
+    }
+    fn pushes_down(&self) -> bool {
+        true
+    }
+    fn features(&self) -> Option<Vec<String>> {
+        Some(self.0.features().to_vec())
+    }
+    fn fingerprint(&self) -> kf_datapull::Result<Option<String>> {
+        kf_datapull::Source::fingerprint(&self.0)
+    }
+    fn lineage(&self) -> Option<String> {
+        Some(format!("values-only;{}", self.0.path().display()))
+    }
+    fn prefix_fingerprint(&self, until: i64) -> kf_datapull::Result<Option<String>> {
+        let f = kf_datapull::Source::load(&self.0, &kf_datapull::Query::between(i64::MIN, until))?;
+        let mut out = format!("{:?}", f.end_ts());
+        for (a, name) in f.assets().iter().enumerate() {
+            for i in 0..f.n_features() {
+                let v = f.feature_at(i);
+                let cells: Vec<u64> = (0..f.n_rows()).map(|r| v.row(r)[a].to_bits()).collect();
+                if cells.iter().any(|&c| !f64::from_bits(c).is_nan()) {
+                    out.push_str(&format!("|{name}:{cells:?}"));
+                }
+            }
+        }
+        Ok(Some(out))
+    }
+}
+
+#[test]
+fn a_source_blind_to_a_new_asset_still_runs_every_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("bars.parquet");
+    let cache = handle(&dir.path().join("cache"));
+    let mut types = Registries::default();
+    types
+        .dataflow
+        .data
+        .register_source(
+            "values_only",
+            kf_config::TypeDoc::new("a store fingerprinted by its values"),
+            |s| {
+                let path: String = s.get("path")?;
+                let store = kf_datapull::ParquetStore::open(&path)
+                    .map_err(|e| s.invalid("path", &e.to_string()))?;
+                Ok(Box::new(ValuesOnly(store)) as Box<dyn kf_datapull::Source>)
+            },
+        )
+        .unwrap();
+    let text = config(Path::new("unused"), CROSS_SECTIONAL)
+        .to_toml_string()
+        .lines()
+        .filter(|l| !l.starts_with("files") && !l.starts_with("asset_column"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replacen(
+            "type = \"csv\"",
+            &format!(
+                "type = \"values_only\"\npath = {:?}",
+                store.display().to_string()
+            ),
+            1,
+        );
+    let config = Config::from_toml_str(&text, "values_only.toml").unwrap();
+    let run = || System::run_growing(&types, &config, None, &cache).unwrap();
+    let old = ["A0", "A1", "A2"];
+    write_store(&store, 2, &old);
+    run();
+    write_store(&store, 3, &old);
+    assert!(matches!(run().1, Growth::Continued { .. }));
+    write_store(&store, 4, &["A0", "A1", "A2", "NEW"]);
+    let (grown, g) = run();
+    assert_eq!(
+        g,
+        Growth::Full("the market's assets changed since the checkpoint".into())
+    );
+    let full = System::from_config_with(&types, &config)
+        .unwrap()
+        .run()
+        .unwrap();
+    assert_eq!(fingerprint(&grown), fingerprint(&full));
+}
