@@ -595,7 +595,7 @@ fn a_source_blind_to_a_new_asset_still_runs_every_decision() {
             |s| {
                 let path: String = s.get("path")?;
                 let store = kf_datapull::ParquetStore::open(&path)
-                    .map_err(|e| s.invalid("path", &e.to_string()))?;
+                    .map_err(|e| s.invalid("path", e.to_string()))?;
                 Ok(Box::new(ValuesOnly(store)) as Box<dyn kf_datapull::Source>)
             },
         )
