@@ -123,14 +123,20 @@ struct Prior {
 
 /// What the run found before it started.
 enum Plan {
-    /// Every decision; a checkpoint under the key when there is one.
-    Full { key: Option<Key>, why: String },
+    /// Every decision; a checkpoint under the key when there is one, whose
+    /// sources' fingerprints before the run were `before`.
+    Full {
+        key: Option<Key>,
+        why: String,
+        before: Vec<String>,
+    },
     /// Continue from the checkpoint, whose earlier records are `old`.
     Continue {
         key: Key,
         checkpoint: Box<Checkpoint>,
         old: Box<History>,
         unchanged: bool,
+        before: Vec<String>,
     },
 }
 
@@ -161,9 +167,12 @@ impl<'a> System<'a> {
         let plan = plan.unwrap_or(Plan::Full {
             key: None,
             why: "no plan".into(),
+            before: Vec::new(),
         });
+        let data_before;
         let (key, stopped, old, growth) = match plan {
-            Plan::Full { key, why } => {
+            Plan::Full { key, why, before } => {
+                data_before = before;
                 let clock = system.clock(system.spec.clock.kind);
                 let stopped = system.run_loop(clock, None, key.is_some())?;
                 let why = match key {
@@ -177,7 +186,9 @@ impl<'a> System<'a> {
                 checkpoint,
                 old,
                 unchanged,
+                before,
             } => {
+                data_before = before;
                 let c = *checkpoint;
                 let from = c.at;
                 let clock = system.spec.clock.kind.clock(c.state.clock_now);
@@ -215,7 +226,7 @@ impl<'a> System<'a> {
                 }
             }
         };
-        system.complete(cache, key, stopped, old, growth)
+        system.complete(cache, key, stopped, old, &data_before, growth)
     }
 
     /// Writes the checkpoint (when there is a key) and returns the whole run.
@@ -225,6 +236,7 @@ impl<'a> System<'a> {
         key: Option<Key>,
         mut stopped: Stopped,
         prior: Option<Prior>,
+        before: &[String],
         growth: Growth,
     ) -> Result<(SystemRun, Growth)> {
         let book = &mut stopped.state.book;
@@ -239,7 +251,7 @@ impl<'a> System<'a> {
             None => (History::default(), None),
         };
         let growth = match key {
-            Some(key) => match self.write_checkpoint(cache, &key, &stopped, &new, prior) {
+            Some(key) => match self.write_checkpoint(cache, &key, &stopped, &new, prior, before) {
                 Ok(()) => growth,
                 Err(e) => match growth {
                     Growth::Full(why) => {
@@ -266,6 +278,7 @@ impl<'a> System<'a> {
         stopped: &Stopped,
         new: &History,
         prior: Option<(Shape, Vec<[u8; 32]>)>,
+        before: &[String],
     ) -> std::result::Result<(), String> {
         let carry = stopped.carry.as_ref().map_err(|e| e.clone())?;
         let processor = stopped.processor.as_deref().ok_or_else(|| {
@@ -276,9 +289,14 @@ impl<'a> System<'a> {
         })?;
         let state = &stopped.state;
         let at = state.prev;
-        let sources = source_prints(self.types, self.config, &self.market.data, at)
+        let sources = source_prints(self.types, self.config, &self.market.data, Some(at))
             .map_err(|e| e.to_string())?
             .map_err(|why| why.to_string())?;
+        // The fingerprints must be of the data the run read: files that changed
+        // while it ran (a feed correcting a bar) leave no checkpoint.
+        if sources.iter().map(|s| &s.full).ne(before.iter()) {
+            return Err("the data changed while the system ran".into());
+        }
         // The loaded bars up to `T`: all of them (a full run), or those after the
         // prior checkpoint (a continued run).
         let ends = self.market.prices.end_ts();
@@ -394,9 +412,18 @@ fn plan_market(
     spec: &SystemSpec,
 ) -> Result<(Market, Vec<i64>, Plan)> {
     let full = |data: Arc<dyn MarketData>, key: Option<Key>, why: String| {
+        // The data's fingerprints before it is read, which the checkpoint's must
+        // equal (see `write_checkpoint`).
+        let before = match &key {
+            Some(_) => match source_prints(types, config, &data, None)? {
+                Ok(p) => p.into_iter().map(|s| s.full).collect(),
+                Err(_) => Vec::new(),
+            },
+            None => Vec::new(),
+        };
         let market = Market::new(data, spec)?;
         let grid = market.decision_times(spec)?;
-        Ok((market, grid, Plan::Full { key, why }))
+        Ok((market, grid, Plan::Full { key, why, before }))
     };
     let key = match lineage_key(types, config, states, &data, spec)? {
         Ok(k) => k,
@@ -418,7 +445,7 @@ fn plan_market(
             );
         }
     };
-    let now = match source_prints(types, config, &data, c.at)? {
+    let now = match source_prints(types, config, &data, Some(c.at))? {
         Ok(p) => p,
         Err(why) => return full(data, Some(key), why),
     };
@@ -491,6 +518,7 @@ fn plan_market(
             checkpoint: Box::new(c),
             old: Box::new(old),
             unchanged,
+            before: now.into_iter().map(|s| s.full).collect(),
         },
     ))
 }
@@ -546,12 +574,13 @@ fn lineage_key(
 }
 
 /// Every distinct source's fingerprints (the market data's, then the DAG's source
-/// nodes'), the prefix up to `until`; or why one cannot say.
+/// nodes'), the prefix up to `until` (left empty when `None`); or why one cannot
+/// say.
 fn source_prints(
     types: &crate::Registries,
     config: &Config,
     data: &Arc<dyn MarketData>,
-    until: i64,
+    until: Option<i64>,
 ) -> Result<std::result::Result<Vec<SourcePrint>, String>> {
     let mut out: Vec<SourcePrint> = Vec::new();
     let mut add = |lineage: Option<String>,
@@ -570,9 +599,17 @@ fn source_prints(
         }
         _ => Err(format!("{what} cannot fingerprint its data")),
     };
+    let prefix_of = |p: Option<String>| match until {
+        Some(_) => p,
+        None => Some(String::new()),
+    };
+    let market_prefix = match until {
+        Some(t) => data.prefix_fingerprint(t)?,
+        None => None,
+    };
     if let Err(why) = add(
         data.lineage(),
-        data.prefix_fingerprint(until)?,
+        prefix_of(market_prefix),
         data.fingerprint()?,
         "the market data",
     ) {
@@ -583,9 +620,13 @@ fn source_prints(
         .dag_with(&config.root().section("dag")?, Some(data), None)?;
     for id in dag.sources() {
         let node = dag.node(id.as_str())?;
+        let prefix = match until {
+            Some(t) => node.data_prefix(t)?,
+            None => None,
+        };
         if let Err(why) = add(
             node.data_lineage(),
-            node.data_prefix(until)?,
+            prefix_of(prefix),
             node.data_fingerprint()?,
             &format!("source `{id}`"),
         ) {

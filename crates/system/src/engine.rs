@@ -370,6 +370,11 @@ impl<'a> System<'a> {
                 self.fresh_state()
             }
             Some(stopped) => {
+                // As in the uncut run: the loaded state first, what fits learned
+                // over it (a fit keeps a node's loaded state when it learns nothing).
+                if let Some(states) = &self.initial_states {
+                    dag.load_states(states)?;
+                }
                 let learned: States = stopped
                     .state
                     .states

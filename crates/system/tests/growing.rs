@@ -633,3 +633,67 @@ fn a_source_blind_to_a_new_asset_still_runs_every_decision() {
         .unwrap();
     assert_eq!(fingerprint(&grown), fingerprint(&full));
 }
+
+#[test]
+fn data_that_changes_while_the_system_runs_leaves_no_checkpoint() {
+    use kf_system::{Decide, ForecastProcessor};
+    /// Rewrites the data (an old bar's volume) at its first decision: a feed
+    /// correcting a bar while the run goes on.
+    #[derive(Debug)]
+    struct Meddling(std::path::PathBuf, bool);
+    impl ForecastProcessor for Meddling {
+        fn kind(&self) -> &'static str {
+            "meddling"
+        }
+        fn orders(&mut self, _: &Decide<'_>, orders: &mut [f64]) {
+            orders.fill(0.0);
+            if !std::mem::replace(&mut self.1, true) {
+                let text = std::fs::read_to_string(&self.0).unwrap();
+                let line = text.lines().nth(5).unwrap();
+                let (head, _) = line.rsplit_once(',').unwrap();
+                let changed = text.replacen(line, &format!("{head},12345"), 1);
+                std::fs::write(&self.0, changed).unwrap();
+            }
+        }
+        fn reset(&mut self) {
+            self.1 = false;
+        }
+        fn save_state(&self) -> Option<Vec<u8>> {
+            Some(Vec::new())
+        }
+        fn load_state(&mut self, _: &[u8]) -> Result<(), String> {
+            Ok(())
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("bars.csv");
+    write_days(&csv, 2);
+    let cache = handle(&dir.path().join("cache"));
+    let mut types = Registries::default();
+    let path = csv.clone();
+    types
+        .processors
+        .insert(
+            "meddling",
+            kf_config::TypeDoc::new("rewrites the data at its first decision"),
+            Box::new(move |_: &kf_config::Section<'_>| {
+                Ok(Box::new(Meddling(path.clone(), false)) as Box<dyn ForecastProcessor>)
+            }),
+        )
+        .unwrap();
+    let config = config(&csv, "[system.processor]\ntype = \"meddling\"\n");
+    let (_, g) = System::run_growing(&types, &config, None, &cache).unwrap();
+    assert_eq!(
+        g,
+        Growth::Full(
+            "no checkpoint of this system yet; no checkpoint was written: the data changed \
+             while the system ran"
+                .into()
+        )
+    );
+    let (_, g) = System::run_growing(&types, &config, None, &cache).unwrap();
+    assert!(
+        matches!(&g, Growth::Full(why) if why.starts_with("no checkpoint of this system yet")),
+        "{g:?}"
+    );
+}

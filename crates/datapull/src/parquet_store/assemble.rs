@@ -68,14 +68,13 @@ pub(super) fn assemble(
     // A batch in time order (as this crate writes row groups) is cut to the query's
     // time range first (zero copy), so a query of a few bars from a large row group
     // touches those bars' rows only.
-    let cut: Vec<RecordBatch> = batches
+    let cut: Vec<(RecordBatch, usize)> = batches
         .iter()
         .map(|b| in_range(b, q, sorted))
         .collect::<Result<_>>()?;
-    let batches = &cut[..];
     // The output index: distinct selected bar times over all groups.
     let mut index: Vec<i64> = Vec::new();
-    for b in batches {
+    for (b, _) in &cut {
         let (end, known) = (time_values(b, END_TS)?, time_values(b, KNOWLEDGE_TS)?);
         let mut last = None;
         for (&t, &k) in end.iter().zip(known) {
@@ -92,7 +91,7 @@ pub(super) fn assemble(
     let mut values: Vec<Vec<f64>> = vec![vec![f64::NAN; cells]; features.len()];
     let mut knowledge = vec![i64::MIN; index.len()];
     let mut seen = vec![false; cells];
-    for b in batches {
+    for (b, offset) in &cut {
         let (end, known) = (time_values(b, END_TS)?, time_values(b, KNOWLEDGE_TS)?);
         let dict = b
             .column_by_name(ASSET)
@@ -165,7 +164,7 @@ pub(super) fn assemble(
                 return Err(DataError::Frame(FrameError::DuplicateRow {
                     asset: assets[col].clone(),
                     end_ts: Timestamp(t),
-                    row: r,
+                    row: offset + r,
                 }));
             }
             knowledge[cursor] = knowledge[cursor].max(k);
@@ -183,19 +182,17 @@ pub(super) fn assemble(
 }
 
 /// The rows of `b` whose bar end is inside `q`'s time range, as a zero-copy slice
-/// when `b` is in time order (`sorted`: known to be, else checked); `b` itself
-/// otherwise (every row is then tested).
-fn in_range(b: &RecordBatch, q: &Query, sorted: bool) -> Result<RecordBatch> {
-    if q.start.is_none() && q.end.is_none() {
-        return Ok(b.clone());
+/// with the index of its first row, when `b` is in time order (`sorted`: a store
+/// this crate wrote); `b` itself otherwise (every row is then tested, so a foreign
+/// file's bad rows are found whatever the range).
+fn in_range(b: &RecordBatch, q: &Query, sorted: bool) -> Result<(RecordBatch, usize)> {
+    if !sorted || (q.start.is_none() && q.end.is_none()) {
+        return Ok((b.clone(), 0));
     }
     let end = time_values(b, END_TS)?;
-    if !sorted && !end.windows(2).all(|w| w[0] <= w[1]) {
-        return Ok(b.clone());
-    }
     let lo = q.start.map_or(0, |s| end.partition_point(|&t| t < s));
     let hi = q
         .end
         .map_or(end.len(), |e| end.partition_point(|&t| t <= e));
-    Ok(b.slice(lo, hi.saturating_sub(lo)))
+    Ok((b.slice(lo, hi.saturating_sub(lo)), lo))
 }
