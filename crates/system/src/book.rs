@@ -35,8 +35,13 @@ pub(crate) struct Book {
     pub(crate) row_price: Vec<f64>,
     pub(crate) row_volume: Vec<f64>,
     pub(crate) totals: crate::broker::FillTotals,
+    // The records: a checkpoint keeps them apart (history segments, a journal), so
+    // the book's own serialized form is its state between bars only.
+    #[serde(skip)]
     pub(crate) bars: Vec<BarRecord>,
+    #[serde(skip)]
     pub(crate) orders: Orders,
+    #[serde(skip)]
     pub(crate) fills: Fills,
     pub(crate) stale: u64,
     pub(crate) audit: Audit,

@@ -93,18 +93,8 @@ struct History {
 impl History {
     fn append(&mut self, mut other: History) {
         self.bars.append(&mut other.bars);
-        let (o, p) = (&mut self.orders, &mut other.orders);
-        o.ts.append(&mut p.ts);
-        o.asset.append(&mut p.asset);
-        o.quantity.append(&mut p.quantity);
-        o.mark.append(&mut p.mark);
-        let (f, g) = (&mut self.fills, &mut other.fills);
-        f.order_ts.append(&mut g.order_ts);
-        f.ts.append(&mut g.ts);
-        f.asset.append(&mut g.asset);
-        f.quantity.append(&mut g.quantity);
-        f.price.append(&mut g.price);
-        f.cost.append(&mut g.cost);
+        self.orders.append(other.orders);
+        self.fills.append(other.fills);
         self.fits.append(&mut other.fits);
     }
 

@@ -72,6 +72,50 @@ pub struct Fills {
     pub cost: Vec<f64>,
 }
 
+impl Orders {
+    /// Appends `other`'s entries.
+    pub(crate) fn append(&mut self, mut other: Orders) {
+        self.ts.append(&mut other.ts);
+        self.asset.append(&mut other.asset);
+        self.quantity.append(&mut other.quantity);
+        self.mark.append(&mut other.mark);
+    }
+
+    /// A copy of the entries from `from` on.
+    pub(crate) fn tail(&self, from: usize) -> Orders {
+        Orders {
+            ts: self.ts[from..].to_vec(),
+            asset: self.asset[from..].to_vec(),
+            quantity: self.quantity[from..].to_vec(),
+            mark: self.mark[from..].to_vec(),
+        }
+    }
+}
+
+impl Fills {
+    /// Appends `other`'s entries.
+    pub(crate) fn append(&mut self, mut other: Fills) {
+        self.order_ts.append(&mut other.order_ts);
+        self.ts.append(&mut other.ts);
+        self.asset.append(&mut other.asset);
+        self.quantity.append(&mut other.quantity);
+        self.price.append(&mut other.price);
+        self.cost.append(&mut other.cost);
+    }
+
+    /// A copy of the entries from `from` on.
+    pub(crate) fn tail(&self, from: usize) -> Fills {
+        Fills {
+            order_ts: self.order_ts[from..].to_vec(),
+            ts: self.ts[from..].to_vec(),
+            asset: self.asset[from..].to_vec(),
+            quantity: self.quantity[from..].to_vec(),
+            price: self.price[from..].to_vec(),
+            cost: self.cost[from..].to_vec(),
+        }
+    }
+}
+
 /// What a system run produced.
 #[derive(Clone, Debug)]
 pub struct SystemRun {
@@ -320,12 +364,7 @@ impl<'a> System<'a> {
             dag_lo: i64::MIN,
             decided: i64::MIN,
             clock_now: self.grid[0] - self.spec.bar,
-            states: self
-                .initial_states
-                .iter()
-                .flatten()
-                .map(|(k, v)| (k.0.clone(), v.clone()))
-                .collect(),
+            states: self.initial_states.clone().unwrap_or_default(),
             fits: Vec::new(),
         }
     }
@@ -336,11 +375,7 @@ impl<'a> System<'a> {
             .book
             .finish(self.market.assets.clone(), &self.spec, &self.grid);
         run.fits = state.fits;
-        run.states = state
-            .states
-            .into_iter()
-            .map(|(k, v)| (NodeId(k), v))
-            .collect();
+        run.states = state.states;
         run
     }
 
@@ -353,6 +388,18 @@ impl<'a> System<'a> {
         clock: Arc<dyn Clock>,
         resume: Option<Stopped>,
         save: bool,
+    ) -> Result<Stopped> {
+        self.run_loop_with(clock, resume, save, None)
+    }
+
+    /// [`System::run_loop`], calling `after` after each decision with where the
+    /// loop stands (a durable run records it there).
+    pub(crate) fn run_loop_with(
+        &mut self,
+        clock: Arc<dyn Clock>,
+        resume: Option<Stopped>,
+        save: bool,
+        after: Option<&mut AfterDecision<'_>>,
     ) -> Result<Stopped> {
         // One query per decision, shared by the broker's prices and the DAG's source.
         let view: Arc<dyn MarketData> = Arc::new(kf_datapull::SharedQuery::new(
@@ -375,14 +422,8 @@ impl<'a> System<'a> {
                 if let Some(states) = &self.initial_states {
                     dag.load_states(states)?;
                 }
-                let learned: States = stopped
-                    .state
-                    .states
-                    .iter()
-                    .map(|(k, v)| (NodeId(k.clone()), v.clone()))
-                    .collect();
-                if !learned.is_empty() {
-                    dag.load_states(&learned)?;
+                if !stopped.state.states.is_empty() {
+                    dag.load_states(&stopped.state.states)?;
                 }
                 let carry = stopped.carry.map_err(SystemError::Invalid)?;
                 dag.load_carry(&carry)?;
@@ -411,6 +452,7 @@ impl<'a> System<'a> {
             view.as_ref(),
             &clock,
             start,
+            after,
         ))?;
         let (carry, processor) = match save {
             true => (
@@ -428,6 +470,7 @@ impl<'a> System<'a> {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn event_loop(
         &mut self,
         dag: &mut Dag,
@@ -436,6 +479,7 @@ impl<'a> System<'a> {
         view: &dyn MarketData,
         clock: &Arc<dyn Clock>,
         start: LoopState,
+        mut after: Option<&mut AfterDecision<'_>>,
     ) -> Result<LoopState> {
         let spec = &self.spec;
         let n = self.market.assets.len();
@@ -470,7 +514,7 @@ impl<'a> System<'a> {
         let freq = self.market.freq;
         let known = self.market.prices.knowledge_ts();
         let fits = self.fit_decisions();
-        let mut states: States = states.into_iter().map(|(k, v)| (NodeId(k), v)).collect();
+        let mut states = states;
         for (k, &tau) in self.grid.iter().enumerate().skip(done) {
             clock.sleep_until(tau).await;
             // The last data bar of the interval, which must be known before deciding.
@@ -580,6 +624,22 @@ impl<'a> System<'a> {
                 );
             }
             prev = tau;
+            if let Some(after) = after.as_deref_mut() {
+                after(Decided {
+                    state: LoopStateRef {
+                        book: &book,
+                        done: k + 1,
+                        prev,
+                        dag_lo,
+                        decided,
+                        clock_now: clock.now(),
+                        states: &states,
+                    },
+                    fits: &records,
+                    dag: &*dag,
+                    processor: self.processor.as_ref(),
+                })?;
+            }
         }
         Ok(LoopState {
             book,
@@ -588,7 +648,7 @@ impl<'a> System<'a> {
             dag_lo,
             decided,
             clock_now: clock.now(),
-            states: states.into_iter().map(|(k, v)| (k.0, v)).collect(),
+            states,
             fits: records,
         })
     }
@@ -611,10 +671,35 @@ pub(crate) struct LoopState {
     /// The clock's time after the last decision.
     pub(crate) clock_now: i64,
     /// What the DAG's models had learned, by node id.
-    pub(crate) states: Vec<(String, Vec<u8>)>,
-    /// The fits made so far.
+    pub(crate) states: States,
+    /// The fits made so far (records, like the book's: not serialized).
+    #[serde(skip)]
     pub(crate) fits: Vec<FitRecord>,
 }
+
+/// [`LoopState`] borrowed from a running loop, serialized as a [`LoopState`] is.
+#[derive(serde::Serialize)]
+pub(crate) struct LoopStateRef<'a> {
+    pub(crate) book: &'a Book,
+    pub(crate) done: usize,
+    pub(crate) prev: i64,
+    pub(crate) dag_lo: i64,
+    pub(crate) decided: i64,
+    pub(crate) clock_now: i64,
+    pub(crate) states: &'a States,
+}
+
+/// Where the loop stands after a decision, for [`AfterDecision`].
+pub(crate) struct Decided<'a> {
+    pub(crate) state: LoopStateRef<'a>,
+    /// The fits made so far.
+    pub(crate) fits: &'a [FitRecord],
+    pub(crate) dag: &'a Dag,
+    pub(crate) processor: &'a dyn ForecastProcessor,
+}
+
+/// Called after each decision; an error stops the run.
+pub(crate) type AfterDecision<'a> = dyn FnMut(Decided<'_>) -> Result<()> + 'a;
 
 /// A loop stopped after a decision, with what its DAG and processor carried then
 /// (each `Err`/`None` when it could not be saved).

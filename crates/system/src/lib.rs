@@ -29,6 +29,7 @@
 mod book;
 mod broker;
 mod checkpoint;
+pub mod durable;
 mod engine;
 mod error;
 mod fill_rule;
