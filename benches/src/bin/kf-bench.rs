@@ -87,6 +87,11 @@ enum What {
         /// Decision period.
         #[arg(long, default_value = "5min")]
         bar: String,
+        /// Also run it as a durable run in this folder (emptied first): a synced
+        /// journal record and checkpoint per decision; prints the cost per
+        /// decision and checks the run is the plain run's.
+        #[arg(long)]
+        durable: Option<std::path::PathBuf>,
     },
     /// The order simulator alone: N orders filled with costs.
     Orders {
@@ -302,8 +307,13 @@ fn main() {
                 std::process::exit(1);
             }
         }
-        What::System { assets, bars, bar } => {
-            if !kf_benches::system::run(assets, bars, &bar) {
+        What::System {
+            assets,
+            bars,
+            bar,
+            durable,
+        } => {
+            if !kf_benches::system::run(assets, bars, &bar, durable.as_deref()) {
                 std::process::exit(1);
             }
         }
