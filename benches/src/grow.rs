@@ -62,7 +62,7 @@ fn timed(
 
 /// Hard-links every file of `from` into `to` (emptied first): entries are replaced
 /// by renames, never written in place, so a link keeps a snapshot.
-fn link_all(from: &Path, to: &Path) -> std::io::Result<()> {
+pub(crate) fn link_all(from: &Path, to: &Path) -> std::io::Result<()> {
     let _ = std::fs::remove_dir_all(to);
     std::fs::create_dir_all(to)?;
     for e in std::fs::read_dir(from)? {
@@ -72,7 +72,7 @@ fn link_all(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn write(frame: &Frame, path: &Path, time_block: usize) -> Result<(), String> {
+pub(crate) fn write(frame: &Frame, path: &Path, time_block: usize) -> Result<(), String> {
     write_frame(
         frame,
         path,

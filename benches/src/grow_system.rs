@@ -11,11 +11,9 @@ use std::time::{Duration, Instant};
 use kf_config::Config;
 use kf_dataflow::Growth;
 use kf_dataflow::cache::{CacheHandle, NodeCache};
-use kf_datapull::StoreOptions;
-use kf_datapull::parquet_store::write_frame;
-use kf_frame::Frame;
 use kf_system::{System, SystemRun};
 
+use crate::grow::{link_all, write};
 use crate::mock1::{input, median};
 
 fn config(store: &Path, bar: &str) -> Result<Config, String> {
@@ -65,29 +63,6 @@ fn timed(
     }
 }
 
-fn write(frame: &Frame, path: &Path) -> Result<(), String> {
-    write_frame(
-        frame,
-        path,
-        StoreOptions {
-            time_block: 390,
-            ..StoreOptions::default()
-        },
-    )
-    .map_err(|e| e.to_string())
-}
-
-/// Copies every file of `from` into `to` (emptied first).
-fn copy_all(from: &Path, to: &Path) -> std::io::Result<()> {
-    let _ = std::fs::remove_dir_all(to);
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        std::fs::copy(e.path(), to.join(e.file_name()))?;
-    }
-    Ok(())
-}
-
 /// Runs the case and prints one line per figure; `false` on a failure or a
 /// difference from the full rerun.
 pub fn run(assets: usize, days: usize, bar: &str, runs: usize, dir: &Path) -> bool {
@@ -110,8 +85,8 @@ fn case(assets: usize, days: usize, bar: &str, runs: usize, dir: &Path) -> Resul
     let (store, alone) = (dir.join("bars.parquet"), dir.join("day.parquet"));
     let (cache_dir, snapshot) = (dir.join("cache"), dir.join("cache.snapshot"));
     let _ = std::fs::remove_dir_all(&cache_dir);
-    write(&year, &store)?;
-    write(&day, &alone)?;
+    write(&year, &store, 390)?;
+    write(&day, &alone, 390)?;
     println!(
         "grow-system: {assets} assets, {days} days + 1 of 1-minute bars, decisions every {bar}"
     );
@@ -131,8 +106,8 @@ fn case(assets: usize, days: usize, bar: &str, runs: usize, dir: &Path) -> Resul
         first.fills.ts.len(),
         size as f64 / 1e6
     );
-    copy_all(&cache_dir, &snapshot).map_err(io)?;
-    write(&all, &store)?;
+    link_all(&cache_dir, &snapshot).map_err(io)?;
+    write(&all, &store, 390)?;
     let _ = std::process::Command::new("sync").status();
 
     let (mut alone_t, mut inc_t) = (Vec::new(), Vec::new());
@@ -140,7 +115,7 @@ fn case(assets: usize, days: usize, bar: &str, runs: usize, dir: &Path) -> Resul
     for _ in 0..runs {
         let (b, r, _, _) = timed(&alone, bar, None)?;
         alone_t.push(b + r);
-        copy_all(&snapshot, &cache_dir).map_err(io)?;
+        link_all(&snapshot, &cache_dir).map_err(io)?;
         let cache = Arc::new(open(&cache_dir)?);
         let (_, r, run, g) = timed(&store, bar, Some(&cache))?;
         if !matches!(g, Some(Growth::Continued { .. })) {

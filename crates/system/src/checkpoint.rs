@@ -589,17 +589,13 @@ fn source_prints(
         }
         _ => Err(format!("{what} cannot fingerprint its data")),
     };
-    let prefix_of = |p: Option<String>| match until {
-        Some(_) => p,
-        None => Some(String::new()),
-    };
-    let market_prefix = match until {
+    let prefix = match until {
         Some(t) => data.prefix_fingerprint(t)?,
-        None => None,
+        None => Some(String::new()),
     };
     if let Err(why) = add(
         data.lineage(),
-        prefix_of(market_prefix),
+        prefix,
         data.fingerprint()?,
         "the market data",
     ) {
@@ -612,11 +608,11 @@ fn source_prints(
         let node = dag.node(id.as_str())?;
         let prefix = match until {
             Some(t) => node.data_prefix(t)?,
-            None => None,
+            None => Some(String::new()),
         };
         if let Err(why) = add(
             node.data_lineage(),
-            prefix_of(prefix),
+            prefix,
             node.data_fingerprint()?,
             &format!("source `{id}`"),
         ) {
