@@ -197,6 +197,18 @@ impl DataTypes {
                 .example("path = \"bars.h5\""),
             build_hdf5,
         );
+        let pg_doc = TypeDoc::new(
+            "a PostgreSQL bars table (feature `postgres`): knowledge time stamped by the \
+             database, time, asset, column and as-of filters pushed down to SQL; the live \
+             source of `kaizenflow live`",
+        )
+        .example(
+            "url = \"postgresql://kf@127.0.0.1:54329/postgres\"\npassword_env = \"KF_PG_PASSWORD\"\n\
+             table = \"bars\"\ncolumns = [\"close\", \"volume\"]\nassets = [\"AAPL\", \"MSFT\"]",
+        );
+        #[cfg(feature = "postgres")]
+        let pg_doc = pg_doc.params_of::<crate::pg::PgParams>();
+        let _ = self.register_source("postgres", pg_doc, build_postgres);
         let _ = self.register_view(
             "replayed",
             TypeDoc::new(
@@ -243,6 +255,21 @@ fn build_hdf5(s: &Section<'_>) -> Result<Box<dyn Source>> {
         .map_err(|e| s.build_error("cannot open the store", e))?
         .with_read_mode(mode);
     Ok(Box::new(store))
+}
+
+#[cfg(feature = "postgres")]
+fn build_postgres(s: &Section<'_>) -> Result<Box<dyn Source>> {
+    let settings = crate::pg::PgSettings::from_config(s)?;
+    Ok(Box::new(crate::pg::PgSource::new(settings)))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn build_postgres(s: &Section<'_>) -> Result<Box<dyn Source>> {
+    s.mark_all_used();
+    Err(s.invalid(
+        "type",
+        "this build has no PostgreSQL support; rebuild with `--features postgres`",
+    ))
 }
 
 #[cfg(not(feature = "hdf5"))]

@@ -85,6 +85,16 @@ pub enum DataError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A database (feature `postgres`) refused or failed: what was being done, where
+    /// (the connection string without its password, the table), and what to do.
+    #[error("{what}: {source}")]
+    Database {
+        /// What was being done and where.
+        what: String,
+        /// The client's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Building or converting a frame failed.
     #[error(transparent)]
     Frame(#[from] kf_frame::FrameError),

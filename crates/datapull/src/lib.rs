@@ -45,9 +45,12 @@ pub mod clock;
 mod csv_source;
 mod error;
 pub mod fingerprint;
+pub mod live;
 #[cfg(feature = "hdf5")]
 pub mod hdf5_store;
 mod market_data;
+#[cfg(feature = "postgres")]
+pub mod pg;
 pub mod parquet_store;
 pub mod paths;
 mod query;
@@ -64,6 +67,7 @@ pub use build::{ClockKind, DataTypes, SourceBuildFn, ViewBuildFn};
 pub use clock::{Clock, ReplayClock, SimulatedClock, WallClock};
 pub use csv_source::{CsvParams, CsvSource};
 pub use error::{DataError, Result};
+pub use live::{Arrived, Feed, GrowingSource};
 pub use market_data::{FrameFuture, Historical, MarketData, ReplaySettings, Replayed, Stitched};
 pub use parquet_store::{ParquetStore, ReadStats, StoreCompression, StoreInfo, StoreOptions};
 pub use query::Query;

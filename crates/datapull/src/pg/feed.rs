@@ -1,0 +1,217 @@
+//! The live tail of a bars table: brings each committed row into a
+//! [`GrowingSource`] once, wakes on the table's notifications (or polls), and
+//! reconnects when the server goes away.
+
+use std::time::{Duration as StdDuration, Instant};
+
+use postgres::fallible_iterator::FallibleIterator;
+
+use super::{PgSettings, arrived, db_err, from_time};
+use crate::live::{Feed, GrowingSource};
+use crate::{DataError, Result};
+
+/// A [`Feed`] over a PostgreSQL bars table.
+///
+/// Rows are read in `id` order, each once: `id > the last one read`. Ids are given
+/// at insert and rows become visible at commit, so this misses nothing when the
+/// table has one writer committing its transactions one after another (a feed
+/// handler; `kaizenflow ingest`); with several concurrent writers, a row of a
+/// transaction that commits after a later-numbered one is skipped, and
+/// `kaizenflow reconcile` reports the difference it makes.
+pub struct PgFeed {
+    settings: PgSettings,
+    client: Option<postgres::Client>,
+    listener: Option<postgres::Client>,
+    last_id: i64,
+    /// The store's clock at the last sync, and the local instant it was read.
+    clock: Option<(i64, Instant)>,
+    notes: Vec<String>,
+}
+
+impl std::fmt::Debug for PgFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgFeed")
+            .field("table", &self.settings.params.table)
+            .field("last_id", &self.last_id)
+            .finish()
+    }
+}
+
+impl PgFeed {
+    /// A tail of the table `settings` names, from its first row (connects at the
+    /// first sync).
+    pub fn new(settings: PgSettings) -> PgFeed {
+        PgFeed {
+            settings,
+            client: None,
+            listener: None,
+            last_id: 0,
+            clock: None,
+            notes: Vec::new(),
+        }
+    }
+
+    fn disconnect(&mut self, why: &str) {
+        if self.client.is_some() || self.listener.is_some() {
+            self.notes.push(format!(
+                "lost the connection to {} ({why}); reconnecting",
+                self.settings.describe()
+            ));
+        }
+        self.client = None;
+        self.listener = None;
+    }
+
+    /// Connects (both connections), retrying until `reconnect` runs out.
+    fn ensure(&mut self) -> Result<()> {
+        if self.client.is_some() && self.listener.is_some() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let limit = StdDuration::from_nanos(self.settings.reconnect as u64);
+        let mut pause = StdDuration::from_millis(50);
+        let mut tries = 0u32;
+        loop {
+            tries += 1;
+            let attempt = self.settings.connect().and_then(|client| {
+                let mut listener = self.settings.connect()?;
+                listener
+                    .batch_execute(&format!("LISTEN \"{}\"", self.settings.params.table))
+                    .map_err(|e| db_err(&self.settings, "cannot listen", e))?;
+                Ok((client, listener))
+            });
+            match attempt {
+                Ok((client, listener)) => {
+                    if tries > 1 {
+                        self.notes.push(format!(
+                            "reconnected to {} after {tries} tries ({:.1} s)",
+                            self.settings.describe(),
+                            started.elapsed().as_secs_f64()
+                        ));
+                    }
+                    self.client = Some(client);
+                    self.listener = Some(listener);
+                    return Ok(());
+                }
+                Err(e) if started.elapsed() >= limit => {
+                    return Err(DataError::Unsupported {
+                        what: format!(
+                            "gave up reaching the database after {tries} tries over {:.0} s \
+                             (`reconnect` = {}): {e}; the run's state is saved, so run the same \
+                             command again when the server is back",
+                            started.elapsed().as_secs_f64(),
+                            self.settings.params.reconnect
+                        ),
+                    });
+                }
+                Err(_) => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(StdDuration::from_secs(1));
+                }
+            }
+        }
+    }
+
+    /// One read of the new rows and the store's clock, in one snapshot.
+    fn read(&mut self, into: &GrowingSource) -> Result<i64> {
+        let s = &self.settings;
+        let sql = format!(
+            "SELECT id, end_ts, knowledge_ts, asset, {} FROM {} WHERE id > $1 ORDER BY id",
+            s.column_list(),
+            s.table()
+        );
+        let Some(client) = self.client.as_mut() else {
+            return Err(DataError::Query {
+                what: "not connected".into(),
+            });
+        };
+        // Repeatable read: the clock and the rows are of one snapshot, so every row
+        // of a transaction that committed before that clock reading is among them.
+        let mut tx = client
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(|e| db_err(s, "cannot start a read", e))?;
+        let now: std::time::SystemTime = tx
+            .query_one("SELECT now()", &[])
+            .and_then(|r| r.try_get(0))
+            .map_err(|e| db_err(s, "cannot read the server's clock", e))?;
+        let rows = tx
+            .query(sql.as_str(), &[&self.last_id])
+            .map_err(|e| db_err(s, "cannot read new rows", e))?;
+        tx.commit()
+            .map_err(|e| db_err(s, "cannot end a read", e))?;
+        if let Some(last) = rows.last() {
+            self.last_id = last
+                .try_get(0)
+                .map_err(|e| db_err(s, "a row has no id", e))?;
+        }
+        let new = arrived(&rows, 1, s.params.columns.len())?;
+        into.append(&new)?;
+        let now = from_time(now);
+        self.clock = Some((now, Instant::now()));
+        Ok(now)
+    }
+}
+
+impl Feed for PgFeed {
+    fn describe(&self) -> String {
+        self.settings.describe()
+    }
+
+    fn sync(&mut self, into: &GrowingSource) -> Result<i64> {
+        let started = Instant::now();
+        let limit = StdDuration::from_nanos(self.settings.reconnect as u64);
+        loop {
+            self.ensure()?;
+            match self.read(into) {
+                Ok(now) => return Ok(now),
+                Err(e @ DataError::Database { .. }) => {
+                    // A restarted server or a dropped connection: connect again and
+                    // read from the last row read (nothing is read twice).
+                    self.disconnect(&e.to_string());
+                    if started.elapsed() >= limit {
+                        return Err(e);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
+    }
+
+    fn wait(&mut self, until: i64) -> Result<()> {
+        // The store's clock now, estimated from its last reading.
+        let now = self
+            .clock
+            .map_or(i64::MIN, |(t, at)| t.saturating_add(at.elapsed().as_nanos() as i64));
+        let left = until.saturating_sub(now).max(0) as u64;
+        let wait = StdDuration::from_nanos(left.min(self.settings.poll as u64));
+        let Some(listener) = self.listener.as_mut() else {
+            std::thread::sleep(wait);
+            return Ok(());
+        };
+        let failed = {
+            let mut notes = listener.notifications();
+            let got = notes.timeout_iter(wait).next();
+            match got {
+                Ok(Some(_)) => {
+                    // Drain what else came: one sync reads it all.
+                    let mut more = notes.iter();
+                    while let Ok(Some(_)) = more.next() {}
+                    None
+                }
+                Ok(None) => None,
+                Err(e) => Some(e.to_string()),
+            }
+        };
+        if let Some(e) = failed {
+            self.disconnect(&e);
+        }
+        Ok(())
+    }
+}
