@@ -45,14 +45,14 @@ pub mod clock;
 mod csv_source;
 mod error;
 pub mod fingerprint;
-pub mod live;
 #[cfg(feature = "hdf5")]
 pub mod hdf5_store;
+pub mod live;
 mod market_data;
-#[cfg(feature = "postgres")]
-pub mod pg;
 pub mod parquet_store;
 pub mod paths;
+#[cfg(feature = "postgres")]
+pub mod pg;
 mod query;
 mod revisions;
 mod shared_query;

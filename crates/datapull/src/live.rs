@@ -276,9 +276,10 @@ impl Source for GrowingSource {
                     continue;
                 }
                 for (c, &f) in cols.iter().enumerate() {
-                    values[c].extend(best.iter().map(|b| {
-                        b.map_or(f64::NAN, |(_, r)| rows.values[r as usize * nf + f])
-                    }));
+                    values[c]
+                        .extend(best.iter().map(|b| {
+                            b.map_or(f64::NAN, |(_, r)| rows.values[r as usize * nf + f])
+                        }));
                 }
                 for (k, _) in best.iter().flatten() {
                     bar_known = bar_known.max(*k);
@@ -368,8 +369,12 @@ mod tests {
     #[test]
     fn reads_the_latest_version_known_at_the_cut_off() {
         let s = source();
-        s.append(&rows(&[(60, 61, "A", 1.0), (60, 61, "B", 2.0), (120, 121, "A", 3.0)]))
-            .unwrap();
+        s.append(&rows(&[
+            (60, 61, "A", 1.0),
+            (60, 61, "B", 2.0),
+            (120, 121, "A", 3.0),
+        ]))
+        .unwrap();
         // A revision of A's first bar, known at 200.
         s.append(&rows(&[(60, 200, "A", 9.0)])).unwrap();
         let before = s.load(&Query::all().as_of(150)).unwrap();
@@ -393,17 +398,27 @@ mod tests {
     #[test]
     fn asks_by_asset_column_and_time_and_names_what_it_lacks() {
         let s = source();
-        s.append(&rows(&[(60, 61, "A", 1.0), (60, 61, "B", 2.0), (120, 121, "B", 4.0)]))
-            .unwrap();
+        s.append(&rows(&[
+            (60, 61, "A", 1.0),
+            (60, 61, "B", 2.0),
+            (120, 121, "B", 4.0),
+        ]))
+        .unwrap();
         let f = s
             .load(&Query::between(100, 200).assets(&["B"]).columns(&["volume"]))
             .unwrap();
         assert_eq!(f.end_ts(), &[120]);
         assert_eq!(f.assets(), &["B".to_string()]);
         assert_eq!(f.feature("volume").unwrap().values(), &[40.0]);
-        let err = s.load(&Query::all().assets(&["ZZ"])).unwrap_err().to_string();
+        let err = s
+            .load(&Query::all().assets(&["ZZ"]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("ZZ"), "{err}");
-        let err = s.load(&Query::all().columns(&["open"])).unwrap_err().to_string();
+        let err = s
+            .load(&Query::all().columns(&["open"]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("open"), "{err}");
     }
 

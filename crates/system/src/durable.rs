@@ -33,13 +33,17 @@ pub const JOURNAL: &str = "journal.kfj";
 /// The checkpoint's file name in a durable run's folder.
 pub const CHECKPOINT: &str = "checkpoint.kfs";
 
-/// One decision's records.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Step {
-    bar: BarRecord,
-    orders: Orders,
-    fills: Fills,
-    fit: Option<FitRecord>,
+/// One decision's records, as the journal holds them.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Step {
+    /// The bar the decision closed.
+    pub bar: BarRecord,
+    /// The orders it placed.
+    pub orders: Orders,
+    /// The fills of its bar.
+    pub fills: Fills,
+    /// The fit made at it, if any.
+    pub fit: Option<FitRecord>,
 }
 
 /// The checkpoint as written (borrowing the running loop's state).
@@ -62,6 +66,19 @@ struct CheckpointIn {
     state: LoopState,
     carry: BTreeMap<NodeId, Vec<u8>>,
     processor: Vec<u8>,
+}
+
+/// A decision just recorded (journal synced, checkpoint replaced).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    /// The decision's time on the grid.
+    pub ts: i64,
+    /// When it was taken, in data terms (see [`crate::live`]).
+    pub decided: i64,
+    /// The knowledge cut-off it read as of (a live system's; `i64::MIN` otherwise).
+    pub cut: i64,
+    /// Decisions made so far.
+    pub done: usize,
 }
 
 /// How a durable run went: where it resumed, if it did.
@@ -124,6 +141,17 @@ impl System<'_> {
     /// damage them), naming the file; I/O errors naming the file; a DAG node or a
     /// processor that cannot save what it carries.
     pub fn run_durable(&mut self, dir: &Path) -> Result<(SystemRun, Resumed)> {
+        self.run_recorded(dir, None, None)
+    }
+
+    /// [`System::run_durable`], with a live system's feed, calling `observe` after
+    /// each decision is recorded.
+    pub(crate) fn run_recorded(
+        &mut self,
+        dir: &Path,
+        feed: Option<&mut (dyn kf_datapull::Feed + '_)>,
+        mut observe: Option<&mut dyn FnMut(Recorded)>,
+    ) -> Result<(SystemRun, Resumed)> {
         std::fs::create_dir_all(dir).map_err(|e| io_err(dir, "cannot create the folder", e))?;
         let run_id = format!("{} {}", self.config.id(), env!("CARGO_PKG_VERSION"));
         let (journal_path, checkpoint_path) = (dir.join(JOURNAL), dir.join(CHECKPOINT));
@@ -156,9 +184,14 @@ impl System<'_> {
             decisions: resume.as_ref().map_or(0, |r| r.state.done),
             at: resume.as_ref().map(|r| r.state.prev),
         };
+        // A live system decides on a simulated clock that follows its data.
+        let kind = match self.live {
+            Some(_) => kf_datapull::ClockKind::Simulated,
+            None => self.spec.clock.kind,
+        };
         let clock = match &resume {
-            Some(r) => self.spec.clock.kind.clock(r.state.clock_now),
-            None => self.clock(self.spec.clock.kind),
+            Some(r) => kind.clock(r.state.clock_now),
+            None => self.clock(kind),
         };
         let mut recorder = Recorder {
             journal,
@@ -169,8 +202,20 @@ impl System<'_> {
             // A resumed book starts with no records (they are in the journal).
             seen: (0, 0, 0, 0),
         };
-        let mut after = |d: Decided<'_>| recorder.record(d);
-        let stopped = self.run_loop_with(clock, resume, false, Some(&mut after))?;
+        let mut after = |d: Decided<'_>| {
+            let seen = Recorded {
+                ts: d.state.prev,
+                decided: d.state.decided,
+                cut: d.state.cut,
+                done: d.state.done,
+            };
+            recorder.record(d)?;
+            if let Some(o) = observe.as_deref_mut() {
+                o(seen);
+            }
+            Ok(())
+        };
+        let stopped = self.run_loop_with(clock, resume, false, Some(&mut after), feed)?;
         let mut state = stopped.state;
         // The records before the resumption come from the journal, in order.
         let mut bars = Vec::with_capacity(steps.len() + state.book.bars.len());
@@ -324,4 +369,98 @@ fn read_journal(file: &mut std::fs::File, path: &Path, length: u64) -> Result<Ve
             })
         })
         .collect()
+}
+
+/// The decisions recorded in the durable run folder `dir` up to its checkpoint, in
+/// order (none when the run has not decided yet).
+///
+/// # Errors
+/// A damaged checkpoint or journal, named; I/O errors naming the file.
+pub fn recorded(dir: &Path) -> Result<Vec<Step>> {
+    let (journal_path, checkpoint_path) = (dir.join(JOURNAL), dir.join(CHECKPOINT));
+    let bytes = match std::fs::read(&checkpoint_path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err(&checkpoint_path, "cannot read the checkpoint", e)),
+    };
+    let run = match unframe(&bytes) {
+        Ok(parts) if parts.len() == 1 => postcard::from_bytes::<CheckpointIn>(parts[0]).ok(),
+        _ => None,
+    };
+    let Some(run) = run else {
+        return Err(io_err(
+            &checkpoint_path,
+            "damaged checkpoint",
+            "its length, checksum or layout does not match",
+        ));
+    };
+    let mut file = std::fs::File::open(&journal_path)
+        .map_err(|e| io_err(&journal_path, "cannot open the journal", e))?;
+    read_journal(&mut file, &journal_path, run.journal)
+}
+
+/// The first difference between two runs' records, decision by decision, said in
+/// full (`None`: the same bits, over the decisions both made).
+pub fn first_difference(live: &[Step], replay: &[Step]) -> Option<String> {
+    for (k, (a, b)) in live.iter().zip(replay).enumerate() {
+        let (ea, eb) = (postcard::to_stdvec(a).ok(), postcard::to_stdvec(b).ok());
+        if ea.is_some() && ea == eb {
+            continue;
+        }
+        let at = format!("decision {k} (bar {})", kf_frame::Timestamp(a.bar.ts));
+        let field = |x: &dyn erased::Json, y: &dyn erased::Json, what: &str| {
+            let (x, y) = (x.json(), y.json());
+            diff_path(&x, &y, what).map(|(path, vx, vy)| {
+                format!("{at}: {path} is {vx} in the live run and {vy} in the replay")
+            })
+        };
+        return field(&a.bar, &b.bar, "bar")
+            .or_else(|| field(&a.orders, &b.orders, "orders"))
+            .or_else(|| field(&a.fills, &b.fills, "fills"))
+            .or_else(|| field(&a.fit, &b.fit, "fit"))
+            .or_else(|| {
+                Some(format!(
+                    "{at}: the records differ in their bits (a NaN's payload or the sign of a zero)"
+                ))
+            });
+    }
+    None
+}
+
+/// Values as JSON, for saying where two records differ.
+mod erased {
+    pub(super) trait Json {
+        fn json(&self) -> serde_json::Value;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn json(&self) -> serde_json::Value {
+            serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+        }
+    }
+}
+
+/// The first path at which `a` and `b` differ, with both values.
+fn diff_path(
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+    path: &str,
+) -> Option<(String, String, String)> {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => x.iter().find_map(|(k, v)| {
+            diff_path(v, y.get(k).unwrap_or(&Value::Null), &format!("{path}.{k}"))
+        }),
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (v, w))| diff_path(v, w, &format!("{path}[{i}]"))),
+        (Value::Array(x), Value::Array(y)) => Some((
+            format!("{path} (length)"),
+            x.len().to_string(),
+            y.len().to_string(),
+        )),
+        _ if a == b => None,
+        _ => Some((path.to_string(), a.to_string(), b.to_string())),
+    }
 }

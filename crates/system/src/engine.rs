@@ -158,6 +158,9 @@ pub struct System<'a> {
     pub grid: Vec<i64>,
     /// The fitted state the runs start from (`kaizenflow run --state`), if any.
     pub(crate) initial_states: Option<States>,
+    /// A live system's rows as they arrive (see [`crate::live`]); `None` for a
+    /// system over stored data.
+    pub(crate) live: Option<Arc<kf_datapull::GrowingSource>>,
 }
 
 impl<'a> System<'a> {
@@ -237,6 +240,7 @@ impl<'a> System<'a> {
             market,
             grid,
             initial_states,
+            live: None,
         };
         let mut dag = system.dag(Arc::clone(&system.market.data))?;
         system.forecast_node(&dag)?;
@@ -363,6 +367,7 @@ impl<'a> System<'a> {
             prev: self.grid[0] - self.spec.bar,
             dag_lo: i64::MIN,
             decided: i64::MIN,
+            cut: i64::MIN,
             clock_now: self.grid[0] - self.spec.bar,
             states: self.initial_states.clone().unwrap_or_default(),
             fits: Vec::new(),
@@ -389,7 +394,7 @@ impl<'a> System<'a> {
         resume: Option<Stopped>,
         save: bool,
     ) -> Result<Stopped> {
-        self.run_loop_with(clock, resume, save, None)
+        self.run_loop_with(clock, resume, save, None, None)
     }
 
     /// [`System::run_loop`], calling `after` after each decision with where the
@@ -400,12 +405,18 @@ impl<'a> System<'a> {
         resume: Option<Stopped>,
         save: bool,
         after: Option<&mut AfterDecision<'_>>,
+        feed: Option<&mut (dyn kf_datapull::Feed + '_)>,
     ) -> Result<Stopped> {
-        // One query per decision, shared by the broker's prices and the DAG's source.
-        let view: Arc<dyn MarketData> = Arc::new(kf_datapull::SharedQuery::new(
-            self.market_data
+        // What a live system's decision may know: set before each decision.
+        let cut = Arc::new(std::sync::atomic::AtomicI64::new(i64::MIN));
+        let clocked = match &self.live {
+            Some(source) => crate::live::view(Arc::clone(source), Arc::clone(&clock), &cut),
+            None => self
+                .market_data
                 .on_clock(Arc::clone(&clock), &self.replay_settings())?,
-        ));
+        };
+        // One query per decision, shared by the broker's prices and the DAG's source.
+        let view: Arc<dyn MarketData> = Arc::new(kf_datapull::SharedQuery::new(clocked));
         let mut dag = self.dag(Arc::clone(&view))?;
         let node = self.forecast_node(&dag)?;
         self.processor.reset();
@@ -452,7 +463,7 @@ impl<'a> System<'a> {
             view.as_ref(),
             &clock,
             start,
-            after,
+            Hooks { after, feed, cut },
         ))?;
         let (carry, processor) = match save {
             true => (
@@ -479,8 +490,13 @@ impl<'a> System<'a> {
         view: &dyn MarketData,
         clock: &Arc<dyn Clock>,
         start: LoopState,
-        mut after: Option<&mut AfterDecision<'_>>,
+        hooks: Hooks<'_, '_, '_>,
     ) -> Result<LoopState> {
+        let Hooks {
+            mut after,
+            mut feed,
+            cut: cut_cell,
+        } = hooks;
         let spec = &self.spec;
         let n = self.market.assets.len();
         let times = self.market.prices.end_ts();
@@ -501,6 +517,7 @@ impl<'a> System<'a> {
             mut prev,
             mut dag_lo,
             mut decided,
+            mut cut,
             states,
             fits: mut records,
             ..
@@ -535,14 +552,32 @@ impl<'a> System<'a> {
                     .nanos()
                     .saturating_add(spec.clock.delay)
             };
-            let last_known = known_last(times, known, first..next_time, prev, delay_of);
-            if let Some((r, _)) = last_known {
-                wait_for_bar(view, clock, times[r], wait).await?;
-            }
+            let known_by = match &self.live {
+                // A live system: the bars of (prev, tau] as they arrived, waiting in
+                // real time for those not here yet (a replay of its rows waits for
+                // nothing and decides alike).
+                Some(source) => {
+                    let settled =
+                        crate::live::settle(source, &spec.clock, prev, tau, feed.as_deref_mut())?;
+                    cut = cut.max(settled.cut);
+                    cut_cell.store(cut, std::sync::atomic::Ordering::SeqCst);
+                    book.audit.missing_bars += settled.missing;
+                    decided = decided.max(tau).max(cut.saturating_add(spec.clock.delay));
+                    clock.sleep_until(decided).await;
+                    Some(cut)
+                }
+                None => {
+                    let last_known = known_last(times, known, first..next_time, prev, delay_of);
+                    if let Some((r, _)) = last_known {
+                        wait_for_bar(view, clock, times[r], wait).await?;
+                    }
+                    decided = decided
+                        .max(tau)
+                        .max(last_known.map_or(i64::MIN, |(_, at)| at));
+                    None
+                }
+            };
             let now = clock.now();
-            decided = decided
-                .max(tau)
-                .max(last_known.map_or(i64::MIN, |(_, at)| at));
             let declared = delay_of(tau);
             book.audit.decisions += 1;
             if decided > tau.saturating_add(declared) {
@@ -564,7 +599,8 @@ impl<'a> System<'a> {
             if let (Some(fd), Some(fit), true) =
                 (fit_dag.as_mut(), spec.fit, fits.binary_search(&k).is_ok())
             {
-                let (learned, record) = fit_at(fd, fit, tau, self.known_by(tau, decided), node)?;
+                let known = known_by.unwrap_or_else(|| self.known_by(tau, decided));
+                let (learned, record) = fit_at(fd, fit, tau, known, node)?;
                 dag.load_states(&learned)?;
                 records.push(record);
                 states = learned;
@@ -632,6 +668,7 @@ impl<'a> System<'a> {
                         prev,
                         dag_lo,
                         decided,
+                        cut,
                         clock_now: clock.now(),
                         states: &states,
                     },
@@ -647,11 +684,20 @@ impl<'a> System<'a> {
             prev,
             dag_lo,
             decided,
+            cut,
             clock_now: clock.now(),
             states,
             fits: records,
         })
     }
+}
+
+/// What a run's loop calls out to: a durable run's recorder, a live system's feed,
+/// and the knowledge cut-off its view reads as of.
+struct Hooks<'a, 'f, 'g> {
+    after: Option<&'a mut AfterDecision<'f>>,
+    feed: Option<&'a mut (dyn kf_datapull::Feed + 'g)>,
+    cut: Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// Where a run's loop stands after a decision: the book (portfolio, waiting orders,
@@ -668,6 +714,9 @@ pub(crate) struct LoopState {
     pub(crate) dag_lo: i64,
     /// When the last decision was made.
     pub(crate) decided: i64,
+    /// A live system's knowledge cut-off: the latest knowledge time its decisions
+    /// have read as of (`i64::MIN` before any, and for systems over stored data).
+    pub(crate) cut: i64,
     /// The clock's time after the last decision.
     pub(crate) clock_now: i64,
     /// What the DAG's models had learned, by node id.
@@ -685,6 +734,7 @@ pub(crate) struct LoopStateRef<'a> {
     pub(crate) prev: i64,
     pub(crate) dag_lo: i64,
     pub(crate) decided: i64,
+    pub(crate) cut: i64,
     pub(crate) clock_now: i64,
     pub(crate) states: &'a States,
 }

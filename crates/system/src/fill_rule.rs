@@ -26,6 +26,10 @@ pub struct Audit {
     /// ended after it: data bars that straddle the decision grid (not aligned with
     /// `[system] bar`). None when the data's bars divide the decision bars.
     pub straddling_rows: u64,
+    /// Bars a live system decided without, having waited their timeout (or for a
+    /// later bar and the grace) under `[system.clock] missing = "skip"`.
+    #[serde(default)]
+    pub missing_bars: u64,
     /// The first violation, said in full.
     pub first_violation: Option<String>,
 }

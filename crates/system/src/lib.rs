@@ -34,6 +34,7 @@ mod engine;
 mod error;
 mod fill_rule;
 mod learning;
+pub mod live;
 mod market;
 pub mod optimize;
 pub mod output;
@@ -49,7 +50,7 @@ pub use learning::{FitRecord, States, fit_at, fit_decisions, fit_span};
 pub use market::Market;
 pub use portfolio::{BarRecord, Stats};
 pub use processor::{CrossSectional, CrossSectionalParams, Decide, Threshold, ThresholdParams};
-pub use spec::{ClockKind, ClockSpec, FitSpec, SystemSpec};
+pub use spec::{ClockKind, ClockSpec, FitSpec, Missing, SystemSpec};
 
 use std::sync::{Arc, OnceLock};
 

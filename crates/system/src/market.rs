@@ -98,6 +98,36 @@ impl Market {
         })
     }
 
+    /// The market of a live system: the declared `assets` and bar period, with no
+    /// price yet (they arrive through `data` while it runs).
+    ///
+    /// # Errors
+    /// A repeated asset.
+    pub(crate) fn declared(
+        data: Arc<dyn MarketData>,
+        assets: Vec<String>,
+        freq: i64,
+        spec: &SystemSpec,
+    ) -> Result<Market> {
+        let mut cols = vec![spec.price.clone()];
+        cols.extend(spec.volume.clone());
+        let prices = Frame::empty(assets.clone(), cols)
+            .map_err(|e| SystemError::Invalid(format!("the live universe: {e}")))?;
+        let index = assets
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.clone(), i))
+            .collect();
+        Ok(Market {
+            data,
+            assets,
+            prices,
+            freq,
+            offset: 0,
+            index,
+        })
+    }
+
     /// The decision times: every multiple of `spec.bar` that closes at least one bar
     /// of data, within `[start, end]`.
     ///

@@ -20,6 +20,24 @@ pub struct ClockSpec {
     pub timeout: i64,
     /// How often to look again for late data (clock ns).
     pub poll: i64,
+    /// What a live system does about a bar that has not come by its timeout.
+    pub missing: Missing,
+    /// How long a live system waits after a later bar came (or after a bar's
+    /// timeout) before it takes a bar as missing: the longest a feed's write may
+    /// take to commit (ns).
+    pub grace: i64,
+}
+
+/// What a live system does about a bar that does not come in time
+/// (`[system.clock] missing`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Missing {
+    /// Stop with an error naming the bar (the default); run the same command again
+    /// once the feed has it, and the run decides it as if it had come in time.
+    Stop,
+    /// Decide without it, once a later bar has come and `grace` has passed, or at
+    /// the bar's end plus `timeout`; the audit counts it in `missing_bars`.
+    Skip,
 }
 
 /// Everything `[system]` says, besides the processor.
@@ -188,6 +206,8 @@ impl SystemSpec {
                 delay: 0,
                 timeout: 3_600_000_000_000,
                 poll: 1_000_000_000,
+                missing: Missing::Stop,
+                grace: 1_000_000_000,
             }
         };
         let fit = if s.contains("fit") {
@@ -228,8 +248,23 @@ fn clock_spec(s: &Section<'_>) -> kf_config::Result<ClockSpec> {
         delay: duration(s, "delay", "0s")?,
         timeout: duration(s, "timeout", "1h")?,
         poll: duration(s, "poll", "1s")?,
+        missing: match s.get_or("missing", "stop".to_string())?.as_str() {
+            "stop" => Missing::Stop,
+            "skip" => Missing::Skip,
+            other => {
+                return Err(s.invalid(
+                    "missing",
+                    format!("`{other}` is not a policy: write \"stop\" or \"skip\""),
+                ));
+            }
+        },
+        grace: duration(s, "grace", "1s")?,
     };
-    for (key, v) in [("timeout", spec.timeout), ("poll", spec.poll)] {
+    for (key, v) in [
+        ("timeout", spec.timeout),
+        ("poll", spec.poll),
+        ("grace", spec.grace),
+    ] {
         if v <= 0 {
             return Err(s.invalid(key, "must be positive"));
         }

@@ -140,8 +140,7 @@ impl PgFeed {
         let rows = tx
             .query(sql.as_str(), &[&self.last_id])
             .map_err(|e| db_err(s, "cannot read new rows", e))?;
-        tx.commit()
-            .map_err(|e| db_err(s, "cannot end a read", e))?;
+        tx.commit().map_err(|e| db_err(s, "cannot end a read", e))?;
         if let Some(last) = rows.last() {
             self.last_id = last
                 .try_get(0)
@@ -186,9 +185,9 @@ impl Feed for PgFeed {
 
     fn wait(&mut self, until: i64) -> Result<()> {
         // The store's clock now, estimated from its last reading.
-        let now = self
-            .clock
-            .map_or(i64::MIN, |(t, at)| t.saturating_add(at.elapsed().as_nanos() as i64));
+        let now = self.clock.map_or(i64::MIN, |(t, at)| {
+            t.saturating_add(at.elapsed().as_nanos() as i64)
+        });
         let left = until.saturating_sub(now).max(0) as u64;
         let wait = StdDuration::from_nanos(left.min(self.settings.poll as u64));
         let Some(listener) = self.listener.as_mut() else {

@@ -112,9 +112,7 @@ impl std::fmt::Debug for PgSettings {
 fn identifier(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !name.starts_with(|c: char| c.is_ascii_digit())
 }
 
@@ -237,7 +235,11 @@ impl PgSettings {
     /// # Errors
     /// [`DataError::Database`] naming the server and saying what to check.
     pub fn connect(&self) -> Result<postgres::Client> {
-        let mut config: postgres::Config = self.params.url.parse().map_err(|e| db_err(self, "cannot read the connection string", e))?;
+        let mut config: postgres::Config = self
+            .params
+            .url
+            .parse()
+            .map_err(|e| db_err(self, "cannot read the connection string", e))?;
         if let Some(p) = &self.password {
             config.password(p);
         }
@@ -336,9 +338,10 @@ pub(crate) fn arrived(rows: &[postgres::Row], first: usize, nf: usize) -> Result
         };
         out.end.push(from_time(get(0)?));
         out.known.push(from_time(get(1)?));
-        out.asset.push(row.try_get(first + 2).map_err(|e| DataError::Query {
-            what: format!("a bars row has no asset: {e}"),
-        })?);
+        out.asset
+            .push(row.try_get(first + 2).map_err(|e| DataError::Query {
+                what: format!("a bars row has no asset: {e}"),
+            })?);
         for f in 0..nf {
             let v: Option<f64> = row.try_get(first + 3 + f).map_err(|e| DataError::Query {
                 what: format!("a bars row's feature column {f} is not a float: {e}"),
