@@ -6,8 +6,9 @@ use std::time::{Duration as StdDuration, Instant};
 
 use postgres::fallible_iterator::FallibleIterator;
 
+use super::worker::Worker;
 use super::{PgSettings, arrived, db_err, from_time};
-use crate::live::{Feed, GrowingSource};
+use crate::live::{Arrived, Feed, GrowingSource};
 use crate::{DataError, Result};
 
 /// A [`Feed`] over a PostgreSQL bars table.
@@ -18,7 +19,69 @@ use crate::{DataError, Result};
 /// handler; `kaizenflow ingest`); with several concurrent writers, a row of a
 /// transaction that commits after a later-numbered one is skipped, and
 /// `kaizenflow reconcile` reports the difference it makes.
+///
+/// The connections live on a thread of their own, so a feed may be called from
+/// inside an async runtime (a system's loop).
 pub struct PgFeed {
+    worker: Worker<Tail>,
+    describe: String,
+}
+
+impl std::fmt::Debug for PgFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgFeed")
+            .field("table", &self.describe)
+            .finish()
+    }
+}
+
+impl PgFeed {
+    /// A tail of the table `settings` names, from its first row (connects at the
+    /// first sync).
+    ///
+    /// # Errors
+    /// The tail's thread cannot start.
+    pub fn new(settings: PgSettings) -> Result<PgFeed> {
+        let describe = settings.describe();
+        let tail = Tail {
+            settings,
+            client: None,
+            listener: None,
+            last_id: 0,
+            clock: None,
+            notes: Vec::new(),
+        };
+        Ok(PgFeed {
+            worker: Worker::new("kf-postgres-feed", tail)?,
+            describe,
+        })
+    }
+}
+
+impl Feed for PgFeed {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    fn sync(&mut self, into: &GrowingSource) -> Result<i64> {
+        let (now, rows) = self.worker.call(|t: &mut Tail| t.sync())?;
+        into.append(&rows)?;
+        Ok(now)
+    }
+
+    fn wait(&mut self, until: i64) -> Result<()> {
+        self.worker.call(move |t: &mut Tail| t.wait(until))
+    }
+
+    fn take_notes(&mut self) -> Vec<String> {
+        self.worker
+            .call(|t: &mut Tail| Ok(std::mem::take(&mut t.notes)))
+            .unwrap_or_default()
+    }
+}
+
+/// The tail's state, on its thread.
+struct Tail {
     settings: PgSettings,
     client: Option<postgres::Client>,
     listener: Option<postgres::Client>,
@@ -28,29 +91,7 @@ pub struct PgFeed {
     notes: Vec<String>,
 }
 
-impl std::fmt::Debug for PgFeed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgFeed")
-            .field("table", &self.settings.params.table)
-            .field("last_id", &self.last_id)
-            .finish()
-    }
-}
-
-impl PgFeed {
-    /// A tail of the table `settings` names, from its first row (connects at the
-    /// first sync).
-    pub fn new(settings: PgSettings) -> PgFeed {
-        PgFeed {
-            settings,
-            client: None,
-            listener: None,
-            last_id: 0,
-            clock: None,
-            notes: Vec::new(),
-        }
-    }
-
+impl Tail {
     fn disconnect(&mut self, why: &str) {
         if self.client.is_some() || self.listener.is_some() {
             self.notes.push(format!(
@@ -113,7 +154,7 @@ impl PgFeed {
     }
 
     /// One read of the new rows and the store's clock, in one snapshot.
-    fn read(&mut self, into: &GrowingSource) -> Result<i64> {
+    fn read(&mut self) -> Result<(i64, Arrived)> {
         let s = &self.settings;
         let sql = format!(
             "SELECT id, end_ts, knowledge_ts, asset, {} FROM {} WHERE id > $1 ORDER BY id",
@@ -147,25 +188,18 @@ impl PgFeed {
                 .map_err(|e| db_err(s, "a row has no id", e))?;
         }
         let new = arrived(&rows, 1, s.params.columns.len())?;
-        into.append(&new)?;
         let now = from_time(now);
         self.clock = Some((now, Instant::now()));
-        Ok(now)
-    }
-}
-
-impl Feed for PgFeed {
-    fn describe(&self) -> String {
-        self.settings.describe()
+        Ok((now, new))
     }
 
-    fn sync(&mut self, into: &GrowingSource) -> Result<i64> {
+    fn sync(&mut self) -> Result<(i64, Arrived)> {
         let started = Instant::now();
         let limit = StdDuration::from_nanos(self.settings.reconnect as u64);
         loop {
             self.ensure()?;
-            match self.read(into) {
-                Ok(now) => return Ok(now),
+            match self.read() {
+                Ok(got) => return Ok(got),
                 Err(e @ DataError::Database { .. }) => {
                     // A restarted server or a dropped connection: connect again and
                     // read from the last row read (nothing is read twice).
@@ -177,10 +211,6 @@ impl Feed for PgFeed {
                 Err(e) => return Err(e),
             }
         }
-    }
-
-    fn take_notes(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.notes)
     }
 
     fn wait(&mut self, until: i64) -> Result<()> {

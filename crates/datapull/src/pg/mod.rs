@@ -24,6 +24,7 @@
 //! `password_file`, and every message shows the connection string as written.
 
 mod feed;
+mod worker;
 mod writer;
 
 use std::sync::Mutex;
@@ -355,8 +356,10 @@ pub(crate) fn arrived(rows: &[postgres::Row], first: usize, nf: usize) -> Result
 /// A bars table read with every filter pushed down to SQL.
 pub struct PgSource {
     settings: PgSettings,
-    /// One connection, opened at the first read and again after a failure.
-    client: Mutex<Option<postgres::Client>>,
+    /// One connection, opened at the first read and again after a failure, on its
+    /// own thread (so a read may come from inside a runtime); started at the first
+    /// read.
+    client: Mutex<Option<worker::Worker<Option<postgres::Client>>>>,
 }
 
 impl std::fmt::Debug for PgSource {
@@ -392,42 +395,65 @@ impl PgSource {
         let start = q.start.map(to_time);
         let end = q.end.map(to_time);
         let as_of = q.as_of.map(to_time);
-        let mut args: Vec<&(dyn postgres::types::ToSql + Sync)> = Vec::new();
-        if let Some(t) = &start {
-            args.push(t);
-            sql += &format!(" AND end_ts >= ${}", args.len());
+        // Placeholders numbered in the order the worker binds them below.
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            n
+        };
+        if start.is_some() {
+            sql += &format!(" AND end_ts >= ${}", next());
         }
-        if let Some(t) = &end {
-            args.push(t);
-            sql += &format!(" AND end_ts <= ${}", args.len());
+        if end.is_some() {
+            sql += &format!(" AND end_ts <= ${}", next());
         }
-        if let Some(a) = &q.assets {
-            args.push(a);
-            sql += &format!(" AND asset = ANY(${})", args.len());
+        if q.assets.is_some() {
+            sql += &format!(" AND asset = ANY(${})", next());
         }
-        if let Some(t) = &as_of {
-            args.push(t);
-            sql += &format!(" AND knowledge_ts <= ${}", args.len());
+        if as_of.is_some() {
+            sql += &format!(" AND knowledge_ts <= ${}", next());
         }
         sql += " ORDER BY id";
         let mut guard = self.client.lock().unwrap_or_else(|e| e.into_inner());
         if guard.is_none() {
-            *guard = Some(s.connect()?);
+            *guard = Some(worker::Worker::new("kf-postgres-source", None)?);
         }
-        let Some(client) = guard.as_mut() else {
+        let Some(worker) = guard.as_ref() else {
             return Err(DataError::Query {
                 what: "no connection".into(),
             });
         };
-        let rows = match client.query(sql.as_str(), &args) {
-            Ok(rows) => rows,
-            Err(e) => {
-                // A broken connection is opened again at the next read.
-                *guard = None;
-                return Err(db_err(s, &format!("cannot read ({sql})"), e));
+        let settings = s.clone();
+        let assets = q.assets.clone();
+        let nf = s.params.columns.len();
+        worker.call(move |client: &mut Option<postgres::Client>| {
+            let mut args: Vec<&(dyn postgres::types::ToSql + Sync)> = Vec::new();
+            for t in [&start, &end].into_iter().flatten() {
+                args.push(t);
             }
-        };
-        arrived(&rows, 0, s.params.columns.len())
+            if let Some(a) = &assets {
+                args.push(a);
+            }
+            if let Some(t) = &as_of {
+                args.push(t);
+            }
+            if client.is_none() {
+                *client = Some(settings.connect()?);
+            }
+            let Some(c) = client.as_mut() else {
+                return Err(DataError::Query {
+                    what: "no connection".into(),
+                });
+            };
+            match c.query(sql.as_str(), &args) {
+                Ok(rows) => arrived(&rows, 0, nf),
+                Err(e) => {
+                    // A broken connection is opened again at the next read.
+                    *client = None;
+                    Err(db_err(&settings, &format!("cannot read ({sql})"), e))
+                }
+            }
+        })
     }
 }
 

@@ -7,6 +7,7 @@ mod cache_cmd;
 mod check_cmd;
 mod config_cmd;
 mod data_cmd;
+mod live_cmd;
 mod metrics_out;
 mod optimize_cmd;
 mod out_dir;
@@ -76,6 +77,21 @@ pub enum Command {
     /// Inspect or empty a node cache folder (see `run --cache`).
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Trade a system live on a PostgreSQL feed (feature `postgres`): wait for each
+    /// bar by the database's commit time, decide, fill (simulated broker), and record
+    /// every decision durably in OUT (journal and checkpoint, synced). Killed at any
+    /// instant, the same command resumes: it decides the bars that came meanwhile as
+    /// a replay would, marks them late in OUT/live.tsv, and goes on live.
+    Live(live_cmd::LiveArgs),
+    /// Feed a PostgreSQL bars table from any source a config reads (a store, CSV
+    /// files), at a speed factor and shifted in time, as a vendor feed would; with
+    /// planted faults on request (feature `postgres`).
+    Ingest(live_cmd::IngestArgs),
+    /// Replay a live run's period from what the database holds, by knowledge time,
+    /// on a simulated clock, and compare orders, fills and P&L bar by bar with the
+    /// live run's records: prints "identical" or the first difference (feature
+    /// `postgres`).
+    Reconcile(live_cmd::ReconcileArgs),
 }
 
 /// `kaizenflow cache ...`.
@@ -348,6 +364,9 @@ pub fn run_with(types: &Registries, cli: Cli, out: &mut dyn Write) -> Result<()>
         Command::Dags(args) => types_cmd::dags(types, &args, out),
         Command::Cache(CacheCommand::Info { dir }) => cache_cmd::info(&dir, out),
         Command::Cache(CacheCommand::Clear { dir }) => cache_cmd::clear(&dir, out),
+        Command::Live(args) => live_cmd::live(types, &args, out),
+        Command::Ingest(args) => live_cmd::ingest(types, &args, out),
+        Command::Reconcile(args) => live_cmd::reconcile(types, &args, out),
     }
 }
 
