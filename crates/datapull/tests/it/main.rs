@@ -7,6 +7,7 @@ mod hdf5_bytes_read;
 mod hdf5_direct;
 mod hdf5_store;
 mod parquet_store;
+mod pg;
 mod shared_data;
 mod sql_queries;
 mod synthetic;
