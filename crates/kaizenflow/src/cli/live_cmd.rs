@@ -555,7 +555,7 @@ mod with_pg {
         let mut pending: Vec<Row> = Vec::new();
         for (i, (end, rows)) in bars.iter().enumerate() {
             pending.extend(rows.iter().cloned());
-            pending.extend(extra[i].drain(..));
+            pending.append(&mut extra[i]);
             if (i + 1) % batch != 0 && i + 1 != bars.len() {
                 continue;
             }
