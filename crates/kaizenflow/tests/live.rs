@@ -45,7 +45,7 @@ fn live_config(dir: &Path, port: u16, table: &str) -> PathBuf {
     path
 }
 
-fn ingest(to: &Path, start: &str, end: &str, shift_to: i64, speed: &str, fresh: bool) -> Command {
+fn ingest(to: &Path, start: &str, end: &str, shift_to: &str, speed: &str, fresh: bool) -> Command {
     let mut c = bin();
     c.args([
         "ingest",
@@ -54,7 +54,7 @@ fn ingest(to: &Path, start: &str, end: &str, shift_to: i64, speed: &str, fresh: 
     ])
     .arg(to)
     .args(["--start", start, "--end", end, "--speed", speed])
-    .args(["--shift-to", &stamp(shift_to)]);
+    .args(["--shift-to", shift_to]);
     if fresh {
         c.arg("--fresh");
     }
@@ -87,15 +87,13 @@ fn live(config: &Path, session: i64, out: &Path, log: &Path) -> Command {
             &format!("system.end=\"{}\"", stamp(session + 389 * MIN_S)),
         ])
         .arg("--out")
-        .arg(out)
-        .stdout(Stdio::null())
-        .stderr(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(log)
-                .unwrap(),
-        );
+        .arg(out);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    c.stdout(file.try_clone().unwrap()).stderr(file);
     c
 }
 
@@ -121,13 +119,15 @@ fn seed() -> u64 {
     s
 }
 
-/// The next minute boundary at least a minute from now (s since the epoch).
+/// Tomorrow at 13:31 UTC (s since the epoch): the session day's bars moved by
+/// whole days (`--shift-to tomorrow`), their time of day kept for Mock1's session
+/// hours, and ahead of the wall clock however fast they are fed.
 fn session_start() -> i64 {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    (now / MIN_S + 2) * MIN_S
+    (now / 86_400 + 1) * 86_400 + 13 * 3600 + 31 * MIN_S
 }
 
 /// Kills `child` (SIGKILL) and reaps it.
@@ -139,12 +139,11 @@ fn kill(child: &mut Child) {
 /// The checks every scenario ends with: the killed run's files equal an
 /// uninterrupted run's over the same table, each decision once, reconcile
 /// identical.
-fn check_against_uninterrupted(config: &Path, session: i64, dir: &Path, tmp: &Path) {
+fn check_against_uninterrupted(config: &Path, session: i64, dir: &Path, tmp: &Path) -> String {
     let whole = tmp.join("whole");
-    let status = live(config, session, &whole, &tmp.join("whole.log"))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let mut c = live(config, session, &whole, &tmp.join("whole.log"));
+    c.stdout(Stdio::piped());
+    let said = run_ok(c);
     for f in ["orders.parquet", "fills.parquet", "portfolio.parquet"] {
         let (a, b) = (
             std::fs::read(dir.join(f)).unwrap(),
@@ -154,6 +153,12 @@ fn check_against_uninterrupted(config: &Path, session: i64, dir: &Path, tmp: &Pa
     }
     let (cut, once) = (recorded(dir).unwrap(), recorded(&whole).unwrap());
     assert_eq!(cut.len(), 390, "every minute of the session decided");
+    assert_eq!(
+        cut.iter().map(|s| s.bar.ts).collect::<Vec<_>>(),
+        (0..390)
+            .map(|k| (session + k * MIN_S) * 1_000_000_000)
+            .collect::<Vec<_>>()
+    );
     assert_eq!(first_difference(&cut, &once), None);
     assert!(
         cut.windows(2).all(|w| w[0].bar.ts < w[1].bar.ts),
@@ -180,6 +185,14 @@ fn check_against_uninterrupted(config: &Path, session: i64, dir: &Path, tmp: &Pa
         c
     });
     assert!(out.starts_with("identical: 390 decisions"), "{out}");
+    // The system traded: the comparisons above are of real orders and fills.
+    let fills: u64 = said
+        .lines()
+        .find_map(|l| l.strip_prefix("fills "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(fills > 1000, "{said}");
+    said
 }
 
 #[test]
@@ -197,18 +210,22 @@ fn killed_at_random_bars_while_trading_a_feed_it_ends_as_if_never_killed() {
         &config,
         "2018-04-19 13:31",
         "2018-04-19 20:00",
-        session - 86_400,
+        "today",
         "0",
         true,
     ));
+    // With a vendor's faults: rows late, twice, revised after use, bars swapped
+    // and bars that never come.
     let mut feed = ingest(
         &config,
         "2018-04-20 13:31",
         "2018-04-20 20:00",
-        session,
+        "tomorrow",
         "1560",
         false,
     )
+    .args(["--late", "20", "--duplicates", "10", "--revise", "10"])
+    .args(["--out-of-order", "5", "--drop-bars", "2", "--seed", "7"])
     .stdout(Stdio::piped())
     .spawn()
     .unwrap();
@@ -220,11 +237,18 @@ fn killed_at_random_bars_while_trading_a_feed_it_ends_as_if_never_killed() {
     while kills < 6 {
         let mut child = live(&config, session, &dir, &log).spawn().unwrap();
         std::thread::sleep(pauses.next(300, 1500));
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the live run ended before its kill: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "the live run ended ({status}) before kill {kills}: {}\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default(),
+                std::fs::read_to_string(dir.join("live.tsv"))
+                    .unwrap_or_default()
+                    .lines()
+                    .take(4)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
         kill(&mut child);
         kills += 1;
     }
@@ -242,7 +266,8 @@ fn killed_at_random_bars_while_trading_a_feed_it_ends_as_if_never_killed() {
         std::fs::read_to_string(&log).unwrap_or_default()
     );
     assert!(feed.wait().unwrap().success());
-    check_against_uninterrupted(&config, session, &dir, tmp.path());
+    let said = check_against_uninterrupted(&config, session, &dir, tmp.path());
+    assert!(said.contains("# live: 2 bars never came"), "{said}");
 }
 
 /// A private server in `dir` on `port` (started, stopped by `scripts/postgres-up`).
@@ -282,7 +307,7 @@ fn a_database_restarted_mid_session_loses_and_repeats_nothing() {
         &config,
         "2018-04-19 13:31",
         "2018-04-19 20:00",
-        session - 86_400,
+        "today",
         "0",
         true,
     ));
@@ -295,7 +320,7 @@ fn a_database_restarted_mid_session_loses_and_repeats_nothing() {
         &config,
         "2018-04-20 13:31",
         "2018-04-20 16:00",
-        session,
+        "tomorrow",
         "3000",
         false,
     ));
@@ -307,7 +332,7 @@ fn a_database_restarted_mid_session_loses_and_repeats_nothing() {
         &config,
         "2018-04-20 16:01",
         "2018-04-20 20:00",
-        session + 150 * MIN_S,
+        &stamp(session + 150 * MIN_S),
         "1500",
         false,
     )

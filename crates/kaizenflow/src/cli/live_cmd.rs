@@ -48,8 +48,10 @@ pub struct IngestArgs {
     #[arg(long)]
     pub end: Option<String>,
     /// Move the bars in time so that the first ends at this time (`now`: the next
-    /// bar boundary from now), keeping their spacing.
-    #[arg(long, value_name = "TIME|now")]
+    /// bar boundary from now), keeping their spacing; `today` or `tomorrow` move
+    /// them by whole days (UTC), keeping their time of day, which a model with
+    /// session hours (Mock1's) reads.
+    #[arg(long, value_name = "TIME|now|today|tomorrow")]
     pub shift_to: Option<String>,
     /// Write a bar every `bar / speed` of wall time (0: as fast as the database
     /// takes them).
@@ -73,7 +75,7 @@ pub struct IngestArgs {
     /// Revise this many rows 2 bars after their first version (price x 1.01).
     #[arg(long, default_value_t = 0)]
     pub revise: usize,
-    /// Leave out this many whole bars (never sent).
+    /// Leave out this many whole bars (never sent; never the last).
     #[arg(long, default_value_t = 0)]
     pub drop_bars: usize,
     /// Seed of the fault positions.
@@ -478,12 +480,17 @@ mod with_pg {
         }
         let freq = settings.freq;
         let first = frame.end_ts()[0];
+        const DAY: i64 = 86_400_000_000_000;
+        let whole_days =
+            |days: i64| (wall_now().div_euclid(DAY) + days - first.div_euclid(DAY)) * DAY;
         let shift = match args.shift_to.as_deref() {
             None => 0,
             Some("now") => {
                 let now = wall_now();
                 (now.div_euclid(freq) + 1) * freq - first
             }
+            Some("today") => whole_days(0),
+            Some("tomorrow") => whole_days(1),
             Some(t) => Timestamp::parse(t)?.nanos() - first,
         };
         // Bars in write order, each a list of rows (end, asset index, values).
@@ -510,7 +517,12 @@ mod with_pg {
         let total_rows: usize = bars.iter().map(|b| b.1.len()).sum();
         // Faults, each at seeded positions: whole bars dropped, pairs swapped, rows
         // held back, rows twice, rows revised.
-        for &b in picks(args.drop_bars, bars.len(), &mut seed).iter().rev() {
+        // A dropped bar is followed by others (the last is always sent): a feed that
+        // moves on is how a live system tells a bar will not come.
+        for &b in picks(args.drop_bars, bars.len().saturating_sub(1), &mut seed)
+            .iter()
+            .rev()
+        {
             bars.remove(b);
         }
         for b in picks(args.out_of_order, bars.len().saturating_sub(1), &mut seed) {
