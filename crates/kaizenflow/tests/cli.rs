@@ -789,3 +789,29 @@ fn the_mock1_system_runs_on_the_real_us_equity_bars() {
     let (bars, _) = parquet_rows(&dir.path().join("portfolio.parquet"));
     assert!(bars > 3000, "{bars} decisions");
 }
+
+/// Without the `postgres` feature, the live commands say how to get them.
+#[cfg(not(feature = "postgres"))]
+#[test]
+fn live_commands_without_the_postgres_feature_say_how_to_build_it() {
+    for cmd in [
+        vec![
+            "live",
+            "configs/live_us_equity_1min_2018.toml",
+            "--out",
+            "/tmp/kf-x",
+        ],
+        vec!["reconcile", "/tmp/kf-x"],
+        vec![
+            "ingest",
+            "configs/mock1.toml",
+            "--to",
+            "configs/live_us_equity_1min_2018.toml",
+        ],
+    ] {
+        let out = kaizenflow(&cmd);
+        assert!(!out.status.success());
+        let err = text(&out.stderr);
+        assert!(err.contains("--features postgres"), "{cmd:?}: {err}");
+    }
+}

@@ -353,3 +353,67 @@ fn a_database_restarted_mid_session_loses_and_repeats_nothing() {
     assert!(said.contains("reconnected"), "{said}");
     check_against_uninterrupted(&config, session, &dir, tmp.path());
 }
+
+#[test]
+fn live_reconcile_and_ingest_refuse_what_they_cannot_do_and_say_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let say = |args: &[&str]| {
+        let out = bin().args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        text(&out.stderr)
+    };
+    // A config whose market data is not a PostgreSQL table.
+    let out = tmp.path().join("a");
+    let err = say(&[
+        "live",
+        "configs/mock1_system_us_equity_1min_2018.toml",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("a live system reads a `postgres` one"),
+        "{err}"
+    );
+    // A folder that no live run made.
+    let err = say(&["reconcile", tmp.path().to_str().unwrap()]);
+    assert!(
+        err.contains("not the folder of a `kaizenflow live` run"),
+        "{err}"
+    );
+    // A server that cannot be reached: the run stops saying so, and the folder
+    // then belongs to that config and those overrides.
+    let config = live_config(tmp.path(), 1, "kf_nowhere");
+    let out = tmp.path().join("b");
+    let args = |extra: &str| {
+        vec![
+            "live".to_string(),
+            config.display().to_string(),
+            "--set".into(),
+            "market_data.reconnect=\"200ms\"".into(),
+            "--set".into(),
+            "system.start=\"2026-01-02 14:31\"".into(),
+            "--set".into(),
+            format!("system.end=\"2026-01-02 {extra}\""),
+            "--out".into(),
+            out.display().to_string(),
+        ]
+    };
+    let run = |a: Vec<String>| {
+        let out = bin().args(&a).output().unwrap();
+        assert!(!out.status.success());
+        text(&out.stderr)
+    };
+    let err = run(args("15:00"));
+    assert!(err.contains("gave up reaching the database"), "{err}");
+    assert!(err.contains("run the same command again"), "{err}");
+    let err = run(args("16:00"));
+    assert!(err.contains("holds a live run of"), "{err}");
+    let err = say(&[
+        "ingest",
+        "configs/mock1_system_us_equity_1min_2018.toml",
+        "--to",
+        config.to_str().unwrap(),
+        "--speed=-1",
+    ]);
+    assert!(err.contains("--speed -1"), "{err}");
+}

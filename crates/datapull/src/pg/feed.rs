@@ -114,8 +114,9 @@ impl Tail {
         let mut tries = 0u32;
         loop {
             tries += 1;
-            let attempt = self.settings.connect().and_then(|client| {
-                let mut listener = self.settings.connect()?;
+            let name = format!("kaizenflow feed {}", self.settings.params.table);
+            let attempt = self.settings.connect_as(&name).and_then(|client| {
+                let mut listener = self.settings.connect_as(&name)?;
                 listener
                     .batch_execute(&format!("LISTEN \"{}\"", self.settings.params.table))
                     .map_err(|e| db_err(&self.settings, "cannot listen", e))?;

@@ -236,6 +236,15 @@ impl PgSettings {
     /// # Errors
     /// [`DataError::Database`] naming the server and saying what to check.
     pub fn connect(&self) -> Result<postgres::Client> {
+        self.connect_as("kaizenflow")
+    }
+
+    /// Opens a connection that the server lists (`pg_stat_activity`) under
+    /// `application_name` = `name`.
+    ///
+    /// # Errors
+    /// As [`PgSettings::connect`].
+    pub fn connect_as(&self, name: &str) -> Result<postgres::Client> {
         let mut config: postgres::Config = self
             .params
             .url
@@ -243,6 +252,9 @@ impl PgSettings {
             .map_err(|e| db_err(self, "cannot read the connection string", e))?;
         if let Some(p) = &self.password {
             config.password(p);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name(name);
         }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(StdDuration::from_secs(5));

@@ -137,6 +137,64 @@ fn a_feed_brings_each_committed_row_once_and_reports_the_server_clock() {
 }
 
 #[test]
+fn a_dropped_connection_is_said_and_reopened_and_no_row_is_lost_or_repeated() {
+    let (s, mut w) = table("kf_it_drop");
+    let into = GrowingSource::new(
+        "t",
+        vec!["A".into(), "B".into()],
+        s.params.columns.clone(),
+        MIN,
+    )
+    .unwrap();
+    let mut feed = kf_datapull::pg::PgFeed::new(s.clone()).unwrap();
+    w.write(&[(T0 + MIN, "A", &[1.0, 1.0])]).unwrap();
+    feed.sync(&into).unwrap();
+    assert_eq!(into.counts().0, 1);
+    // The server drops both of the feed's connections (as a proxy or a restart
+    // would), and rows come meanwhile.
+    let mut admin = s.connect().unwrap();
+    let dropped = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = $1",
+            &[&format!("kaizenflow feed {}", s.params.table)],
+        )
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(dropped, 2);
+    w.write(&[
+        (T0 + MIN, "B", &[2.0, 2.0]),
+        (T0 + 2 * MIN, "A", &[3.0, 3.0]),
+    ])
+    .unwrap();
+    feed.wait(i64::MAX).unwrap();
+    feed.sync(&into).unwrap();
+    assert_eq!(into.counts().0, 3, "each row once");
+    let notes = feed.take_notes().join("\n");
+    assert!(notes.contains("lost the connection"), "{notes}");
+}
+
+#[test]
+fn a_feed_that_cannot_reach_its_server_gives_up_after_reconnect_and_says_so() {
+    let params = PgParams {
+        url: "postgresql://postgres@127.0.0.1:1/postgres".into(),
+        reconnect: "300ms".into(),
+        ..PgParams::default()
+    };
+    let s = PgSettings::new(params, std::path::Path::new(".")).unwrap();
+    let into = GrowingSource::new("t", vec!["A".into()], s.params.columns.clone(), MIN).unwrap();
+    let mut feed = kf_datapull::pg::PgFeed::new(s).unwrap();
+    let started = std::time::Instant::now();
+    let err = feed.sync(&into).unwrap_err().to_string();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+    assert!(
+        err.contains("gave up reaching the database") && err.contains("127.0.0.1:1"),
+        "{err}"
+    );
+    assert!(err.contains("run the same command again"), "{err}");
+}
+
+#[test]
 fn a_config_never_holds_a_password_and_messages_never_show_one() {
     let mut p = PgParams {
         url: "postgresql://kf:secret@127.0.0.1:1/db".into(),
