@@ -32,6 +32,9 @@ pub struct Arrived {
     pub asset: Vec<String>,
     /// Feature values, `end.len() * n_features`, row-major.
     pub values: Vec<f64>,
+    /// When each row's transaction committed (ns), where the store tells (empty
+    /// otherwise): for measuring latency, never for deciding.
+    pub committed: Vec<i64>,
 }
 
 impl Arrived {
@@ -57,6 +60,9 @@ struct Rows {
     first_known: BTreeMap<i64, i64>,
     /// The latest knowledge time of any row.
     latest_known: i64,
+    /// Of each bar end: the first commit time the store told, and when the source
+    /// first held a row of it (local wall clock, ns).
+    timing: BTreeMap<i64, (Option<i64>, i64)>,
     /// Rows of assets outside the universe, left out.
     foreign: u64,
 }
@@ -165,6 +171,7 @@ impl GrowingSource {
                 ),
             });
         }
+        let seen = crate::clock::Clock::now(&crate::clock::WallClock);
         let mut held = self.rows.write().unwrap_or_else(|e| e.into_inner());
         for i in 0..n {
             let Some(&slot) = self.index.get(&rows.asset[i]) else {
@@ -180,6 +187,12 @@ impl GrowingSource {
             held.by_end.entry(end).or_default().push(r);
             let first = held.first_known.entry(end).or_insert(known);
             *first = (*first).min(known);
+            let commit = rows.committed.get(i).copied();
+            let t = held.timing.entry(end).or_insert((commit, seen));
+            t.0 = match (t.0, commit) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             held.latest_known = held.latest_known.max(known);
         }
         Ok(())
@@ -189,6 +202,13 @@ impl GrowingSource {
     /// rows (`None` before any).
     pub fn arrival(&self, end: i64) -> Option<i64> {
         self.read().first_known.get(&end).copied()
+    }
+
+    /// When the bar ending at `end` was first committed in the feed's store (when
+    /// the store tells) and first held here (local wall clock): what a live
+    /// system's latency is measured from.
+    pub fn timing(&self, end: i64) -> Option<(Option<i64>, i64)> {
+        self.read().timing.get(&end).copied()
     }
 
     /// The earliest arrival of any bar ending after `end` (a feed that has moved on
@@ -363,6 +383,7 @@ mod tests {
             known: spec.iter().map(|r| r.1).collect(),
             asset: spec.iter().map(|r| r.2.to_string()).collect(),
             values: spec.iter().flat_map(|r| [r.3, r.3 * 10.0]).collect(),
+            committed: Vec::new(),
         }
     }
 

@@ -105,6 +105,7 @@ fn arrived(c: &Commit) -> Arrived {
         known: vec![c.at; c.rows.len()],
         asset: c.rows.iter().map(|r| r.1.to_string()).collect(),
         values: c.rows.iter().flat_map(|r| [r.2, 100.0]).collect(),
+        committed: Vec::new(),
     }
 }
 

@@ -48,6 +48,7 @@ impl PgFeed {
             client: None,
             listener: None,
             last_id: 0,
+            read: None,
             clock: None,
             notes: Vec::new(),
         };
@@ -86,6 +87,8 @@ struct Tail {
     client: Option<postgres::Client>,
     listener: Option<postgres::Client>,
     last_id: i64,
+    /// The prepared read, and whether it gives commit times.
+    read: Option<(postgres::Statement, bool)>,
     /// The store's clock at the last sync, and the local instant it was read.
     clock: Option<(i64, Instant)>,
     notes: Vec<String>,
@@ -101,6 +104,7 @@ impl Tail {
         }
         self.client = None;
         self.listener = None;
+        self.read = None;
     }
 
     /// Connects (both connections), retrying until `reconnect` runs out.
@@ -154,41 +158,83 @@ impl Tail {
         }
     }
 
-    /// One read of the new rows and the store's clock, in one snapshot.
-    fn read(&mut self) -> Result<(i64, Arrived)> {
+    /// The statement that reads the new rows and the store's clock: one round
+    /// trip, one snapshot (a single statement sees the transactions committed
+    /// before it started, and `now()` is when it started). With the server's
+    /// `track_commit_timestamp` on, each row's commit time comes too.
+    fn prepare(&mut self) -> Result<()> {
         let s = &self.settings;
-        let sql = format!(
-            "SELECT id, end_ts, knowledge_ts, asset, {} FROM {} WHERE id > $1 ORDER BY id",
-            s.column_list(),
-            s.table()
-        );
         let Some(client) = self.client.as_mut() else {
             return Err(DataError::Query {
                 what: "not connected".into(),
             });
         };
-        // Repeatable read: the clock and the rows are of one snapshot, so every row
-        // of a transaction that committed before that clock reading is among them.
-        let mut tx = client
-            .build_transaction()
-            .isolation_level(postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(|e| db_err(s, "cannot start a read", e))?;
-        let now: std::time::SystemTime = tx
-            .query_one("SELECT now()", &[])
-            .and_then(|r| r.try_get(0))
-            .map_err(|e| db_err(s, "cannot read the server's clock", e))?;
-        let rows = tx
-            .query(sql.as_str(), &[&self.last_id])
+        let commits = client
+            .query_one("SHOW track_commit_timestamp", &[])
+            .and_then(|r| r.try_get::<_, String>(0))
+            .map(|v| v == "on")
+            .unwrap_or(false);
+        let cols: String = s
+            .params
+            .columns
+            .iter()
+            .map(|c| format!(", t.\"{c}\""))
+            .collect();
+        let commit = if commits {
+            ", pg_xact_commit_timestamp(t.xmin)"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT c.now, t.id, t.end_ts, t.knowledge_ts, t.asset{cols}{commit} \
+             FROM (SELECT now()) AS c(now) LEFT JOIN {} t ON t.id > $1 ORDER BY t.id",
+            s.table()
+        );
+        let stmt = client
+            .prepare(&sql)
+            .map_err(|e| db_err(s, "cannot prepare the read of new rows", e))?;
+        self.read = Some((stmt, commits));
+        Ok(())
+    }
+
+    /// One read of the new rows and the store's clock.
+    fn read(&mut self) -> Result<(i64, Arrived)> {
+        if self.read.is_none() {
+            self.prepare()?;
+        }
+        let s = &self.settings;
+        let (Some(client), Some((stmt, commits))) = (self.client.as_mut(), self.read.as_ref())
+        else {
+            return Err(DataError::Query {
+                what: "not connected".into(),
+            });
+        };
+        let mut rows = client
+            .query(stmt, &[&self.last_id])
             .map_err(|e| db_err(s, "cannot read new rows", e))?;
-        tx.commit().map_err(|e| db_err(s, "cannot end a read", e))?;
+        let now: std::time::SystemTime = rows
+            .first()
+            .ok_or_else(|| DataError::Query {
+                what: "the read of new rows returned nothing".into(),
+            })?
+            .try_get(0)
+            .map_err(|e| db_err(s, "cannot read the server's clock", e))?;
+        // No new row: one row of the clock alone.
+        if rows.len() == 1
+            && rows[0]
+                .try_get::<_, Option<i64>>(1)
+                .ok()
+                .flatten()
+                .is_none()
+        {
+            rows.clear();
+        }
         if let Some(last) = rows.last() {
             self.last_id = last
-                .try_get(0)
+                .try_get(1)
                 .map_err(|e| db_err(s, "a row has no id", e))?;
         }
-        let new = arrived(&rows, 1, s.params.columns.len())?;
+        let new = arrived(&rows, 2, s.params.columns.len(), *commits)?;
         let now = from_time(now);
         self.clock = Some((now, Instant::now()));
         Ok((now, new))

@@ -336,12 +336,18 @@ pub(crate) fn from_time(t: SystemTime) -> i64 {
 }
 
 /// Rows read from the table into the long layout.
-pub(crate) fn arrived(rows: &[postgres::Row], first: usize, nf: usize) -> Result<Arrived> {
+pub(crate) fn arrived(
+    rows: &[postgres::Row],
+    first: usize,
+    nf: usize,
+    with_commit: bool,
+) -> Result<Arrived> {
     let mut out = Arrived {
         end: Vec::with_capacity(rows.len()),
         known: Vec::with_capacity(rows.len()),
         asset: Vec::with_capacity(rows.len()),
         values: Vec::with_capacity(rows.len() * nf),
+        committed: Vec::new(),
     };
     for row in rows {
         let get = |i: usize| -> Result<SystemTime> {
@@ -360,6 +366,13 @@ pub(crate) fn arrived(rows: &[postgres::Row], first: usize, nf: usize) -> Result
                 what: format!("a bars row's feature column {f} is not a float: {e}"),
             })?;
             out.values.push(v.unwrap_or(f64::NAN));
+        }
+        if with_commit {
+            let t: Option<SystemTime> =
+                row.try_get(first + 3 + nf).map_err(|e| DataError::Query {
+                    what: format!("a bars row's commit time: {e}"),
+                })?;
+            out.committed.push(t.map_or(i64::MIN, from_time));
         }
     }
     Ok(out)
@@ -458,7 +471,7 @@ impl PgSource {
                 });
             };
             match c.query(sql.as_str(), &args) {
-                Ok(rows) => arrived(&rows, 0, nf),
+                Ok(rows) => arrived(&rows, 0, nf, false),
                 Err(e) => {
                     // A broken connection is opened again at the next read.
                     *client = None;

@@ -61,15 +61,11 @@ CREATE TABLE IF NOT EXISTS {t} (
   id bigserial PRIMARY KEY,
   end_ts timestamptz NOT NULL,
   asset text NOT NULL,
-  knowledge_ts timestamptz NOT NULL DEFAULT now(){cols}
+  knowledge_ts timestamptz NOT NULL DEFAULT now()
+    CONSTRAINT \"{name}_stamped\" CHECK (knowledge_ts = now()){cols}
 );
 CREATE INDEX IF NOT EXISTS \"{name}_end_asset\" ON {t} (end_ts, asset);
 CREATE INDEX IF NOT EXISTS \"{name}_known\" ON {t} (knowledge_ts);
-CREATE OR REPLACE FUNCTION \"{name}_stamp\"() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  NEW.knowledge_ts := now();
-  RETURN NEW;
-END $$;
 CREATE OR REPLACE FUNCTION \"{name}_frozen\"() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   RAISE EXCEPTION 'rows of {name} are never changed or deleted: insert a revision';
@@ -79,9 +75,6 @@ BEGIN
   PERFORM pg_notify('{name}', '');
   RETURN NULL;
 END $$;
-DROP TRIGGER IF EXISTS \"{name}_stamp\" ON {t};
-CREATE TRIGGER \"{name}_stamp\" BEFORE INSERT ON {t}
-  FOR EACH ROW EXECUTE FUNCTION \"{name}_stamp\"();
 DROP TRIGGER IF EXISTS \"{name}_frozen\" ON {t};
 CREATE TRIGGER \"{name}_frozen\" BEFORE UPDATE OR DELETE ON {t}
   FOR EACH ROW EXECUTE FUNCTION \"{name}_frozen\"();

@@ -35,7 +35,7 @@ fn table(name: &str) -> (PgSettings, PgWriter) {
 }
 
 #[test]
-fn the_database_stamps_knowledge_time_and_refuses_changes() {
+fn the_database_stamps_knowledge_time_and_refuses_dated_rows_and_changes() {
     let (s, mut w) = table("kf_it_stamp");
     let before = w.server_now().unwrap();
     w.write(&[
@@ -45,8 +45,8 @@ fn the_database_stamps_knowledge_time_and_refuses_changes() {
     .unwrap();
     let after = w.server_now().unwrap();
     let mut client = s.connect().unwrap();
-    // A writer that dates its row is overruled by the trigger.
-    client
+    // A writer that dates its row is refused, naming the rule.
+    let err = client
         .execute(
             &format!(
                 "INSERT INTO \"{}\" (end_ts, asset, knowledge_ts, close, volume) VALUES \
@@ -55,12 +55,21 @@ fn the_database_stamps_knowledge_time_and_refuses_changes() {
             ),
             &[],
         )
-        .unwrap();
+        .unwrap_err();
+    let msg = err
+        .as_db_error()
+        .map(|d| d.constraint().unwrap_or("").to_string());
+    assert_eq!(
+        msg.as_deref(),
+        Some(format!("{}_stamped", s.params.table).as_str())
+    );
     let f = PgSource::new(s.clone()).load(&Query::all()).unwrap();
-    assert_eq!(f.end_ts(), &[0, T0 + MIN]);
+    assert_eq!(f.end_ts(), &[T0 + MIN]);
     let k = f.knowledge_ts();
-    assert!(k[0] >= before, "the dated row was stamped now, not at 1970");
-    assert!(k[1] >= before && k[1] <= after);
+    assert!(
+        k[0] >= before && k[0] <= after,
+        "stamped by the server as it wrote"
+    );
     // Rows are never changed: an update is refused, naming the rule.
     let err = client
         .execute(&format!("UPDATE \"{}\" SET close = 0", s.params.table), &[])

@@ -287,33 +287,51 @@ mod with_pg {
             .open(&log_path)
             .with_context(|| format!("cannot open {}", log_path.display()))?;
         if log.metadata().map(|m| m.len()).unwrap_or(0) == 0 {
-            writeln!(log, "ts\tdecided\tknown\twall\tlatency_us\tlate")?;
+            writeln!(
+                log,
+                "ts\tdecided\tknown\tcommitted\tseen\twall\tlatency_us\tsystem_us\tlate"
+            )?;
         }
         let started_at = Instant::now();
         let started_wall = wall_now();
         let mut live_latency = Vec::new();
+        let mut system_latency = Vec::new();
+        let mut from_commit = true;
         let mut late = 0usize;
         let mut log_error = None;
+        let timing_of = Arc::clone(&source);
         let mut observe = |r: Recorded| {
             let wall = wall_now();
-            // From the commit of the bar that completed the decision to its order,
-            // recorded. A bar that came before this process started (while it was
-            // down) is decided late: caught up, not live.
-            let latency = wall.saturating_sub(r.cut);
+            // From the commit of the decision's bar (the server's commit time when
+            // it keeps them, `track_commit_timestamp`; else the writing
+            // transaction's time) to its order, recorded; and from the bar's rows
+            // being held here (the system's own part). A bar that came before this
+            // process started (while it was down) is decided late: caught up.
+            let (committed, seen) = match timing_of.timing(r.ts) {
+                Some((c, seen)) => (c, seen),
+                None => (None, wall),
+            };
+            from_commit &= committed.is_some();
+            let latency = wall.saturating_sub(committed.unwrap_or(r.cut));
+            let own = wall.saturating_sub(seen);
             let is_late = r.cut < started_wall;
             if is_late {
                 late += 1;
             } else {
                 live_latency.push(latency);
+                system_latency.push(own);
             }
             if let Err(e) = writeln!(
                 log,
-                "{}\t{}\t{}\t{}\t{}\t{}",
+                "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
                 Timestamp(r.ts),
                 Timestamp(r.decided),
                 Timestamp(r.cut),
+                committed.map_or("-".to_string(), |c| Timestamp(c).to_string()),
+                Timestamp(seen),
                 Timestamp(wall),
                 latency / 1000,
+                own / 1000,
                 is_late
             ) {
                 log_error.get_or_insert(e);
@@ -344,19 +362,28 @@ mod with_pg {
             started_at.elapsed().as_secs_f64(),
             args.out.display()
         )?;
-        live_latency.sort_unstable();
-        if !live_latency.is_empty() {
-            let q = |p: f64| {
-                live_latency[((live_latency.len() - 1) as f64 * p).round() as usize] as f64 / 1e6
-            };
+        let from = if from_commit {
+            "bar commit"
+        } else {
+            "bar write (the server keeps no commit times)"
+        };
+        for (what, mut v) in [
+            (from, live_latency),
+            ("rows held here, the system's part", system_latency),
+        ] {
+            v.sort_unstable();
+            if v.is_empty() {
+                continue;
+            }
+            let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize] as f64 / 1e6;
             writeln!(
                 out,
-                "# live latency (bar commit to recorded order): p50 {:.3} ms, p99 {:.3} ms, max \
+                "# live latency ({what} to recorded order): p50 {:.3} ms, p99 {:.3} ms, max \
                  {:.3} ms over {} decisions",
                 q(0.5),
                 q(0.99),
                 q(1.0),
-                live_latency.len()
+                v.len()
             )?;
         }
         if run.audit.missing_bars > 0 {
