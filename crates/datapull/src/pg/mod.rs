@@ -5,11 +5,11 @@
 //! # The table
 //! One row per version of a bar of an asset: `id bigserial`, `end_ts timestamptz`,
 //! `asset text`, `knowledge_ts timestamptz`, then one `double precision` column per
-//! feature, indexed by `(end_ts, asset)`. A trigger sets `knowledge_ts` to the
-//! writing transaction's time on every insert, whatever the writer sent, so a
-//! writer cannot date its rows; another refuses updates and deletes (a revision is
-//! a new row, read as of a time). A statement trigger notifies the channel named
-//! after the table, which [`PgFeed`] listens on.
+//! feature, indexed by `(end_ts, asset)`. `knowledge_ts` defaults to the writing
+//! transaction's time and a check refuses any other value, so a writer cannot date
+//! its rows; a trigger refuses updates and deletes (a revision is a new row, read
+//! as of a time). A statement trigger notifies the channel named after the table,
+//! which [`PgFeed`] listens on.
 //!
 //! # Why the `postgres` crate
 //! It is the blocking client over `tokio-postgres`: pure Rust (no libpq to

@@ -1,5 +1,6 @@
-//! Writing a bars table: its schema (with the triggers that stamp knowledge time
-//! and refuse changes) and batches of rows, each batch one transaction.
+//! Writing a bars table: its schema (with the check that knowledge time is the
+//! database's and the triggers that refuse changes and notify readers) and
+//! batches of rows, each batch one transaction.
 
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::Type;
