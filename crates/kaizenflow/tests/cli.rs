@@ -75,7 +75,7 @@ fn config_errors_print_the_cause_chain_and_exit_non_zero() {
         "{err}"
     );
     assert!(
-        err.contains("caused by: ") && err.contains(":2: market_data.type: unknown market data type \"synthetik\"; known types: csv, hdf5, parquet, replayed, stitched, synthetic"),
+        err.contains("caused by: ") && err.contains(":2: market_data.type: unknown market data type \"synthetik\"; known types: csv, hdf5, parquet, postgres, replayed, stitched, synthetic"),
         "{err}"
     );
     let out = kaizenflow(&[

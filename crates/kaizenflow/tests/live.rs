@@ -328,6 +328,19 @@ fn a_database_restarted_mid_session_loses_and_repeats_nothing() {
     server(&data, port, false);
     std::thread::sleep(Duration::from_millis(1500));
     server(&data, port, true);
+    // The system says it lost the server and got it back.
+    let waited = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("reconnected")
+    {
+        assert!(
+            waited.elapsed() < Duration::from_secs(20),
+            "no reconnection: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let mut afternoon = ingest(
         &config,
         "2018-04-20 16:01",
@@ -339,12 +352,21 @@ fn a_database_restarted_mid_session_loses_and_repeats_nothing() {
     .stdout(Stdio::null())
     .spawn()
     .unwrap();
-    // Killed in the afternoon, and started again.
+    // Killed five times in the afternoon at random instants, started again each
+    // time (the last after half a second down).
     let mut pauses = Pauses(seed());
-    std::thread::sleep(pauses.next(1000, 3000));
-    kill(&mut child);
-    std::thread::sleep(Duration::from_millis(500));
-    let mut child = live(&config, session, &dir, &log).spawn().unwrap();
+    for k in 0..5 {
+        std::thread::sleep(pauses.next(300, 1200));
+        kill(&mut child);
+        if k == 4 {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        child = live(&config, session, &dir, &log).spawn().unwrap();
+    }
+    assert!(
+        afternoon.try_wait().unwrap().is_none(),
+        "the feed ended before the fifth kill: slow the feed"
+    );
     assert!(afternoon.wait().unwrap().success());
     let status = child.wait().unwrap();
     let said = std::fs::read_to_string(&log).unwrap();

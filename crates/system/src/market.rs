@@ -83,11 +83,7 @@ impl Market {
         let freq = min_step(prices.end_ts()).unwrap_or(60_000_000_000).max(1);
         let offset = prices.end_ts().first().map_or(0, |t| t.rem_euclid(freq));
         let assets = prices.assets().to_vec();
-        let index = assets
-            .iter()
-            .enumerate()
-            .map(|(i, a)| (a.clone(), i))
-            .collect();
+        let index = slots(&assets);
         Ok(Market {
             data,
             assets,
@@ -113,11 +109,7 @@ impl Market {
         cols.extend(spec.volume.clone());
         let prices = Frame::empty(assets.clone(), cols)
             .map_err(|e| SystemError::Invalid(format!("the live universe: {e}")))?;
-        let index = assets
-            .iter()
-            .enumerate()
-            .map(|(i, a)| (a.clone(), i))
-            .collect();
+        let index = slots(&assets);
         Ok(Market {
             data,
             assets,
@@ -190,6 +182,15 @@ impl Market {
             .map(|a| self.index.get(a).copied())
             .collect();
     }
+}
+
+/// Each asset's slot in `assets`.
+fn slots(assets: &[String]) -> HashMap<String, usize> {
+    assets
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.clone(), i))
+        .collect()
 }
 
 /// A frame's assets mapped onto the system's order, cached between bars (frames of

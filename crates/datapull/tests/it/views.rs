@@ -328,7 +328,7 @@ fn a_view_named_where_a_source_is_needed_is_refused() {
     assert_eq!(
         e,
         "s.toml:2: md.type: `stitched` is a view, and a source is needed here: name a source \
-         (csv, hdf5, parquet, synthetic, ticks)"
+         (csv, hdf5, parquet, postgres, synthetic, ticks)"
     );
 }
 
