@@ -289,6 +289,12 @@ fn a_database_restarted_mid_session_loses_and_repeats_nothing() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("pg");
+    // The server runs as the `postgres` user, which must reach its folder.
+    std::fs::set_permissions(
+        tmp.path(),
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
+    )
+    .unwrap();
     let port = 55000 + (std::process::id() % 1000) as u16;
     server(&data, port, true);
     struct Stop<'a>(&'a Path);
