@@ -219,6 +219,7 @@ impl Book {
             orders: self.orders,
             fills: self.fills,
             holdings: self.portfolio.holdings,
+            marks: self.portfolio.mark,
             stale_forecasts: self.stale,
             audit: self.audit,
             fits: Vec::new(),

@@ -129,6 +129,8 @@ pub struct SystemRun {
     pub fills: Fills,
     /// Holdings at the end, per asset.
     pub holdings: Vec<f64>,
+    /// The price each asset was last marked at (NaN: never priced).
+    pub marks: Vec<f64>,
     /// Forecast rows that arrived after their own bar's decision time (not traded).
     pub stale_forecasts: u64,
     /// What the run's audit counted.

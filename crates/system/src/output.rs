@@ -55,6 +55,56 @@ fn write_table(path: &Path, columns: Vec<(&str, ArrayRef)>) -> Result<()> {
     file.commit().map_err(|e| out_err(path, e))
 }
 
+/// One asset's share of a run's P&L.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AssetPnl {
+    /// The asset.
+    pub asset: String,
+    /// P&L after costs: the cash its fills moved, less their costs, plus what the
+    /// holding at the end is worth at its last mark.
+    pub pnl: f64,
+    /// Transaction costs paid.
+    pub costs: f64,
+    /// Absolute notional traded.
+    pub traded: f64,
+    /// Shares held at the end.
+    pub holding: f64,
+}
+
+/// Each asset's share of `run`'s P&L, in the run's asset order. Their sum is the
+/// run's P&L (the bars' NAV changes) up to rounding: two computations, one by
+/// asset over fills, one by bar over the book.
+pub fn asset_pnl(run: &SystemRun) -> Vec<AssetPnl> {
+    let mut out: Vec<AssetPnl> = run
+        .assets
+        .iter()
+        .zip(&run.holdings)
+        .map(|(a, &h)| AssetPnl {
+            asset: a.clone(),
+            pnl: 0.0,
+            costs: 0.0,
+            traded: 0.0,
+            holding: h,
+        })
+        .collect();
+    let f = &run.fills;
+    for k in 0..f.ts.len() {
+        let Some(a) = out.get_mut(f.asset[k] as usize) else {
+            continue;
+        };
+        let notional = f.quantity[k] * f.price[k];
+        a.pnl -= notional + f.cost[k];
+        a.costs += f.cost[k];
+        a.traded += notional.abs();
+    }
+    for (a, &m) in out.iter_mut().zip(&run.marks) {
+        if a.holding != 0.0 && m.is_finite() {
+            a.pnl += a.holding * m;
+        }
+    }
+    out
+}
+
 /// Writes every file of `run` into `dir` and returns the chart's path.
 ///
 /// # Errors
@@ -108,6 +158,22 @@ pub fn write_run(run: &SystemRun, dir: &Path) -> Result<PathBuf> {
                 "lapsed",
                 Arc::new(UInt64Array::from_iter_values(b.iter().map(|x| x.lapsed))) as ArrayRef,
             ),
+        ],
+    )?;
+    let per_asset = asset_pnl(run);
+    write_table(
+        &dir.join("assets.parquet"),
+        vec![
+            (
+                "asset",
+                Arc::new(arrow::array::StringArray::from_iter_values(
+                    per_asset.iter().map(|a| a.asset.as_str()),
+                )) as ArrayRef,
+            ),
+            ("pnl", f64s(per_asset.iter().map(|a| a.pnl))),
+            ("costs", f64s(per_asset.iter().map(|a| a.costs))),
+            ("traded", f64s(per_asset.iter().map(|a| a.traded))),
+            ("holding", f64s(per_asset.iter().map(|a| a.holding))),
         ],
     )?;
     let path = dir.join("stats.toml");

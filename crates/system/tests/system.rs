@@ -296,3 +296,19 @@ fn config_errors_are_located() {
     let err = System::from_config(&config).unwrap_err().to_string();
     assert!(err.contains("\"last\"") && err.contains("close"), "{err}");
 }
+
+#[test]
+fn per_asset_pnl_sums_to_the_books_pnl() {
+    // Two computations: by asset over fills and last marks, and by bar over the
+    // book's NAV. Mock1 on the default data trades every asset in and out.
+    let config = Config::from_file(MOCK1_SYSTEM).unwrap();
+    let r = run(&config);
+    let per = kf_system::output::asset_pnl(&r);
+    assert_eq!(per.len(), r.assets.len());
+    let sum: f64 = per.iter().map(|a| a.pnl).sum();
+    let costs: f64 = per.iter().map(|a| a.costs).sum();
+    assert!(r.fills.ts.len() > 100);
+    assert!((sum - r.stats.pnl).abs() <= 1e-6 * r.stats.traded, "{sum} vs {}", r.stats.pnl);
+    assert!((costs - r.stats.costs).abs() <= 1e-9 * r.stats.costs.abs().max(1.0));
+    assert!(per.iter().any(|a| a.pnl > 0.0) && per.iter().any(|a| a.pnl < 0.0));
+}

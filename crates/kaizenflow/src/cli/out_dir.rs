@@ -24,6 +24,8 @@ const FILES: &[&str] = &[
     "orders.parquet",
     "fills.parquet",
     "portfolio.parquet",
+    "assets.parquet",
+    "report.html",
     "stats.toml",
     "pnl.png",
     "market_data.parquet",
