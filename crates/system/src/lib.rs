@@ -40,6 +40,7 @@ pub mod optimize;
 pub mod output;
 mod portfolio;
 mod processor;
+pub mod report;
 pub mod research;
 mod spec;
 

@@ -308,7 +308,11 @@ fn per_asset_pnl_sums_to_the_books_pnl() {
     let sum: f64 = per.iter().map(|a| a.pnl).sum();
     let costs: f64 = per.iter().map(|a| a.costs).sum();
     assert!(r.fills.ts.len() > 100);
-    assert!((sum - r.stats.pnl).abs() <= 1e-6 * r.stats.traded, "{sum} vs {}", r.stats.pnl);
+    assert!(
+        (sum - r.stats.pnl).abs() <= 1e-6 * r.stats.traded,
+        "{sum} vs {}",
+        r.stats.pnl
+    );
     assert!((costs - r.stats.costs).abs() <= 1e-9 * r.stats.costs.abs().max(1.0));
     assert!(per.iter().any(|a| a.pnl > 0.0) && per.iter().any(|a| a.pnl < 0.0));
 }

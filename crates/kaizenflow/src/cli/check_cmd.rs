@@ -242,6 +242,11 @@ fn check_config(
             )?;
         }
     }
+    if let Some(dir) = &args.out {
+        write_verdicts(dir, &results)?;
+        let path = kf_system::report::write_report(dir, types)?;
+        writeln!(out, "report: {}", path.display())?;
+    }
     if failed > 0 {
         bail!("{failed} of {} checks failed", results.len() - moot);
     }
@@ -264,6 +269,29 @@ fn check_config(
         )?;
     }
     Ok(())
+}
+
+/// The verdicts as `DIR/check.tsv`: check, verdict, seconds, detail.
+fn write_verdicts(dir: &std::path::Path, results: &[CheckResult]) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut text = String::from("check\tverdict\tseconds\tdetail\n");
+    let clean = |s: &str| s.replace(['\t', '\n'], " ");
+    for r in results {
+        let (verdict, detail) = match &r.verdict {
+            Verdict::Pass => ("pass", String::new()),
+            Verdict::Fail(m) => ("fail", clean(m)),
+            Verdict::Skipped(m) => ("skipped", clean(m)),
+            Verdict::NotApplicable(m) => ("not applicable", clean(m)),
+        };
+        text.push_str(&format!(
+            "{}\t{verdict}\t{:.3}\t{detail}\n",
+            clean(&r.name),
+            r.elapsed.as_secs_f64()
+        ));
+    }
+    let path = dir.join("check.tsv");
+    kf_frame::write_atomic(&path, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn describe_targets(targets: &Targets) -> String {

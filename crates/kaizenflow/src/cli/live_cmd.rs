@@ -5,9 +5,10 @@
 
 #[cfg(not(feature = "postgres"))]
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+#[cfg(not(feature = "postgres"))]
+use anyhow::Result;
 use clap::Args;
 #[cfg(not(feature = "postgres"))]
 use kf_system::Registries;
@@ -90,18 +91,6 @@ pub struct ReconcileArgs {
     pub dir: PathBuf,
 }
 
-/// The file in a live run's folder that says how it was started.
-const STARTED: &str = "live.toml";
-/// The live log: one line per decision with its wall-clock latency.
-pub(super) const LOG: &str = "live.tsv";
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Started {
-    config: PathBuf,
-    set: Vec<String>,
-    state: Option<PathBuf>,
-}
-
 #[cfg(not(feature = "postgres"))]
 fn no_feature() -> anyhow::Error {
     anyhow::anyhow!(
@@ -125,55 +114,6 @@ pub(super) fn reconcile(_: &Registries, _: &ReconcileArgs, _: &mut dyn Write) ->
     Err(no_feature())
 }
 
-/// Reads what a live folder's `live.toml` says, or writes it for a new run; a
-/// folder started with another config is refused.
-fn started(dir: &Path, now: Option<&Started>) -> Result<Started> {
-    let path = dir.join(STARTED);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let was: Started =
-                toml::from_str(&text).with_context(|| format!("{} is damaged", path.display()))?;
-            if let Some(now) = now
-                && (now.config != was.config || now.set != was.set || now.state != was.state)
-            {
-                bail!(
-                    "{} holds a live run of {} (with {:?}): resume it with the same config and \
-                     overrides, or use another --out",
-                    dir.display(),
-                    was.config.display(),
-                    was.set
-                );
-            }
-            Ok(was)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let Some(now) = now else {
-                bail!(
-                    "{} is not the folder of a `kaizenflow live` run (it has no {STARTED})",
-                    dir.display()
-                );
-            };
-            if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {
-                bail!(
-                    "{} is not empty and holds no live run: use an empty or new folder",
-                    dir.display()
-                );
-            }
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-            let text = toml::to_string(now)?;
-            kf_frame::write_atomic(&path, text.as_bytes())
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            Ok(Started {
-                config: now.config.clone(),
-                set: now.set.clone(),
-                state: now.state.clone(),
-            })
-        }
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
-}
-
 #[cfg(feature = "postgres")]
 pub(super) use with_pg::{ingest, live, reconcile};
 
@@ -191,7 +131,70 @@ mod with_pg {
     use kf_system::durable::{Recorded, first_difference, recorded};
     use kf_system::{Registries, System};
 
-    use super::{IngestArgs, LOG, LiveArgs, ReconcileArgs, Started, started};
+    use std::path::{Path, PathBuf};
+
+    use super::{IngestArgs, LiveArgs, ReconcileArgs};
+
+    /// The file in a live run's folder that says how it was started.
+    const STARTED: &str = "live.toml";
+    /// The live log: one line per decision with its wall-clock latency.
+    pub(super) const LOG: &str = "live.tsv";
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Started {
+        config: PathBuf,
+        set: Vec<String>,
+        state: Option<PathBuf>,
+    }
+
+    /// Reads what a live folder's `live.toml` says, or writes it for a new run; a
+    /// folder started with another config is refused.
+    fn started(dir: &Path, now: Option<&Started>) -> Result<Started> {
+        let path = dir.join(STARTED);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let was: Started = toml::from_str(&text)
+                    .with_context(|| format!("{} is damaged", path.display()))?;
+                if let Some(now) = now
+                    && (now.config != was.config || now.set != was.set || now.state != was.state)
+                {
+                    bail!(
+                        "{} holds a live run of {} (with {:?}): resume it with the same config and \
+                         overrides, or use another --out",
+                        dir.display(),
+                        was.config.display(),
+                        was.set
+                    );
+                }
+                Ok(was)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let Some(now) = now else {
+                    bail!(
+                        "{} is not the folder of a `kaizenflow live` run (it has no {STARTED})",
+                        dir.display()
+                    );
+                };
+                if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {
+                    bail!(
+                        "{} is not empty and holds no live run: use an empty or new folder",
+                        dir.display()
+                    );
+                }
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                let text = toml::to_string(now)?;
+                kf_frame::write_atomic(&path, text.as_bytes())
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                Ok(Started {
+                    config: now.config.clone(),
+                    set: now.set.clone(),
+                    state: now.state.clone(),
+                })
+            }
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
 
     fn wall_now() -> i64 {
         SystemTime::now()

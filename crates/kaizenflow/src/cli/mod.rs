@@ -87,6 +87,14 @@ pub enum Command {
     /// files), at a speed factor and shifted in time, as a vendor feed would; with
     /// planted faults on request (feature `postgres`).
     Ingest(live_cmd::IngestArgs),
+    /// Write RUN_DIR/report.html from a run folder's files: statistics, P&L with
+    /// drawdowns, exposure, turnover, returns, P&L by asset, model metrics, time by
+    /// node, the DAG drawn, check verdicts and the resolved config; one
+    /// self-contained page that opens offline (`run` writes it too).
+    Report {
+        /// The run folder (`run --out`, `check --out`).
+        dir: PathBuf,
+    },
     /// Replay a live run's period from what the database holds, by knowledge time,
     /// on a simulated clock, and compare orders, fills and P&L bar by bar with the
     /// live run's records: prints "identical" or the first difference (feature
@@ -165,6 +173,9 @@ pub struct RunArgs {
     /// The node cache.
     #[command(flatten)]
     pub cache: CacheArgs,
+    /// Do not write OUT/report.html (see `kaizenflow report`).
+    #[arg(long)]
+    pub no_report: bool,
 }
 
 /// `kaizenflow check ...`.
@@ -200,6 +211,10 @@ pub struct CheckArgs {
     /// The node cache, for the batch run every check compares against.
     #[command(flatten)]
     pub cache: CacheArgs,
+    /// Also write the verdicts to DIR/check.tsv (created if absent; a run folder's
+    /// report then shows them) and refresh DIR/report.html.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// `kaizenflow data ...`.
@@ -364,6 +379,11 @@ pub fn run_with(types: &Registries, cli: Cli, out: &mut dyn Write) -> Result<()>
         Command::Dags(args) => types_cmd::dags(types, &args, out),
         Command::Cache(CacheCommand::Info { dir }) => cache_cmd::info(&dir, out),
         Command::Cache(CacheCommand::Clear { dir }) => cache_cmd::clear(&dir, out),
+        Command::Report { dir } => {
+            let path = kf_system::report::write_report(&dir, types)?;
+            writeln!(out, "report: {}", path.display())?;
+            Ok(())
+        }
         Command::Live(args) => live_cmd::live(types, &args, out),
         Command::Ingest(args) => live_cmd::ingest(types, &args, out),
         Command::Reconcile(args) => live_cmd::reconcile(types, &args, out),

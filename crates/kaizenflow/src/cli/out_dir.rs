@@ -25,6 +25,7 @@ const FILES: &[&str] = &[
     "fills.parquet",
     "portfolio.parquet",
     "assets.parquet",
+    "check.tsv",
     "report.html",
     "stats.toml",
     "pnl.png",

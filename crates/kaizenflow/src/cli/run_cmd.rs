@@ -159,6 +159,10 @@ pub(super) fn run(types: &Registries, args: &RunArgs, out: &mut dyn Write) -> Re
             .map(|c| super::cache_cmd::handle(c, &args.config.config, &config.id()));
         run_system(types, &config, states, handle.as_ref(), &args.out, out)?;
     }
+    if !args.no_report {
+        let path = kf_system::report::write_report(&args.out, types)?;
+        writeln!(out, "report: {}", path.display())?;
+    }
     super::out_dir::finish(&args.out)
 }
 
