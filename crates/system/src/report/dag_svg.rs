@@ -146,7 +146,7 @@ mod tests {
         };
         let svg = dag_svg(&shape);
         assert_eq!(svg.matches("<rect").count(), 4);
-        assert_eq!(svg.matches("<path d=\"M").count(), 4);
+        assert_eq!(svg.matches("marker-end=").count(), 4);
         assert!(svg.contains("t&lt;&amp;&gt;"), "kinds are escaped");
         // Three layers: height = 3 * (46 + 44) + 44.
         assert!(svg.contains("height=\"314\""), "{svg}");

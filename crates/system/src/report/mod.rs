@@ -197,18 +197,33 @@ fn dag_section(types: &crate::Registries, path: &Path) -> String {
             );
         }
     };
-    if !config.root().contains("dag") {
+    let Ok(section) = config.root().section("dag") else {
         return String::new();
-    }
-    // Built as a run builds it (its sources need the market data); nothing is read.
-    match crate::build_with(types, &config) {
-        Ok(c) => c
-            .dag
-            .map_or(String::new(), |dag| dag_svg(&DagShape::of(&dag))),
+    };
+    // Only the DAG's shape is drawn: its sources get a stand-in for the market data
+    // (the run's files may be elsewhere by now, and nothing is read).
+    let none: std::sync::Arc<dyn kf_datapull::MarketData> =
+        std::sync::Arc::new(kf_datapull::Historical::new(std::sync::Arc::new(NoData)));
+    match types.dataflow.dag_with(&section, Some(&none), None) {
+        Ok(dag) => dag_svg(&DagShape::of(&dag)),
         Err(e) => format!(
             "<p class=\"note\">the DAG cannot be built here: {}</p>",
             escape(&e.to_string())
         ),
+    }
+}
+
+/// The market data a drawn DAG is built on: none (its shape needs no rows).
+#[derive(Debug)]
+struct NoData;
+
+impl kf_datapull::Source for NoData {
+    fn describe(&self) -> String {
+        "no market data (a DAG built to be drawn)".into()
+    }
+
+    fn load(&self, _: &kf_datapull::Query) -> kf_datapull::Result<kf_frame::Frame> {
+        Ok(kf_frame::Frame::empty(Vec::new(), Vec::new())?)
     }
 }
 
