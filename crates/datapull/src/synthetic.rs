@@ -57,6 +57,15 @@ pub struct SyntheticParams {
     pub late_prob: f64,
     /// How late a late bar is.
     pub late_delay: String,
+    /// A planted signal (0: none, pure noise): each asset's idiosyncratic return
+    /// over a block of `reversion_bars` bars reverts this fraction of its
+    /// idiosyncratic return over the block before, spread evenly over the block's
+    /// bars. The blocks' returns then have a lag-one regression slope of
+    /// `-reversion` (what Mock1's negative lag-0 weight trades).
+    pub reversion: f64,
+    /// Bars per block of the planted signal (5: Mock1's 5-minute bins on 1-minute
+    /// bars).
+    pub reversion_bars: usize,
 }
 
 impl Default for SyntheticParams {
@@ -77,6 +86,8 @@ impl Default for SyntheticParams {
             gap_prob: 0.0,
             late_prob: 0.0,
             late_delay: "5min".into(),
+            reversion: 0.0,
+            reversion_bars: 5,
         }
     }
 }
@@ -148,6 +159,15 @@ impl SyntheticBars {
                 return Err((key, format!("must be a probability in [0, 1], got {v}")));
             }
         }
+        if !(p.reversion.is_finite() && (-1.0..1.0).contains(&p.reversion)) {
+            return Err((
+                "reversion",
+                format!("must be in (-1, 1) (a stable signal), got {}", p.reversion),
+            ));
+        }
+        if p.reversion_bars == 0 {
+            return Err(("reversion_bars", "must be at least 1".into()));
+        }
         let late_delay =
             parse_duration(&p.late_delay).map_err(|e| ("late_delay", e.to_string()))?;
         let us_equity = match p.calendar.as_str() {
@@ -218,18 +238,35 @@ impl SyntheticBars {
         let omega = p.vol * p.vol * (1.0 - p.garch_alpha - p.garch_beta);
         let mut var = vec![p.vol * p.vol; n];
         let mut last_ret = vec![0.0f64; n];
+        // The planted signal: each asset's idiosyncratic return over the block so
+        // far, and the drift per bar the block before set for this one.
+        let plant = p.reversion != 0.0;
+        let block = p.reversion_bars.max(1);
+        let mut block_sum = vec![0.0f64; n];
+        let mut drift = vec![0.0f64; n];
         let (end_ts, session) = self.bar_times();
         let cells = n * end_ts.len();
         let mut cols: [Vec<f64>; 5] = std::array::from_fn(|_| Vec::with_capacity(cells));
         let [open, high, low, close, volume] = &mut cols;
-        for &x in &session {
+        for (i, &x) in session.iter().enumerate() {
+            if plant && i > 0 && i % block == 0 {
+                for a in 0..n {
+                    drift[a] = -p.reversion * block_sum[a] / block as f64;
+                    block_sum[a] = 0.0;
+                }
+            }
             // U-shaped intraday volume: three times busier at the open and close.
             let u = 1.0 + 2.0 * (2.0 * x - 1.0) * (2.0 * x - 1.0);
             let market = p.market_vol * normal(&mut rng);
             for a in 0..n {
                 var[a] = omega + p.garch_alpha * last_ret[a] * last_ret[a] + p.garch_beta * var[a];
                 let sd = var[a].sqrt();
-                let r = beta[a] * market + sd * normal(&mut rng);
+                let mut idio = sd * normal(&mut rng);
+                if plant {
+                    idio += drift[a];
+                    block_sum[a] += idio;
+                }
+                let r = beta[a] * market + idio;
                 let o = price[a];
                 let c = o * r.exp();
                 let wick_up = (0.5 * sd * normal(&mut rng).abs()).exp();
