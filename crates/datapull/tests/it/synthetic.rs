@@ -274,9 +274,9 @@ fn block_slope(p: &SyntheticParams) -> f64 {
     }
     let (mut sxy, mut sxx) = (0.0, 0.0);
     for w in r.windows(2) {
-        for a in 0..n {
-            sxy += w[0][a] * w[1][a];
-            sxx += w[0][a] * w[0][a];
+        for (x, y) in w[0].iter().zip(&w[1]) {
+            sxy += x * y;
+            sxx += x * x;
         }
     }
     sxy / sxx
