@@ -733,9 +733,14 @@ fn run_the_mock1_system_writes_orders_fills_portfolio_stats_and_the_chart() {
     }
     let chart = dir.path().join("pnl.png");
     assert!(
-        report
-            .trim_end()
-            .ends_with(&format!("pnl chart: {}", chart.display())),
+        report.contains(&format!("pnl chart: {}\n", chart.display())),
+        "{report}"
+    );
+    assert!(
+        report.trim_end().ends_with(&format!(
+            "report: {}",
+            dir.path().join("report.html").display()
+        )),
         "{report}"
     );
     let png = std::fs::read(&chart).unwrap();

@@ -5,8 +5,8 @@
 //! new one; an `--out` whose marker says `complete = true` holds exactly one run's
 //! files, each byte for byte as an uninterrupted run writes it; one that says
 //! `complete = false` holds only files of one of the two runs, each whole. (Timing
-//! files, `timings.tsv` and the sweep's `summary.tsv`, differ between any two runs
-//! and are only required to be whole.)
+//! files, `timings.tsv`, the sweep's `summary.tsv` and `report.html`, which charts
+//! the time by node, differ between any two runs and are only required to be whole.)
 
 mod common;
 
@@ -76,7 +76,7 @@ fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 fn varies(p: &Path) -> bool {
     matches!(
         p.file_name().and_then(|n| n.to_str()),
-        Some("timings.tsv" | "summary.tsv" | ".kaizenflow-run")
+        Some("timings.tsv" | "summary.tsv" | "report.html" | ".kaizenflow-run")
     )
 }
 
