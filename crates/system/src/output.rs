@@ -39,15 +39,14 @@ fn names(assets: &[String], slots: &[u32]) -> ArrayRef {
     ))
 }
 
-fn write_table(path: &Path, columns: Vec<(&str, ArrayRef)>) -> Result<()> {
-    let batch = RecordBatch::try_from_iter(columns).map_err(|e| out_err(path, e))?;
+fn write_table(path: &Path, batch: &RecordBatch) -> Result<()> {
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .build();
     let mut file = kf_frame::AtomicFile::create(path).map_err(|e| out_err(path, e))?;
     let mut w = ArrowWriter::try_new(BufWriter::new(&mut file), batch.schema(), Some(props))
         .map_err(|e| out_err(path, e))?;
-    w.write(&batch).map_err(|e| out_err(path, e))?;
+    w.write(batch).map_err(|e| out_err(path, e))?;
     w.into_inner()
         .map_err(|e| out_err(path, e))?
         .flush()
@@ -105,14 +104,22 @@ pub fn asset_pnl(run: &SystemRun) -> Vec<AssetPnl> {
     out
 }
 
-/// Writes every file of `run` into `dir` and returns the chart's path.
+/// The run's tables, in memory, as `write_run` writes them to Parquet: `orders`,
+/// `fills`, `portfolio` (one row per bar) and `assets` (P&L by asset). What the
+/// Python package hands to pyarrow, and what the files hold.
 ///
 /// # Errors
-/// [`SystemError::Output`] naming the file that could not be written.
-pub fn write_run(run: &SystemRun, dir: &Path) -> Result<PathBuf> {
+/// [`SystemError::Output`] when a table cannot be assembled (columns of unequal
+/// length: a bug, reported rather than a panic).
+pub fn tables(run: &SystemRun) -> Result<Vec<(&'static str, RecordBatch)>> {
+    let batch = |name: &'static str, columns: Vec<(&str, ArrayRef)>| {
+        RecordBatch::try_from_iter(columns)
+            .map(|b| (name, b))
+            .map_err(|e| out_err(Path::new(name), e))
+    };
     let o = &run.orders;
-    write_table(
-        &dir.join("orders.parquet"),
+    let orders = batch(
+        "orders",
         vec![
             ("decision_ts", ts(&o.ts)),
             ("asset", names(&run.assets, &o.asset)),
@@ -121,8 +128,8 @@ pub fn write_run(run: &SystemRun, dir: &Path) -> Result<PathBuf> {
         ],
     )?;
     let f = &run.fills;
-    write_table(
-        &dir.join("fills.parquet"),
+    let fills = batch(
+        "fills",
         vec![
             ("order_ts", ts(&f.order_ts)),
             ("fill_ts", ts(&f.ts)),
@@ -136,8 +143,8 @@ pub fn write_run(run: &SystemRun, dir: &Path) -> Result<PathBuf> {
     let col = |g: fn(&crate::BarRecord) -> f64| f64s(b.iter().map(g));
     let decided: Vec<i64> = b.iter().map(|x| x.decided).collect();
     let bar_ts: Vec<i64> = b.iter().map(|x| x.ts).collect();
-    write_table(
-        &dir.join("portfolio.parquet"),
+    let portfolio = batch(
+        "portfolio",
         vec![
             ("ts", ts(&bar_ts)),
             ("decided_ts", ts(&decided)),
@@ -161,8 +168,8 @@ pub fn write_run(run: &SystemRun, dir: &Path) -> Result<PathBuf> {
         ],
     )?;
     let per_asset = asset_pnl(run);
-    write_table(
-        &dir.join("assets.parquet"),
+    let assets = batch(
+        "assets",
         vec![
             (
                 "asset",
@@ -176,6 +183,18 @@ pub fn write_run(run: &SystemRun, dir: &Path) -> Result<PathBuf> {
             ("holding", f64s(per_asset.iter().map(|a| a.holding))),
         ],
     )?;
+    Ok(vec![orders, fills, portfolio, assets])
+}
+
+/// Writes every file of `run` into `dir` (the [`tables`] as `NAME.parquet`,
+/// `stats.toml`, `pnl.png`) and returns the chart's path.
+///
+/// # Errors
+/// [`SystemError::Output`] naming the file that could not be written.
+pub fn write_run(run: &SystemRun, dir: &Path) -> Result<PathBuf> {
+    for (name, batch) in tables(run)? {
+        write_table(&dir.join(format!("{name}.parquet")), &batch)?;
+    }
     let path = dir.join("stats.toml");
     let text = toml::to_string(&run.stats).map_err(|e| out_err(&path, e))?;
     kf_frame::write_atomic(&path, text.as_bytes()).map_err(|e| out_err(&path, e))?;

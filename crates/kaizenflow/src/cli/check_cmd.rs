@@ -37,7 +37,8 @@ pub(super) fn check(types: &Registries, args: &CheckArgs, out: &mut dyn Write) -
     let config = load(&args.config)?;
     let points = config.expand_sweep()?;
     if points.len() == 1 {
-        return check_config(types, &config, args, out);
+        let results = check_loaded(types, &config, args, out)?;
+        return conclude(&results, out);
     }
     // A sweep: every point is a config of its own, and each is checked.
     let mut failed = Vec::new();
@@ -51,7 +52,7 @@ pub(super) fn check(types: &Registries, args: &CheckArgs, out: &mut dyn Write) -
             p.config.id(),
             varied.join(", ")
         )?;
-        if let Err(e) = check_config(types, &p.config, args, out) {
+        if let Err(e) = check_loaded(types, &p.config, args, out).and_then(|r| conclude(&r, out)) {
             writeln!(out, "# point {}: {e:#}", p.config.id())?;
             failed.push(p.config.id());
         }
@@ -68,15 +69,21 @@ pub(super) fn check(types: &Registries, args: &CheckArgs, out: &mut dyn Write) -
     Ok(())
 }
 
-/// Checks one config (a sweep's point, or a config without `[sweep]`). A config
-/// with no `[dag]` is checked as its market data alone: a DAG of one `market_data`
-/// node, so that the view is read in batch, tiled, streamed and replayed.
-fn check_config(
+/// Checks one config already loaded (a sweep's point, or a config without
+/// `[sweep]`; `args.config` only names it in messages), prints a line per check and
+/// returns the verdicts, failed ones included: [`conclude`] turns them into the
+/// command's outcome. A config with no `[dag]` is checked as its market data alone: a
+/// DAG of one `market_data` node, so that the view is read in batch, tiled, streamed
+/// and replayed.
+///
+/// # Errors
+/// A config that does not build, or a batch run that fails (no check can run).
+pub fn check_loaded(
     types: &Registries,
     config: &kf_config::Config,
     args: &CheckArgs,
     out: &mut dyn Write,
-) -> Result<()> {
+) -> Result<Vec<CheckResult>> {
     let mut config = config.clone();
     if !config.root().contains("dag") {
         config.set_all(&[
@@ -189,20 +196,10 @@ fn check_config(
     if let Some(c) = &cache {
         super::cache_cmd::report(c, out)?;
     }
-    let mut failed = 0;
-    let mut skips = 0;
-    // Checks that do not apply (fast streaming of a DAG with a node that has no
-    // fast path) are neither passed nor skipped by request.
-    let mut moot = 0;
     for r in &results {
         writeln!(out, "{r}")?;
-        match &r.verdict {
-            Verdict::Pass => {}
-            Verdict::Fail(_) => failed += 1,
-            Verdict::Skipped(_) => skips += 1,
-            Verdict::NotApplicable(_) => moot += 1,
-        }
     }
+
     if args.warmup {
         let report = warm_up(&subject, &bars, 4, args.warmup_tolerance)
             .context("the warm-up runs failed")?;
@@ -246,6 +243,28 @@ fn check_config(
         write_verdicts(dir, &results)?;
         let path = kf_system::report::write_report(dir, types)?;
         writeln!(out, "report: {}", path.display())?;
+    }
+    Ok(results)
+}
+
+/// The command's outcome from the verdicts: an error counting the failed checks, or
+/// a closing line saying how many passed (and how many were skipped or moot).
+///
+/// # Errors
+/// When any check failed.
+pub fn conclude(results: &[CheckResult], out: &mut dyn Write) -> Result<()> {
+    let mut failed = 0;
+    let mut skips = 0;
+    // Checks that do not apply (fast streaming of a DAG with a node that has no
+    // fast path) are neither passed nor skipped by request.
+    let mut moot = 0;
+    for r in results {
+        match &r.verdict {
+            Verdict::Pass => {}
+            Verdict::Fail(_) => failed += 1,
+            Verdict::Skipped(_) => skips += 1,
+            Verdict::NotApplicable(_) => moot += 1,
+        }
     }
     if failed > 0 {
         bail!("{failed} of {} checks failed", results.len() - moot);

@@ -15,6 +15,9 @@ mod run_cmd;
 mod sweep_cmd;
 mod types_cmd;
 
+pub use check_cmd::{check_loaded, conclude};
+pub use run_cmd::{RunOutcome, run_loaded};
+
 use std::io::Write;
 use std::path::PathBuf;
 

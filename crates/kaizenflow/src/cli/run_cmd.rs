@@ -20,6 +20,34 @@ use super::config_cmd::load;
 
 pub(super) fn run(types: &Registries, args: &RunArgs, out: &mut dyn Write) -> Result<()> {
     let config = load(&args.config)?;
+    run_loaded(types, &config, args, out).map(drop)
+}
+
+/// What a run computed, in memory, beside the files it wrote: what the Python
+/// package hands over without reading the files back.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The runner's output frame (what `result.parquet` holds, in wide layout).
+    pub forecasts: kf_frame::Frame,
+    /// The per-node timings of every pass: `(pass, node, kind, wall, rows)`.
+    pub timings: Vec<(String, String, String, Duration, usize)>,
+    /// The trading loop's run, for a config with `[system]`.
+    pub system: Option<kf_system::SystemRun>,
+}
+
+/// `kaizenflow run` over a config already loaded (and overridden): `args.config`
+/// only names it in messages. Writes the same files as the command and returns
+/// what it computed.
+///
+/// # Errors
+/// As the command: a bad config, a failed build or run, a file that cannot be
+/// written.
+pub fn run_loaded(
+    types: &Registries,
+    config: &kf_config::Config,
+    args: &RunArgs,
+    out: &mut dyn Write,
+) -> Result<RunOutcome> {
     let components = kf_system::build_with(types, &config)
         .with_context(|| format!("{} is not a valid config", args.config.config.display()))?;
     config.check_all_used()?;
@@ -30,6 +58,7 @@ pub(super) fn run(types: &Registries, args: &RunArgs, out: &mut dyn Write) -> Re
         );
     };
     let capture = captured(&dag, &args.capture)?;
+    let config = config.clone();
     let cache = super::cache_cmd::open(&args.cache)?;
     if let Some(c) = &cache {
         dag.use_cache(Some(super::cache_cmd::handle(
@@ -153,17 +182,46 @@ pub(super) fn run(types: &Registries, args: &RunArgs, out: &mut dyn Write) -> Re
         let reports = model_reports(&mut dag, &result.outputs, &spans)?;
         super::metrics_out::write(&reports, &args.out, out)?;
     }
-    if config.root().contains("system") {
+    let system = if config.root().contains("system") {
         let handle = cache
             .as_ref()
             .map(|c| super::cache_cmd::handle(c, &args.config.config, &config.id()));
-        run_system(types, &config, states, handle.as_ref(), &args.out, out)?;
-    }
+        Some(run_system(
+            types,
+            &config,
+            states,
+            handle.as_ref(),
+            &args.out,
+            out,
+        )?)
+    } else {
+        None
+    };
     if !args.no_report {
         let path = kf_system::report::write_report(&args.out, types)?;
         writeln!(out, "report: {}", path.display())?;
     }
-    super::out_dir::finish(&args.out)
+    super::out_dir::finish(&args.out)?;
+    let timings = result
+        .passes
+        .iter()
+        .flat_map(|(pass, ts)| {
+            ts.iter().map(move |t| {
+                (
+                    pass.to_string(),
+                    t.node.to_string(),
+                    t.kind.to_string(),
+                    t.wall,
+                    t.rows,
+                )
+            })
+        })
+        .collect();
+    Ok(RunOutcome {
+        forecasts: result.frame,
+        timings,
+        system,
+    })
 }
 
 /// What a run over growing data did, for the report.
@@ -193,7 +251,7 @@ fn run_system(
     cache: Option<&kf_dataflow::cache::CacheHandle>,
     dir: &Path,
     out: &mut dyn Write,
-) -> Result<()> {
+) -> Result<kf_system::SystemRun> {
     let started = Instant::now();
     let (run, growth) = match cache {
         Some(c) => {
@@ -239,7 +297,7 @@ fn run_system(
         kf_system::output::summary(&run.stats, run.stale_forecasts)
     )?;
     writeln!(out, "pnl chart: {}", chart.display())?;
-    Ok(())
+    Ok(run)
 }
 
 /// The node ids `--capture` names (`all` for every node), checked against the DAG.
