@@ -17,27 +17,31 @@ def features_of(table: pa.Table) -> list[str]:
     return [c for c in table.column_names if c not in KEYS]
 
 
-def wide(table: pa.Table) -> pd.DataFrame:
+def wide(table: pa.Table, assets: list[str] | None = None) -> pd.DataFrame:
     """A long table as a wide frame with ``(feature, asset)`` columns.
 
     A table with every (time, asset) pair in row-major order (what a node is
-    handed) is reshaped without a pivot; any other is pivoted (missing pairs are
-    NaN)."""
+    handed, with its ``assets`` in order) is reshaped without a pivot; any other is
+    pivoted (missing pairs are NaN)."""
     table = pa.table(table)
     features = features_of(table)
-    assets = pd.unique(np.asarray(table.column("asset").to_pylist(), dtype=object))
+    if assets is None:
+        assets = pd.unique(np.asarray(table.column("asset").to_pylist(), dtype=object))
+    else:
+        assets = np.asarray(assets, dtype=object)
     n, total = len(assets), table.num_rows
     end = table.column("end_ts").to_numpy()
-    if n and total % n == 0:
-        rows = total // n
+    if (n and total % n == 0) or total == 0:
+        rows = total // n if n else 0
         asset_col = np.asarray(table.column("asset").to_pylist(), dtype=object)
         grid = (
             np.array_equal(asset_col.reshape(rows, n), np.tile(assets, (rows, 1)))
-            and (end.reshape(rows, n) == end[::n, None]).all()
+            and (end.reshape(rows, n) == end[:: max(n, 1), None]).all()
             and (rows < 2 or (np.diff(end[::n]) > np.timedelta64(0, "ns")).all())
         )
         if grid:
-            index = pd.DatetimeIndex(end[::n], name="end_ts").tz_localize("UTC")
+            index = pd.DatetimeIndex(end[:: max(n, 1)].astype("datetime64[ns]"), name="end_ts")
+            index = index.tz_localize("UTC")
             columns = pd.MultiIndex.from_product(
                 [features, list(assets)], names=["feature", "asset"]
             )

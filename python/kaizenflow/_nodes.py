@@ -34,13 +34,13 @@ def resolve(name: str) -> Callable:
             raise TypeError(f"{name} is not callable")
         return obj
     known = ", ".join(sorted(_FUNCTIONS)) or "none yet"
-    raise KeyError(
+    raise LookupError(
         f"no function registered as {name!r} (registered: {known}); register it with "
         f"kaizenflow.register_node({name!r}, func) or write function = \"module:attribute\""
     )
 
 
-def call(name: str, kind: str, stream, node: str) -> pa.Table:
+def call(name: str, kind: str, stream, node: str, assets: list[str]) -> pa.Table:
     """Runs node ``node``'s function on the rows of one call and returns its rows."""
     table = pa.table(stream)
     func = resolve(name)
@@ -51,7 +51,7 @@ def call(name: str, kind: str, stream, node: str) -> pa.Table:
         if "knowledge_ts" not in out.column_names:
             out = out.append_column("knowledge_ts", out.column("end_ts"))
         return out
-    frame = _frames.wide(table)
+    frame = _frames.wide(table, assets)
     out = func(frame)
     if not hasattr(out, "columns"):
         raise TypeError(

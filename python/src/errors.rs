@@ -16,8 +16,12 @@ pyo3::create_exception!(
 pub fn chain(e: &anyhow::Error) -> String {
     let mut text = e.to_string();
     for cause in e.chain().skip(1) {
-        text.push_str("\n  caused by: ");
-        text.push_str(&cause.to_string());
+        // A wrapper that already quotes its cause (a node error) is not repeated.
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str("\n  caused by: ");
+            text.push_str(&cause);
+        }
     }
     text
 }

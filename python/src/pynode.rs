@@ -21,7 +21,6 @@ use crate::arrow_ffi::{ArrowTable, import_batches};
 
 /// Parameters of `python`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct PythonParams {
     /// The function: a name given to `kaizenflow.register_node`, or `module:attribute`
     /// of an importable module.
@@ -98,6 +97,17 @@ pub fn register(types: &mut kaizenflow::Registries) -> kaizenflow::config::Resul
             if p.function.trim().is_empty() {
                 return Err(s.invalid("function", "name the function").into());
             }
+            // An unknown name or a module that does not import is a config error,
+            // reported where the config names it, before anything runs.
+            let found = Python::attach(|py| -> PyResult<()> {
+                py.import("kaizenflow._nodes")?
+                    .call_method1("resolve", (p.function.as_str(),))?;
+                Ok(())
+            });
+            if let Err(e) = found {
+                let text = Python::attach(|py| e.value(py).to_string());
+                return Err(s.invalid("function", text).into());
+            }
             Ok(Box::new(PythonNode {
                 id: NodeId(node_id(s)),
                 params: p,
@@ -123,6 +133,7 @@ impl PythonNode {
                     self.params.frame.as_str(),
                     table,
                     self.id.as_str(),
+                    input.assets().to_vec(),
                 ),
             )?;
             import_batches(&result)
@@ -134,7 +145,12 @@ impl PythonNode {
                 crate::errors::python_message(&e)
             ))
         })?;
-        let (_, batches) = out;
+        let (schema, batches) = out;
+        if input.n_rows() == 0 {
+            // No rows, so no assets in the long table: the features are in its schema.
+            let features = kaizenflow::frame::long::feature_columns(&schema);
+            return Ok(Frame::empty(input.assets().to_vec(), features)?);
+        }
         let frame = Frame::from_long_batches(&batches).map_err(|e| {
             DataflowError::invalid(format!(
                 "the Python function `{}` returned a table that is not a frame: {e}",
