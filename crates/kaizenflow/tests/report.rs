@@ -159,6 +159,19 @@ fn a_system_runs_report_is_whole_self_contained_and_renders_in_chromium() {
 }
 
 #[test]
+fn the_demo_systems_report_shows_its_model_and_renders_in_chromium() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let html = run_and_check("configs/demo_system.toml", &dir);
+    assert!(html.contains("<h2>Model metrics</h2>"), "no model metrics");
+    for node in ["read_data", "lags", "model"] {
+        assert!(html.contains(&format!(">{node}</text>")), "{node}");
+    }
+    assert!(html.contains(">\n2024-01-"), "no dates on a time axis");
+    rendered_in_a_browser(&dir, 7);
+}
+
+#[test]
 fn the_real_data_systems_report_renders_in_chromium() {
     if !shared_data("us_equity_1min_2018") {
         return;
