@@ -145,6 +145,9 @@ fn run(
     Ok(d.unbind())
 }
 
+/// One check's verdict for Python: `(check, verdict, seconds, detail)`.
+type Verdict = (String, String, f64, String);
+
 /// Checks a config as `kaizenflow check` does and returns `(verdicts, output)`:
 /// one `(check, verdict, seconds, detail)` per check, whether or not they pass.
 #[pyfunction]
@@ -159,7 +162,7 @@ fn check(
     perturbations: usize,
     seed: u64,
     skip: Vec<String>,
-) -> PyResult<(Vec<(String, String, f64, String)>, String)> {
+) -> PyResult<(Vec<Verdict>, String)> {
     let types = types()?;
     let done = py.detach(|| -> anyhow::Result<_> {
         let (config, label) = load(&config, &overrides)?;
@@ -191,15 +194,15 @@ fn check(
         Ok((results, text))
     });
     let (results, text) = done.map_err(to_py)?;
-    use kaizenflow::dataflow::check::Verdict;
+    use kaizenflow::dataflow::check::Verdict as V;
     let verdicts = results
         .into_iter()
         .map(|r| {
             let (v, detail) = match r.verdict {
-                Verdict::Pass => ("pass", String::new()),
-                Verdict::Fail(m) => ("fail", m),
-                Verdict::Skipped(m) => ("skipped", m),
-                Verdict::NotApplicable(m) => ("not applicable", m),
+                V::Pass => ("pass", String::new()),
+                V::Fail(m) => ("fail", m),
+                V::Skipped(m) => ("skipped", m),
+                V::NotApplicable(m) => ("not applicable", m),
             };
             (r.name, v.to_string(), r.elapsed.as_secs_f64(), detail)
         })

@@ -80,22 +80,19 @@ pub fn register(types: &mut kaizenflow::Registries) -> kaizenflow::config::Resul
                         .invalid(
                             "memory",
                             format!("{n}: give the rows of history the function reads (0 or more), or -1 for all"),
-                        )
-                        .into());
+                        ));
                 }
             };
             if p.frame != "pandas" && p.frame != "arrow" {
                 return Err(s
-                    .invalid("frame", format!("{:?}: write \"pandas\" or \"arrow\"", p.frame))
-                    .into());
+                    .invalid("frame", format!("{:?}: write \"pandas\" or \"arrow\"", p.frame)));
             }
             if p.col_mode == ColMode::ReplaceSelected {
                 return Err(s
-                    .invalid("col_mode", "a python node has `append` or `replace_all`")
-                    .into());
+                    .invalid("col_mode", "a python node has `append` or `replace_all`"));
             }
             if p.function.trim().is_empty() {
-                return Err(s.invalid("function", "name the function").into());
+                return Err(s.invalid("function", "name the function"));
             }
             // An unknown name or a module that does not import is a config error,
             // reported where the config names it, before anything runs.
@@ -106,7 +103,7 @@ pub fn register(types: &mut kaizenflow::Registries) -> kaizenflow::config::Resul
             });
             if let Err(e) = found {
                 let text = Python::attach(|py| e.value(py).to_string());
-                return Err(s.invalid("function", text).into());
+                return Err(s.invalid("function", text));
             }
             Ok(Box::new(PythonNode {
                 id: NodeId(node_id(s)),

@@ -48,7 +48,7 @@ pub fn run_loaded(
     args: &RunArgs,
     out: &mut dyn Write,
 ) -> Result<RunOutcome> {
-    let components = kf_system::build_with(types, &config)
+    let components = kf_system::build_with(types, config)
         .with_context(|| format!("{} is not a valid config", args.config.config.display()))?;
     config.check_all_used()?;
     let Some(mut dag) = components.dag else {
