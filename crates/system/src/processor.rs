@@ -120,9 +120,40 @@ pub struct CrossSectional {
     ranks: Vec<f64>,
     idx: Vec<usize>,
     weight: Vec<f64>,
+    /// Normal scores already computed for `z_n` valid assets, by tie group (see
+    /// [`CrossSectional::score`]); NaN where not computed yet.
+    z: Vec<f64>,
+    z_n: usize,
 }
 
 impl CrossSectional {
+    /// The normal score of uniform rank `p` among `n` valid assets, computed once per
+    /// rank: `uniform_ranks` gives a tie group over sorted positions `i..=j` the rank
+    /// `((i + j) / 2 + 1 - 0.5) / n`, so `i + j` (at most `2n - 2`) names it. The
+    /// table is checked against `p` to the bit, so a score is always
+    /// `normal_quantile(p)` itself; a quantile costs more than the rest of a
+    /// decision's arithmetic for an asset.
+    fn score(&mut self, p: f64, n: usize) -> f64 {
+        if self.z_n != n {
+            self.z_n = n;
+            self.z.clear();
+            self.z.resize(2 * n - 1, f64::NAN);
+        }
+        let key = (p * n as f64 * 2.0 - 1.0).round();
+        if !(key >= 0.0 && key < self.z.len() as f64) {
+            return normal_quantile(p);
+        }
+        let k = key as usize;
+        let table_p = ((k as f64) / 2.0 + 1.0 - 0.5) / n as f64;
+        if table_p.to_bits() != p.to_bits() {
+            return normal_quantile(p);
+        }
+        if self.z[k].is_nan() {
+            self.z[k] = normal_quantile(p);
+        }
+        self.z[k]
+    }
+
     /// A processor with `params`.
     pub fn new(params: CrossSectionalParams) -> CrossSectional {
         CrossSectional {
@@ -132,6 +163,8 @@ impl CrossSectional {
             ranks: Vec::new(),
             idx: Vec::new(),
             weight: Vec::new(),
+            z: Vec::new(),
+            z_n: 0,
         }
     }
 }
@@ -171,8 +204,9 @@ impl ForecastProcessor for CrossSectional {
         uniform_ranks(&self.values, &mut self.ranks, &mut self.idx);
         self.weight.clear();
         self.weight.resize(orders.len(), 0.0);
-        for (k, &i) in self.order.iter().enumerate() {
-            let z = normal_quantile(self.ranks[k]);
+        for k in 0..n {
+            let i = self.order[k];
+            let z = self.score(self.ranks[k], n);
             self.weight[i] = match input.volatility {
                 Some(v) => z / (v[i] * v[i]),
                 None => z,
@@ -508,6 +542,32 @@ mod tests {
             assert!((normal_quantile(p) - z).abs() < 1e-8, "p {p}");
         }
         assert!(normal_quantile(1.5).is_nan());
+    }
+
+    #[test]
+    fn the_score_table_gives_normal_quantile_itself_to_the_bit() {
+        let mut p = CrossSectional::new(CrossSectionalParams::default());
+        let (mut out, mut idx) = (Vec::new(), Vec::new());
+        // Rows of several sizes, with ties of every length, visited twice so the
+        // second pass reads the table; n changes between rows.
+        for pass in 0..2 {
+            for n in [1usize, 2, 3, 7, 40, 500, 40] {
+                let row: Vec<f64> = (0..n).map(|i| ((i * 7 + pass) % 5) as f64).collect();
+                out.clear();
+                out.resize(n, f64::NAN);
+                uniform_ranks(&row, &mut out, &mut idx);
+                for &r in &out {
+                    assert_eq!(
+                        p.score(r, n).to_bits(),
+                        normal_quantile(r).to_bits(),
+                        "n {n}"
+                    );
+                }
+            }
+        }
+        // A rank that is not a tie group's (never given by `uniform_ranks`) is still
+        // scored exactly.
+        assert_eq!(p.score(0.3, 40).to_bits(), normal_quantile(0.3).to_bits());
     }
 
     #[test]
