@@ -15,6 +15,8 @@ mod mock1;
 mod models;
 mod nodes;
 mod peeking;
+#[cfg(feature = "nn")]
+mod recurrent;
 mod resample;
 mod runners;
 mod tiling;

@@ -4,6 +4,8 @@
 //! binary or multi-class classifier).
 
 mod gbt;
+#[cfg(feature = "nn")]
+pub mod recurrent;
 mod regression;
 
 pub use gbt::{Gbt, GbtParams, GbtState, Objective};
@@ -405,6 +407,8 @@ pub(crate) fn register(r: &mut NodeTypes) -> kf_config::Result<()> {
                      objective = \"multiclass\"\nclasses = [-1.0, 0.0, 1.0]"
             .into();
     }
+    #[cfg(feature = "nn")]
+    recurrent::register(r)?;
     if let Some(d) = r.doc_mut("linear_regression") {
         d.example = "x_vars = [\"open\"]\ny_vars = [\"close\"]".into();
     }
