@@ -206,9 +206,16 @@ fn every_library_node_passes_every_check() {
     // in `microstructure::the_tick_pipeline_tiles_streams_and_is_causal`.
     let library = kf_dataflow::builtin_nodes();
     let ticks = ["tick_bars", "bvc", "vpin", "arrival_spectrum"];
+    // The recurrent forecasters exist with the `nn` feature only; the same checks
+    // pass them in `recurrent::an_lstm_in_a_dag_passes_every_check`.
+    let nn = ["lstm", "gru"];
     for name in library.names() {
         assert!(
-            kinds.contains(name) || name == "frame" || name == "arma" || ticks.contains(&name),
+            kinds.contains(name)
+                || name == "frame"
+                || name == "arma"
+                || ticks.contains(&name)
+                || nn.contains(&name),
             "{name} is not in configs/library.toml"
         );
     }

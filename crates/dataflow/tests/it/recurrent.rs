@@ -260,3 +260,65 @@ fn bad_training_data_is_refused_by_name() {
         .to_string();
     assert!(e.to_lowercase().contains("fit"), "{e}");
 }
+
+#[test]
+fn an_lstm_in_a_dag_passes_every_check() {
+    use std::sync::Arc;
+
+    use kf_config::Config;
+    use kf_dataflow::check::{CheckOptions, Subject, Verdict, run_checks};
+    use kf_dataflow::{Dag, DataflowTypes, Result};
+    use kf_datapull::MarketData;
+
+    let cfg = Config::from_toml_str(
+        r#"
+[market_data]
+type = "synthetic"
+assets = 3
+bars = 240
+seed = 5
+
+[dag]
+type = "graph"
+[dag.nodes.prices]
+type = "market_data"
+[dag.nodes.returns]
+type = "compute_ret_0"
+cols = ["close"]
+[dag.nodes.model]
+type = "lstm"
+x_vars = ["close", "close.ret_0"]
+target = "close"
+horizon = 5
+window = 12
+hidden = 4
+relative = true
+epochs = 2
+"#,
+        "lstm.toml",
+    )
+    .unwrap();
+    let root = cfg.root();
+    let types = DataflowTypes::default();
+    let md: Arc<dyn MarketData> = types
+        .data
+        .view(&root.section("market_data").unwrap())
+        .unwrap();
+    let make = || -> Result<Dag> { Ok(types.dag(&root.section("dag")?, Some(&md))?) };
+    let subject = Subject::fit(&make).unwrap();
+    let opts = CheckOptions {
+        tilings: 4,
+        perturbations: 2,
+        ..CheckOptions::default()
+    };
+    let (batch, results) = run_checks(&subject, &opts).unwrap();
+    for r in &results {
+        let moot = r.name == "fast streaming" && matches!(r.verdict, Verdict::NotApplicable(_));
+        assert!(r.verdict == Verdict::Pass || moot, "{r}");
+    }
+    assert!(results.iter().any(|r| r.name.starts_with("streaming")));
+    let hat = batch[&"model".into()]["df_out"]
+        .feature("close_hat")
+        .unwrap();
+    assert!(hat.values().iter().filter(|v| v.is_finite()).count() > 600);
+}
