@@ -5,6 +5,8 @@ pub mod datapull;
 pub mod gbt;
 pub mod grow;
 pub mod grow_system;
+#[cfg(feature = "nn")]
+pub mod lstm;
 pub mod microstructure;
 pub mod mock1;
 pub mod optimize;

@@ -76,6 +76,26 @@ enum What {
         #[arg(long)]
         max_gap: Option<String>,
     },
+    /// A recurrent forecaster (feature `nn`): training windows/s with one and two
+    /// data-parallel replicas, and the streaming step latency for 40 and 500 assets.
+    #[cfg(feature = "nn")]
+    Lstm {
+        /// Rows per window.
+        #[arg(long, default_value_t = 60)]
+        window: usize,
+        /// Hidden units.
+        #[arg(long, default_value_t = 16)]
+        hidden: usize,
+        /// Assets of the training data.
+        #[arg(long, default_value_t = 10)]
+        assets: usize,
+        /// Bars of the training data.
+        #[arg(long, default_value_t = 2000)]
+        bars: usize,
+        /// Epochs.
+        #[arg(long, default_value_t = 1)]
+        epochs: usize,
+    },
     /// The Mock1 system end to end under the simulated clock: bars/s.
     System {
         /// Assets.
@@ -307,6 +327,14 @@ fn main() {
                 std::process::exit(1);
             }
         }
+        #[cfg(feature = "nn")]
+        What::Lstm {
+            window,
+            hidden,
+            assets,
+            bars,
+            epochs,
+        } => kf_benches::lstm::run(window, hidden, assets, bars, epochs),
         What::System {
             assets,
             bars,

@@ -21,7 +21,8 @@
 //!
 //! Optional features, forwarded to the crates that use them: `hdf5` (HDF5 stores;
 //! needs Debian's `libhdf5-dev`), `sql` (DataFusion), `mpi` (MPI backend; needs
-//! `libopenmpi-dev`, `openmpi-bin`, `libclang-dev`).
+//! `libopenmpi-dev`, `openmpi-bin`, `libclang-dev`), `postgres` (live PostgreSQL
+//! feeds), `nn` (the `lstm` and `gru` recurrent forecasters, trained on candle).
 
 #![deny(missing_docs)]
 

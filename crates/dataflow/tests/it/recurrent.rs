@@ -17,10 +17,11 @@ use crate::common::MIN;
 
 const T0: i64 = 1_704_205_860_000_000_000;
 
-/// `rows` rows of `assets` independent AR(2) series `x_t = 0.6 x_{t-1} - 0.3 x_{t-2}
-/// + e_t`, `e_t` standard normal. The best one-step forecast errs by `e_t`: mean
-/// squared error 1. The last value errs by `x_t - x_{t-1}`: `2 Var(x) (1 - rho_1)`
-/// = 2 * 1.3956 * (1 - 0.6 / 1.3) = 1.503 (Box and Jenkins' AR(2) moments).
+/// `rows` rows of `assets` independent AR(2) series, `x_t = 0.6 x_{t-1} -
+/// 0.3 x_{t-2} + e_t` with standard normal `e_t`. The best one-step forecast errs by
+/// `e_t`: mean squared error 1. The last value errs by `x_t - x_{t-1}`: its mean
+/// square is `2 Var(x) (1 - rho_1)`, that is 2 * 1.3956 * (1 - 0.6 / 1.3) = 1.503
+/// (Box and Jenkins' AR(2) moments).
 fn ar2(rows: usize, assets: usize, seed: u64) -> Frame {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut x = vec![0.0; rows * assets];

@@ -293,7 +293,7 @@ impl Recurrent {
         }
         for s in &mut x_std {
             *s = (*s / count as f64).sqrt();
-            if !(*s > 1e-12) {
+            if s.is_nan() || *s <= 1e-12 {
                 *s = 1.0;
             }
         }
@@ -305,7 +305,7 @@ impl Recurrent {
             .sum::<f64>()
             / raw.len() as f64)
             .sqrt();
-        if !(y_std > 1e-12) {
+        if y_std.is_nan() || y_std <= 1e-12 {
             y_std = 1.0;
         }
         for (i, v) in raw.x.iter_mut().enumerate() {

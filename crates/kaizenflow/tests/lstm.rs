@@ -1,0 +1,87 @@
+//! Seed 001's pipeline (`configs/lstm_us_equity_1min_2018.toml`, feature `nn`) on a
+//! slice of the real minute bars: three stocks, a few days, one epoch. It trains,
+//! streams its predictions in the system's loop, trades them, and `check` finds
+//! the streamed predictions equal to the batch's.
+
+#![cfg(feature = "nn")]
+
+mod common;
+
+use common::{kaizenflow, shared_data, text};
+
+const SLICE: [&str; 7] = [
+    "dag.nodes.prices.assets=[\"AAPL\",\"MSFT\",\"AMZN\"]",
+    "run.fit=[\"2018-02-16\",\"2018-02-21\"]",
+    "run.predict=[\"2018-02-21\",\"2018-02-24\"]",
+    "system.start=\"2018-02-22 09:35\"",
+    "system.end=\"2018-02-23 16:00\"",
+    "system.fit.lookback=\"4d\"",
+    "dag.nodes.model.epochs=1",
+];
+
+fn with_slice(mut args: Vec<&str>) -> Vec<&str> {
+    for s in SLICE {
+        args.extend(["--set", s]);
+    }
+    args
+}
+
+#[test]
+fn the_seed_001_config_trains_streams_and_trades_on_a_slice() {
+    if !shared_data("us_equity_1min_2018") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let done = kaizenflow(&with_slice(vec![
+        "run",
+        "configs/lstm_us_equity_1min_2018.toml",
+        "--out",
+        out.to_str().unwrap(),
+        "--no-report",
+    ]));
+    let printed = text(&done.stdout);
+    assert!(done.status.success(), "{}\n{}", printed, text(&done.stderr));
+    assert!(
+        printed.contains("# system fits: 1 in the loop"),
+        "{printed}"
+    );
+    let stats: toml::Table = std::fs::read_to_string(out.join("stats.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let fills = stats.get("fills").and_then(|v| v.as_integer()).unwrap_or(0);
+    assert!(fills > 100, "{stats:?}");
+    // The model's out-of-sample metrics were written.
+    let metrics = std::fs::read_to_string(out.join("metrics.toml")).unwrap();
+    assert!(
+        metrics.contains("node = \"model\"") && metrics.contains("rmse"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn check_finds_the_streamed_lstm_predictions_equal_to_the_batch() {
+    if !shared_data("us_equity_1min_2018") {
+        return;
+    }
+    // A smaller network: `check` fits it once per run it compares.
+    let done = kaizenflow(&with_slice(vec![
+        "check",
+        "configs/lstm_us_equity_1min_2018.toml",
+        "--tilings",
+        "3",
+        "--perturbations",
+        "1",
+        "--skip",
+        "system",
+        "--set",
+        "dag.nodes.model.window=20",
+        "--set",
+        "dag.nodes.model.hidden=6",
+    ]));
+    let printed = text(&done.stdout);
+    assert!(done.status.success(), "{printed}\n{}", text(&done.stderr));
+    assert!(printed.contains("pass  streaming"), "{printed}");
+    assert!(printed.contains("pass  tiling 2"), "{printed}");
+}
