@@ -250,6 +250,11 @@ fn nodes_lists_every_built_in_node_and_describes_one() {
         .filter(|k| !["synthetic", "ticks", "graph", "fit_predict"].contains(&k.as_str()))
         .collect();
     kinds.extend(["frame".to_string(), "arma".to_string()]);
+    // The recurrent forecasters come with the `nn` feature (their own tests and
+    // configs/lstm_us_equity_1min_2018.toml use them).
+    if cfg!(feature = "nn") {
+        kinds.extend(["lstm".to_string(), "gru".to_string()]);
+    }
     kinds.sort();
     kinds.dedup();
     assert_eq!(listed, kinds);

@@ -357,23 +357,29 @@ impl Recurrent {
         let target = input.feature(&p.target)?.values();
         let mut out = vec![f64::NAN; rows * n];
         let empty = Vec::new();
-        // Windows go through the kernel in chunks, laid out [step][feature][window].
-        const CHUNK: usize = 1024;
-        let mut cells: Vec<(usize, f64)> = Vec::with_capacity(CHUNK);
-        let mut soa = vec![0.0; win * f * CHUNK];
+        // Windows go through the kernel in chunks, laid out [step][feature][window]:
+        // at most 1024 windows, and no wider than the call (a streaming step's chunk
+        // is its assets, filled in place).
+        let width = (rows * n).clamp(1, 1024);
+        let mut cells: Vec<(usize, f64)> = Vec::with_capacity(width);
+        let mut soa = vec![0.0; win * f * width];
         let mut w = vec![0.0; win * f];
-        let mut res = vec![0.0; CHUNK];
+        let mut res = vec![0.0; width];
         let mut flush = |cells: &mut Vec<(usize, f64)>, soa: &mut Vec<f64>, this: &mut Scratch| {
             let b = cells.len();
             if b == 0 {
                 return;
             }
-            // Compact the chunk's columns to width b: the kernel's layout.
-            let mut packed = vec![0.0; win * f * b];
-            for i in 0..win * f {
-                packed[i * b..(i + 1) * b].copy_from_slice(&soa[i * CHUNK..i * CHUNK + b]);
+            if b == width {
+                st.net.forward(soa, b, win, this, &mut res[..b]);
+            } else {
+                // Compact a partial chunk's columns to width b: the kernel's layout.
+                let mut packed = vec![0.0; win * f * b];
+                for i in 0..win * f {
+                    packed[i * b..(i + 1) * b].copy_from_slice(&soa[i * width..i * width + b]);
+                }
+                st.net.forward(&packed, b, win, this, &mut res[..b]);
             }
-            st.net.forward(&packed, b, win, this, &mut res[..b]);
             for (j, &(cell, base)) in cells.iter().enumerate() {
                 let y = res[j] * st.y_std + st.y_mean;
                 out[cell] = if p.relative { base * (1.0 + y) } else { y };
@@ -394,10 +400,10 @@ impl Recurrent {
                 let j = cells.len();
                 for (i, v) in w.iter().enumerate() {
                     let k = i % f;
-                    soa[i * CHUNK + j] = (v - st.x_mean[k]) / st.x_std[k];
+                    soa[i * width + j] = (v - st.x_mean[k]) / st.x_std[k];
                 }
                 cells.push((r * n + a, base));
-                if cells.len() == CHUNK {
+                if cells.len() == width {
                     flush(&mut cells, &mut soa, &mut scratch);
                 }
             }
