@@ -820,3 +820,23 @@ fn live_commands_without_the_postgres_feature_say_how_to_build_it() {
         assert!(err.contains("--features postgres"), "{cmd:?}: {err}");
     }
 }
+
+/// A run asked to use MPI fails with a clear message when the program was built
+/// without it.
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn run_on_mpi_without_the_feature_says_how_to_get_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let done = kaizenflow(&[
+        "run",
+        "configs/mock1_system.toml",
+        "--out",
+        out.to_str().unwrap(),
+        "--backend",
+        "mpi",
+    ]);
+    assert!(!done.status.success());
+    let err = text(&done.stderr);
+    assert!(err.contains("built without MPI support") && err.contains("--features mpi"), "{err}");
+}

@@ -85,3 +85,69 @@ fn check_finds_the_streamed_lstm_predictions_equal_to_the_batch() {
     assert!(printed.contains("pass  streaming"), "{printed}");
     assert!(printed.contains("pass  tiling 2"), "{printed}");
 }
+
+/// Seed 001's all-reduce on our engine: two MPI ranks with one replica each train
+/// the same weights, to the bit, as one process with two replicas (the minibatch is
+/// cut into the same two shards and their gradients summed in the same order), and
+/// other weights than one replica alone, so the ranks did share the work.
+#[cfg(feature = "mpi")]
+#[test]
+fn two_mpi_ranks_train_the_same_bits_as_two_replicas_on_threads() {
+    if !shared_data("us_equity_1min_2018") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let small = |mut args: Vec<String>, replicas: usize| {
+        for s in SLICE {
+            args.extend(["--set".into(), s.into()]);
+        }
+        for s in [
+            "dag.nodes.model.window=20".to_string(),
+            "dag.nodes.model.hidden=6".into(),
+            "dag.nodes.model.epochs=2".into(),
+            format!("dag.nodes.model.replicas={replicas}"),
+        ] {
+            args.extend(["--set".into(), s]);
+        }
+        args
+    };
+    let run_args = |name: &str| {
+        vec![
+            "run".to_string(),
+            "configs/lstm_us_equity_1min_2018.toml".into(),
+            "--no-report".into(),
+            "--out".into(),
+            dir.path().join(name).display().to_string(),
+        ]
+    };
+    for (name, replicas) in [("one", 1), ("two", 2)] {
+        let args = small(run_args(name), replicas);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let done = kaizenflow(&args);
+        assert!(done.status.success(), "{}", text(&done.stderr));
+    }
+    let mut args = small(run_args("ranks"), 1);
+    args.extend(["--backend".into(), "mpi".into()]);
+    let done = std::process::Command::new("mpirun")
+        .args(["--allow-run-as-root", "--oversubscribe", "-np", "2"])
+        .arg(env!("CARGO_BIN_EXE_kaizenflow"))
+        .args(&args)
+        .current_dir(common::workspace())
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run mpirun (install openmpi-bin): {e}"));
+    assert!(
+        done.status.success(),
+        "{}\n{}",
+        text(&done.stdout),
+        text(&done.stderr)
+    );
+    // Rank 0 alone printed the run's summary.
+    assert_eq!(text(&done.stdout).matches("# system fits:").count(), 1);
+    let read = |name: &str, file: &str| std::fs::read(dir.path().join(name).join(file)).unwrap();
+    for file in ["result.parquet", "stats.toml", "fills.parquet"] {
+        assert_eq!(read("ranks", file), read("two", file), "{file}");
+    }
+    assert_ne!(read("one", "result.parquet"), read("two", "result.parquet"));
+}

@@ -14,9 +14,12 @@
 
 use std::collections::BTreeMap;
 
+use std::sync::{Arc, Mutex, PoisonError};
+
+use mpi::Threading;
 use mpi::environment::Universe;
 use mpi::topology::SimpleCommunicator;
-use mpi::traits::{Communicator, Destination, Source};
+use mpi::traits::{CommunicatorCollectives, Communicator, Destination, Source};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -46,6 +49,8 @@ pub struct Cluster {
     world: SimpleCommunicator,
     /// Runs started so far; every rank counts the same runs (SPMD).
     runs: std::cell::Cell<u32>,
+    /// The thread support MPI gave.
+    threading: Threading,
     _universe: Universe,
 }
 
@@ -61,14 +66,41 @@ impl Cluster {
     /// # Errors
     /// [`RunError::Cluster`] when MPI was initialized already in this process.
     pub fn init() -> Result<Cluster, RunError> {
-        let universe = mpi::initialize().ok_or_else(|| {
-            RunError::Cluster("MPI is already initialized in this process".into())
-        })?;
+        // Serialized: one thread at a time may call MPI, whichever thread it is (a
+        // model's fit runs on a worker thread of the DAG).
+        let (universe, threading) = mpi::initialize_with_threading(Threading::Serialized)
+            .ok_or_else(|| {
+                RunError::Cluster("MPI is already initialized in this process".into())
+            })?;
         Ok(Cluster {
             world: universe.world(),
             runs: std::cell::Cell::new(0),
+            threading,
             _universe: universe,
         })
+    }
+
+    /// A [`Collective`](crate::collective::Collective) over every rank, on its own
+    /// communicator (its messages cannot meet [`Cluster::run_reduce`]'s). Install it
+    /// with [`crate::collective::install`], and drop the guard and every clone before
+    /// this `Cluster`: MPI is finalized when the `Cluster` goes.
+    ///
+    /// # Errors
+    /// [`RunError::Cluster`] when this MPI cannot be called from more than one thread
+    /// (it gave less than `MPI_THREAD_SERIALIZED`).
+    pub fn collective(&self) -> Result<Arc<dyn crate::collective::Collective>, RunError> {
+        if matches!(self.threading, Threading::Single | Threading::Funneled) {
+            return Err(RunError::Cluster(format!(
+                "this MPI supports only {:?} threading; a collective needs Serialized \
+                 (rebuild OpenMPI with thread support)",
+                self.threading
+            )));
+        }
+        Ok(Arc::new(MpiCollective {
+            rank: self.rank(),
+            size: self.size(),
+            comm: Mutex::new(self.world.duplicate()),
+        }))
     }
 
     /// This process's rank, `0..size`.
@@ -79,6 +111,12 @@ impl Cluster {
     /// Number of ranks.
     pub fn size(&self) -> usize {
         self.world.size().max(1) as usize
+    }
+
+    /// Ends every rank of the job with exit code `code` (`MPI_Abort`): what a rank
+    /// that failed does, since the others would otherwise wait for it forever.
+    pub fn abort(&self, code: i32) -> ! {
+        self.world.abort(code)
     }
 
     /// Whether this is rank 0, the one that schedules and returns the result.
@@ -243,5 +281,48 @@ impl Cluster {
             }
             root.send_with_tag(&out[..], tag);
         }
+    }
+}
+
+/// The MPI collective: `MPI_Allgather` on a communicator of its own.
+struct MpiCollective {
+    rank: usize,
+    size: usize,
+    comm: Mutex<SimpleCommunicator>,
+}
+
+// SAFETY: the communicator is a handle into the MPI library, which was initialized
+// with `MPI_THREAD_SERIALIZED` or more (checked by `Cluster::collective`): any thread
+// may call MPI as long as no two call at once, and the mutex makes every call on this
+// communicator exclusive.
+unsafe impl Send for MpiCollective {}
+// SAFETY: as above; shared access goes through the mutex.
+unsafe impl Sync for MpiCollective {}
+
+impl crate::collective::Collective for MpiCollective {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+
+    fn size(&self) -> usize {
+        self.size
+    }
+
+    fn all_gather(&self, local: &[f64]) -> Result<Vec<f64>, RunError> {
+        let comm = self.comm.lock().unwrap_or_else(PoisonError::into_inner);
+        // Lengths first: a rank whose vector differs would otherwise corrupt the call.
+        let n = local.len() as u64;
+        let mut lens = vec![0u64; self.size];
+        comm.all_gather_into(&n, &mut lens[..]);
+        if let Some((r, m)) = lens.iter().enumerate().find(|(_, m)| **m != n) {
+            return Err(RunError::Cluster(format!(
+                "all-gather of unequal vectors: rank {} has {n} values, rank {r} has {m}; \
+                 every rank must make the same calls (run the same config on every rank)",
+                self.rank
+            )));
+        }
+        let mut out = vec![0.0f64; local.len() * self.size];
+        comm.all_gather_into(local, &mut out[..]);
+        Ok(out)
     }
 }

@@ -41,6 +41,7 @@
 
 #[cfg(feature = "mpi")]
 pub mod cluster;
+pub mod collective;
 mod engine;
 mod error;
 mod partition;

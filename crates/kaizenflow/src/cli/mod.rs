@@ -144,7 +144,7 @@ pub struct TypeArgs {
 }
 
 /// `kaizenflow run ...`.
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct RunArgs {
     /// The config and overrides.
     #[command(flatten)]
@@ -179,6 +179,13 @@ pub struct RunArgs {
     /// Do not write OUT/report.html (see `kaizenflow report`).
     #[arg(long)]
     pub no_report: bool,
+    /// Where the run executes: this process, or every rank of an MPI job
+    /// (`mpirun -np 2 kaizenflow run ... --backend mpi`; needs the `mpi` feature).
+    /// Under MPI every rank runs the config and the ranks train each `lstm` or `gru`
+    /// together, each computing the gradients of its share of every minibatch
+    /// (docs/dataflow.md); rank 0 writes `--out`. Nodes run one at a time.
+    #[arg(long, value_enum, default_value_t = Backend::Threads)]
+    pub backend: Backend,
 }
 
 /// `kaizenflow check ...`.
@@ -321,12 +328,12 @@ pub struct OptimizeArgs {
     pub out: Option<PathBuf>,
 }
 
-/// Where a sweep's runs execute.
+/// Where a sweep's runs, or a run's training, execute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Backend {
     /// Worker threads of this process.
     Threads,
-    /// The ranks of an MPI job; rank 0 writes the summary.
+    /// The ranks of an MPI job; rank 0 writes the outputs.
     Mpi,
 }
 
@@ -342,7 +349,7 @@ pub enum ConfigCommand {
 }
 
 /// A config file and overrides.
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct ConfigArgs {
     /// The TOML config file.
     pub config: PathBuf,

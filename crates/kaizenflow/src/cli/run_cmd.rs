@@ -15,12 +15,69 @@ use kf_dataflow::runner::{RunSpec, RunnerOutput, read_states, save_states};
 use kf_dataflow::{Dag, Growth, Incremental, Keep, NodeId, RunOptions};
 use kf_system::Registries;
 
-use super::RunArgs;
+use super::{Backend, RunArgs};
 use super::config_cmd::load;
 
 pub(super) fn run(types: &Registries, args: &RunArgs, out: &mut dyn Write) -> Result<()> {
     let config = load(&args.config)?;
-    run_loaded(types, &config, args, out).map(drop)
+    match args.backend {
+        Backend::Threads => run_loaded(types, &config, args, out).map(drop),
+        Backend::Mpi => on_ranks(types, &config, args, out),
+    }
+}
+
+/// Every rank of an MPI job runs the config with the job's collective installed, so
+/// the ranks train the DAG's data-parallel models together. Rank 0 writes `--out`;
+/// the others write into a scratch folder they remove. A rank that fails aborts
+/// the job (the others would wait for it in the next exchange).
+#[cfg(feature = "mpi")]
+fn on_ranks(
+    types: &Registries,
+    config: &kf_config::Config,
+    args: &RunArgs,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let cluster = kf_parallel::cluster::Cluster::init()?;
+    let installed = kf_parallel::collective::install(cluster.collective()?);
+    let mut args = args.clone();
+    // Two nodes training at once could make their exchanges in another order on
+    // another rank.
+    args.sequential = true;
+    let result = if cluster.is_root() {
+        run_loaded(types, config, &args, out).map(drop)
+    } else {
+        let scratch = std::env::temp_dir().join(format!(
+            "kaizenflow-rank{}-{}",
+            cluster.rank(),
+            std::process::id()
+        ));
+        args.out = scratch.clone();
+        args.force = true;
+        args.no_report = true;
+        let r = run_loaded(types, config, &args, &mut std::io::sink()).map(drop);
+        // Best effort: a scratch folder left behind is only clutter in the temp dir.
+        let _ = std::fs::remove_dir_all(&scratch);
+        r
+    };
+    drop(installed);
+    if let Err(e) = &result {
+        eprintln!("error on rank {}: {e:#}", cluster.rank());
+        cluster.abort(1);
+    }
+    result
+}
+
+#[cfg(not(feature = "mpi"))]
+fn on_ranks(
+    _types: &Registries,
+    _config: &kf_config::Config,
+    _args: &RunArgs,
+    _out: &mut dyn Write,
+) -> Result<()> {
+    bail!(
+        "this kaizenflow was built without MPI support; rebuild with \
+         `cargo build --release -p kaizenflow --features mpi`"
+    )
 }
 
 /// What a run computed, in memory, beside the files it wrote: what the Python

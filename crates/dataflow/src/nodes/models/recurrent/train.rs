@@ -9,6 +9,8 @@ use candle_nn::{AdamW, Linear, Module, Optimizer, ParamsAdamW, VarBuilder, VarMa
 use rand::{Rng, SeedableRng, seq::SliceRandom};
 use rand_chacha::ChaCha8Rng;
 
+use kf_parallel::collective::Collective;
+
 use super::kernel::{Cell, Net};
 
 /// Training windows: `x` is `[n][steps][inputs]`, `y` one target per window, both
@@ -61,6 +63,9 @@ pub struct TrainSettings {
     /// Data-parallel replicas: each minibatch is cut into this many shards, each
     /// shard's gradient computed on its own thread, and the gradients averaged in
     /// shard order, weighted by shard size (the mean gradient of the minibatch).
+    /// Under an installed [`Collective`] of W ranks, the minibatch is cut into
+    /// `replicas x W` shards, rank r computing shards `r x replicas ..`; the average
+    /// is the same bits as `replicas x W` replicas in one process.
     pub replicas: usize,
 }
 
@@ -201,15 +206,44 @@ fn batch(s: &Samples, idx: &[usize], dev: &Device) -> candle_core::Result<(Tenso
     ))
 }
 
-fn mse(m: &Model, s: &Samples, idx: &[usize], dev: &Device) -> candle_core::Result<f64> {
+/// Mean squared error over `idx`, in chunks of 4096 windows: chunk `i` is computed
+/// by worker `i mod workers`, and the chunks' sums are added in chunk order, so the
+/// result does not depend on the number of workers.
+fn mse(
+    m: &Model,
+    s: &Samples,
+    idx: &[usize],
+    workers: &Workers<'_>,
+    dev: &Device,
+) -> candle_core::Result<f64> {
     if idx.is_empty() {
         return Ok(f64::NAN);
     }
+    let chunks: Vec<&[usize]> = idx.chunks(4096).collect();
+    let total_workers = workers.total();
+    let first = workers.rank() * workers.replicas;
+    // This rank's replicas, each with the chunks it owns.
+    let owned: Vec<Vec<usize>> = (first..first + workers.replicas)
+        .map(|w| (w..chunks.len()).step_by(total_workers).collect())
+        .collect();
+    let sums = on_threads(&owned, |mine| {
+        mine.iter()
+            .map(|&i| {
+                let (x, y) = batch(s, chunks[i], dev)?;
+                let d = (m.forward(&x)? - y)?;
+                Ok((i, d.sqr()?.sum_all()?.to_scalar::<f64>()?))
+            })
+            .collect::<candle_core::Result<Vec<_>>>()
+    })?;
+    let mut local = vec![0.0f64; chunks.len()];
+    for (i, v) in sums.into_iter().flatten() {
+        local[i] = v;
+    }
+    let all = workers.gather(local)?;
+    let ranks_of = |i: usize| (i % total_workers) / workers.replicas;
     let mut total = 0.0;
-    for chunk in idx.chunks(4096) {
-        let (x, y) = batch(s, chunk, dev)?;
-        let d = (m.forward(&x)? - y)?;
-        total += d.sqr()?.sum_all()?.to_scalar::<f64>()?;
+    for i in 0..chunks.len() {
+        total += all[ranks_of(i) * chunks.len() + i];
     }
     Ok(total / idx.len() as f64)
 }
@@ -220,6 +254,12 @@ fn mse(m: &Model, s: &Samples, idx: &[usize], dev: &Device) -> candle_core::Resu
 /// A message for an empty training set or a failed tensor operation.
 pub fn train(samples: &Samples, s: &TrainSettings) -> Result<Trained, String> {
     let dev = Device::Cpu;
+    // Under `mpirun` with a collective installed, the ranks train one model together.
+    let turn = kf_parallel::collective::current();
+    let workers = Workers {
+        replicas: s.replicas.max(1),
+        group: turn.as_deref().filter(|g| g.size() > 1),
+    };
     let n = samples.len();
     let held = ((n as f64) * s.validation.clamp(0.0, 0.9)).floor() as usize;
     let fit_n = n - held;
@@ -249,13 +289,12 @@ pub fn train(samples: &Samples, s: &TrainSettings) -> Result<Trained, String> {
         epochs += 1;
         order.shuffle(&mut rng);
         for mb in order.chunks(s.batch_size.max(1)) {
-            let grads =
-                gradient(&model, samples, mb, &vars, s.replicas.max(1), &dev).map_err(err)?;
+            let grads = gradient(&model, samples, mb, &vars, &workers, &dev).map_err(err)?;
             let grads = clipped(grads, &vars, s.clip).map_err(err)?;
             opt.step(&grads).map_err(err)?;
         }
-        let train_loss = mse(&model, samples, &order, &dev).map_err(err)?;
-        let val_loss = mse(&model, samples, &val, &dev).map_err(err)?;
+        let train_loss = mse(&model, samples, &order, &workers, &dev).map_err(err)?;
+        let val_loss = mse(&model, samples, &val, &workers, &dev).map_err(err)?;
         let score = if val.is_empty() { train_loss } else { val_loss };
         if !score.is_finite() {
             return Err(format!(
@@ -293,63 +332,130 @@ pub fn train(samples: &Samples, s: &TrainSettings) -> Result<Trained, String> {
     })
 }
 
-/// The minibatch's mean gradient: one shard per replica, each on its own thread,
-/// summed in shard order with weights `shard / minibatch`.
+/// Who computes what: the replicas of this process, times the ranks of the installed
+/// collective (one process and no collective: `ranks = 1`).
+struct Workers<'a> {
+    /// Threads of this process.
+    replicas: usize,
+    /// The collective of the ranks, when there is more than one.
+    group: Option<&'a dyn Collective>,
+}
+
+impl Workers<'_> {
+    fn rank(&self) -> usize {
+        self.group.map_or(0, |g| g.rank())
+    }
+
+    fn ranks(&self) -> usize {
+        self.group.map_or(1, |g| g.size())
+    }
+
+    /// Workers in all: shards of a minibatch, owners of loss chunks.
+    fn total(&self) -> usize {
+        self.replicas * self.ranks()
+    }
+
+    /// Gathers every rank's `local` (the same length on each) in rank order.
+    fn gather(&self, local: Vec<f64>) -> candle_core::Result<Vec<f64>> {
+        match self.group {
+            None => Ok(local),
+            Some(g) => g
+                .all_gather(&local)
+                .map_err(|e| candle_core::Error::Msg(e.to_string())),
+        }
+    }
+}
+
+/// Runs `f` on each of `items` (at most one item per replica), on threads when there
+/// are several, and returns the results in order.
+fn on_threads<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> candle_core::Result<R> + Sync,
+) -> candle_core::Result<Vec<R>> {
+    if items.len() <= 1 {
+        return items.iter().map(&f).collect();
+    }
+    std::thread::scope(|sc| {
+        let handles: Vec<_> = items.iter().map(|it| sc.spawn(|| f(it))).collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(candle_core::Error::Msg("a replica panicked".into())))
+            })
+            .collect()
+    })
+}
+
+/// The minibatch's mean gradient. The minibatch is cut into one shard per worker
+/// (replica x rank); each worker computes its shard's gradient times
+/// `shard / minibatch`, every rank gathers all of them, and each sums them in shard
+/// order. The sum is therefore the same on every rank, and the same for R replicas on
+/// one rank as for one replica on each of R ranks.
 fn gradient(
     m: &Model,
     s: &Samples,
     mb: &[usize],
     vars: &[Var],
-    replicas: usize,
+    workers: &Workers<'_>,
     dev: &Device,
 ) -> candle_core::Result<candle_core::backprop::GradStore> {
-    let shard = mb.len().div_ceil(replicas);
-    let shards: Vec<&[usize]> = mb.chunks(shard.max(1)).collect();
+    let per_shard = mb.len().div_ceil(workers.total()).max(1);
+    let shards: Vec<&[usize]> = mb.chunks(per_shard).collect();
     let one = |idx: &[usize]| -> candle_core::Result<candle_core::backprop::GradStore> {
         let (x, y) = batch(s, idx, dev)?;
         let loss = (m.forward(&x)? - y)?.sqr()?.mean_all()?;
         loss.backward()
     };
-    if shards.len() == 1 {
-        return one(shards[0]);
+    if workers.total() == 1 {
+        return one(mb);
     }
-    let per: Vec<candle_core::Result<candle_core::backprop::GradStore>> =
-        std::thread::scope(|sc| {
-            let handles: Vec<_> = shards.iter().map(|idx| sc.spawn(|| one(idx))).collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(candle_core::Error::Msg("a replica panicked".into()))
-                    })
-                })
-                .collect()
-        });
-    let per = per.into_iter().collect::<candle_core::Result<Vec<_>>>()?;
-    let mut sums = Vec::with_capacity(vars.len());
-    for v in vars {
-        let mut sum: Option<Tensor> = None;
-        for (g, idx) in per.iter().zip(&shards) {
-            let Some(gv) = g.get(v.as_tensor()) else {
-                continue;
-            };
-            let w = (gv * (idx.len() as f64 / mb.len() as f64))?;
-            sum = Some(match sum {
-                None => w,
-                Some(acc) => (acc + w)?,
-            });
+    let sizes: Vec<usize> = vars.iter().map(|v| v.elem_count()).collect();
+    let params: usize = sizes.iter().sum();
+    // This rank's shards: positions rank*R .. rank*R + R (some may not exist when the
+    // minibatch has fewer windows than workers).
+    let first = workers.rank() * workers.replicas;
+    let mine: Vec<(usize, &[usize])> = (first..first + workers.replicas)
+        .filter_map(|i| shards.get(i).map(|sh| (i, *sh)))
+        .collect();
+    let stores = on_threads(&mine, |(_, idx)| one(idx))?;
+    // Each local slot holds one shard's weighted gradient, variables in order.
+    let mut local = vec![0.0f64; workers.replicas * params];
+    for (slot, ((_, idx), g)) in mine.iter().zip(&stores).enumerate() {
+        let w = idx.len() as f64 / mb.len() as f64;
+        let mut at = slot * params;
+        for (v, &n) in vars.iter().zip(&sizes) {
+            if let Some(gv) = g.get(v.as_tensor()) {
+                let values = gv.flatten_all()?.to_vec1::<f64>()?;
+                for (o, x) in local[at..at + n].iter_mut().zip(&values) {
+                    *o = x * w;
+                }
+            }
+            at += n;
         }
-        sums.push(sum);
     }
-    // `GradStore` has no public constructor: the first shard's store is reused.
-    let Some(mut out) = per.into_iter().next() else {
-        return Err(candle_core::Error::Msg("no shard".into()));
+    let all = workers.gather(local)?;
+    // A store to carry the sums (`GradStore` has no public constructor): this rank's
+    // first shard's, or, on a rank with no shard, one window's.
+    let mut out = match stores.into_iter().next() {
+        Some(g) => g,
+        None => one(&mb[..1])?,
     };
-    for (v, sum) in vars.iter().zip(sums) {
-        match sum {
-            Some(g) => out.insert(v.as_tensor(), g),
-            None => out.remove(v.as_tensor()),
-        };
+    let mut at = 0;
+    for (v, &n) in vars.iter().zip(&sizes) {
+        let mut sum = vec![0.0f64; n];
+        for i in 0..shards.len() {
+            let seg = &all[i * params + at..i * params + at + n];
+            if i == 0 {
+                sum.copy_from_slice(seg);
+            } else {
+                for (acc, x) in sum.iter_mut().zip(seg) {
+                    *acc += x;
+                }
+            }
+        }
+        out.insert(v.as_tensor(), Tensor::from_vec(sum, v.shape(), dev)?);
+        at += n;
     }
     Ok(out)
 }
