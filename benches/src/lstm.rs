@@ -62,6 +62,68 @@ fn params(window: usize, hidden: usize, epochs: usize, replicas: usize) -> Recur
     }
 }
 
+/// Training alone, one replica per rank of the MPI job this process is part of: the
+/// ranks train one model together through the installed collective (seed 001's
+/// all-reduce). Rank 0 prints the time per epoch and the weights' checksum, which
+/// equals the one-process run's with `replicas` = the number of ranks.
+#[cfg(feature = "mpi")]
+pub fn on_ranks(window: usize, hidden: usize, train_assets: usize, train_rows: usize, epochs: usize) {
+    let cluster = match kf_parallel::cluster::Cluster::init() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cannot start MPI: {e}");
+            std::process::exit(1);
+        }
+    };
+    let collective = match cluster.collective() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
+    let installed = kf_parallel::collective::install(collective);
+    let data = prices(train_rows, train_assets, 1);
+    let windows = train_assets * (train_rows - window - 4);
+    let mut m = Recurrent::new("lstm", Cell::Lstm, params(window, hidden, epochs, 1));
+    let t = Instant::now();
+    let fitted = m.compute(&RunContext::new(Phase::Fit, None), &data, &[]);
+    let s = t.elapsed().as_secs_f64();
+    drop(installed);
+    if let Err(e) = fitted {
+        eprintln!("rank {}: training failed: {e}", cluster.rank());
+        cluster.abort(1);
+    }
+    if cluster.is_root() {
+        let sum = checksum(&m);
+        println!(
+            "lstm on {} ranks: window {window}, hidden {hidden}, {windows} windows, {epochs} \
+             epochs: {:.2} s per epoch, {:.0} windows/s (state checksum {sum:016x})",
+            cluster.size(),
+            s / epochs as f64,
+            (windows * epochs) as f64 / s
+        );
+    }
+}
+
+/// Without the `mpi` feature: says how to get it.
+#[cfg(not(feature = "mpi"))]
+pub fn on_ranks(_: usize, _: usize, _: usize, _: usize, _: usize) {
+    eprintln!("kf-bench was built without MPI; rebuild with `--features nn,mpi`");
+    std::process::exit(1);
+}
+
+/// A checksum of the model's saved state (weights and normalization), to compare
+/// trainings.
+fn checksum(m: &Recurrent) -> u64 {
+    m.save_state()
+        .map(|b| {
+            b.iter()
+                .fold(0u64, |h, &x| h.wrapping_mul(31).wrapping_add(u64::from(x)))
+        })
+        .unwrap_or(0)
+}
+
 fn pct(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
@@ -85,10 +147,11 @@ pub fn run(window: usize, hidden: usize, train_assets: usize, train_rows: usize,
         }
         let s = t.elapsed().as_secs_f64();
         println!(
-            "  {replicas} replica{}: {:.2} s per epoch, {:.0} windows/s",
+            "  {replicas} replica{}: {:.2} s per epoch, {:.0} windows/s (state checksum {:016x})",
             if replicas == 1 { "" } else { "s" },
             s / epochs as f64,
-            (windows * epochs) as f64 / s
+            (windows * epochs) as f64 / s,
+            checksum(&m)
         );
         if replicas == 1 {
             fitted = m.save_state().ok();

@@ -95,6 +95,11 @@ enum What {
         /// Epochs.
         #[arg(long, default_value_t = 1)]
         epochs: usize,
+        /// Train only, with one replica per rank of the MPI job this runs in
+        /// (`mpirun -np 4 kf-bench lstm --mpi`; feature `mpi`), and print the time
+        /// per epoch on rank 0.
+        #[arg(long)]
+        mpi: bool,
     },
     /// The Mock1 system end to end under the simulated clock: bars/s.
     System {
@@ -334,7 +339,14 @@ fn main() {
             assets,
             bars,
             epochs,
-        } => kf_benches::lstm::run(window, hidden, assets, bars, epochs),
+            mpi,
+        } => {
+            if mpi {
+                kf_benches::lstm::on_ranks(window, hidden, assets, bars, epochs)
+            } else {
+                kf_benches::lstm::run(window, hidden, assets, bars, epochs)
+            }
+        }
         What::System {
             assets,
             bars,

@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 
 use kf_parallel::collective::Collective;
 
-use super::kernel::{Cell, Net};
+use super::kernel::{Cell, Net, Scratch};
 
 /// Training windows: `x` is `[n][steps][inputs]`, `y` one target per window, both
 /// normalized; in time order (the validation tail is the last windows).
@@ -206,44 +206,62 @@ fn batch(s: &Samples, idx: &[usize], dev: &Device) -> candle_core::Result<(Tenso
     ))
 }
 
-/// Mean squared error over `idx`, in chunks of 4096 windows: chunk `i` is computed
-/// by worker `i mod workers`, and the chunks' sums are added in chunk order, so the
-/// result does not depend on the number of workers.
-fn mse(
-    m: &Model,
-    s: &Samples,
-    idx: &[usize],
-    workers: &Workers<'_>,
-    dev: &Device,
-) -> candle_core::Result<f64> {
+/// Windows per chunk of a loss evaluation.
+const LOSS_CHUNK: usize = 512;
+
+/// Mean squared error over `idx`, in chunks of [`LOSS_CHUNK`] windows, through our
+/// forward pass (candle would record every intermediate tensor of every step for a
+/// backward pass that never comes: gigabytes of fresh pages per epoch). Chunk `i`
+/// is computed by worker `i mod workers`, and the chunks' sums are added in chunk
+/// order, so the result does not depend on the number of workers.
+fn mse(m: &Model, s: &Samples, idx: &[usize], workers: &Workers<'_>) -> candle_core::Result<f64> {
     if idx.is_empty() {
         return Ok(f64::NAN);
     }
-    let chunks: Vec<&[usize]> = idx.chunks(4096).collect();
+    let net = m.net()?;
+    let chunks: Vec<&[usize]> = idx.chunks(LOSS_CHUNK).collect();
     let total_workers = workers.total();
     let first = workers.rank() * workers.replicas;
     // This rank's replicas, each with the chunks it owns.
     let owned: Vec<Vec<usize>> = (first..first + workers.replicas)
         .map(|w| (w..chunks.len()).step_by(total_workers).collect())
         .collect();
-    let sums = on_threads(&owned, |mine| {
-        mine.iter()
-            .map(|&i| {
-                let (x, y) = batch(s, chunks[i], dev)?;
-                let d = (m.forward(&x)? - y)?;
-                Ok((i, d.sqr()?.sum_all()?.to_scalar::<f64>()?))
-            })
-            .collect::<candle_core::Result<Vec<_>>>()
+    let per = s.steps * s.inputs;
+    let sums = on_threads(workers.pool.as_ref(), &owned, |mine| {
+        let (mut soa, mut out, mut scratch) = (Vec::new(), Vec::new(), Scratch::default());
+        let mut sums = Vec::with_capacity(mine.len());
+        for &i in mine {
+            let chunk = chunks[i];
+            let b = chunk.len();
+            // [window][step][input] -> [step][input][window].
+            soa.clear();
+            soa.resize(per * b, 0.0);
+            for (j, &w) in chunk.iter().enumerate() {
+                for (k, &v) in s.x[w * per..(w + 1) * per].iter().enumerate() {
+                    soa[k * b + j] = v;
+                }
+            }
+            out.clear();
+            out.resize(b, 0.0);
+            net.forward(&soa, b, s.steps, &mut scratch, &mut out);
+            let mut total = 0.0;
+            for (o, &w) in out.iter().zip(chunk) {
+                let d = o - s.y[w];
+                total += d * d;
+            }
+            sums.push((i, total));
+        }
+        Ok(sums)
     })?;
     let mut local = vec![0.0f64; chunks.len()];
     for (i, v) in sums.into_iter().flatten() {
         local[i] = v;
     }
     let all = workers.gather(local)?;
-    let ranks_of = |i: usize| (i % total_workers) / workers.replicas;
+    let rank_of = |i: usize| (i % total_workers) / workers.replicas;
     let mut total = 0.0;
     for i in 0..chunks.len() {
-        total += all[ranks_of(i) * chunks.len() + i];
+        total += all[rank_of(i) * chunks.len() + i];
     }
     Ok(total / idx.len() as f64)
 }
@@ -256,8 +274,21 @@ pub fn train(samples: &Samples, s: &TrainSettings) -> Result<Trained, String> {
     let dev = Device::Cpu;
     // Under `mpirun` with a collective installed, the ranks train one model together.
     let turn = kf_parallel::collective::current();
+    let replicas = s.replicas.max(1);
+    let pool = if replicas > 1 {
+        Some(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(replicas)
+                .thread_name(|i| format!("kf-replica-{i}"))
+                .build()
+                .map_err(|e| format!("cannot start {replicas} replica threads: {e}"))?,
+        )
+    } else {
+        None
+    };
     let workers = Workers {
-        replicas: s.replicas.max(1),
+        replicas,
+        pool,
         group: turn.as_deref().filter(|g| g.size() > 1),
     };
     let n = samples.len();
@@ -293,8 +324,8 @@ pub fn train(samples: &Samples, s: &TrainSettings) -> Result<Trained, String> {
             let grads = clipped(grads, &vars, s.clip).map_err(err)?;
             opt.step(&grads).map_err(err)?;
         }
-        let train_loss = mse(&model, samples, &order, &workers, &dev).map_err(err)?;
-        let val_loss = mse(&model, samples, &val, &workers, &dev).map_err(err)?;
+        let train_loss = mse(&model, samples, &order, &workers).map_err(err)?;
+        let val_loss = mse(&model, samples, &val, &workers).map_err(err)?;
         let score = if val.is_empty() { train_loss } else { val_loss };
         if !score.is_finite() {
             return Err(format!(
@@ -337,6 +368,8 @@ pub fn train(samples: &Samples, s: &TrainSettings) -> Result<Trained, String> {
 struct Workers<'a> {
     /// Threads of this process.
     replicas: usize,
+    /// Their pool, when there is more than one.
+    pool: Option<rayon::ThreadPool>,
     /// The collective of the ranks, when there is more than one.
     group: Option<&'a dyn Collective>,
 }
@@ -366,25 +399,21 @@ impl Workers<'_> {
     }
 }
 
-/// Runs `f` on each of `items` (at most one item per replica), on threads when there
-/// are several, and returns the results in order.
+/// Runs `f` on each of `items` (at most one item per replica) on the replicas' pool
+/// when there are several, and returns the results in order.
+///
+/// The pool lives for the whole training: threads spawned per minibatch would each
+/// start with an empty allocator heap, and fresh pages cost more than the gradient.
 fn on_threads<T: Sync, R: Send>(
+    pool: Option<&rayon::ThreadPool>,
     items: &[T],
     f: impl Fn(&T) -> candle_core::Result<R> + Sync,
 ) -> candle_core::Result<Vec<R>> {
-    if items.len() <= 1 {
-        return items.iter().map(&f).collect();
+    use rayon::prelude::*;
+    match pool {
+        Some(p) if items.len() > 1 => p.install(|| items.par_iter().map(&f).collect()),
+        _ => items.iter().map(&f).collect(),
     }
-    std::thread::scope(|sc| {
-        let handles: Vec<_> = items.iter().map(|it| sc.spawn(|| f(it))).collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(candle_core::Error::Msg("a replica panicked".into())))
-            })
-            .collect()
-    })
 }
 
 /// The minibatch's mean gradient. The minibatch is cut into one shard per worker
@@ -418,7 +447,7 @@ fn gradient(
     let mine: Vec<(usize, &[usize])> = (first..first + workers.replicas)
         .filter_map(|i| shards.get(i).map(|sh| (i, *sh)))
         .collect();
-    let stores = on_threads(&mine, |(_, idx)| one(idx))?;
+    let stores = on_threads(workers.pool.as_ref(), &mine, |(_, idx)| one(idx))?;
     // Each local slot holds one shard's weighted gradient, variables in order.
     let mut local = vec![0.0f64; workers.replicas * params];
     for (slot, ((_, idx), g)) in mine.iter().zip(&stores).enumerate() {
@@ -490,7 +519,6 @@ fn clipped(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nodes::models::recurrent::kernel::Scratch;
 
     fn settings(cell: Cell) -> TrainSettings {
         TrainSettings {
