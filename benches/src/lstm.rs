@@ -67,7 +67,13 @@ fn params(window: usize, hidden: usize, epochs: usize, replicas: usize) -> Recur
 /// all-reduce). Rank 0 prints the time per epoch and the weights' checksum, which
 /// equals the one-process run's with `replicas` = the number of ranks.
 #[cfg(feature = "mpi")]
-pub fn on_ranks(window: usize, hidden: usize, train_assets: usize, train_rows: usize, epochs: usize) {
+pub fn on_ranks(
+    window: usize,
+    hidden: usize,
+    train_assets: usize,
+    train_rows: usize,
+    epochs: usize,
+) {
     let cluster = match kf_parallel::cluster::Cluster::init() {
         Ok(c) => c,
         Err(e) => {

@@ -838,5 +838,8 @@ fn run_on_mpi_without_the_feature_says_how_to_get_it() {
     ]);
     assert!(!done.status.success());
     let err = text(&done.stderr);
-    assert!(err.contains("built without MPI support") && err.contains("--features mpi"), "{err}");
+    assert!(
+        err.contains("built without MPI support") && err.contains("--features mpi"),
+        "{err}"
+    );
 }

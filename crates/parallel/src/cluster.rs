@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use mpi::Threading;
 use mpi::environment::Universe;
 use mpi::topology::SimpleCommunicator;
-use mpi::traits::{CommunicatorCollectives, Communicator, Destination, Source};
+use mpi::traits::{Communicator, CommunicatorCollectives, Destination, Source};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

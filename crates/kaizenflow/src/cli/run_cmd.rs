@@ -15,8 +15,8 @@ use kf_dataflow::runner::{RunSpec, RunnerOutput, read_states, save_states};
 use kf_dataflow::{Dag, Growth, Incremental, Keep, NodeId, RunOptions};
 use kf_system::Registries;
 
-use super::{Backend, RunArgs};
 use super::config_cmd::load;
+use super::{Backend, RunArgs};
 
 pub(super) fn run(types: &Registries, args: &RunArgs, out: &mut dyn Write) -> Result<()> {
     let config = load(&args.config)?;

@@ -13,6 +13,7 @@
 
 pub mod kernel;
 pub mod train;
+mod vmath;
 
 use std::collections::BTreeMap;
 
@@ -440,6 +441,11 @@ impl ColumnKernel for Recurrent {
         require(features, "x_vars", &self.params.x_vars)?;
         require(features, "target", std::iter::once(&self.params.target))?;
         Ok(vec![self.out_name()])
+    }
+    /// 2: the forward pass's own exp, sigmoid and tanh (vmath), and the losses of
+    /// early stopping through it.
+    fn version(&self) -> u32 {
+        2
     }
     fn memory(&self) -> Memory {
         Memory::Carried
