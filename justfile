@@ -3,7 +3,7 @@
 
 # Run the main job on the built-in synthetic data.
 run:
-    cargo run --release -p kaizenflow -- config show configs/example.toml
+    cargo run --release -p kaizenflow -- run configs/demo_system.toml --out runs/demo_system
 
 # Run the tests (the README's test command).
 test:
@@ -16,7 +16,7 @@ ci:
 # Format and lint.
 lint:
     cargo fmt --all
-    cargo clippy --workspace --all-targets --all-features -- -D warnings
+    cargo clippy --workspace --all-targets --features kaizenflow/hdf5,kaizenflow/sql,kaizenflow/postgres,kaizenflow/mpi,kaizenflow/nn,kf-benches/hdf5,kf-benches/mpi,kf-benches/nn -- -D warnings
 
 # Benchmarks (KF_BENCH_QUICK=1 skips the full-scale cases).
 bench:

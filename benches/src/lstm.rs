@@ -59,6 +59,7 @@ fn params(window: usize, hidden: usize, epochs: usize, replicas: usize) -> Recur
         seed: 1,
         replicas,
         on_nan: OnNan::Skip,
+        device: "cpu".into(),
     }
 }
 

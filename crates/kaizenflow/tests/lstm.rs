@@ -146,8 +146,14 @@ fn two_mpi_ranks_train_the_same_bits_as_two_replicas_on_threads() {
     // Rank 0 alone printed the run's summary.
     assert_eq!(text(&done.stdout).matches("# system fits:").count(), 1);
     let read = |name: &str, file: &str| std::fs::read(dir.path().join(name).join(file)).unwrap();
-    for file in ["result.parquet", "stats.toml", "fills.parquet"] {
-        assert_eq!(read("ranks", file), read("two", file), "{file}");
+    for file in [
+        "state/model.bin",
+        "result.parquet",
+        "stats.toml",
+        "fills.parquet",
+    ] {
+        assert!(read("ranks", file) == read("two", file), "{file} differs");
     }
-    assert_ne!(read("one", "result.parquet"), read("two", "result.parquet"));
+    // The weights differ in their last bits (the forecasts rarely do).
+    assert!(read("one", "state/model.bin") != read("two", "state/model.bin"));
 }

@@ -64,6 +64,7 @@ fn params() -> RecurrentParams {
         seed: 7,
         replicas: 1,
         on_nan: OnNan::Skip,
+        device: "cpu".into(),
     }
 }
 
@@ -322,4 +323,43 @@ epochs = 2
         .feature("close_hat")
         .unwrap();
     assert!(hat.values().iter().filter(|v| v.is_finite()).count() > 600);
+}
+
+/// `device` is checked when the DAG is built: an unknown device, and a GPU in a
+/// build without CUDA, are refused with the key's path and what to do.
+#[test]
+fn a_bad_device_is_refused_when_the_dag_is_built() {
+    use kf_config::Config;
+    use kf_dataflow::DataflowTypes;
+
+    let types = DataflowTypes::default();
+    let build = |device: &str| -> Result<(), String> {
+        let cfg = Config::from_toml_str(
+            &format!(
+                "[dag]\ntype = \"graph\"\n[dag.nodes.model]\ntype = \"lstm\"\n\
+                 x_vars = [\"x\"]\ntarget = \"x\"\ndevice = \"{device}\"\n"
+            ),
+            "device.toml",
+        )
+        .unwrap();
+        types
+            .dag(&cfg.root().section("dag").unwrap(), None)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(build("cpu"), Ok(()));
+    let e = build("gpu").unwrap_err();
+    assert!(
+        e.contains("dag.nodes.model.device") && e.contains("`gpu` is not a device"),
+        "{e}"
+    );
+    let e = build("cuda:x").unwrap_err();
+    assert!(e.contains("is not a device"), "{e}");
+    if !cfg!(feature = "cuda") {
+        let e = build("cuda:1").unwrap_err();
+        assert!(
+            e.contains("no CUDA support") && e.contains("--features cuda"),
+            "{e}"
+        );
+    }
 }

@@ -92,6 +92,26 @@ pub struct RecurrentParams {
     /// Windows with a missing value in `fit`.
     #[serde(default)]
     pub on_nan: OnNan,
+    /// Where training runs: `"cpu"`, or `"cuda"` / `"cuda:N"` for a GPU (a build with
+    /// the `cuda` feature, which needs the CUDA toolkit). Predicting always runs on
+    /// the CPU, through the bit-stable kernel; weights trained on a GPU differ from
+    /// the CPU's in the last bits of every sum.
+    #[serde(default = "cpu")]
+    pub device: String,
+}
+
+fn cpu() -> String {
+    "cpu".into()
+}
+
+/// Parses `device`: `Some(None)` for the CPU, `Some(Some(n))` for CUDA device `n`,
+/// `None` when it is neither.
+fn parse_device(d: &str) -> Option<Option<usize>> {
+    match d {
+        "cpu" => Some(None),
+        "cuda" => Some(Some(0)),
+        _ => d.strip_prefix("cuda:")?.parse().ok().map(Some),
+    }
 }
 
 fn one() -> usize {
@@ -326,6 +346,7 @@ impl Recurrent {
             clip: p.clip,
             seed: p.seed,
             replicas: p.replicas,
+            cuda: parse_device(&p.device).flatten(),
         };
         let trained = train::train(&raw, &settings).map_err(|e| {
             DataflowError::invalid(format!("`{}` could not be trained: {e}", self.kind))
@@ -548,6 +569,25 @@ fn validate(s: &Section<'_>, p: &RecurrentParams) -> kf_config::Result<()> {
     }
     if !(p.clip >= 0.0 && p.clip.is_finite()) {
         return Err(s.invalid("clip", "must be 0 (no clipping) or a positive number"));
+    }
+    match parse_device(&p.device) {
+        None => {
+            return Err(s.invalid(
+                "device",
+                format!(
+                    "`{}` is not a device: use \"cpu\", \"cuda\" or \"cuda:N\"",
+                    p.device
+                ),
+            ));
+        }
+        Some(Some(_)) if !cfg!(feature = "cuda") => {
+            return Err(s.invalid(
+                "device",
+                "this build has no CUDA support: rebuild with `--features cuda` (needs the \
+                 CUDA toolkit and a GPU), or set device = \"cpu\"",
+            ));
+        }
+        _ => {}
     }
     Ok(())
 }

@@ -67,6 +67,22 @@ pub struct TrainSettings {
     /// `replicas x W` shards, rank r computing shards `r x replicas ..`; the average
     /// is the same bits as `replicas x W` replicas in one process.
     pub replicas: usize,
+    /// The CUDA device to train on (feature `cuda`), or `None` for the CPU.
+    pub cuda: Option<usize>,
+}
+
+/// The device of a training run.
+fn device(cuda: Option<usize>) -> Result<Device, String> {
+    match cuda {
+        None => Ok(Device::Cpu),
+        #[cfg(feature = "cuda")]
+        Some(n) => Device::new_cuda(n).map_err(|e| format!("cannot open CUDA device {n}: {e}")),
+        #[cfg(not(feature = "cuda"))]
+        Some(n) => Err(format!(
+            "device cuda:{n} asked for, but this build has no CUDA support: rebuild with \
+             `--features cuda`"
+        )),
+    }
 }
 
 /// What training gave.
@@ -271,7 +287,7 @@ fn mse(m: &Model, s: &Samples, idx: &[usize], workers: &Workers<'_>) -> candle_c
 /// # Errors
 /// A message for an empty training set or a failed tensor operation.
 pub fn train(samples: &Samples, s: &TrainSettings) -> Result<Trained, String> {
-    let dev = Device::Cpu;
+    let dev = device(s.cuda)?;
     // Under `mpirun` with a collective installed, the ranks train one model together.
     let turn = kf_parallel::collective::current();
     let replicas = s.replicas.max(1);
@@ -532,6 +548,7 @@ mod tests {
             clip: 1.0,
             seed: 3,
             replicas: 1,
+            cuda: None,
         }
     }
 
