@@ -106,19 +106,33 @@ impl Net {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     fn forward_avx2(&self, x: &[f64], b: usize, steps: usize, s: &mut Scratch, out: &mut [f64]) {
-        self.forward_portable(x, b, steps, s, out);
+        self.forward_tiled::<16>(x, b, steps, s, out);
     }
 
     /// [`Net::forward`] compiled for AVX-512F (no FMA).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     fn forward_avx512(&self, x: &[f64], b: usize, steps: usize, s: &mut Scratch, out: &mut [f64]) {
-        self.forward_portable(x, b, steps, s, out);
+        self.forward_tiled::<32>(x, b, steps, s, out);
     }
 
-    /// [`Net::forward`] for any CPU.
-    #[inline(always)]
+    /// [`Net::forward`] for any x86-64 (SSE2) or other CPU.
     fn forward_portable(
+        &self,
+        x: &[f64],
+        b: usize,
+        steps: usize,
+        s: &mut Scratch,
+        out: &mut [f64],
+    ) {
+        self.forward_tiled::<8>(x, b, steps, s, out);
+    }
+
+    /// [`Net::forward`] with `T` windows to a register tile (as many as keep 8 sums
+    /// in vector registers: 8 for SSE2, 16 for AVX2, 32 for AVX-512). The tile does
+    /// not change any window's arithmetic.
+    #[inline(always)]
+    fn forward_tiled<const T: usize>(
         &self,
         x: &[f64],
         b: usize,
@@ -139,22 +153,8 @@ impl Net {
             let xt = &x[t * ni * b..(t + 1) * ni * b];
             // Gate pre-activations: input part and recurrent part, kept apart as the
             // GRU needs them (and as candle sums them: (W x + b_ih) + (W h + b_hh)).
-            for row in 0..g * hd {
-                affine_row(
-                    &mut ih[row * b..(row + 1) * b],
-                    self.b_ih[row],
-                    &self.w_ih[row * ni..(row + 1) * ni],
-                    xt,
-                    b,
-                );
-                affine_row(
-                    &mut hh[row * b..(row + 1) * b],
-                    self.b_hh[row],
-                    &self.w_hh[row * hd..(row + 1) * hd],
-                    h,
-                    b,
-                );
-            }
+            affine_rows::<T>(ih, &self.b_ih, &self.w_ih, ni, xt, b);
+            affine_rows::<T>(hh, &self.b_hh, &self.w_hh, hd, h, b);
             let gate =
                 |gate: usize, unit: usize| (gate * hd + unit) * b..(gate * hd + unit + 1) * b;
             match self.cell {
@@ -212,34 +212,66 @@ impl Net {
     }
 }
 
-/// One row of an affine map for every window: `acc[j] = bias + w[0] src[0][j] + w[1]
-/// src[1][j] + ...`, added in that order for each `j` (`src` is `[k][b]`). Windows go
-/// 32 at a time with the sums in registers, then 8 at a time, then one at a time;
-/// the order of the additions for a window is the same in each.
+/// An affine map for every window: row `r` of `acc` (`[rows][b]`) gets
+/// `bias[r] + w[r][0] src[0][j] + w[r][1] src[1][j] + ...` for each window `j`, added
+/// in that order (`w` is `[rows][n]`, `src` is `[n][b]`). Rows go in pairs, `T`
+/// windows at a time, with the two rows' sums in registers (each source value is
+/// loaded once for both, and 8 vectors of sums are in flight); the windows left over
+/// go 8 at a time, then one at a time. The order of the additions for a window is
+/// the same in each.
 #[inline(always)]
-fn affine_row(acc: &mut [f64], bias: f64, w: &[f64], src: &[f64], b: usize) {
-    let mut j0 = affine_tiles::<32>(acc, bias, w, src, b, 0);
-    j0 = affine_tiles::<8>(acc, bias, w, src, b, j0);
-    for j in j0..b {
-        let mut a = bias;
-        for (k, &wk) in w.iter().enumerate() {
-            a += wk * src[k * b + j];
+fn affine_rows<const T: usize>(
+    acc: &mut [f64],
+    bias: &[f64],
+    w: &[f64],
+    n: usize,
+    src: &[f64],
+    b: usize,
+) {
+    let rows = bias.len();
+    let mut row = 0;
+    while row + 2 <= rows {
+        let (a0, a1) = acc[row * b..(row + 2) * b].split_at_mut(b);
+        let (w0, w1) = (&w[row * n..(row + 1) * n], &w[(row + 1) * n..(row + 2) * n]);
+        let (b0, b1) = (bias[row], bias[row + 1]);
+        let mut j0 = 0;
+        while j0 + T <= b {
+            let mut s0 = [b0; T];
+            let mut s1 = [b1; T];
+            for k in 0..n {
+                let v = &src[k * b + j0..][..T];
+                let (x0, x1) = (w0[k], w1[k]);
+                for l in 0..T {
+                    s0[l] += x0 * v[l];
+                    s1[l] += x1 * v[l];
+                }
+            }
+            a0[j0..j0 + T].copy_from_slice(&s0);
+            a1[j0..j0 + T].copy_from_slice(&s1);
+            j0 += T;
         }
-        acc[j] = a;
+        affine_rest(a0, b0, w0, src, b, j0);
+        affine_rest(a1, b1, w1, src, b, j0);
+        row += 2;
+    }
+    if row < rows {
+        let r = row * b..(row + 1) * b;
+        affine_rest(
+            &mut acc[r],
+            bias[row],
+            &w[row * n..(row + 1) * n],
+            src,
+            b,
+            0,
+        );
     }
 }
 
-/// [`affine_row`] for the windows from `j0` on, `T` at a time, as far as whole tiles
-/// go; returns where it stopped.
+/// One row of [`affine_rows`] for the windows from `j0` on: 8 at a time, then one
+/// at a time.
 #[inline(always)]
-fn affine_tiles<const T: usize>(
-    acc: &mut [f64],
-    bias: f64,
-    w: &[f64],
-    src: &[f64],
-    b: usize,
-    mut j0: usize,
-) -> usize {
+fn affine_rest(acc: &mut [f64], bias: f64, w: &[f64], src: &[f64], b: usize, mut j0: usize) {
+    const T: usize = 8;
     while j0 + T <= b {
         let mut a = [bias; T];
         for (k, &wk) in w.iter().enumerate() {
@@ -251,7 +283,13 @@ fn affine_tiles<const T: usize>(
         acc[j0..j0 + T].copy_from_slice(&a);
         j0 += T;
     }
-    j0
+    for j in j0..b {
+        let mut a = bias;
+        for (k, &wk) in w.iter().enumerate() {
+            a += wk * src[k * b + j];
+        }
+        acc[j] = a;
+    }
 }
 
 #[cfg(test)]
