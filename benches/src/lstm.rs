@@ -145,6 +145,9 @@ pub fn run(window: usize, hidden: usize, train_assets: usize, train_rows: usize,
          ({train_assets} assets x {train_rows} bars), {epochs} epochs, batch 256"
     );
     let mut fitted = None;
+    // Ours: seconds per epoch on 1 and 2 replicas; p50 and p99 of a step at 40 and
+    // 500 assets (ms).
+    let mut ours = Vec::new();
     for replicas in [1, 2] {
         let mut m = Recurrent::new("lstm", Cell::Lstm, params(window, hidden, epochs, replicas));
         let t = Instant::now();
@@ -153,6 +156,7 @@ pub fn run(window: usize, hidden: usize, train_assets: usize, train_rows: usize,
             return;
         }
         let s = t.elapsed().as_secs_f64();
+        ours.push(s / epochs as f64);
         println!(
             "  {replicas} replica{}: {:.2} s per epoch, {:.0} windows/s (state checksum {:016x})",
             if replicas == 1 { "" } else { "s" },
@@ -183,6 +187,7 @@ pub fn run(window: usize, hidden: usize, train_assets: usize, train_rows: usize,
             }
         }
         times.sort_by(f64::total_cmp);
+        ours.extend([pct(&times, 0.5), pct(&times, 0.99)]);
         println!(
             "  streaming step, {assets} assets (one {window}-step window each): p50 {:.3} ms, \
              p99 {:.3} ms over {} steps",
@@ -191,4 +196,82 @@ pub fn run(window: usize, hidden: usize, train_assets: usize, train_rows: usize,
             times.len()
         );
     }
+    torch(&data, window, hidden, epochs, &ours);
+}
+
+/// The same data and network through PyTorch (`benches/py/lstm_torch.py`), when
+/// `$KF_BENCH_PYTHON` (default `python3`) can import it; prints its figures and our
+/// ratios.
+fn torch(data: &Frame, window: usize, hidden: usize, epochs: usize, ours: &[f64]) {
+    let dir = std::env::temp_dir().join("kf-bench-lstm");
+    let written = std::fs::create_dir_all(&dir).and_then(|()| {
+        for name in ["close", "volume"] {
+            let values = data
+                .feature(name)
+                .map(|c| c.values().to_vec())
+                .unwrap_or_default();
+            let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            std::fs::write(dir.join(format!("{name}.f64")), bytes)?;
+        }
+        Ok(())
+    });
+    if let Err(e) = written {
+        println!("pytorch: cannot write the data: {e}");
+        return;
+    }
+    let python = std::env::var("KF_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("py/lstm_torch.py");
+    let args = [
+        data.n_rows(),
+        data.assets().len(),
+        window,
+        hidden,
+        5,
+        epochs,
+    ];
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(&dir)
+        .args(args.map(|v| v.to_string()))
+        .output();
+    let text = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Ok(o) => {
+            println!(
+                "pytorch: not run ({}); `pip install torch numpy`, or point KF_BENCH_PYTHON \
+                 at a python that has them",
+                String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+            );
+            return;
+        }
+        Err(e) => {
+            println!("pytorch: cannot run {python}: {e}");
+            return;
+        }
+    };
+    let v: Vec<f64> = text
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let ([t1, t2, a50, a99, b50, b99], [o1, o2, c50, c99, d50, d99]) = (&v[..], ours) else {
+        println!("pytorch: unexpected output {text:?}");
+        return;
+    };
+    println!(
+        "pytorch (float64): {t1:.2} s per epoch on 1 thread, {t2:.2} s on 2; streaming step \
+         p50/p99 {a50:.3}/{a99:.3} ms at 40 assets, {b50:.3}/{b99:.3} ms at 500"
+    );
+    println!(
+        "  pytorch / ours: training {:.2}x (1 thread vs 1 replica), {:.2}x (2 threads vs 2 \
+         replicas); streaming p50 {:.2}x at 40 assets, {:.2}x at 500; p99 {:.2}x, {:.2}x",
+        t1 / o1,
+        t2 / o2,
+        a50 / c50,
+        b50 / d50,
+        a99 / c99,
+        b99 / d99
+    );
 }
