@@ -45,6 +45,9 @@ pub(crate) struct Book {
     pub(crate) fills: Fills,
     pub(crate) stale: u64,
     pub(crate) audit: Audit,
+    /// Populates the records' pages ahead of them on another core.
+    #[serde(skip)]
+    prefault: Option<crate::prefault::Prefault>,
 }
 
 impl Book {
@@ -73,6 +76,19 @@ impl Book {
         let _ = fills.quantity.try_reserve_exact(room(8));
         let _ = fills.price.try_reserve_exact(room(8));
         let _ = fills.cost.try_reserve_exact(room(8));
+        use crate::prefault::{Prefault, Region};
+        let prefault = Prefault::start(vec![
+            Region::of(&orders.ts),
+            Region::of(&orders.asset),
+            Region::of(&orders.quantity),
+            Region::of(&orders.mark),
+            Region::of(&fills.order_ts),
+            Region::of(&fills.ts),
+            Region::of(&fills.asset),
+            Region::of(&fills.quantity),
+            Region::of(&fills.price),
+            Region::of(&fills.cost),
+        ]);
         Book {
             portfolio: Portfolio::new(n, cash),
             agg: BarAggregate::new(n),
@@ -93,6 +109,7 @@ impl Book {
             fills,
             stale: 0,
             audit: Audit::default(),
+            prefault,
         }
     }
 
@@ -201,6 +218,9 @@ impl Book {
             &mut quantity,
         );
         record_orders(&mut self.orders, tau, &quantity, &self.portfolio.mark);
+        if let Some(p) = &mut self.prefault {
+            p.advance(self.orders.ts.len().max(self.fills.ts.len()));
+        }
         self.queue.push_back(Queued {
             ts: tau,
             decided,

@@ -39,6 +39,7 @@ mod market;
 pub mod optimize;
 pub mod output;
 mod portfolio;
+mod prefault;
 mod processor;
 pub mod report;
 pub mod research;
