@@ -173,7 +173,10 @@ mod tests {
         v.extend(0..1000u64);
         let base = v.as_ptr() as usize;
         let far = base + (8 * AHEAD - 1) * 8;
-        assert!(!resident(far), "the reservation's end is resident before any advice");
+        assert!(
+            !resident(far),
+            "the reservation's end is resident before any advice"
+        );
         let mut p = Prefault::start(vec![Region::of(&v)]).expect("two cores, Linux");
         p.advance(CHUNK);
         let near = base + (AHEAD - 1) * 8;
@@ -181,8 +184,14 @@ mod tests {
         while !resident(near) && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        assert!(resident(near), "the page of record AHEAD - 1 was not populated");
-        assert!(!resident(far), "the helper populated beyond written + AHEAD");
+        assert!(
+            resident(near),
+            "the page of record AHEAD - 1 was not populated"
+        );
+        assert!(
+            !resident(far),
+            "the helper populated beyond written + AHEAD"
+        );
         drop(p);
         assert!(v.iter().copied().eq(0..1000u64), "a record changed");
     }
