@@ -2,7 +2,6 @@
 //! default), and the same data through LightGBM from Python when it is installed.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 use kf_dataflow::column::ColumnKernel;
@@ -106,33 +105,11 @@ fn lightgbm(
         println!("lightgbm: cannot write the data: {e}");
         return;
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("py/lightgbm_gbt.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .arg(&dir)
-        .args([y.len(), xs.len(), train, threads, iterations, depth].map(|v| v.to_string()))
-        .output();
-    let text = match out {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
-        Ok(o) => {
-            println!(
-                "lightgbm: not run ({}); `pip install lightgbm` to compare",
-                String::from_utf8_lossy(&o.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-            );
-            return;
-        }
-        Err(e) => {
-            println!("lightgbm: cannot run python3: {e}");
-            return;
-        }
+    let mut args = vec![dir.display().to_string()];
+    args.extend([y.len(), xs.len(), train, threads, iterations, depth].map(|v| v.to_string()));
+    let Some(v) = crate::py::numbers("lightgbm", "lightgbm", "lightgbm_gbt.py", &args) else {
+        return;
     };
-    let v: Vec<f64> = text
-        .split_whitespace()
-        .filter_map(|s| s.parse().ok())
-        .collect();
     if let [lfit, lpred, lacc] = v[..] {
         println!(
             "lightgbm (python): fit {lfit:.3} s, predict {lpred:.3} s, accuracy {lacc:.4}; \
@@ -141,7 +118,7 @@ fn lightgbm(
             predict / lpred
         );
     } else {
-        println!("lightgbm: unexpected output {text:?}");
+        println!("lightgbm: unexpected output {v:?}");
     }
 }
 

@@ -10,6 +10,7 @@ pub mod lstm;
 pub mod microstructure;
 pub mod mock1;
 pub mod optimize;
+pub mod py;
 pub mod run_real;
 pub mod stream;
 pub mod system;

@@ -219,45 +219,23 @@ fn torch(data: &Frame, window: usize, hidden: usize, epochs: usize, ours: &[f64]
         println!("pytorch: cannot write the data: {e}");
         return;
     }
-    let python = std::env::var("KF_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("py/lstm_torch.py");
-    let args = [
-        data.n_rows(),
-        data.assets().len(),
-        window,
-        hidden,
-        5,
-        epochs,
-    ];
-    let out = std::process::Command::new(&python)
-        .arg(&script)
-        .arg(&dir)
-        .args(args.map(|v| v.to_string()))
-        .output();
-    let text = match out {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
-        Ok(o) => {
-            println!(
-                "pytorch: not run ({}); `pip install torch numpy`, or point KF_BENCH_PYTHON \
-                 at a python that has them",
-                String::from_utf8_lossy(&o.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-            );
-            return;
-        }
-        Err(e) => {
-            println!("pytorch: cannot run {python}: {e}");
-            return;
-        }
+    let mut args = vec![dir.display().to_string()];
+    args.extend(
+        [
+            data.n_rows(),
+            data.assets().len(),
+            window,
+            hidden,
+            5,
+            epochs,
+        ]
+        .map(|v| v.to_string()),
+    );
+    let Some(v) = crate::py::numbers("pytorch", "torch numpy", "lstm_torch.py", &args) else {
+        return;
     };
-    let v: Vec<f64> = text
-        .split_whitespace()
-        .filter_map(|s| s.parse().ok())
-        .collect();
     let ([t1, t2, a50, a99, b50, b99], [o1, o2, c50, c99, d50, d99]) = (&v[..], ours) else {
-        println!("pytorch: unexpected output {text:?}");
+        println!("pytorch: unexpected output {v:?}");
         return;
     };
     println!(

@@ -6,8 +6,6 @@
 //! when NumPy is installed.
 
 use std::fmt::Write as _;
-use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 use kf_parallel::Engine;
@@ -188,26 +186,10 @@ fn numpy(p: &Problem, k: u32, ours: f64, ours_secs: f64) {
         println!("  numpy: cannot write the instance: {e}");
         return;
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("py/trajectory_numpy.py");
-    let out = match Command::new("python3").arg(&script).arg(&path).output() {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
-        Ok(o) => {
-            let err = String::from_utf8_lossy(&o.stderr);
-            println!(
-                "  numpy: not run ({}); `pip install numpy` to compare",
-                err.lines().last().unwrap_or("")
-            );
-            return;
-        }
-        Err(e) => {
-            println!("  numpy: cannot run python3: {e}");
-            return;
-        }
+    let args = [path.display().to_string()];
+    let Some(v) = crate::py::numbers("  numpy", "numpy", "trajectory_numpy.py", &args) else {
+        return;
     };
-    let v: Vec<f64> = out
-        .split_whitespace()
-        .filter_map(|s| s.parse().ok())
-        .collect();
     if let [best, secs, count] = v[..] {
         let agree = (best - ours).abs() <= 1e-9 * ours.abs();
         println!(
@@ -218,6 +200,6 @@ fn numpy(p: &Problem, k: u32, ours: f64, ours_secs: f64) {
             secs / ours_secs
         );
     } else {
-        println!("  numpy: unexpected output {out:?}");
+        println!("  numpy: unexpected output {v:?}");
     }
 }

@@ -79,7 +79,8 @@ pub fn time_runs(config: &Path, out: &Path, runs: usize) -> Option<Vec<RunTimes>
 
 /// The reference script's `ENGINE median_s=X` and `ENGINE check ok` lines.
 fn reference(script: &Path, data: &Path, result: &Path, runs: usize) -> Vec<(String, f64, bool)> {
-    let o = match Command::new("python3")
+    let python = crate::py::python();
+    let o = match Command::new(&python)
         .arg(script)
         .arg("--data")
         .arg(data)
@@ -89,7 +90,7 @@ fn reference(script: &Path, data: &Path, result: &Path, runs: usize) -> Vec<(Str
     {
         Ok(o) => o,
         Err(e) => {
-            println!("  python3 not found ({e}): no pandas/polars figures");
+            println!("  {python} not found ({e}): no pandas/polars figures");
             return Vec::new();
         }
     };

@@ -339,18 +339,19 @@ fn mpi_ranks_take_a_sweeps_outputs_from_a_shared_cache() {
     // 6 shared upstream nodes, then 3 x (compress, lags, predict).
     assert_eq!(before, 6 + 3 * 3);
     let mpi = dir.path().join("mpi");
-    let out = std::process::Command::new("mpirun")
-        .args(["--allow-run-as-root", "--oversubscribe", "-np", "4"])
-        .arg(env!("CARGO_BIN_EXE_kaizenflow"))
-        .args(["sweep", cfg.to_str().unwrap(), "--backend", "mpi", "--out"])
-        .arg(&mpi)
-        .arg("--cache")
-        .arg(&cache)
-        .current_dir(common::workspace())
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run mpirun (install openmpi-bin): {e}"));
+    let out = common::mpirun(
+        4,
+        &[
+            "sweep",
+            cfg.to_str().unwrap(),
+            "--backend",
+            "mpi",
+            "--out",
+            mpi.to_str().unwrap(),
+            "--cache",
+            cache.to_str().unwrap(),
+        ],
+    );
     assert!(
         out.status.success(),
         "{}\n{}",

@@ -128,15 +128,7 @@ fn two_mpi_ranks_train_the_same_bits_as_two_replicas_on_threads() {
     }
     let mut args = small(run_args("ranks"), 1);
     args.extend(["--backend".into(), "mpi".into()]);
-    let done = std::process::Command::new("mpirun")
-        .args(["--allow-run-as-root", "--oversubscribe", "-np", "2"])
-        .arg(env!("CARGO_BIN_EXE_kaizenflow"))
-        .args(&args)
-        .current_dir(common::workspace())
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run mpirun (install openmpi-bin): {e}"));
+    let done = common::mpirun(2, &args);
     assert!(
         done.status.success(),
         "{}\n{}",

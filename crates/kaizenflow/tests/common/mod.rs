@@ -15,6 +15,25 @@ pub fn kaizenflow(args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("cannot run kaizenflow: {e}"))
 }
 
+/// Runs the `kaizenflow` program with `args` on `np` ranks of `mpirun`, from the
+/// workspace root (as root and with more ranks than cores allowed, as CI runs it).
+pub fn mpirun<S: AsRef<std::ffi::OsStr>>(np: usize, args: &[S]) -> Output {
+    Command::new("mpirun")
+        .args([
+            "--allow-run-as-root",
+            "--oversubscribe",
+            "-np",
+            &np.to_string(),
+        ])
+        .arg(env!("CARGO_BIN_EXE_kaizenflow"))
+        .args(args)
+        .current_dir(workspace())
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run mpirun (install openmpi-bin): {e}"))
+}
+
 /// The workspace root.
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
