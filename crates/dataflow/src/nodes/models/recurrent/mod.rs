@@ -188,6 +188,17 @@ impl Recurrent {
         }
     }
 
+    /// The input's `x_vars` columns, in order, and its target column.
+    fn columns<'a>(&self, input: &'a Frame) -> Result<(Vec<&'a [f64]>, &'a [f64])> {
+        let xs = self
+            .params
+            .x_vars
+            .iter()
+            .map(|v| input.feature(v).map(|x| x.values()))
+            .collect::<kf_frame::Result<_>>()?;
+        Ok((xs, input.feature(&self.params.target)?.values()))
+    }
+
     fn out_name(&self) -> String {
         format!("{}_hat", self.params.target)
     }
@@ -248,12 +259,7 @@ impl Recurrent {
                 self.kind
             )));
         }
-        let xs: Vec<&[f64]> = p
-            .x_vars
-            .iter()
-            .map(|v| input.feature(v).map(|x| x.values()))
-            .collect::<kf_frame::Result<_>>()?;
-        let target = input.feature(&p.target)?.values();
+        let (xs, target) = self.columns(input)?;
         let (ts, kt) = (input.end_ts(), input.knowledge_ts());
         let ahead = p.horizon.saturating_add(ctx.horizon_of(&p.target));
         let mut raw = train::Samples {
@@ -371,12 +377,7 @@ impl Recurrent {
         };
         let p = &self.params;
         let (n, rows, f, win) = (input.n_assets(), input.n_rows(), p.x_vars.len(), p.window);
-        let xs: Vec<&[f64]> = p
-            .x_vars
-            .iter()
-            .map(|v| input.feature(v).map(|x| x.values()))
-            .collect::<kf_frame::Result<_>>()?;
-        let target = input.feature(&p.target)?.values();
+        let (xs, target) = self.columns(input)?;
         let mut out = vec![f64::NAN; rows * n];
         let empty = Vec::new();
         // Windows go through the kernel in chunks, laid out [step][feature][window]:
