@@ -58,7 +58,18 @@ impl Clock for SimulatedClock {
     fn sleep_until(&self, t: i64) -> Wait<'_> {
         // Waiting on a simulated clock jumps it to the wake-up time.
         self.set(t);
-        Box::pin(std::future::ready(()))
+        Box::pin(Over)
+    }
+}
+
+/// A wait that is already over: a simulated clock's. A unit type, so that boxing it
+/// allocates nothing (a system loop waits several times per decision).
+struct Over;
+
+impl Future for Over {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        std::task::Poll::Ready(())
     }
 }
 

@@ -72,7 +72,10 @@ impl Query {
     /// [`DataError::Query`] for an asset or column the frame does not have.
     pub fn apply(&self, frame: &Frame) -> Result<Frame> {
         let mut f = frame.slice_time(self.start.unwrap_or(i64::MIN), self.end.unwrap_or(i64::MAX));
-        if let Some(tau) = self.as_of {
+        // Rows not yet known are dropped; usually every row is known (no mask built).
+        if let Some(tau) = self.as_of
+            && f.knowledge_ts().iter().any(|&k| k > tau)
+        {
             let keep: Vec<bool> = f.knowledge_ts().iter().map(|&k| k <= tau).collect();
             f = f.filter_rows(&keep)?;
         }

@@ -30,11 +30,16 @@ struct Last {
 
 /// A view that remembers its last answer and serves any column subset of the same
 /// interval and assets from it. Everything else is the inner view's.
+///
+/// Serving a subset allocates nothing once each subset has been asked for: the
+/// subsets' names are kept, shared by every answer.
 #[derive(Debug)]
 pub struct SharedQuery {
     inner: Arc<dyn MarketData>,
     clock: Option<Arc<dyn Clock>>,
     last: Mutex<Option<Last>>,
+    /// The column subsets asked for so far (a reader asks for the same one each time).
+    names: Mutex<Vec<Arc<[String]>>>,
 }
 
 impl SharedQuery {
@@ -44,17 +49,29 @@ impl SharedQuery {
             clock: inner.clock(),
             inner,
             last: Mutex::new(None),
+            names: Mutex::new(Vec::new()),
         }
     }
-}
 
-/// `frame`'s `columns` (all when `None`), or `None` when one is missing (the inner
-/// view then answers, with its own error).
-fn project(frame: &Frame, columns: Option<&[String]>) -> Option<Frame> {
-    match columns {
-        None => Some(frame.clone()),
-        Some(c) if frame.features() == c => Some(frame.clone()),
-        Some(c) => frame.select_features(c).ok(),
+    /// `frame`'s `columns` (all when `None`), or `None` when one is missing (the
+    /// inner view then answers, with its own error).
+    fn project(&self, frame: &Frame, columns: Option<&[String]>) -> Option<Frame> {
+        match columns {
+            None => Some(frame.clone()),
+            Some(c) if frame.features() == c => Some(frame.clone()),
+            Some(c) => {
+                let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+                let shared = match names.iter().find(|n| n[..] == *c) {
+                    Some(n) => Arc::clone(n),
+                    None => {
+                        let n: Arc<[String]> = c.into();
+                        names.push(Arc::clone(&n));
+                        n
+                    }
+                };
+                frame.select_features_shared(&shared).ok()
+            }
+        }
     }
 }
 
@@ -78,12 +95,12 @@ impl MarketData for SharedQuery {
             && l.start == start
             && l.end == end
             && l.assets.as_deref() == assets
-            && let Some(f) = project(&l.frame, columns)
+            && let Some(f) = self.project(&l.frame, columns)
         {
             return Ok(f);
         }
         let frame = self.inner.data_for_interval(start, end, assets, None)?;
-        let out = match project(&frame, columns) {
+        let out = match self.project(&frame, columns) {
             Some(f) => f,
             None => return self.inner.data_for_interval(start, end, assets, columns),
         };

@@ -33,8 +33,13 @@ pub struct Frame {
     pub(crate) knowledge_ts: ScalarBuffer<i64>,
     pub(crate) assets: Arc<[String]>,
     pub(crate) features: Arc<[String]>,
-    pub(crate) values: Vec<ScalarBuffer<f64>>,
+    pub(crate) values: Columns,
 }
+
+/// A frame's feature buffers: held inline up to eight features, so that a slice, a
+/// projection or a clone of a frame allocates nothing (a streaming step makes several
+/// per bar).
+pub(crate) type Columns = smallvec::SmallVec<[ScalarBuffer<f64>; 8]>;
 
 /// Read access to one feature of a frame: `n_rows x n_assets` values, row-major.
 #[derive(Clone, Copy, Debug)]
@@ -148,7 +153,7 @@ impl Frame {
         let names: Vec<String> = features.iter().map(|(n, _)| n.clone()).collect();
         check_unique("feature", &names)?;
         let cells = end_ts.len() * assets.len();
-        let mut values = Vec::with_capacity(features.len());
+        let mut values = Columns::with_capacity(features.len());
         for (name, v) in features {
             let v: ScalarBuffer<f64> = v.into();
             if v.len() != cells {
@@ -394,7 +399,7 @@ impl Frame {
     pub fn select_features<S: AsRef<str>>(&self, names: &[S]) -> Result<Frame> {
         let names: Vec<String> = names.iter().map(|s| s.as_ref().to_string()).collect();
         check_unique("feature", &names)?;
-        let mut values = Vec::with_capacity(names.len());
+        let mut values = Columns::with_capacity(names.len());
         for n in &names {
             values.push(self.values[self.feature_index(n)?].clone());
         }
@@ -403,6 +408,34 @@ impl Frame {
             knowledge_ts: self.knowledge_ts.clone(),
             assets: Arc::clone(&self.assets),
             features: names.into(),
+            values,
+        })
+    }
+
+    /// [`Frame::select_features`] with the names already shared: the frame takes
+    /// `names` itself, so a caller that asks for the same columns bar after bar
+    /// (a streaming view) allocates nothing.
+    ///
+    /// # Errors
+    /// As [`Frame::select_features`].
+    pub fn select_features_shared(&self, names: &Arc<[String]>) -> Result<Frame> {
+        for (i, n) in names.iter().enumerate() {
+            if names[..i].contains(n) {
+                return Err(FrameError::DuplicateName {
+                    kind: "feature",
+                    name: n.clone(),
+                });
+            }
+        }
+        let mut values = Columns::with_capacity(names.len());
+        for n in names.iter() {
+            values.push(self.values[self.feature_index(n)?].clone());
+        }
+        Ok(Frame {
+            end_ts: self.end_ts.clone(),
+            knowledge_ts: self.knowledge_ts.clone(),
+            assets: Arc::clone(&self.assets),
+            features: Arc::clone(names),
             values,
         })
     }

@@ -191,6 +191,34 @@ fn select_features_and_assets() {
 }
 
 #[test]
+fn select_features_shared_takes_the_callers_names() {
+    let f = sample();
+    let names: Arc<[String]> = vec!["volume".to_string(), "close".to_string()].into();
+    let v = f.select_features_shared(&names).unwrap();
+    // The frame holds the caller's names, not a copy, and shares the buffers.
+    assert!(Arc::ptr_eq(v.features_shared(), &names));
+    assert_eq!(
+        v.feature_at(1).values().as_ptr(),
+        f.feature("close").unwrap().values().as_ptr()
+    );
+    assert_eq!(v.feature_at(0).row(0), f.feature("volume").unwrap().row(0));
+    let twice: Arc<[String]> = vec!["close".to_string(), "close".to_string()].into();
+    assert!(
+        f.select_features_shared(&twice)
+            .unwrap_err()
+            .to_string()
+            .contains("duplicate feature")
+    );
+    let unknown: Arc<[String]> = vec!["nope".to_string()].into();
+    assert!(
+        f.select_features_shared(&unknown)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown feature `nope`")
+    );
+}
+
+#[test]
 fn concat_joins_tiles_and_rejects_overlap_and_schema_changes() {
     let f = sample();
     let tiles = [

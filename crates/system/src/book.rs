@@ -48,6 +48,10 @@ pub(crate) struct Book {
     /// Populates the records' pages ahead of them on another core.
     #[serde(skip)]
     prefault: Option<crate::prefault::Prefault>,
+    /// Filled orders' vectors, reused by later decisions (a decision allocates
+    /// nothing once the queue has reached its length).
+    #[serde(skip)]
+    spare: Vec<Vec<f64>>,
 }
 
 impl Book {
@@ -110,6 +114,7 @@ impl Book {
             stale: 0,
             audit: Audit::default(),
             prefault,
+            spare: Vec::new(),
         }
     }
 
@@ -133,7 +138,7 @@ impl Book {
     /// Fills the orders decided at or before `prev` over the bar `(prev, tau]`
     /// (whose price rows are `rows`, each `freq` long) and marks the portfolio.
     pub(crate) fn fill(&mut self, prev: i64, tau: i64, rows: &Frame, freq: i64, spec: &SystemSpec) {
-        let order_ts = take_due(&mut self.queue, prev, &mut self.pending);
+        let order_ts = take_due(&mut self.queue, prev, &mut self.pending, &mut self.spare);
         if let Some((_, decided)) = order_ts
             && self.pending.iter().any(|&q| q != 0.0)
         {
@@ -206,7 +211,10 @@ impl Book {
             &mut self.vol,
         );
         committed(&self.portfolio.holdings, &self.queue, &mut self.committed);
-        let mut quantity = vec![0.0; self.committed.len()];
+        let n = self.committed.len();
+        let mut quantity = self.spare.pop().unwrap_or_default();
+        quantity.clear();
+        quantity.resize(n, 0.0);
         processor.orders(
             &Decide {
                 forecast: &self.forecast,

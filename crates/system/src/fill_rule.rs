@@ -56,12 +56,14 @@ pub(crate) struct Queued {
 }
 
 /// Sums into `pending` the queued orders decided at or before `start` (they fill
-/// over the bar starting at `start`) and removes them; zero when none is due.
+/// over the bar starting at `start`) and removes them; zero when none is due. The
+/// removed orders' vectors go to `spare`, for the next decisions to reuse.
 /// Returns the latest due order's bar and decision time.
 pub(crate) fn take_due(
     queue: &mut std::collections::VecDeque<Queued>,
     start: i64,
     pending: &mut [f64],
+    spare: &mut Vec<Vec<f64>>,
 ) -> Option<(i64, i64)> {
     let mut due = None;
     let mut first = true;
@@ -77,6 +79,7 @@ pub(crate) fn take_due(
                 .for_each(|(p, x)| *p += x);
         }
         due = Some((q.ts, q.decided));
+        spare.push(q.quantity);
     }
     if first {
         pending.fill(0.0);

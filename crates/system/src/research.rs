@@ -116,6 +116,8 @@ pub fn research(system: &mut System<'_>) -> Result<ResearchRun> {
     let mut orders = Orders::default();
     let f_ts = forecasts.end_ts();
     let mut prev = grid[0] - spec.bar;
+    // Filled orders' vectors, reused by later decisions.
+    let mut spare = Vec::new();
     for (k, &tau) in grid.iter().enumerate() {
         let at = k * n..(k + 1) * n;
         let (px, v, last) = (
@@ -124,7 +126,7 @@ pub fn research(system: &mut System<'_>) -> Result<ResearchRun> {
             &prices.last[at],
         );
         let decided = decided[k];
-        take_due(&mut queue, prev, &mut pending);
+        take_due(&mut queue, prev, &mut pending, &mut spare);
         let t: FillTotals = fill_orders(&pending, px, v, &spec.costs, &mut filled, &mut cost);
         let mut pnl = 0.0;
         for i in 0..n {
@@ -183,7 +185,9 @@ pub fn research(system: &mut System<'_>) -> Result<ResearchRun> {
                 &mut vol,
             );
             committed(&h, &queue, &mut held);
-            let mut quantity = vec![0.0; n];
+            let mut quantity = spare.pop().unwrap_or_default();
+            quantity.clear();
+            quantity.resize(n, 0.0);
             processor.orders(
                 &Decide {
                     forecast: &forecast,

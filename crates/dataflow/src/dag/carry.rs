@@ -46,7 +46,10 @@ impl Dag {
     /// [`DataflowError::Invalid`] when a node has no saved state or a saved state
     /// has no node; a node's error (naming it) for bytes that do not fit.
     pub fn load_carry(&mut self, carry: &BTreeMap<NodeId, Vec<u8>>) -> Result<()> {
-        if let Some(extra) = carry.keys().find(|id| !self.index.contains_key(*id)) {
+        if let Some(extra) = carry
+            .keys()
+            .find(|id| !self.index.contains_key(id.as_str()))
+        {
             return Err(DataflowError::invalid(format!(
                 "the saved carried state has node `{extra}`, which this DAG does not have; \
                  it was saved by another DAG"

@@ -39,7 +39,8 @@ struct Edge {
 pub struct Dag {
     graph: DiGraph<NodeId, Edge>,
     nodes: Vec<Box<dyn Node>>,
-    index: HashMap<NodeId, NodeIndex>,
+    /// Node ids (as strings: looked up by `&str` without building a `NodeId`).
+    index: HashMap<String, NodeIndex>,
     /// The topological order, computed on first use after the graph last changed
     /// (a streaming run calls [`Dag::run`] once per bar; the order is the same each
     /// time).
@@ -128,7 +129,7 @@ impl Dag {
                 crate::limits::MAX_ROWS_BACK
             )));
         }
-        if self.index.contains_key(&id) {
+        if self.index.contains_key(id.as_str()) {
             return Err(DataflowError::DuplicateId(id));
         }
         self.schedule = OnceLock::new();
@@ -138,7 +139,7 @@ impl Dag {
         debug_assert_eq!(ix.index(), self.nodes.len());
         self.nodes.push(node);
         self.recipes.push(None);
-        self.index.insert(id, ix);
+        self.index.insert(id.0, ix);
         Ok(())
     }
 
@@ -390,7 +391,7 @@ impl Dag {
 
     fn ix(&self, id: &str) -> Result<NodeIndex> {
         self.index
-            .get(&NodeId::from(id))
+            .get(id)
             .copied()
             .ok_or_else(|| DataflowError::UnknownNode {
                 node: id.to_string(),

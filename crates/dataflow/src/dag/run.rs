@@ -417,13 +417,13 @@ impl Dag {
         let mut keep = vec![false; self.nodes.len()];
         match &opts.up_to {
             Some(id) => {
-                if let Some(ix) = self.index.get(id) {
+                if let Some(ix) = self.index.get(id.as_str()) {
                     keep[ix.index()] = true;
                 }
             }
             None => {
                 for s in self.sinks() {
-                    if let Some(ix) = self.index.get(&s) {
+                    if let Some(ix) = self.index.get(s.as_str()) {
                         keep[ix.index()] = true;
                     }
                 }
@@ -438,7 +438,7 @@ impl Dag {
             }
             Keep::Nodes(ids) => {
                 for id in ids {
-                    if let Some(ix) = self.index.get(id) {
+                    if let Some(ix) = self.index.get(id.as_str()) {
                         keep[ix.index()] = true;
                     }
                 }

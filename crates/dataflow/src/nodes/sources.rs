@@ -61,6 +61,29 @@ impl MarketDataSource {
     }
 }
 
+impl MarketDataSource {
+    /// The view's rows of the run's interval (all when it has none).
+    fn load(&self, ctx: &RunContext) -> Result<Frame> {
+        let (start, end) = ctx.interval.unwrap_or((i64::MIN, i64::MAX));
+        let as_of = match &self.as_of {
+            Ok(t) => *t,
+            Err(e) => return Err(DataflowError::invalid(e.clone())),
+        };
+        Ok(self.view.data_as_of(
+            Timestamp(start),
+            Timestamp(end),
+            nonempty(&self.params.assets),
+            nonempty(&self.params.columns),
+            as_of,
+        )?)
+    }
+}
+
+/// `names`, or `None` (everything) when there are none.
+fn nonempty(names: &[String]) -> Option<&[String]> {
+    (!names.is_empty()).then_some(names)
+}
+
 /// Parses `as_of` (ISO 8601), saying what is wrong with it.
 fn parse_as_of(text: Option<&str>) -> std::result::Result<Option<i64>, String> {
     text.map(|t| {
@@ -118,28 +141,16 @@ impl Node for MarketDataSource {
         Ok(self.view.prefix_fingerprint(until)?)
     }
     fn run(&mut self, ctx: &RunContext, _: &Ports) -> Result<Ports> {
-        let (start, end) = ctx.interval.unwrap_or((i64::MIN, i64::MAX));
-        let pick = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
-        let (assets, columns) = (pick(&self.params.assets), pick(&self.params.columns));
-        let frame = self.view.data_as_of(
-            Timestamp(start),
-            Timestamp(end),
-            assets.as_deref(),
-            columns.as_deref(),
-            self.as_of.clone().map_err(DataflowError::invalid)?,
-        )?;
-        Ok(single_output(frame))
+        Ok(single_output(self.load(ctx)?))
     }
     fn steps(&self) -> bool {
         true
     }
     /// Copies the view's rows of the interval into `out`: one query, as
-    /// [`Node::run`]; the view builds a frame, so this path allocates per step.
+    /// [`Node::run`]. Nothing is allocated here once `out` has grown to the
+    /// largest step; what the view allocates to answer is the view's.
     fn step(&mut self, ctx: &RunContext, _: Option<&RowBuf>, out: &mut RowBuf) -> Result<()> {
-        let mut one = self.run(ctx, &Ports::new())?;
-        let Some(frame) = one.remove(DF_OUT) else {
-            return Err(DataflowError::invalid("the market data gave no frame"));
-        };
+        let frame = self.load(ctx)?;
         out.reset_to(frame.assets_shared(), frame.features_shared());
         out.extend_from_frame(&frame, 0, frame.n_rows());
         Ok(())
