@@ -51,7 +51,13 @@ impact_bps = 5.0
 }
 
 /// Runs the system benchmark and prints its figures; `false` when it could not run.
-pub fn run(assets: usize, bars: usize, bar: &str, durable: Option<&std::path::Path>) -> bool {
+pub fn run(
+    assets: usize,
+    bars: usize,
+    bar: &str,
+    durable: Option<&std::path::Path>,
+    write: Option<&std::path::Path>,
+) -> bool {
     let config = match Config::from_toml_str(&config_text(assets, bars, bar), "bench.toml") {
         Ok(c) => c,
         Err(e) => {
@@ -91,6 +97,11 @@ pub fn run(assets: usize, bars: usize, bar: &str, durable: Option<&std::path::Pa
         run.orders.quantity.len(),
         run.stats.fills
     );
+    if let Some(dir) = write
+        && !write_case(&run, dir)
+    {
+        return false;
+    }
     match durable {
         Some(dir) => durable_case(&config, &run, wall, dir),
         None => true,
@@ -99,6 +110,32 @@ pub fn run(assets: usize, bars: usize, bar: &str, durable: Option<&std::path::Pa
 
 /// Runs the system again as a durable run in `dir` and prints what recording each
 /// decision costs; `false` when it fails or differs from `plain`.
+/// Writes the run's files into `dir` and prints the time and the tables' sizes.
+fn write_case(run: &kf_system::SystemRun, dir: &std::path::Path) -> bool {
+    let _ = std::fs::remove_dir_all(dir);
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        eprintln!("cannot create {}: {e}", dir.display());
+        return false;
+    }
+    let t = Instant::now();
+    if let Err(e) = kf_system::output::write_run(run, dir) {
+        eprintln!("{e}");
+        return false;
+    }
+    let wall = t.elapsed().as_secs_f64();
+    let size = |name: &str| std::fs::metadata(dir.join(name)).map_or(0.0, |m| m.len() as f64 / 1e6);
+    let rows = run.orders.quantity.len() + run.fills.quantity.len();
+    println!(
+        "  write ({}): {wall:.2} s, {:.1} M order and fill rows/s; orders.parquet {:.1} MB, \
+         fills.parquet {:.1} MB",
+        dir.display(),
+        rows as f64 / wall / 1e6,
+        size("orders.parquet"),
+        size("fills.parquet"),
+    );
+    true
+}
+
 fn durable_case(
     config: &Config,
     plain: &kf_system::SystemRun,

@@ -117,6 +117,10 @@ enum What {
         /// decision and checks the run is the plain run's.
         #[arg(long)]
         durable: Option<std::path::PathBuf>,
+        /// Also write the run's files into this folder (emptied first) and time it:
+        /// the orders, fills and portfolio tables, stats and chart.
+        #[arg(long)]
+        write: Option<std::path::PathBuf>,
     },
     /// The order simulator alone: N orders filled with costs.
     Orders {
@@ -352,8 +356,9 @@ fn main() {
             bars,
             bar,
             durable,
+            write,
         } => {
-            if !kf_benches::system::run(assets, bars, &bar, durable.as_deref()) {
+            if !kf_benches::system::run(assets, bars, &bar, durable.as_deref(), write.as_deref()) {
                 std::process::exit(1);
             }
         }

@@ -19,27 +19,62 @@ use crate::atomic::AtomicFile;
 use crate::error::Result;
 use crate::{Frame, LongRows};
 
-/// Writes a long-layout batch as Parquet to `out` and returns `out`.
-///
-/// The file is what [`parquet::arrow::ArrowWriter`] would write (the Arrow schema is embedded, so
-/// time zones survive), encoded faster:
+/// Writes a long-layout batch as Parquet to `out` and returns `out` (the asset column
+/// dictionary-encoded; see [`write_table_parquet`]).
+fn write_long_parquet<W: Write + Send>(batch: &RecordBatch, out: W) -> Result<W> {
+    write_parquet_to(batch, out, &[crate::ASSET])
+}
+
+/// Writes `batch` to a Parquet file at `path`, atomically (a reader sees the old file
+/// or the whole new one), zstd-compressed, in row groups of 128 Ki rows with
+/// statistics. The file is what [`parquet::arrow::ArrowWriter`] would write (the Arrow
+/// schema is embedded, so time zones survive), encoded faster:
 /// - the columns of each row group are encoded in parallel on rayon, then appended
 ///   in schema order, so the bytes do not depend on the thread count;
-/// - only the asset column is dictionary-encoded. Feature values are almost all
-///   distinct, and a dictionary tried on them is hashed value by value until it
-///   overflows and is thrown away.
-fn write_long_parquet<W: Write + Send>(batch: &RecordBatch, out: W) -> Result<W> {
+/// - only the columns named in `dictionary` are dictionary-encoded (names repeated
+///   row after row, such as assets). Numbers are almost all distinct, and a
+///   dictionary tried on them is hashed value by value until it overflows and is
+///   thrown away.
+///
+/// A run's tables (a system's orders and fills: millions of rows) are written so.
+///
+/// # Errors
+/// [`FrameError::File`](crate::FrameError::File) naming the path, wrapping the I/O or
+/// Parquet error.
+pub fn write_table_parquet(batch: &RecordBatch, path: &Path, dictionary: &[&str]) -> Result<()> {
+    let run = || -> Result<()> {
+        let mut out = AtomicFile::create(path)?;
+        write_parquet_to(
+            batch,
+            BufWriter::with_capacity(1 << 20, &mut out),
+            dictionary,
+        )?
+        .flush()?;
+        out.commit()?;
+        Ok(())
+    };
+    run().map_err(|e| e.in_file(path))
+}
+
+/// [`write_table_parquet`]'s encoder, writing to `out` and returning it.
+fn write_parquet_to<W: Write + Send>(
+    batch: &RecordBatch,
+    out: W,
+    dictionary: &[&str],
+) -> Result<W> {
     use parquet::arrow::arrow_writer::{ArrowRowGroupWriterFactory, compute_leaves};
     use parquet::file::writer::SerializedFileWriter;
     use rayon::prelude::*;
 
     let schema = batch.schema();
-    let mut props = WriterProperties::builder()
+    let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_dictionary_enabled(false)
-        .set_column_dictionary_enabled(crate::ASSET.into(), true)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .build();
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+    for column in dictionary {
+        builder = builder.set_column_dictionary_enabled((*column).into(), true);
+    }
+    let mut props = builder.build();
     parquet::arrow::add_encoded_arrow_schema_to_metadata(&schema, &mut props);
     let parquet_schema = parquet::arrow::ArrowSchemaConverter::new()
         .with_coerce_types(props.coerce_types())

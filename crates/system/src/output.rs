@@ -2,16 +2,12 @@
 //! `stats.toml` and `pnl.png` (cumulative P&L with drawdowns shaded), plus the
 //! summary table printed at the end of `kaizenflow run`.
 
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::{
     ArrayRef, Float64Array, RecordBatch, StringArray, TimestampNanosecondArray, UInt64Array,
 };
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 use plotters::prelude::*;
 
 use crate::engine::SystemRun;
@@ -39,19 +35,10 @@ fn names(assets: &[String], slots: &[u32]) -> ArrayRef {
     ))
 }
 
+/// Writes one table: columns encoded in parallel, only the asset column as a
+/// dictionary (see [`kf_frame::write_table_parquet`]).
 fn write_table(path: &Path, batch: &RecordBatch) -> Result<()> {
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .build();
-    let mut file = kf_frame::AtomicFile::create(path).map_err(|e| out_err(path, e))?;
-    let mut w = ArrowWriter::try_new(BufWriter::new(&mut file), batch.schema(), Some(props))
-        .map_err(|e| out_err(path, e))?;
-    w.write(batch).map_err(|e| out_err(path, e))?;
-    w.into_inner()
-        .map_err(|e| out_err(path, e))?
-        .flush()
-        .map_err(|e| out_err(path, e))?;
-    file.commit().map_err(|e| out_err(path, e))
+    kf_frame::write_table_parquet(batch, path, &["asset"]).map_err(|e| out_err(path, e))
 }
 
 /// One asset's share of a run's P&L.
