@@ -124,6 +124,12 @@ impl Book {
         let price = rows.feature_at(0);
         let volume = (rows.n_features() > 1).then(|| rows.feature_at(1));
         for r in 0..rows.n_rows() {
+            if map.is_identity() {
+                // The frame's assets are the system's: its rows are used as they are.
+                self.agg
+                    .add_row(price.row(r), volume.as_ref().map(|vf| vf.row(r)));
+                continue;
+            }
             map.scatter(price.row(r), &mut self.row_price);
             if let Some(vf) = &volume {
                 map.scatter(vf.row(r), &mut self.row_volume);

@@ -98,21 +98,46 @@ impl BarAggregate {
     /// Folds in one row: a price per asset and, when the data has one, a volume.
     /// A price that is not positive and finite is ignored, as is a volume that is
     /// not finite and non-negative.
+    ///
+    /// The loop has no branch, so it vectorizes across assets: an ignored value adds
+    /// `+0.0`, which leaves every sum the same bits (sums start at `+0.0` and only
+    /// grow by positive prices and non-negative volumes, so none is `-0.0`).
+    ///
+    /// # Panics
+    /// If `price` or `volume` has fewer values than the aggregate has assets (a bug
+    /// in the caller, which scatters rows into the system's slots).
     #[inline]
     pub fn add_row(&mut self, price: &[f64], volume: Option<&[f64]>) {
-        for (i, &p) in price.iter().enumerate() {
-            if !(p.is_finite() && p > 0.0) {
-                continue;
+        let n = self.last.len();
+        let price = &price[..n];
+        let (sum, count, last) = (
+            &mut self.price_sum[..n],
+            &mut self.count[..n],
+            &mut self.last[..n],
+        );
+        match volume {
+            None => {
+                for i in 0..n {
+                    let p = price[i];
+                    let ok = p.is_finite() && p > 0.0;
+                    sum[i] += if ok { p } else { 0.0 };
+                    count[i] += if ok { 1.0 } else { 0.0 };
+                    last[i] = if ok { p } else { last[i] };
+                }
             }
-            self.price_sum[i] += p;
-            self.count[i] += 1.0;
-            self.last[i] = p;
-            if let Some(v) = volume.map(|v| v[i])
-                && v.is_finite()
-                && v >= 0.0
-            {
-                self.value[i] += p * v;
-                self.volume[i] += v;
+            Some(volume) => {
+                let volume = &volume[..n];
+                let (value, vol) = (&mut self.value[..n], &mut self.volume[..n]);
+                for i in 0..n {
+                    let (p, v) = (price[i], volume[i]);
+                    let ok = p.is_finite() && p > 0.0;
+                    let both = ok && v.is_finite() && v >= 0.0;
+                    sum[i] += if ok { p } else { 0.0 };
+                    count[i] += if ok { 1.0 } else { 0.0 };
+                    last[i] = if ok { p } else { last[i] };
+                    value[i] += if both { p * v } else { 0.0 };
+                    vol[i] += if both { v } else { 0.0 };
+                }
             }
         }
     }

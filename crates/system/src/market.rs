@@ -181,6 +181,8 @@ impl Market {
             .iter()
             .map(|a| self.index.get(a).copied())
             .collect();
+        out.identity = out.slots.len() == self.assets.len()
+            && out.slots.iter().enumerate().all(|(i, &s)| s == Some(i));
     }
 }
 
@@ -202,9 +204,17 @@ pub struct AssetMap {
     key: Option<Arc<[String]>>,
     /// Slot per frame asset.
     pub slots: Vec<Option<usize>>,
+    /// Whether the frame's assets are the system's, in its order (slot `i` is
+    /// frame asset `i`): a row is then used as it is, with no scatter.
+    identity: bool,
 }
 
 impl AssetMap {
+    /// Whether frame asset `i` is system slot `i` for every `i`, and every slot has one.
+    pub fn is_identity(&self) -> bool {
+        self.identity
+    }
+
     /// Scatters `row` (one value per frame asset) into `out` (one per system asset).
     #[inline]
     pub fn scatter(&self, row: &[f64], out: &mut [f64]) {
