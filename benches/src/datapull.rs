@@ -420,6 +420,25 @@ pub fn run_real(dir: &Path, runs: usize) -> Vec<Figure> {
         bytes: dir_bytes(&[pq]),
     });
     eprintln!("Parquet is {:.1}x faster than CSV.gz", csv_s / s);
+    // One large file (an asset column): cut into chunks of lines parsed on every
+    // thread (`RAYON_NUM_THREADS=1` reads it as one stream).
+    let config =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/data/sp500_daily_2013_2018.toml");
+    let c = kf_config::Config::from_file(&config).unwrap_or_else(|e| panic!("{e}"));
+    let one = c
+        .section("market_data")
+        .and_then(|s| CsvSource::from_config(&s))
+        .unwrap_or_else(|e| panic!("{e} (is ../shared/data there? KF_SHARED_DATA overrides it)"));
+    let (s, long) = time(runs, || one.read_long().unwrap_or_else(|e| panic!("{e}")));
+    report(Figure {
+        case: format!(
+            "sp500 daily CSV.gz (1 file, {} threads)",
+            rayon::current_num_threads()
+        ),
+        seconds: s,
+        rows: long.iter().map(|b| b.num_rows()).sum(),
+        bytes: dir_bytes(one.files()),
+    });
     #[cfg(feature = "hdf5")]
     for (name, comp) in [
         ("lzf", kf_datapull::hdf5_store::Compression::Lzf),

@@ -18,8 +18,12 @@
 //! freq = "1min"
 //! ```
 
+pub(crate) mod chunks;
+#[cfg(test)]
+mod chunks_tests;
 pub(crate) mod clock_text;
 pub(crate) mod read;
+mod rows;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -268,8 +272,9 @@ impl CsvSource {
         &self.files
     }
 
-    /// Reads every file into long-layout batches, one per file, files read in
-    /// parallel. Rows keep their file order; revisions are all kept.
+    /// Reads every file into long-layout batches: files read in parallel, and a
+    /// large file cut into chunks of lines parsed in parallel (one batch per
+    /// chunk). Rows keep their file order; revisions are all kept.
     ///
     /// # Errors
     /// [`DataError::Line`] naming the file and line of a malformed row, a value that
@@ -277,12 +282,12 @@ impl CsvSource {
     /// file that cannot be opened or decompressed, or lacks a configured column.
     pub fn read_long(&self) -> Result<Vec<RecordBatch>> {
         use rayon::prelude::*;
-        let batches: Vec<RecordBatch> = self
+        let per_file: Vec<Vec<RecordBatch>> = self
             .files
             .par_iter()
             .map(|f| read::read_file(self, f))
             .collect::<Result<_>>()?;
-        read::same_columns(&self.files, batches)
+        read::same_columns(&self.files, per_file)
     }
 
     /// Whether rows may hold revisions (a knowledge column is configured).

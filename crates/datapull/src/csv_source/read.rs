@@ -1,26 +1,27 @@
-//! Reading one CSV file (plain or gzip) into a long-layout batch.
+//! Reading one CSV file (plain or gzip) into long-layout batches: the header and
+//! its plan, the streaming read, and the checks shared with the chunked read
+//! ([`super::chunks`]).
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampNanosecondArray};
+use arrow::array::RecordBatch;
 use flate2::read::MultiGzDecoder;
-use kf_frame::{Timestamp, long_schema};
 
-use super::{AssetFrom, CsvSource, Order, TimeParser, asset_of_file};
+use super::rows::Rows;
+use super::{AssetFrom, CsvSource, asset_of_file};
 use crate::{DataError, Result};
 
-fn store(path: &Path, message: impl Into<String>) -> DataError {
+pub(super) fn store(path: &Path, message: impl Into<String>) -> DataError {
     DataError::Store {
         path: path.to_path_buf(),
         message: message.into(),
     }
 }
 
-fn line_err(path: &Path, line: u64, message: impl Into<String>) -> DataError {
+pub(super) fn line_err(path: &Path, line: u64, message: impl Into<String>) -> DataError {
     DataError::Line {
         path: path.to_path_buf(),
         line,
@@ -49,9 +50,17 @@ pub(crate) fn open(path: &Path) -> Result<Box<dyn Read + Send>> {
 /// estimated from the header's (each field at least as long as its name, so this
 /// errs high): the file's size, or for gzip the uncompressed size its trailer
 /// records. At most 16 M rows; 0 when the size cannot be read.
-fn rows_hint(path: &Path, header_len: usize) -> usize {
+pub(super) fn rows_hint(path: &Path, header_len: usize) -> usize {
+    let rows = text_size(path) / header_len.max(8) as u64;
+    usize::try_from(rows.min(16 << 20)).unwrap_or(0)
+}
+
+/// About how many bytes of text a file holds: its size, or for gzip the
+/// uncompressed size its trailer records (the last member's, mod 2^32: a hint, not a
+/// fact); 0 when the size cannot be read.
+pub(super) fn text_size(path: &Path) -> u64 {
     use std::io::{Seek, SeekFrom};
-    let text = (|| -> Option<u64> {
+    (|| -> Option<u64> {
         let mut f = File::open(path).ok()?;
         let len = f.metadata().ok()?.len();
         let mut magic = [0u8; 2];
@@ -65,13 +74,17 @@ fn rows_hint(path: &Path, header_len: usize) -> usize {
         f.read_exact(&mut isize).ok()?;
         Some(u64::from(u32::from_le_bytes(isize)))
     })()
-    .unwrap_or(0);
-    let rows = text / header_len.max(8) as u64;
-    usize::try_from(rows.min(16 << 20)).unwrap_or(0)
+    .unwrap_or(0)
 }
 
 /// Turns a `csv` crate error into one naming the file and line.
-fn csv_err(path: &Path, line: u64, e: csv::Error) -> DataError {
+pub(super) fn csv_err(path: &Path, line: u64, e: csv::Error) -> DataError {
+    csv_err_shifted(path, line, e, 0)
+}
+
+/// [`csv_err`] for a reader that started `shift` lines into the file (a chunk): the
+/// lines the error carries are moved by `shift`.
+pub(super) fn csv_err_shifted(path: &Path, line: u64, e: csv::Error, shift: u64) -> DataError {
     match e.kind() {
         csv::ErrorKind::Io(io) => line_err(
             path,
@@ -84,12 +97,12 @@ fn csv_err(path: &Path, line: u64, e: csv::Error) -> DataError {
             len,
         } => line_err(
             path,
-            pos.as_ref().map_or(line, |p| p.line()),
+            pos.as_ref().map_or(line, |p| p.line() + shift),
             format!("has {len} fields, but the header has {expected_len}"),
         ),
         csv::ErrorKind::Utf8 { pos, err } => line_err(
             path,
-            pos.as_ref().map_or(line, |p| p.line()),
+            pos.as_ref().map_or(line, |p| p.line() + shift),
             format!("is not valid UTF-8 ({err})"),
         ),
         _ => line_err(path, line, e.to_string()),
@@ -97,15 +110,15 @@ fn csv_err(path: &Path, line: u64, e: csv::Error) -> DataError {
 }
 
 /// Which file column feeds which output.
-struct Plan {
-    ts: usize,
-    knowledge: Option<usize>,
-    asset: Option<usize>,
+pub(super) struct Plan {
+    pub(super) ts: usize,
+    pub(super) knowledge: Option<usize>,
+    pub(super) asset: Option<usize>,
     /// (file column index, feature name)
-    features: Vec<(usize, String)>,
+    pub(super) features: Vec<(usize, String)>,
 }
 
-fn plan(src: &CsvSource, path: &Path, header: &[String]) -> Result<Plan> {
+pub(super) fn plan(src: &CsvSource, path: &Path, header: &[String]) -> Result<Plan> {
     let p = &src.params;
     let find = |name: &str, key: &str| -> Result<usize> {
         header.iter().position(|h| h == name).ok_or_else(|| {
@@ -202,8 +215,16 @@ fn plan(src: &CsvSource, path: &Path, header: &[String]) -> Result<Plan> {
 /// with what it lacks and what it has more.
 pub(crate) fn same_columns(
     files: &[PathBuf],
-    batches: Vec<RecordBatch>,
+    per_file: Vec<Vec<RecordBatch>>,
 ) -> Result<Vec<RecordBatch>> {
+    // A file's batches (its chunks) share its columns: the file's first stands for
+    // them.
+    let mut batches = Vec::with_capacity(per_file.iter().map(Vec::len).sum());
+    let mut file_of = Vec::with_capacity(batches.capacity());
+    for (k, b) in per_file.into_iter().enumerate() {
+        file_of.extend(std::iter::repeat_n(k, b.len()));
+        batches.extend(b);
+    }
     let Some(first) = batches.first() else {
         return Ok(batches);
     };
@@ -239,8 +260,9 @@ pub(crate) fn same_columns(
                     .filter(|n| !want_names.contains(n))
                     .map(String::as_str)
                     .collect();
-                let file = files
+                let file = file_of
                     .get(k)
+                    .and_then(|&i| files.get(i))
                     .map_or_else(String::new, |f| f.display().to_string());
                 let first = files
                     .first()
@@ -260,48 +282,27 @@ pub(crate) fn same_columns(
     Ok(out)
 }
 
-/// Tracks the last bar time per asset to enforce the configured order.
-struct OrderCheck {
-    order: Order,
-    last: HashMap<Vec<u8>, (i64, u64)>,
-    /// The previous row's asset and its entry, so a run of one asset hashes once.
-    current: Vec<u8>,
-    current_last: (i64, u64),
-}
-
-impl OrderCheck {
-    fn check(&mut self, asset: &[u8], t: i64, line: u64) -> std::result::Result<(), (i64, u64)> {
-        if self.order == Order::Any {
-            return Ok(());
-        }
-        if asset != self.current.as_slice() {
-            if !self.current.is_empty() {
-                self.last.insert(self.current.clone(), self.current_last);
-            }
-            self.current = asset.to_vec();
-            self.current_last = self.last.get(asset).copied().unwrap_or((i64::MIN, 0));
-        }
-        let (prev, prev_line) = self.current_last;
-        let ok = match self.order {
-            Order::Strict => t > prev,
-            _ => t >= prev,
-        };
-        if !ok {
-            return Err((prev, prev_line));
-        }
-        self.current_last = (t, line);
-        Ok(())
+/// Reads one file into long-layout batches: one batch, or one per chunk for a file
+/// large enough to parse on every thread ([`super::chunks`]). The rows are the
+/// same, in the same order, either way, and so are the errors.
+///
+/// # Errors
+/// [`DataError::Line`] naming the line of a malformed row; [`DataError::Store`] for a
+/// file that cannot be opened, is empty, or lacks a configured column.
+pub(crate) fn read_file(src: &CsvSource, path: &Path) -> Result<Vec<RecordBatch>> {
+    if let Some(batches) = super::chunks::read_chunked(src, path, super::chunks::Chunking::auto())?
+    {
+        return Ok(batches);
     }
+    read_streaming(src, path).map(|b| vec![b])
 }
 
-pub(crate) fn read_file(src: &CsvSource, path: &Path) -> Result<RecordBatch> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .delimiter(src.delimiter)
-        .has_headers(true)
-        .from_reader(open(path)?);
-    let header: Vec<String> = rdr
-        .byte_headers()
-        .map_err(|e| csv_err(path, 1, e))?
+/// The header of a file: its names, trimmed (and a byte-order mark dropped).
+///
+/// # Errors
+/// [`DataError::Store`] for an empty file.
+pub(super) fn header_names(path: &Path, raw: &csv::ByteRecord) -> Result<Vec<String>> {
+    let header: Vec<String> = raw
         .iter()
         .map(|h| {
             String::from_utf8_lossy(h)
@@ -313,31 +314,35 @@ pub(crate) fn read_file(src: &CsvSource, path: &Path) -> Result<RecordBatch> {
     if header.iter().all(String::is_empty) {
         return Err(store(path, "the file is empty: no header line"));
     }
-    let plan = plan(src, path, &header)?;
-    let fixed_asset = match &src.asset {
+    Ok(header)
+}
+
+/// The asset of every row of `path`, when it does not come from a column.
+///
+/// # Errors
+/// [`DataError::Store`] for a file name that does not match the configured pattern.
+pub(super) fn fixed_asset(src: &CsvSource, path: &Path) -> Result<Option<String>> {
+    Ok(match &src.asset {
         AssetFrom::Fixed(a) => Some(a.clone()),
         AssetFrom::FileName { prefix, suffix } => {
             Some(asset_of_file(path, prefix, suffix).map_err(|m| store(path, m))?)
         }
         AssetFrom::Column(_) => None,
-    };
-    let mut times = TimeParser::new(src.format.clone(), src.tz);
-    // Columns sized once from the file's text size, instead of grown by doubling
-    // (each doubling copies the column into fresh pages).
+    })
+}
+
+/// Reads one file as a stream: inflated and parsed a buffer at a time, on this
+/// thread.
+pub(super) fn read_streaming(src: &CsvSource, path: &Path) -> Result<RecordBatch> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .delimiter(src.delimiter)
+        .has_headers(true)
+        .from_reader(open(path)?);
+    let header = header_names(path, rdr.byte_headers().map_err(|e| csv_err(path, 1, e))?)?;
+    let plan = plan(src, path, &header)?;
+    let fixed = fixed_asset(src, path)?;
     let rows = rows_hint(path, header.iter().map(|h| h.len() + 1).sum());
-    let mut end_ts: Vec<i64> = Vec::with_capacity(rows);
-    let mut knowledge_ts: Vec<i64> = Vec::with_capacity(rows);
-    let mut assets: Vec<u8> = Vec::new();
-    let mut asset_offsets: Vec<i32> = vec![0];
-    let mut values: Vec<Vec<f64>> = (0..plan.features.len())
-        .map(|_| Vec::with_capacity(rows))
-        .collect();
-    let mut order = OrderCheck {
-        order: src.order,
-        last: HashMap::new(),
-        current: Vec::new(),
-        current_last: (i64::MIN, 0),
-    };
+    let mut out = Rows::new(src, path, &header, &plan, fixed.as_deref(), rows);
     let mut record = csv::ByteRecord::new();
     let mut line = 1u64;
     loop {
@@ -347,78 +352,9 @@ pub(crate) fn read_file(src: &CsvSource, path: &Path) -> Result<RecordBatch> {
             Err(e) => return Err(csv_err(path, line + 1, e)),
         }
         line = record.position().map_or(line + 1, |p| p.line());
-        let field = |i: usize| record.get(i).unwrap_or_default();
-        let at = |m: String| line_err(path, line, m);
-        let col_err =
-            |i: usize, m: String| line_err(path, line, format!("column `{}`: {m}", header[i]));
-        let t = times
-            .parse(field(plan.ts))
-            .map_err(|m| col_err(plan.ts, m))?;
-        let end = t
-            .checked_add(src.to_end)
-            .ok_or_else(|| at("bar end out of range".into()))?;
-        let known = match plan.knowledge {
-            Some(k) => times.parse(field(k)).map_err(|m| col_err(k, m))?,
-            None => end,
-        }
-        .checked_add(src.delay)
-        .ok_or_else(|| at("knowledge time out of range".into()))?;
-        let asset: &[u8] = match plan.asset {
-            Some(a) => {
-                let v = field(a);
-                if v.is_empty() {
-                    return Err(col_err(a, "the asset is empty".into()));
-                }
-                v
-            }
-            None => fixed_asset.as_deref().unwrap_or_default().as_bytes(),
-        };
-        if let Err((prev, prev_line)) = order.check(asset, end, line) {
-            return Err(at(format!(
-                "bar time {} is {} the previous one for asset {} ({} at line {prev_line}); \
-                 sort the file by time, set `order = \"non_decreasing\"` for ticks, or set \
-                 `knowledge_column` if repeated rows are revisions",
-                Timestamp(end),
-                if end == prev { "equal to" } else { "before" },
-                kf_config::clip_text(&String::from_utf8_lossy(asset)),
-                Timestamp(prev),
-            )));
-        }
-        if plan.asset.is_some() {
-            std::str::from_utf8(asset)
-                .map_err(|_| col_err(plan.asset.unwrap_or(0), "the asset is not UTF-8".into()))?;
-            assets.extend_from_slice(asset);
-            let len = i32::try_from(assets.len())
-                .map_err(|_| at("asset names exceed 2 GiB in one file".into()))?;
-            asset_offsets.push(len);
-        }
-        for ((i, _), out) in plan.features.iter().zip(values.iter_mut()) {
-            out.push(parse_number(field(*i)).map_err(|m| col_err(*i, m))?);
-        }
-        end_ts.push(end);
-        knowledge_ts.push(known);
+        out.push(&record, line)?;
     }
-    let n = end_ts.len();
-    let asset_array = match &fixed_asset {
-        Some(a) => StringArray::from_iter_values(std::iter::repeat_n(a.as_str(), n)),
-        None => {
-            let offsets = arrow::buffer::OffsetBuffer::new(asset_offsets.into());
-            StringArray::try_new(offsets, assets.into(), None)
-                .map_err(|e| store(path, e.to_string()))?
-        }
-    };
-    let names: Vec<&str> = plan.features.iter().map(|(_, n)| n.as_str()).collect();
-    let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(TimestampNanosecondArray::from(end_ts).with_timezone("UTC")),
-        Arc::new(TimestampNanosecondArray::from(knowledge_ts).with_timezone("UTC")),
-        Arc::new(asset_array),
-    ];
-    columns.extend(
-        values
-            .into_iter()
-            .map(|v| Arc::new(Float64Array::from(v)) as ArrayRef),
-    );
-    RecordBatch::try_new(long_schema(&names), columns).map_err(|e| store(path, e.to_string()))
+    Ok(out.finish()?.0)
 }
 
 /// A number from a CSV field: empty (or `NaN`, `nan`, `null`, `NA`) is missing.
@@ -427,7 +363,7 @@ pub(crate) fn read_file(src: &CsvSource, path: &Path) -> Result<RecordBatch> {
 /// UTF-8 check, no `String`); it rounds correctly, as `str::parse` does, so the bits
 /// are the same. Anything it refuses takes the general path below, which decides
 /// what is missing, what is a number and what the error says.
-fn parse_number(b: &[u8]) -> std::result::Result<f64, String> {
+pub(super) fn parse_number(b: &[u8]) -> std::result::Result<f64, String> {
     if let Ok(x) = lexical_core::parse::<f64>(b)
         && x.is_finite()
     {
