@@ -28,6 +28,9 @@ struct Last {
     frame: Frame,
 }
 
+/// Column subsets whose names a [`SharedQuery`] keeps.
+const MAX_SUBSETS: usize = 16;
+
 /// A view that remembers its last answer and serves any column subset of the same
 /// interval and assets from it. Everything else is the inner view's.
 ///
@@ -65,6 +68,11 @@ impl SharedQuery {
                     Some(n) => Arc::clone(n),
                     None => {
                         let n: Arc<[String]> = c.into();
+                        // Readers ask for a few subsets, each every time; a view
+                        // asked for ever new ones keeps only the latest few.
+                        if names.len() >= MAX_SUBSETS {
+                            names.remove(0);
+                        }
                         names.push(Arc::clone(&n));
                         n
                     }
@@ -211,5 +219,58 @@ mod tests {
                 .data_for_interval(a, b, None, Some(&missing))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_subset_asked_again_shares_its_names_and_the_memo_stays_bounded() {
+        let params = SyntheticParams {
+            assets: 2,
+            bars: 20,
+            ..SyntheticParams::default()
+        };
+        let source = SyntheticBars::new(params).expect("valid parameters");
+        let shared = SharedQuery::new(Arc::new(Historical::new(Arc::new(source))));
+        let (a, b) = (Timestamp(i64::MIN), Timestamp(i64::MAX));
+        let features = shared
+            .data_for_interval(a, b, None, None)
+            .expect("all")
+            .features()
+            .to_vec();
+        assert!(features.len() >= 2, "{features:?}");
+        let pair = vec![features[1].clone(), features[0].clone()];
+        let first = shared
+            .data_for_interval(a, b, None, Some(&pair))
+            .expect("2");
+        let again = shared
+            .data_for_interval(a, b, None, Some(&pair))
+            .expect("2");
+        assert_eq!(first.features(), &pair[..]);
+        // The same names, not a copy: the second answer allocated none.
+        assert!(Arc::ptr_eq(
+            first.features_shared(),
+            again.features_shared()
+        ));
+        // Ever new subsets (every ordered choice of one to three columns, twice)
+        // keep at most MAX_SUBSETS names.
+        let n = features.len();
+        let mut subsets: Vec<Vec<String>> = Vec::new();
+        for i in 0..n {
+            subsets.push(vec![features[i].clone()]);
+            for j in (0..n).filter(|&j| j != i) {
+                subsets.push(vec![features[i].clone(), features[j].clone()]);
+                for k in (0..n).filter(|&k| k != i && k != j) {
+                    subsets.push([i, j, k].map(|x| features[x].clone()).to_vec());
+                }
+            }
+        }
+        assert!(subsets.len() > MAX_SUBSETS, "{} subsets", subsets.len());
+        for cols in subsets.iter().chain(&subsets) {
+            let f = shared
+                .data_for_interval(a, b, None, Some(cols))
+                .expect("subset");
+            assert_eq!(f.features(), &cols[..]);
+        }
+        let kept = shared.names.lock().map(|n| n.len()).unwrap_or(usize::MAX);
+        assert!(kept <= MAX_SUBSETS, "{kept}");
     }
 }
