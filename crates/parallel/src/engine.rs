@@ -327,13 +327,22 @@ impl Engine {
         let claims = Claims::new(schedule.len(), window);
         let (tx, rx) = mpsc::channel::<(usize, Result<R, MoleculeFailure>)>();
         let ordered = self.ordered;
-        pool.in_place_scope(|scope| {
+        // The workers are plain threads that run each molecule inside the pool
+        // (`install`), not jobs of the pool: a worker waits for the delivery window
+        // on a condition variable, and a pool thread must never block like that. A
+        // molecule that runs parallel code of its own (a DAG's kernels, a Parquet
+        // writer) waits in a join, and a pool thread waiting in a join runs other
+        // jobs of the pool meanwhile: had a blocked worker been such a job, the
+        // molecule under it would never finish, nor the window move (a deadlock
+        // seen in a sweep).
+        std::thread::scope(|scope| {
             for _ in 0..workers {
                 let tx = tx.clone();
                 let claims = &claims;
-                scope.spawn(move |_| {
+                scope.spawn(move || {
                     while let Some(pos) = claims.claim() {
-                        if tx.send((pos, call(&schedule[pos]))).is_err() {
+                        let result = pool.install(|| call(&schedule[pos]));
+                        if tx.send((pos, result)).is_err() {
                             break;
                         }
                     }

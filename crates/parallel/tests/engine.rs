@@ -349,3 +349,49 @@ fn empty_and_tiny_inputs() {
         [5]
     );
 }
+
+/// Molecules that run parallel code of their own (a DAG's kernels, a Parquet
+/// writer: a rayon join inside the molecule), in order, with a slow first molecule
+/// that holds the delivery window: every run finishes. A worker waiting for the
+/// window used to be a job of the pool; a pool thread waiting in a molecule's join
+/// could run it, block in it, and never finish the molecule under it.
+#[test]
+fn molecules_with_parallel_code_inside_never_deadlock_the_window() {
+    use rayon::prelude::*;
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for run in 0..200 {
+            let atoms: Vec<usize> = (0..64).collect();
+            let sums = Engine::new()
+                .threads(2)
+                .batches(32)
+                .run(&atoms, |c: &[usize]| {
+                    if c[0] == 0 && run % 2 == 0 {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    let s: usize = (0..2_000usize)
+                        .into_par_iter()
+                        .with_min_len(64)
+                        .map(|i| i * c[0])
+                        .sum();
+                    Ok::<_, Never>((c[0], s))
+                })
+                .unwrap();
+            // Every molecule, in atom order, with its own sum.
+            let firsts: Vec<usize> = sums.iter().map(|&(a, _)| a).collect();
+            assert!(
+                firsts.windows(2).all(|w| w[0] < w[1]),
+                "run {run}: {firsts:?}"
+            );
+            assert_eq!(firsts.first(), Some(&0), "run {run}");
+            for (a, s) in sums {
+                assert_eq!(s, a * 1_999_000, "run {run}, molecule at atom {a}");
+            }
+        }
+        let _ = done.send(());
+    });
+    assert!(
+        finished.recv_timeout(Duration::from_secs(120)).is_ok(),
+        "the engine deadlocked (or a run failed: see the other thread's panic)"
+    );
+}
