@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
 use crate::error::{BoxError, FailureKind, MoleculeFailure, RunError};
 use crate::partition::{Molecule, Partition};
@@ -324,35 +324,39 @@ impl Engine {
         } else {
             usize::MAX
         };
-        let claims = Claims::new(schedule.len(), window);
+        let claims = Claims::new(schedule.len(), window, workers);
         let (tx, rx) = mpsc::channel::<(usize, Result<R, MoleculeFailure>)>();
         let ordered = self.ordered;
-        // The workers are plain threads that run each molecule inside the pool
-        // (`install`), not jobs of the pool: a worker waits for the delivery window
-        // on a condition variable, and a pool thread must never block like that. A
-        // molecule that runs parallel code of its own (a DAG's kernels, a Parquet
-        // writer) waits in a join, and a pool thread waiting in a join runs other
-        // jobs of the pool meanwhile: had a blocked worker been such a job, the
-        // molecule under it would never finish, nor the window move (a deadlock
-        // seen in a sweep).
-        std::thread::scope(|scope| {
-            for _ in 0..workers {
-                let tx = tx.clone();
-                let claims = &claims;
-                scope.spawn(move || {
-                    while let Some(pos) = claims.claim() {
-                        let result = pool.install(|| call(&schedule[pos]));
-                        if tx.send((pos, result)).is_err() {
-                            break;
+        let total = schedule.len();
+        pool.in_place_scope(|scope| {
+            // A worker claims molecules while the delivery window has room, then
+            // ends: it never waits inside the pool. A molecule that runs parallel
+            // code of its own (a DAG's kernels, a Parquet writer) waits in a join,
+            // and a pool thread waiting in a join runs other jobs of the pool
+            // meanwhile; had a waiting worker been such a job, the molecule under
+            // it would never finish, nor the window move (a deadlock seen in a
+            // sweep). The delivering thread starts workers again as it opens the
+            // window.
+            let start = |n: usize| {
+                for _ in 0..n {
+                    let tx = tx.clone();
+                    let claims = &claims;
+                    scope.spawn(move |_| {
+                        while let Some(pos) = claims.claim() {
+                            if tx.send((pos, call(&schedule[pos]))).is_err() {
+                                claims.stop();
+                            }
                         }
-                    }
-                });
-            }
-            drop(tx);
+                    });
+                }
+            };
+            start(claims.start());
             // The calling thread delivers while the workers compute.
             let mut pending = BTreeMap::new();
-            let mut next = 0;
-            for (pos, result) in rx {
+            let (mut next, mut received) = (0, 0);
+            while !claims.finished(received) {
+                let Ok((pos, result)) = rx.recv() else { break };
+                received += 1;
                 if ordered {
                     pending.insert(pos, result);
                     while let Some(result) = pending.remove(&next) {
@@ -360,16 +364,17 @@ impl Engine {
                             claims.stop();
                         }
                         next += 1;
-                        claims.delivered(next);
+                        start(claims.delivered(next));
                     }
                 } else {
                     next += 1;
                     if !sink.handle(pos, result) {
                         claims.stop();
                     }
-                    claims.delivered(next);
+                    start(claims.delivered(next));
                 }
             }
+            debug_assert!(claims.finished(received) || total == 0);
         });
         Ok(())
     }
@@ -405,31 +410,36 @@ impl<R> Delivery<'_, R> {
 }
 
 /// Hands out schedule positions to workers, in order, no further than `window`
-/// ahead of the next position to deliver.
+/// ahead of the next position to deliver, and counts the workers running: a worker
+/// that finds no room ends, and a delivery that makes room starts workers again
+/// (both under one lock, so no room goes unused with no worker to use it).
 struct Claims {
     state: Mutex<ClaimState>,
-    wake: Condvar,
     total: usize,
     window: usize,
+    workers: usize,
 }
 
 struct ClaimState {
     next: usize,
     delivered: usize,
     stopped: bool,
+    /// Workers started and not yet ended.
+    active: usize,
 }
 
 impl Claims {
-    fn new(total: usize, window: usize) -> Claims {
+    fn new(total: usize, window: usize, workers: usize) -> Claims {
         Claims {
             state: Mutex::new(ClaimState {
                 next: 0,
                 delivered: 0,
                 stopped: false,
+                active: 0,
             }),
-            wake: Condvar::new(),
             total,
             window,
+            workers,
         }
     }
 
@@ -439,28 +449,53 @@ impl Claims {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn claim(&self) -> Option<usize> {
-        let mut s = self.lock();
-        loop {
-            if s.stopped || s.next >= self.total {
-                return None;
-            }
-            if s.next < s.delivered.saturating_add(self.window) {
-                s.next += 1;
-                return Some(s.next - 1);
-            }
-            s = self.wake.wait(s).unwrap_or_else(|p| p.into_inner());
+    /// Workers to start, counted as running: one per position the window lets be
+    /// claimed now, at most `workers` running in all.
+    fn top_up(&self, s: &mut ClaimState) -> usize {
+        if s.stopped {
+            return 0;
         }
+        let limit = s.delivered.saturating_add(self.window).min(self.total);
+        let room = limit.saturating_sub(s.next);
+        let add = room.min(self.workers.saturating_sub(s.active));
+        s.active += add;
+        add
     }
 
-    fn delivered(&self, count: usize) {
-        self.lock().delivered = count;
-        self.wake.notify_all();
+    /// The workers to start first.
+    fn start(&self) -> usize {
+        let mut s = self.lock();
+        self.top_up(&mut s)
+    }
+
+    /// The next position to compute, or `None`: the worker ends (the window is
+    /// full, or everything is claimed, or the run stopped).
+    fn claim(&self) -> Option<usize> {
+        let mut s = self.lock();
+        if !s.stopped && s.next < self.total && s.next < s.delivered.saturating_add(self.window) {
+            s.next += 1;
+            return Some(s.next - 1);
+        }
+        s.active -= 1;
+        None
+    }
+
+    /// Records `count` positions delivered; returns the workers to start.
+    fn delivered(&self, count: usize) -> usize {
+        let mut s = self.lock();
+        s.delivered = count;
+        self.top_up(&mut s)
     }
 
     fn stop(&self) {
         self.lock().stopped = true;
-        self.wake.notify_all();
+    }
+
+    /// Whether every position that will be claimed has come back (`received` of
+    /// them): all of them, or, once stopped, all those claimed so far.
+    fn finished(&self, received: usize) -> bool {
+        let s = self.lock();
+        received >= s.next && (s.stopped || s.next >= self.total)
     }
 }
 
