@@ -1,6 +1,8 @@
-//! A large file read on every thread: inflated whole into memory, cut into chunks
-//! of whole lines, each chunk parsed on its own thread, and the per-asset order
-//! checked across the cuts.
+//! A file read from memory: inflated whole, and when large, cut into chunks of
+//! whole lines, each chunk parsed on its own thread, with the per-asset order
+//! checked across the cuts. Text with no quote character is split into records by
+//! one vectorized scan ([`super::split`]) instead of the `csv` crate's
+//! byte-at-a-time state machine.
 //!
 //! The result is the streaming read's, row for row and error for error:
 //! - a chunk starts right after a newline, so it starts a record, and every line
@@ -12,8 +14,9 @@
 //!   chunk is checked against its last row in the chunks before, and of all the
 //!   errors the one on the earliest line is reported, as the streaming read, which
 //!   stops at the first, would;
-//! - a file that cannot be inflated whole (truncated, corrupt) is read by the
-//!   streaming path after all, which says on which line it broke.
+//! - a file that cannot be inflated whole (truncated, corrupt), or whose text
+//!   turns out larger than the memory allows, is read by the streaming path after
+//!   all, which says on which line it broke.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -26,11 +29,12 @@ use super::read::{
     Plan, csv_err, csv_err_shifted, fixed_asset, header_names, line_err, open, plan, text_size,
 };
 use super::rows::{OrderCheck, Rows, order_err};
+use super::split::{Fields, Record, Splitter};
 use super::{CsvSource, Order};
 use crate::{DataError, Result};
 
-/// Files with at least this much text are read in chunks (smaller ones are read
-/// in parallel with each other, a file per thread).
+/// Files with at least this much text are cut into chunks (smaller ones are
+/// parsed in one piece, in parallel with each other, a file per thread).
 const MIN_BYTES: u64 = 4 << 20;
 /// Chunks per thread, so that chunks of uneven cost even out.
 const CHUNKS_PER_THREAD: usize = 4;
@@ -38,10 +42,10 @@ const CHUNKS_PER_THREAD: usize = 4;
 /// When and how finely a file is cut.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Chunking {
-    /// Files with less text are read as a stream.
+    /// Files with less text are parsed in one piece.
     pub(crate) min_bytes: u64,
-    /// Files with more text than this are read as a stream too (their text would
-    /// not fit in memory beside their columns).
+    /// Files with more text than this are read as a stream (their text would not
+    /// fit in memory beside their columns).
     pub(crate) max_bytes: u64,
     /// How many chunks to cut a file into.
     pub(crate) chunks: usize,
@@ -49,7 +53,7 @@ pub(crate) struct Chunking {
 
 impl Chunking {
     /// Chunks for the threads of the current rayon pool: none on one thread, and
-    /// none for a file whose text exceeds an eighth of the memory budget.
+    /// a stream for a file whose text exceeds an eighth of the memory budget.
     pub(crate) fn auto() -> Chunking {
         let threads = rayon::current_num_threads();
         Chunking {
@@ -60,8 +64,9 @@ impl Chunking {
     }
 }
 
-/// Reads `path` in chunks when its text is large enough (`None`: read it as a
-/// stream instead).
+/// Reads `path` from memory, in chunks when its text is large enough (`None`:
+/// read it as a stream instead, for a file whose text is unknown, too large, or
+/// does not inflate).
 ///
 /// # Errors
 /// As the streaming read: [`DataError::Line`] for the earliest malformed row,
@@ -72,13 +77,15 @@ pub(crate) fn read_chunked(
     how: Chunking,
 ) -> Result<Option<Vec<RecordBatch>>> {
     let size = text_size(path);
-    if size < how.min_bytes || size > how.max_bytes {
+    if size == 0 || size > how.max_bytes {
         return Ok(None);
     }
     let mut text = Vec::new();
-    // The trailer's size is a hint (a multi-member file records its last member's).
+    // The trailer's size is a hint (a multi-member file records its last member's,
+    // mod 2^32), so the read stops past the limit whatever it said.
     let _ = text.try_reserve_exact(usize::try_from(size).unwrap_or(0).saturating_add(1));
-    if open(path)?.read_to_end(&mut text).is_err() {
+    let limit = how.max_bytes.saturating_add(1);
+    if open(path)?.take(limit).read_to_end(&mut text).is_err() || text.len() as u64 >= limit {
         return Ok(None);
     }
     let mut rdr = csv::ReaderBuilder::new()
@@ -92,9 +99,11 @@ pub(crate) fn read_chunked(
         .unwrap_or(text.len())
         .min(text.len());
     let body = &text[start..];
-    let pieces = match memchr::memchr(b'"', body) {
-        Some(_) => vec![body],
-        None => cut(body, how.chunks),
+    let quoted = memchr::memchr(b'"', body).is_some();
+    let pieces = if quoted || size < how.min_bytes {
+        vec![body]
+    } else {
+        cut(body, how.chunks)
     };
     // Each piece's first line: the file's line after the newlines before it.
     let newlines: Vec<u64> = pieces
@@ -115,6 +124,7 @@ pub(crate) fn read_chunked(
         plan: &plan,
         fixed: fixed.as_deref(),
         header_len,
+        quoted,
     };
     let parsed: Vec<Parsed> = pieces
         .par_iter()
@@ -132,6 +142,9 @@ struct Context<'a> {
     plan: &'a Plan,
     fixed: Option<&'a str>,
     header_len: usize,
+    /// Whether the text after the header holds a quote character (then the `csv`
+    /// crate splits it; otherwise [`Splitter`]).
+    quoted: bool,
 }
 
 /// One chunk's rows (or the error that stopped them) and its order check up to
@@ -152,38 +165,13 @@ impl Context<'_> {
             self.fixed,
             piece.len() / self.header_len.max(8),
         );
-        let shift = first - 1;
-        let mut rdr = csv::ReaderBuilder::new()
-            .delimiter(self.src.delimiter)
-            .has_headers(false)
-            .from_reader(piece);
-        let mut record = csv::ByteRecord::new();
-        let mut local = 0u64;
-        let failed = loop {
-            match rdr.read_byte_record(&mut record) {
-                Ok(true) => {}
-                Ok(false) => break None,
-                Err(e) => break Some(csv_err_shifted(self.path, shift + local + 1, e, shift)),
-            }
-            local = record.position().map_or(local + 1, |p| p.line());
-            let line = shift + local;
-            // The streaming reader compares every record with the header; a
-            // chunk's reader has none, so the first record of a chunk is checked
-            // here (the reader checks each later one against the one before).
-            if record.len() != self.header.len() {
-                break Some(line_err(
-                    self.path,
-                    line,
-                    format!(
-                        "has {} fields, but the header has {}",
-                        record.len(),
-                        self.header.len()
-                    ),
-                ));
-            }
-            if let Err(e) = rows.push(&record, line) {
-                break Some(e);
-            }
+        let split = match self.quoted {
+            false => Splitter::new(piece, self.src.delimiter, first),
+            true => None,
+        };
+        let failed = match split {
+            Some(split) => self.split_records(split, &mut rows),
+            None => self.csv_records(piece, first, &mut rows),
         };
         match failed {
             Some(e) => Parsed {
@@ -201,6 +189,65 @@ impl Context<'_> {
                 },
             },
         }
+    }
+
+    /// Pushes the records of quote-free text onto `rows`; the error that stopped
+    /// them, if any.
+    fn split_records(&self, mut split: Splitter<'_>, rows: &mut Rows<'_>) -> Option<DataError> {
+        let mut record = Record::default();
+        while let Some(line) = split.next_record(&mut record) {
+            // The `csv` crate compares every record with the header, in these words.
+            if let Err(e) = self.field_count(record.len(), line) {
+                return Some(e);
+            }
+            if let Err(e) = rows.push(&record, line) {
+                return Some(e);
+            }
+        }
+        None
+    }
+
+    /// Pushes the records of `piece` (whose first line is `first`) onto `rows`,
+    /// parsed by the `csv` crate; the error that stopped them, if any.
+    fn csv_records(&self, piece: &[u8], first: u64, rows: &mut Rows<'_>) -> Option<DataError> {
+        let shift = first - 1;
+        let mut rdr = csv::ReaderBuilder::new()
+            .delimiter(self.src.delimiter)
+            .has_headers(false)
+            .from_reader(piece);
+        let mut record = csv::ByteRecord::new();
+        let mut local = 0u64;
+        loop {
+            match rdr.read_byte_record(&mut record) {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => return Some(csv_err_shifted(self.path, shift + local + 1, e, shift)),
+            }
+            local = record.position().map_or(local + 1, |p| p.line());
+            let line = shift + local;
+            // The streaming reader compares every record with the header; a
+            // chunk's reader has none, so the first record of a chunk is checked
+            // here (the reader checks each later one against the one before).
+            if let Err(e) = self.field_count(record.len(), line) {
+                return Some(e);
+            }
+            if let Err(e) = rows.push(&record, line) {
+                return Some(e);
+            }
+        }
+    }
+
+    /// The error of a record on `line` with `len` fields when the header has
+    /// another number.
+    fn field_count(&self, len: usize, line: u64) -> Result<()> {
+        if len == self.header.len() {
+            return Ok(());
+        }
+        Err(line_err(
+            self.path,
+            line,
+            format!("has {len} fields, but the header has {}", self.header.len()),
+        ))
     }
 }
 

@@ -113,6 +113,22 @@ fn chunks_read_the_rows_of_the_stream_in_its_order() {
         agree(&source(&path, false, "strict"), &path).unwrap().len(),
         3
     );
+    // Blank lines, a lone `\r` ending a record, and a field too many after
+    // them: the line numbers are the `csv` crate's (blank lines before a record
+    // and the `\n` of a `\r\n` are not counted for it).
+    let text = "timestamp,close\n\n2024-01-02 10:00,1.5\r\n\r\n2024-01-02 10:01,2\r2024-01-02 10:02,3\n\n\n";
+    let path = file(dir.path(), "blank.csv", text);
+    assert_eq!(
+        agree(&source(&path, false, "strict"), &path).unwrap().len(),
+        3
+    );
+    let path = file(
+        dir.path(),
+        "blank_bad.csv",
+        &format!("{text}2024-01-02 10:03,4,5\n"),
+    );
+    let e = agree(&source(&path, false, "strict"), &path).unwrap_err();
+    assert!(e.contains(":6: has 3 fields, but the header has 2"), "{e}");
     // Gzip: inflated whole, then cut.
     let path = dir.path().join("c.csv.gz");
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -230,7 +246,7 @@ fn a_file_that_cannot_be_inflated_whole_is_left_to_the_stream() {
 }
 
 #[test]
-fn small_files_and_one_thread_are_read_as_a_stream() {
+fn small_files_are_one_piece_and_large_ones_a_stream() {
     let dir = tempfile::tempdir().unwrap();
     let path = file(dir.path(), "s.csv", &three_assets(false));
     let src = source(&path, true, "strict");
@@ -239,7 +255,9 @@ fn small_files_and_one_thread_are_read_as_a_stream() {
         max_bytes: u64::MAX,
         chunks: 4,
     };
-    assert!(read_chunked(&src, &path, small).unwrap().is_none());
+    let b = read_chunked(&src, &path, small).unwrap().unwrap();
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].num_rows(), 40);
     let large = Chunking {
         min_bytes: 0,
         max_bytes: 16,
@@ -251,4 +269,29 @@ fn small_files_and_one_thread_are_read_as_a_stream() {
     assert_eq!(b.len(), 4);
     assert_eq!(b.iter().map(RecordBatch::num_rows).sum::<usize>(), 40);
     assert!(b.iter().all(|b| b.column(0).len() == b.num_rows()));
+}
+
+#[test]
+fn a_gzip_trailer_that_understates_the_text_cannot_overrun_the_limit() {
+    // Two gzip members: the trailer read for the size is the last one's (a few
+    // bytes), while the text is the first one's 40 rows.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("two.csv.gz");
+    let member = |text: &str| {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(text.as_bytes()).unwrap();
+        gz.finish().unwrap()
+    };
+    let mut bytes = member(&three_assets(false));
+    bytes.extend(member("2024-01-02 11:00,C,1,1\n"));
+    std::fs::write(&path, bytes).unwrap();
+    let src = source(&path, true, "strict");
+    let tight = Chunking {
+        min_bytes: 0,
+        max_bytes: 100,
+        chunks: 1,
+    };
+    assert!(read_chunked(&src, &path, tight).unwrap().is_none());
+    // With room, both members are read.
+    assert_eq!(agree(&src, &path).unwrap().len(), 41);
 }

@@ -24,6 +24,7 @@ mod chunks_tests;
 pub(crate) mod clock_text;
 pub(crate) mod read;
 mod rows;
+mod split;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

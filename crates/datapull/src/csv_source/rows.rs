@@ -11,6 +11,7 @@ use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampNa
 use kf_frame::{Timestamp, long_schema};
 
 use super::read::{Plan, line_err, parse_number, store};
+use super::split::Fields;
 use super::{CsvSource, Order, TimeParser};
 use crate::{DataError, Result};
 
@@ -65,9 +66,9 @@ impl<'a> Rows<'a> {
     /// # Errors
     /// [`DataError::Line`] for a time or number that does not parse, an empty asset,
     /// or a bar out of the configured order.
-    pub(super) fn push(&mut self, record: &csv::ByteRecord, line: u64) -> Result<()> {
+    pub(super) fn push<R: Fields>(&mut self, record: &R, line: u64) -> Result<()> {
         let (path, header, plan, src) = (self.path, self.header, self.plan, self.src);
-        let field = |i: usize| record.get(i).unwrap_or_default();
+        let field = |i: usize| record.field(i);
         let at = |m: String| line_err(path, line, m);
         let col_err =
             |i: usize, m: String| line_err(path, line, format!("column `{}`: {m}", header[i]));
