@@ -6,8 +6,8 @@
 //!
 //! The result is the streaming read's, row for row and error for error:
 //! - a chunk starts right after a newline, so it starts a record, and every line
-//!   number is the file's (a chunk's first line is counted from the newlines
-//!   before it, as the `csv` crate counts them);
+//!   number is the file's, the line of the record's first byte (a chunk's first
+//!   line is counted from the newlines before it);
 //! - a file with a quote character anywhere after its header is not cut (a quoted
 //!   field may hold a newline), and is parsed in one piece;
 //! - each chunk checks the order of its own rows; then each asset's first row in a
@@ -25,9 +25,8 @@ use std::path::Path;
 use arrow::array::RecordBatch;
 use rayon::prelude::*;
 
-use super::read::{
-    Plan, csv_err, csv_err_shifted, fixed_asset, header_names, line_err, open, plan, text_size,
-};
+use super::lines::LineCounter;
+use super::read::{Plan, csv_err, fixed_asset, header_names, line_err, open, plan, text_size};
 use super::rows::{OrderCheck, Rows, order_err};
 use super::split::{Fields, Record, Splitter};
 use super::{CsvSource, Order};
@@ -92,7 +91,11 @@ pub(crate) fn read_chunked(
         .delimiter(src.delimiter)
         .has_headers(true)
         .from_reader(&text[..]);
-    let header = header_names(path, rdr.byte_headers().map_err(|e| csv_err(path, 1, e))?)?;
+    let header = header_names(
+        path,
+        rdr.byte_headers()
+            .map_err(|e| csv_err(path, 1, e, csv::Position::line))?,
+    )?;
     let plan = plan(src, path, &header)?;
     let fixed = fixed_asset(src, path)?;
     let start = usize::try_from(rdr.position().byte())
@@ -210,21 +213,23 @@ impl Context<'_> {
     /// Pushes the records of `piece` (whose first line is `first`) onto `rows`,
     /// parsed by the `csv` crate; the error that stopped them, if any.
     fn csv_records(&self, piece: &[u8], first: u64, rows: &mut Rows<'_>) -> Option<DataError> {
-        let shift = first - 1;
         let mut rdr = csv::ReaderBuilder::new()
             .delimiter(self.src.delimiter)
             .has_headers(false)
             .from_reader(piece);
         let mut record = csv::ByteRecord::new();
-        let mut local = 0u64;
+        let mut lines = LineCounter::new(first);
+        let mut line_of = |p: &csv::Position| {
+            lines.line_of(piece, usize::try_from(p.byte()).unwrap_or(piece.len()))
+        };
+        let mut line = first - 1;
         loop {
             match rdr.read_byte_record(&mut record) {
                 Ok(true) => {}
                 Ok(false) => return None,
-                Err(e) => return Some(csv_err_shifted(self.path, shift + local + 1, e, shift)),
+                Err(e) => return Some(csv_err(self.path, line + 1, e, &mut line_of)),
             }
-            local = record.position().map_or(local + 1, |p| p.line());
-            let line = shift + local;
+            line = record.position().map_or(line + 1, &mut line_of);
             // The streaming reader compares every record with the header; a
             // chunk's reader has none, so the first record of a chunk is checked
             // here (the reader checks each later one against the one before).

@@ -114,8 +114,7 @@ fn chunks_read_the_rows_of_the_stream_in_its_order() {
         3
     );
     // Blank lines, a lone `\r` ending a record, and a field too many after
-    // them: the line numbers are the `csv` crate's (blank lines before a record
-    // and the `\n` of a `\r\n` are not counted for it).
+    // them: the line is the one an editor shows, on either path.
     let text = "timestamp,close\n\n2024-01-02 10:00,1.5\r\n\r\n2024-01-02 10:01,2\r2024-01-02 10:02,3\n\n\n";
     let path = file(dir.path(), "blank.csv", text);
     assert_eq!(
@@ -128,7 +127,7 @@ fn chunks_read_the_rows_of_the_stream_in_its_order() {
         &format!("{text}2024-01-02 10:03,4,5\n"),
     );
     let e = agree(&source(&path, false, "strict"), &path).unwrap_err();
-    assert!(e.contains(":6: has 3 fields, but the header has 2"), "{e}");
+    assert!(e.contains(":8: has 3 fields, but the header has 2"), "{e}");
     // Gzip: inflated whole, then cut.
     let path = dir.path().join("c.csv.gz");
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -294,4 +293,27 @@ fn a_gzip_trailer_that_understates_the_text_cannot_overrun_the_limit() {
     assert!(read_chunked(&src, &path, tight).unwrap().is_none());
     // With room, both members are read.
     assert_eq!(agree(&src, &path).unwrap().len(), 41);
+}
+
+#[test]
+fn errors_name_the_line_an_editor_shows_on_every_path() {
+    // CRLF line ends, a byte-order mark, a blank line and a quoted field with a
+    // newline in it: the bad row is on line 6 whichever way the file is read
+    // (split from memory, parsed by the `csv` crate from memory, or streamed).
+    let dir = tempfile::tempdir().unwrap();
+    let plain = "\u{feff}timestamp,asset,close\r\n2024-01-02 10:00,A,1\r\n\r\n\
+                 2024-01-02 10:01,A,2\r\n2024-01-02 10:02,B,3\r\n2024-01-02 10:03,A,x\r\n";
+    let quoted = "timestamp,asset,close\r\n2024-01-02 10:00,\"A\r\nA\",1\r\n\r\n\
+                  2024-01-02 10:01,C,2\r\n2024-01-02 10:03,B,x\r\n";
+    for (name, text) in [("plain.csv", plain), ("quoted.csv", quoted)] {
+        let path = file(dir.path(), name, text);
+        let e = agree(&source(&path, true, "strict"), &path).unwrap_err();
+        assert!(e.contains(":6: column `close`"), "{name}: {e}");
+    }
+    // The rows of the good part are read, with the mark dropped from the header.
+    let path = file(dir.path(), "bom.csv", &plain.replace(",x", ",4"));
+    assert_eq!(
+        agree(&source(&path, true, "strict"), &path).unwrap().len(),
+        4
+    );
 }

@@ -22,6 +22,7 @@ pub(crate) mod chunks;
 #[cfg(test)]
 mod chunks_tests;
 pub(crate) mod clock_text;
+mod lines;
 pub(crate) mod read;
 mod rows;
 mod split;

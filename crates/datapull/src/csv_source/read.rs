@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use arrow::array::RecordBatch;
 use flate2::read::MultiGzDecoder;
 
+use super::lines::Tee;
 use super::rows::Rows;
 use super::{AssetFrom, CsvSource, asset_of_file};
 use crate::{DataError, Result};
@@ -77,14 +78,16 @@ pub(super) fn text_size(path: &Path) -> u64 {
     .unwrap_or(0)
 }
 
-/// Turns a `csv` crate error into one naming the file and line.
-pub(super) fn csv_err(path: &Path, line: u64, e: csv::Error) -> DataError {
-    csv_err_shifted(path, line, e, 0)
-}
-
-/// [`csv_err`] for a reader that started `shift` lines into the file (a chunk): the
-/// lines the error carries are moved by `shift`.
-pub(super) fn csv_err_shifted(path: &Path, line: u64, e: csv::Error, shift: u64) -> DataError {
+/// Turns a `csv` crate error into one naming the file and line: `line` when the
+/// error carries no position, else `line_of` its position (the `csv` crate's own
+/// line numbers count from where it started reading a record; see
+/// [`super::lines`]).
+pub(super) fn csv_err(
+    path: &Path,
+    line: u64,
+    e: csv::Error,
+    mut line_of: impl FnMut(&csv::Position) -> u64,
+) -> DataError {
     match e.kind() {
         csv::ErrorKind::Io(io) => line_err(
             path,
@@ -97,12 +100,12 @@ pub(super) fn csv_err_shifted(path: &Path, line: u64, e: csv::Error, shift: u64)
             len,
         } => line_err(
             path,
-            pos.as_ref().map_or(line, |p| p.line() + shift),
+            pos.as_ref().map_or(line, &mut line_of),
             format!("has {len} fields, but the header has {expected_len}"),
         ),
         csv::ErrorKind::Utf8 { pos, err } => line_err(
             path,
-            pos.as_ref().map_or(line, |p| p.line() + shift),
+            pos.as_ref().map_or(line, &mut line_of),
             format!("is not valid UTF-8 ({err})"),
         ),
         _ => line_err(path, line, e.to_string()),
@@ -334,11 +337,16 @@ pub(super) fn fixed_asset(src: &CsvSource, path: &Path) -> Result<Option<String>
 /// Reads one file as a stream: inflated and parsed a buffer at a time, on this
 /// thread.
 pub(super) fn read_streaming(src: &CsvSource, path: &Path) -> Result<RecordBatch> {
+    let (tee, tail) = Tee::new(open(path)?, 1);
     let mut rdr = csv::ReaderBuilder::new()
         .delimiter(src.delimiter)
         .has_headers(true)
-        .from_reader(open(path)?);
-    let header = header_names(path, rdr.byte_headers().map_err(|e| csv_err(path, 1, e))?)?;
+        .from_reader(tee);
+    let header = header_names(
+        path,
+        rdr.byte_headers()
+            .map_err(|e| csv_err(path, 1, e, csv::Position::line))?,
+    )?;
     let plan = plan(src, path, &header)?;
     let fixed = fixed_asset(src, path)?;
     let rows = rows_hint(path, header.iter().map(|h| h.len() + 1).sum());
@@ -349,9 +357,16 @@ pub(super) fn read_streaming(src: &CsvSource, path: &Path) -> Result<RecordBatch
         match rdr.read_byte_record(&mut record) {
             Ok(true) => {}
             Ok(false) => break,
-            Err(e) => return Err(csv_err(path, line + 1, e)),
+            Err(e) => {
+                return Err(csv_err(path, line + 1, e, |p| {
+                    tail.borrow_mut().line_of(p.byte())
+                }));
+            }
         }
-        line = record.position().map_or(line + 1, |p| p.line());
+        line = match record.position() {
+            Some(p) => tail.borrow_mut().line_of(p.byte()),
+            None => line + 1,
+        };
         out.push(&record, line)?;
     }
     Ok(out.finish()?.0)

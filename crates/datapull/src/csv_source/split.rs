@@ -4,15 +4,12 @@
 //! Without quotes, CSV has no escapes: a delimiter always ends a field and a `\n`
 //! or `\r` always ends a record. One `memchr3` pass over the text finds every
 //! boundary, where the `csv` crate's state machine looks at each byte in turn.
-//! The records are the `csv` crate's, byte for byte, and so are their line numbers:
-//! a record ends at `\n`, `\r` or `\r\n`, an empty record (a blank line) is skipped,
-//! and a last record needs no terminator. The `csv` crate takes a record's line
-//! when it starts reading it, right after the previous record's terminator byte:
-//! one more than the `\n`s up to and including that byte, so the `\n` of a `\r\n`
-//! and blank lines before a record are not counted for it (on a file with `\r\n`
-//! line ends, the second record is on "line 1" too). The splitter gives the same
-//! numbers, so an error names the same line whichever path read the file.
-//! `split_tests` checks all of this against the `csv` crate on generated text.
+//! The records are the `csv` crate's, byte for byte: a record ends at `\n`, `\r`
+//! or `\r\n`, an empty record (a blank line) is skipped, and a last record needs
+//! no terminator. A record's line is the one its first byte is on: one more than
+//! the `\n`s before it, as an editor counts ([`super::lines`] gives records read
+//! by the `csv` crate the same numbers). `split_tests` checks both against the
+//! `csv` crate on generated text.
 
 /// The fields of one record, as byte ranges of the text (what
 /// [`super::rows::Rows::push`] reads through [`Fields`]).
@@ -64,8 +61,6 @@ pub(super) struct Splitter<'a> {
     delimiter: u8,
     /// One more than the `\n`s read so far.
     line: u64,
-    /// The line the next record is given (see the module doc).
-    next_line: u64,
     /// Where the record being read starts.
     start: usize,
     done: bool,
@@ -83,7 +78,6 @@ impl<'a> Splitter<'a> {
             hits: memchr::memchr3_iter(delimiter, b'\n', b'\r', text),
             delimiter,
             line: first_line,
-            next_line: first_line,
             start: 0,
             done: false,
         })
@@ -94,8 +88,8 @@ impl<'a> Splitter<'a> {
     pub(super) fn next_record(&mut self, record: &mut Record<'a>) -> Option<u64> {
         record.text = self.text;
         record.bounds.clear();
-        let line = self.next_line;
         loop {
+            let line = self.line;
             let mut field_start = self.start;
             loop {
                 let Some(at) = self.hits.next() else {
@@ -124,7 +118,6 @@ impl<'a> Splitter<'a> {
                     break;
                 }
                 record.bounds.push((field_start, at));
-                self.next_line = self.line;
                 return Some(line);
             }
         }

@@ -1,11 +1,13 @@
-//! The splitter against the `csv` crate: the same records, fields and line numbers
-//! on generated quote-free text full of blank lines, `\r`, `\r\n`, empty fields and
-//! missing final terminators.
+//! The splitter against the `csv` crate: the same records and fields on generated
+//! quote-free text full of blank lines, `\r`, `\r\n`, empty fields and missing final
+//! terminators, and the same lines as [`LineCounter`] gives the `csv` crate's
+//! records.
 
+use super::super::lines::LineCounter;
 use super::{Fields, Record, Splitter};
 
 /// Every record of `text` with its line, as the `csv` crate reads it (any number
-/// of fields per record).
+/// of fields per record), lines counted by [`LineCounter`].
 fn by_csv(text: &[u8], delimiter: u8, first_line: u64) -> Vec<(u64, Vec<Vec<u8>>)> {
     let mut rdr = csv::ReaderBuilder::new()
         .delimiter(delimiter)
@@ -14,8 +16,10 @@ fn by_csv(text: &[u8], delimiter: u8, first_line: u64) -> Vec<(u64, Vec<Vec<u8>>
         .from_reader(text);
     let mut out = Vec::new();
     let mut record = csv::ByteRecord::new();
+    let mut lines = LineCounter::new(first_line);
     while rdr.read_byte_record(&mut record).unwrap() {
-        let line = record.position().unwrap().line() + first_line - 1;
+        let at = usize::try_from(record.position().unwrap().byte()).unwrap();
+        let line = lines.line_of(text, at);
         out.push((line, record.iter().map(<[u8]>::to_vec).collect()));
     }
     out
@@ -95,6 +99,18 @@ fn generated_text_matches_the_csv_crate() {
             delimiter as char
         );
     }
+}
+
+#[test]
+fn lines_are_those_an_editor_shows() {
+    let lines = |text: &[u8]| -> Vec<u64> {
+        by_splitter(text, b',', 1)
+            .into_iter()
+            .map(|(l, _)| l)
+            .collect()
+    };
+    assert_eq!(lines(b"a,b\r\nc,d\r\ne\r\n"), [1, 2, 3]);
+    assert_eq!(lines(b"\n\na\n\r\nb\rc\n\nd"), [3, 5, 5, 7]);
 }
 
 #[test]
