@@ -75,18 +75,9 @@ pub(crate) fn read_chunked(
     path: &Path,
     how: Chunking,
 ) -> Result<Option<Vec<RecordBatch>>> {
-    let size = text_size(path);
-    if size == 0 || size > how.max_bytes {
+    let Some((text, size)) = read_whole(path, how.max_bytes)? else {
         return Ok(None);
-    }
-    let mut text = Vec::new();
-    // The trailer's size is a hint (a multi-member file records its last member's,
-    // mod 2^32), so the read stops past the limit whatever it said.
-    let _ = text.try_reserve_exact(usize::try_from(size).unwrap_or(0).saturating_add(1));
-    let limit = how.max_bytes.saturating_add(1);
-    if open(path)?.take(limit).read_to_end(&mut text).is_err() || text.len() as u64 >= limit {
-        return Ok(None);
-    }
+    };
     let mut rdr = csv::ReaderBuilder::new()
         .delimiter(src.delimiter)
         .has_headers(true)
@@ -135,6 +126,28 @@ pub(crate) fn read_chunked(
         .map(|(piece, &first)| ctx.parse(piece, first))
         .collect();
     join(src, path, parsed).map(Some)
+}
+
+/// The text of `path`, inflated whole, and the size its trailer (or the file)
+/// gave; `None` when that size is unknown or over `max_bytes`, when the file does
+/// not inflate whole, or when its text turns out over `max_bytes` after all.
+///
+/// # Errors
+/// [`DataError::Store`] for a file that cannot be opened.
+pub(crate) fn read_whole(path: &Path, max_bytes: u64) -> Result<Option<(Vec<u8>, u64)>> {
+    let size = text_size(path);
+    if size == 0 || size > max_bytes {
+        return Ok(None);
+    }
+    let mut text = Vec::new();
+    // The trailer's size is a hint (a multi-member file records its last member's,
+    // mod 2^32), so the read stops past the limit whatever it said.
+    let _ = text.try_reserve_exact(usize::try_from(size).unwrap_or(0).saturating_add(1));
+    let limit = max_bytes.saturating_add(1);
+    if open(path)?.take(limit).read_to_end(&mut text).is_err() || text.len() as u64 >= limit {
+        return Ok(None);
+    }
+    Ok(Some((text, size)))
 }
 
 /// What every chunk's parse shares.
@@ -283,7 +296,7 @@ fn join(src: &CsvSource, path: &Path, parsed: Vec<Parsed>) -> Result<Vec<RecordB
 
 /// Cuts `body` into about `n` pieces of whole lines (each but the last ends with a
 /// newline).
-fn cut(body: &[u8], n: usize) -> Vec<&[u8]> {
+pub(crate) fn cut(body: &[u8], n: usize) -> Vec<&[u8]> {
     let target = body.len() / n.max(1) + 1;
     let mut pieces = Vec::with_capacity(n);
     let mut at = 0;

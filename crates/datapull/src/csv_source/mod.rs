@@ -25,7 +25,7 @@ pub(crate) mod clock_text;
 mod lines;
 pub(crate) mod read;
 mod rows;
-mod split;
+pub(crate) mod split;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

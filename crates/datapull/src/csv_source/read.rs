@@ -59,7 +59,7 @@ pub(super) fn rows_hint(path: &Path, header_len: usize) -> usize {
 /// About how many bytes of text a file holds: its size, or for gzip the
 /// uncompressed size its trailer records (the last member's, mod 2^32: a hint, not a
 /// fact); 0 when the size cannot be read.
-pub(super) fn text_size(path: &Path) -> u64 {
+pub(crate) fn text_size(path: &Path) -> u64 {
     use std::io::{Seek, SeekFrom};
     (|| -> Option<u64> {
         let mut f = File::open(path).ok()?;
@@ -378,7 +378,7 @@ pub(super) fn read_streaming(src: &CsvSource, path: &Path) -> Result<RecordBatch
 /// UTF-8 check, no `String`); it rounds correctly, as `str::parse` does, so the bits
 /// are the same. Anything it refuses takes the general path below, which decides
 /// what is missing, what is a number and what the error says.
-pub(super) fn parse_number(b: &[u8]) -> std::result::Result<f64, String> {
+pub(crate) fn parse_number(b: &[u8]) -> std::result::Result<f64, String> {
     if let Ok(x) = lexical_core::parse::<f64>(b)
         && x.is_finite()
     {

@@ -14,7 +14,7 @@
 /// The fields of one record, as byte ranges of the text (what
 /// [`super::rows::Rows::push`] reads through [`Fields`]).
 #[derive(Debug, Default)]
-pub(super) struct Record<'a> {
+pub(crate) struct Record<'a> {
     text: &'a [u8],
     /// Each field's (start, end) in `text`.
     bounds: Vec<(usize, usize)>,
@@ -22,7 +22,7 @@ pub(super) struct Record<'a> {
 
 /// Read access to a record's fields, by index: what the row parser needs of a
 /// `csv::ByteRecord` and of a [`Record`].
-pub(super) trait Fields {
+pub(crate) trait Fields {
     /// How many fields the record has.
     fn len(&self) -> usize;
     /// Field `i`, or empty past the last.
@@ -55,7 +55,7 @@ impl Fields for Record<'_> {
 /// The text must hold no `"` (the caller checks with one `memchr`), and the
 /// delimiter must be neither `\n`, `\r` nor `"`: [`Splitter::new`] refuses
 /// those, and the caller parses with the `csv` crate instead.
-pub(super) struct Splitter<'a> {
+pub(crate) struct Splitter<'a> {
     text: &'a [u8],
     hits: memchr::Memchr3<'a>,
     delimiter: u8,
@@ -69,7 +69,7 @@ pub(super) struct Splitter<'a> {
 impl<'a> Splitter<'a> {
     /// A splitter over `text`, whose first byte is on line `first_line`; `None` for
     /// a delimiter that a record terminator or a quote could be.
-    pub(super) fn new(text: &'a [u8], delimiter: u8, first_line: u64) -> Option<Splitter<'a>> {
+    pub(crate) fn new(text: &'a [u8], delimiter: u8, first_line: u64) -> Option<Splitter<'a>> {
         if matches!(delimiter, b'\n' | b'\r' | b'"') {
             return None;
         }
@@ -85,7 +85,7 @@ impl<'a> Splitter<'a> {
 
     /// Reads the next record into `record` and returns its line; `None` at the end
     /// of the text.
-    pub(super) fn next_record(&mut self, record: &mut Record<'a>) -> Option<u64> {
+    pub(crate) fn next_record(&mut self, record: &mut Record<'a>) -> Option<u64> {
         record.text = self.text;
         record.bounds.clear();
         loop {

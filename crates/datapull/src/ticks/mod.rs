@@ -15,6 +15,15 @@
 //! that folder's SOURCE.md). The features are numbers: `price`, `size`,
 //! `exchange` (the venue letter's ASCII code: `P` is 80), `condition` (the hex
 //! sale-condition flags as an integer) and `suspicious` (0 or 1).
+//!
+//! Well-formed files are read on every thread ([`pieces`]: each inflated whole, a
+//! large one cut into pieces, the pieces joined in order); the rest, and every
+//! file when one is malformed, are read one after another by the `csv` crate,
+//! which names the first bad line. Both give the same rows.
+
+mod pieces;
+#[cfg(test)]
+mod pieces_tests;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -25,6 +34,7 @@ use kf_frame::{Frame, parse_duration, parse_tz};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::csv_source::chunks::Chunking;
 use crate::csv_source::clock_text::{TimeFormat, TimeParser};
 use crate::csv_source::read::open;
 use crate::error::{DataError, Result};
@@ -117,10 +127,18 @@ impl TickSource {
         if let Some(f) = self.frame.get() {
             return Ok(f);
         }
-        let mut assets: Vec<(String, AssetTicks)> = Vec::new();
-        for path in &self.files {
-            self.read_file(path, &mut assets)?;
-        }
+        // The parallel read takes well-formed files; the sequential one reads
+        // the rest and names what is wrong, by file and line.
+        let assets = match pieces::read_all(self, Chunking::auto())? {
+            Some(assets) => assets,
+            None => {
+                let mut assets: Vec<(String, AssetTicks)> = Vec::new();
+                for path in &self.files {
+                    self.read_file(path, &mut assets)?;
+                }
+                assets
+            }
+        };
         let frame = merge(assets, self.delay)?;
         Ok(self.frame.get_or_init(|| frame))
     }
