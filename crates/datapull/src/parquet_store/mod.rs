@@ -190,7 +190,7 @@ impl ParquetStore {
     /// Opens a store, reading only its footer.
     ///
     /// # Errors
-    /// [`DataError::Store`] naming the file when it is missing, not Parquet, has a
+    /// [`DataError::Store`](crate::DataError::Store) naming the file when it is missing, not Parquet, has a
     /// corrupt footer, or lacks the layout's columns.
     pub fn open(path: impl AsRef<Path>) -> Result<ParquetStore> {
         let path = path.as_ref();
@@ -561,7 +561,7 @@ impl ParquetStore {
     /// Runs a query and says what it read.
     ///
     /// # Errors
-    /// [`DataError::Query`] for an unknown asset or column; [`DataError::Store`]
+    /// [`DataError::Query`](crate::DataError::Query) for an unknown asset or column; [`DataError::Store`](crate::DataError::Store)
     /// naming the file and row group that could not be read or decoded.
     pub fn query_with_stats(&self, q: &Query) -> Result<(Frame, ReadStats)> {
         if let Some(a) = &q.assets {

@@ -16,9 +16,9 @@
 //! `exchange` (the venue letter's ASCII code: `P` is 80), `condition` (the hex
 //! sale-condition flags as an integer) and `suspicious` (0 or 1).
 //!
-//! Well-formed files are read on every thread ([`pieces`]: each inflated whole, a
-//! large one cut into pieces, the pieces joined in order); the rest, and every
-//! file when one is malformed, are read one after another by the `csv` crate,
+//! Well-formed files are read on every thread (the `pieces` module: each
+//! inflated whole, a large one cut into pieces, the pieces joined in order); when
+//! one is malformed, every file is read one after another by the `csv` crate,
 //! which names the first bad line. Both give the same rows.
 
 mod pieces;
