@@ -108,8 +108,6 @@ pub fn run(
     }
 }
 
-/// Runs the system again as a durable run in `dir` and prints what recording each
-/// decision costs; `false` when it fails or differs from `plain`.
 /// Writes the run's files into `dir` and prints the time and the tables' sizes.
 fn write_case(run: &kf_system::SystemRun, dir: &std::path::Path) -> bool {
     let _ = std::fs::remove_dir_all(dir);
@@ -136,6 +134,8 @@ fn write_case(run: &kf_system::SystemRun, dir: &std::path::Path) -> bool {
     true
 }
 
+/// Runs the system again as a durable run in `dir` and prints what recording each
+/// decision costs; `false` when it fails or differs from `plain`.
 fn durable_case(
     config: &Config,
     plain: &kf_system::SystemRun,

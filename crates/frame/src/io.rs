@@ -22,7 +22,13 @@ use crate::{Frame, LongRows};
 /// Writes a long-layout batch as Parquet to `out` and returns `out` (the asset column
 /// dictionary-encoded; see [`write_table_parquet`]).
 fn write_long_parquet<W: Write + Send>(batch: &RecordBatch, out: W) -> Result<W> {
-    write_parquet_to(batch, out, &[crate::ASSET])
+    write_parquet_to(
+        &batch.schema(),
+        batch.num_rows(),
+        &|start, len| Ok(batch.slice(start, len)),
+        out,
+        &[crate::ASSET],
+    )
 }
 
 /// Writes `batch` to a Parquet file at `path`, atomically (a reader sees the old file
@@ -42,10 +48,40 @@ fn write_long_parquet<W: Write + Send>(batch: &RecordBatch, out: W) -> Result<W>
 /// [`FrameError::File`](crate::FrameError::File) naming the path, wrapping the I/O or
 /// Parquet error.
 pub fn write_table_parquet(batch: &RecordBatch, path: &Path, dictionary: &[&str]) -> Result<()> {
+    write_table_parquet_with(
+        &batch.schema(),
+        batch.num_rows(),
+        path,
+        dictionary,
+        |start, len| Ok(batch.slice(start, len)),
+    )
+}
+
+/// [`write_table_parquet`] for a table of `rows` rows that is not in memory as one
+/// batch: `rows_at(start, len)` builds the rows of each row group as the writer
+/// comes to it (at most [`ROW_GROUP_ROWS`] at a time, in order), in `schema`.
+///
+/// A table held as plain vectors (a system's orders and fills: millions of rows)
+/// is written so without first being copied whole into Arrow arrays: each row
+/// group's arrays are built from slices, and their memory is reused by the next.
+///
+/// # Errors
+/// As [`write_table_parquet`], and whatever `rows_at` returns; a batch of the wrong
+/// length is a [`FrameError::LengthMismatch`](crate::FrameError::LengthMismatch), of
+/// the wrong schema a [`FrameError::Arrow`](crate::FrameError::Arrow).
+pub fn write_table_parquet_with(
+    schema: &arrow::datatypes::SchemaRef,
+    rows: usize,
+    path: &Path,
+    dictionary: &[&str],
+    rows_at: impl Fn(usize, usize) -> Result<RecordBatch>,
+) -> Result<()> {
     let run = || -> Result<()> {
         let mut out = AtomicFile::create(path)?;
         write_parquet_to(
-            batch,
+            schema,
+            rows,
+            &rows_at,
             BufWriter::with_capacity(1 << 20, &mut out),
             dictionary,
         )?
@@ -56,9 +92,11 @@ pub fn write_table_parquet(batch: &RecordBatch, path: &Path, dictionary: &[&str]
     run().map_err(|e| e.in_file(path))
 }
 
-/// [`write_table_parquet`]'s encoder, writing to `out` and returning it.
+/// [`write_table_parquet_with`]'s encoder, writing to `out` and returning it.
 fn write_parquet_to<W: Write + Send>(
-    batch: &RecordBatch,
+    schema: &arrow::datatypes::SchemaRef,
+    n_rows: usize,
+    rows_at: &dyn Fn(usize, usize) -> Result<RecordBatch>,
     out: W,
     dictionary: &[&str],
 ) -> Result<W> {
@@ -66,7 +104,7 @@ fn write_parquet_to<W: Write + Send>(
     use parquet::file::writer::SerializedFileWriter;
     use rayon::prelude::*;
 
-    let schema = batch.schema();
+    let schema = Arc::clone(schema);
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_dictionary_enabled(false)
@@ -84,9 +122,26 @@ fn write_parquet_to<W: Write + Send>(
     let factory = ArrowRowGroupWriterFactory::new(&writer, Arc::clone(&schema));
     let mut start = 0;
     let mut group = 0;
-    while start < batch.num_rows() {
-        let len = ROW_GROUP_ROWS.min(batch.num_rows() - start);
-        let rows = batch.slice(start, len);
+    while start < n_rows {
+        let len = ROW_GROUP_ROWS.min(n_rows - start);
+        let rows = rows_at(start, len)?;
+        if rows.num_rows() != len {
+            return Err(crate::FrameError::LengthMismatch {
+                what: format!("the batch for rows {start}..{} of the table", start + len),
+                actual: rows.num_rows(),
+                expected: len,
+            });
+        }
+        if rows.schema() != schema {
+            return Err(arrow::error::ArrowError::SchemaError(format!(
+                "the batch for rows {start}..{} of the table has schema {:?}, not the \
+                 table's {:?}",
+                start + len,
+                rows.schema(),
+                schema
+            ))
+            .into());
+        }
         let writers = factory.create_column_writers(group)?;
         let chunks = writers
             .into_par_iter()
@@ -109,9 +164,10 @@ fn write_parquet_to<W: Write + Send>(
     Ok(writer.into_inner()?)
 }
 
-/// Rows per Parquet row group: small enough that a time-range read can skip groups by
+/// Rows per Parquet row group (of [`write_table_parquet`] and of a frame's file):
+/// small enough that a time-range read can skip groups by
 /// their statistics, large enough to compress well.
-const ROW_GROUP_ROWS: usize = 128 * 1024;
+pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 impl Frame {
     /// Writes the frame to a Parquet file in long layout (zstd-compressed, with

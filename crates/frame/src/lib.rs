@@ -59,7 +59,7 @@ pub use atomic::{AtomicFile, temp_prefix, write_atomic, write_replace};
 pub use diff::Difference;
 pub use error::{FrameError, Result};
 pub use frame::{FeatureView, Frame};
-pub use io::write_table_parquet;
+pub use io::{ROW_GROUP_ROWS, write_table_parquet, write_table_parquet_with};
 pub use long::{ASSET, END_TS, KNOWLEDGE_TS, LongRows, long_schema};
 pub use rows::{RowBuf, View};
 pub use time::{Duration, Timestamp, parse_duration, parse_tz};

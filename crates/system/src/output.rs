@@ -2,8 +2,11 @@
 //! `stats.toml` and `pnl.png` (cumulative P&L with drawdowns shaded), plus the
 //! summary table printed at the end of `kaizenflow run`.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+
+use arrow::error::Result as ArrowResult;
 
 use arrow::array::{
     ArrayRef, Float64Array, RecordBatch, StringArray, TimestampNanosecondArray, UInt64Array,
@@ -29,10 +32,76 @@ fn f64s(v: impl IntoIterator<Item = f64>) -> ArrayRef {
     Arc::new(Float64Array::from_iter_values(v))
 }
 
+/// The asset name of each slot, its text written once per row into buffers sized
+/// up front.
 fn names(assets: &[String], slots: &[u32]) -> ArrayRef {
-    Arc::new(StringArray::from_iter_values(
-        slots.iter().map(|&s| assets[s as usize].as_str()),
-    ))
+    let name = |s: u32| assets.get(s as usize).map_or("", String::as_str);
+    let bytes: usize = slots.iter().map(|&s| name(s).len()).sum();
+    let mut values: Vec<u8> = Vec::with_capacity(bytes);
+    let mut offsets: Vec<i32> = Vec::with_capacity(slots.len() + 1);
+    offsets.push(0);
+    for &s in slots {
+        values.extend_from_slice(name(s).as_bytes());
+        offsets.push(i32::try_from(values.len()).unwrap_or(i32::MAX));
+    }
+    match StringArray::try_new(
+        arrow::buffer::OffsetBuffer::new(offsets.into()),
+        values.into(),
+        None,
+    ) {
+        Ok(a) => Arc::new(a),
+        // Over 2 GiB of names in one batch (the writer asks for 128 Ki rows at a
+        // time, so only a caller of `tables` with more): the builder grows to
+        // whatever it needs and fails there with a clear error instead.
+        Err(_) => Arc::new(StringArray::from_iter_values(
+            slots.iter().map(|&s| name(s)),
+        )),
+    }
+}
+
+/// `v[range]`, or an error naming the column when the record vectors disagree in
+/// length (a bug, reported rather than a panic).
+fn part<'a, T>(v: &'a [T], range: &Range<usize>, column: &str) -> ArrowResult<&'a [T]> {
+    v.get(range.clone()).ok_or_else(|| {
+        arrow::error::ArrowError::InvalidArgumentError(format!(
+            "column `{column}` has {} records, fewer than the {} of its table",
+            v.len(),
+            range.end
+        ))
+    })
+}
+
+/// Rows `r` of the `orders` table.
+fn orders_rows(run: &SystemRun, r: Range<usize>) -> ArrowResult<RecordBatch> {
+    let o = &run.orders;
+    RecordBatch::try_from_iter([
+        ("decision_ts", ts(part(&o.ts, &r, "decision_ts")?)),
+        ("asset", names(&run.assets, part(&o.asset, &r, "asset")?)),
+        (
+            "quantity",
+            f64s(part(&o.quantity, &r, "quantity")?.iter().copied()),
+        ),
+        (
+            "mark_price",
+            f64s(part(&o.mark, &r, "mark_price")?.iter().copied()),
+        ),
+    ])
+}
+
+/// Rows `r` of the `fills` table.
+fn fills_rows(run: &SystemRun, r: Range<usize>) -> ArrowResult<RecordBatch> {
+    let f = &run.fills;
+    RecordBatch::try_from_iter([
+        ("order_ts", ts(part(&f.order_ts, &r, "order_ts")?)),
+        ("fill_ts", ts(part(&f.ts, &r, "fill_ts")?)),
+        ("asset", names(&run.assets, part(&f.asset, &r, "asset")?)),
+        (
+            "quantity",
+            f64s(part(&f.quantity, &r, "quantity")?.iter().copied()),
+        ),
+        ("price", f64s(part(&f.price, &r, "price")?.iter().copied())),
+        ("cost", f64s(part(&f.cost, &r, "cost")?.iter().copied())),
+    ])
 }
 
 /// Writes one table: columns encoded in parallel, only the asset column as a
@@ -99,33 +168,24 @@ pub fn asset_pnl(run: &SystemRun) -> Vec<AssetPnl> {
 /// [`SystemError::Output`] when a table cannot be assembled (columns of unequal
 /// length: a bug, reported rather than a panic).
 pub fn tables(run: &SystemRun) -> Result<Vec<(&'static str, RecordBatch)>> {
+    let orders = orders_rows(run, 0..run.orders.ts.len())
+        .map(|b| ("orders", b))
+        .map_err(|e| out_err(Path::new("orders"), e))?;
+    let fills = fills_rows(run, 0..run.fills.ts.len())
+        .map(|b| ("fills", b))
+        .map_err(|e| out_err(Path::new("fills"), e))?;
+    let mut all = vec![orders, fills];
+    all.extend(small_tables(run)?);
+    Ok(all)
+}
+
+/// The `portfolio` and `assets` tables (a row per bar, a row per asset).
+fn small_tables(run: &SystemRun) -> Result<Vec<(&'static str, RecordBatch)>> {
     let batch = |name: &'static str, columns: Vec<(&str, ArrayRef)>| {
         RecordBatch::try_from_iter(columns)
             .map(|b| (name, b))
             .map_err(|e| out_err(Path::new(name), e))
     };
-    let o = &run.orders;
-    let orders = batch(
-        "orders",
-        vec![
-            ("decision_ts", ts(&o.ts)),
-            ("asset", names(&run.assets, &o.asset)),
-            ("quantity", f64s(o.quantity.iter().copied())),
-            ("mark_price", f64s(o.mark.iter().copied())),
-        ],
-    )?;
-    let f = &run.fills;
-    let fills = batch(
-        "fills",
-        vec![
-            ("order_ts", ts(&f.order_ts)),
-            ("fill_ts", ts(&f.ts)),
-            ("asset", names(&run.assets, &f.asset)),
-            ("quantity", f64s(f.quantity.iter().copied())),
-            ("price", f64s(f.price.iter().copied())),
-            ("cost", f64s(f.cost.iter().copied())),
-        ],
-    )?;
     let b = &run.bars;
     let col = |g: fn(&crate::BarRecord) -> f64| f64s(b.iter().map(g));
     let decided: Vec<i64> = b.iter().map(|x| x.decided).collect();
@@ -170,16 +230,33 @@ pub fn tables(run: &SystemRun) -> Result<Vec<(&'static str, RecordBatch)>> {
             ("holding", f64s(per_asset.iter().map(|a| a.holding))),
         ],
     )?;
-    Ok(vec![orders, fills, portfolio, assets])
+    Ok(vec![portfolio, assets])
 }
 
 /// Writes every file of `run` into `dir` (the [`tables`] as `NAME.parquet`,
 /// `stats.toml`, `pnl.png`) and returns the chart's path.
 ///
+/// The orders and fills (millions of rows) are not first copied whole into Arrow
+/// arrays as [`tables`] does: each row group is built from slices of the records
+/// as the writer comes to it, in memory the next one reuses.
+///
 /// # Errors
 /// [`SystemError::Output`] naming the file that could not be written.
 pub fn write_run(run: &SystemRun, dir: &Path) -> Result<PathBuf> {
-    for (name, batch) in tables(run)? {
+    type Rows = fn(&SystemRun, Range<usize>) -> ArrowResult<RecordBatch>;
+    let large: [(&str, usize, Rows); 2] = [
+        ("orders", run.orders.ts.len(), orders_rows),
+        ("fills", run.fills.ts.len(), fills_rows),
+    ];
+    for (name, rows, build) in large {
+        let path = dir.join(format!("{name}.parquet"));
+        let schema = build(run, 0..0).map_err(|e| out_err(&path, e))?.schema();
+        kf_frame::write_table_parquet_with(&schema, rows, &path, &["asset"], |start, len| {
+            Ok(build(run, start..start + len)?)
+        })
+        .map_err(|e| out_err(&path, e))?;
+    }
+    for (name, batch) in small_tables(run)? {
         write_table(&dir.join(format!("{name}.parquet")), &batch)?;
     }
     let path = dir.join("stats.toml");
