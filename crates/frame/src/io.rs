@@ -19,18 +19,6 @@ use crate::atomic::AtomicFile;
 use crate::error::Result;
 use crate::{Frame, LongRows};
 
-/// Writes a long-layout batch as Parquet to `out` and returns `out` (the asset column
-/// dictionary-encoded; see [`write_table_parquet`]).
-fn write_long_parquet<W: Write + Send>(batch: &RecordBatch, out: W) -> Result<W> {
-    write_parquet_to(
-        &batch.schema(),
-        batch.num_rows(),
-        &|start, len| Ok(batch.slice(start, len)),
-        out,
-        &[crate::ASSET],
-    )
-}
-
 /// Writes `batch` to a Parquet file at `path`, atomically (a reader sees the old file
 /// or the whole new one), zstd-compressed, in row groups of 128 Ki rows with
 /// statistics. The file is what [`parquet::arrow::ArrowWriter`] would write (the Arrow
@@ -177,14 +165,13 @@ impl Frame {
     /// [`FrameError::File`] naming the path, wrapping the I/O or Parquet error.
     pub fn write_parquet(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let run = || -> Result<()> {
-            let batch = self.to_long(LongRows::Present)?;
-            let mut out = AtomicFile::create(path)?;
-            write_long_parquet(&batch, BufWriter::with_capacity(1 << 20, &mut out))?.flush()?;
-            out.commit()?;
-            Ok(())
-        };
-        run().map_err(|e| e.in_file(path))
+        // Each row group's rows are built as the writer comes to it, in memory the
+        // next one reuses, rather than the whole long table first.
+        let keep = self.long_cells(LongRows::Present);
+        let schema = crate::long::long_schema(self.features());
+        write_table_parquet_with(&schema, keep.len(), path, &[crate::ASSET], |start, len| {
+            self.long_rows(&keep[start..start + len])
+        })
     }
 
     /// Reads a frame from a long-layout Parquet file.

@@ -253,10 +253,20 @@ impl Frame {
     /// # Errors
     /// [`FrameError::Arrow`] if Arrow rejects the batch (it should not).
     pub fn to_long(&self, rows: LongRows) -> Result<RecordBatch> {
-        let n = self.n_assets();
-        let keep: Vec<usize> = (0..self.n_rows() * n)
+        self.long_rows(&self.long_cells(rows))
+    }
+
+    /// The cells (row * assets + asset) that [`Frame::to_long`] makes rows of, in
+    /// order.
+    pub(crate) fn long_cells(&self, rows: LongRows) -> Vec<usize> {
+        (0..self.n_rows() * self.n_assets())
             .filter(|&cell| rows == LongRows::All || self.values.iter().any(|v| !v[cell].is_nan()))
-            .collect();
+            .collect()
+    }
+
+    /// The long-layout rows of `keep`'s cells.
+    pub(crate) fn long_rows(&self, keep: &[usize]) -> Result<RecordBatch> {
+        let n = self.n_assets();
         let end_ts: Vec<i64> = keep.iter().map(|&c| self.end_ts[c / n]).collect();
         let knowledge_ts: Vec<i64> = keep.iter().map(|&c| self.knowledge_ts[c / n]).collect();
         let assets = StringArray::from_iter_values(keep.iter().map(|&c| &self.assets[c % n]));
