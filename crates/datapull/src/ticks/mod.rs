@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::csv_source::chunks::Chunking;
 use crate::csv_source::clock_text::{TimeFormat, TimeParser};
-use crate::csv_source::read::open;
+use crate::csv_source::read::{open, parse_number};
 use crate::error::{DataError, Result};
 use crate::{Query, Source};
 
@@ -219,67 +219,7 @@ impl TickSource {
                     a
                 }
             };
-            let number = |i: usize, what: &str| -> Result<f64> {
-                std::str::from_utf8(field(i))
-                    .ok()
-                    .and_then(|t| t.trim().parse::<f64>().ok())
-                    .filter(|x| x.is_finite())
-                    .ok_or_else(|| {
-                        line_err(
-                            line,
-                            format!(
-                                "{what} {:?} is not a finite number",
-                                kf_config::clip_text(&String::from_utf8_lossy(field(i)))
-                            ),
-                        )
-                    })
-            };
-            let price = number(2, "price")?;
-            let size = number(3, "size")?;
-            if price <= 0.0 || size < 0.0 {
-                return Err(line_err(
-                    line,
-                    format!(
-                        "price {price} and size {size}: a trade has a positive price and a non-negative size"
-                    ),
-                ));
-            }
-            let exchange = match field(4) {
-                [c] if c.is_ascii_graphic() => f64::from(*c),
-                [] => f64::NAN,
-                other => {
-                    return Err(line_err(
-                        line,
-                        format!(
-                            "exchange {:?} is not one letter",
-                            kf_config::clip_text(&String::from_utf8_lossy(other))
-                        ),
-                    ));
-                }
-            };
-            let cond_text = std::str::from_utf8(field(5)).unwrap_or("");
-            let condition = u32::from_str_radix(cond_text.trim(), 16).map_err(|_| {
-                line_err(
-                    line,
-                    format!(
-                        "sale_condition {:?} is not hexadecimal flags (such as 20000020)",
-                        kf_config::clip_text(cond_text)
-                    ),
-                )
-            })?;
-            let suspicious = match field(6) {
-                b"0" => 0.0,
-                b"1" => 1.0,
-                other => {
-                    return Err(line_err(
-                        line,
-                        format!(
-                            "suspicious {:?} is not 0 or 1",
-                            kf_config::clip_text(&String::from_utf8_lossy(other))
-                        ),
-                    ));
-                }
-            };
+            let values = trade_values(field).map_err(|m| line_err(line, m))?;
             let t = &mut assets[a].1;
             // The row time: the tick's own time, or 1 ns after the row before it
             // when that is later (ticks sharing a timestamp, whatever its unit).
@@ -305,11 +245,63 @@ impl TickSource {
             }
             t.last = Some((ts, row));
             t.ts.push(row);
-            t.values
-                .push([price, size, exchange, f64::from(condition), suspicious]);
+            t.values.push(values);
         }
         Ok(())
     }
+}
+
+/// A trade's five features from its fields (`field(2)` to `field(6)`: price, size,
+/// exchange, sale condition, suspicious), or what is wrong with them. Both reads
+/// take every row through here, so they accept the same rows and give the same
+/// bits.
+fn trade_values<'a>(field: impl Fn(usize) -> &'a [u8]) -> std::result::Result<[f64; 5], String> {
+    let number = |i: usize, what: &str| {
+        parse_number(field(i))
+            .ok()
+            .filter(|x| x.is_finite())
+            .ok_or_else(|| {
+                format!(
+                    "{what} {:?} is not a finite number",
+                    kf_config::clip_text(&String::from_utf8_lossy(field(i)))
+                )
+            })
+    };
+    let price = number(2, "price")?;
+    let size = number(3, "size")?;
+    if price <= 0.0 || size < 0.0 {
+        return Err(format!(
+            "price {price} and size {size}: a trade has a positive price and a non-negative size"
+        ));
+    }
+    let exchange = match field(4) {
+        [c] if c.is_ascii_graphic() => f64::from(*c),
+        [] => f64::NAN,
+        other => {
+            return Err(format!(
+                "exchange {:?} is not one letter",
+                kf_config::clip_text(&String::from_utf8_lossy(other))
+            ));
+        }
+    };
+    let cond_text = std::str::from_utf8(field(5)).unwrap_or("");
+    let condition = u32::from_str_radix(cond_text.trim(), 16).map_err(|_| {
+        format!(
+            "sale_condition {:?} is not hexadecimal flags (such as 20000020)",
+            kf_config::clip_text(cond_text)
+        )
+    })?;
+    let suspicious = match field(6) {
+        b"0" => 0.0,
+        b"1" => 1.0,
+        other => {
+            return Err(format!(
+                "suspicious {:?} is not 0 or 1",
+                kf_config::clip_text(&String::from_utf8_lossy(other))
+            ));
+        }
+    };
+    Ok([price, size, exchange, f64::from(condition), suspicious])
 }
 
 /// The wide frame of every asset's ticks: the union of their row times.

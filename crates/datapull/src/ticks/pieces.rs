@@ -21,10 +21,9 @@ use std::path::PathBuf;
 
 use rayon::prelude::*;
 
-use super::{AssetTicks, TickSource};
+use super::{AssetTicks, TickSource, trade_values};
 use crate::Result;
 use crate::csv_source::chunks::{Chunking, cut, read_whole};
-use crate::csv_source::read::parse_number;
 use crate::csv_source::split::{Fields, Record, Splitter};
 use crate::csv_source::{TimeFormat, TimeParser};
 
@@ -178,25 +177,7 @@ fn parse(src: &TickSource, piece: &[u8], cols: [usize; 7], width: usize) -> Opti
                 a
             }
         };
-        let number = |i: usize| parse_number(field(i)).ok().filter(|x| x.is_finite());
-        let price = number(2)?;
-        let size = number(3)?;
-        if price <= 0.0 || size < 0.0 {
-            return None;
-        }
-        let exchange = match field(4) {
-            [c] if c.is_ascii_graphic() => f64::from(*c),
-            [] => f64::NAN,
-            _ => return None,
-        };
-        let condition = std::str::from_utf8(field(5))
-            .ok()
-            .and_then(|t| u32::from_str_radix(t.trim(), 16).ok())?;
-        let suspicious = match field(6) {
-            b"0" => 0.0,
-            b"1" => 1.0,
-            _ => return None,
-        };
+        let values = trade_values(field).ok()?;
         let run = &mut runs[a].1;
         let row = match (run.raw.last(), run.rows.last()) {
             (Some(&prev), _) if ts < prev => return None,
@@ -208,8 +189,7 @@ fn parse(src: &TickSource, piece: &[u8], cols: [usize; 7], width: usize) -> Opti
         }
         run.raw.push(ts);
         run.rows.push(row);
-        run.values
-            .push([price, size, exchange, f64::from(condition), suspicious]);
+        run.values.push(values);
     }
     Some(runs)
 }
