@@ -15,7 +15,7 @@ use std::rc::Rc;
 
 /// Counts the `\n`s before each record's first byte, moving forward only.
 #[derive(Debug)]
-pub(super) struct LineCounter {
+pub(crate) struct LineCounter {
     /// The line of byte `at`.
     line: u64,
     /// The first byte of the last record counted.
@@ -24,7 +24,7 @@ pub(super) struct LineCounter {
 
 impl LineCounter {
     /// A counter over text whose first byte is on line `first_line`.
-    pub(super) fn new(first_line: u64) -> LineCounter {
+    pub(crate) fn new(first_line: u64) -> LineCounter {
         LineCounter {
             line: first_line,
             at: 0,
@@ -35,7 +35,7 @@ impl LineCounter {
     /// the line of the first byte from there on that is not `\r` or `\n`. Calls come
     /// with the same `text` (or, through [`Tail`], the same bytes from a later
     /// origin) and `read_start` not before the previous record's first byte.
-    pub(super) fn line_of(&mut self, text: &[u8], read_start: usize) -> u64 {
+    pub(crate) fn line_of(&mut self, text: &[u8], read_start: usize) -> u64 {
         let from = read_start.max(self.at).min(text.len());
         let skip = text[from..]
             .iter()
@@ -51,7 +51,7 @@ impl LineCounter {
 /// The bytes a [`Tee`] handed to the `csv` crate from the first byte of the last
 /// record counted on, and the counter over them.
 #[derive(Debug)]
-pub(super) struct Tail {
+pub(crate) struct Tail {
     /// The stream offset of `bytes[0]`.
     base: u64,
     bytes: Vec<u8>,
@@ -69,7 +69,7 @@ const DROP_AT: usize = 1 << 20;
 impl Tail {
     /// The line of the record whose read started at stream offset `read_start`
     /// (see [`LineCounter::line_of`]).
-    pub(super) fn line_of(&mut self, read_start: u64) -> u64 {
+    pub(crate) fn line_of(&mut self, read_start: u64) -> u64 {
         let rel = usize::try_from(read_start.saturating_sub(self.base)).unwrap_or(usize::MAX);
         let line = self.counter.line_of(&self.bytes, rel);
         let at = self.counter.at;
@@ -83,7 +83,7 @@ impl Tail {
 }
 
 /// A reader that hands its bytes on and keeps them in a shared [`Tail`].
-pub(super) struct Tee<R> {
+pub(crate) struct Tee<R> {
     inner: R,
     tail: Rc<RefCell<Tail>>,
 }
@@ -91,7 +91,7 @@ pub(super) struct Tee<R> {
 impl<R: Read> Tee<R> {
     /// `inner`, teed into a tail whose first byte is on line `first_line`; the tail
     /// is shared with the caller.
-    pub(super) fn new(inner: R, first_line: u64) -> (Tee<R>, Rc<RefCell<Tail>>) {
+    pub(crate) fn new(inner: R, first_line: u64) -> (Tee<R>, Rc<RefCell<Tail>>) {
         let tail = Rc::new(RefCell::new(Tail {
             base: 0,
             bytes: Vec::new(),

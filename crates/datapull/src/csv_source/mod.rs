@@ -22,7 +22,7 @@ pub(crate) mod chunks;
 #[cfg(test)]
 mod chunks_tests;
 pub(crate) mod clock_text;
-mod lines;
+pub(crate) mod lines;
 pub(crate) mod read;
 mod rows;
 pub(crate) mod split;

@@ -82,7 +82,7 @@ pub(crate) fn text_size(path: &Path) -> u64 {
 /// error carries no position, else `line_of` its position (the `csv` crate's own
 /// line numbers count from where it started reading a record; see
 /// [`super::lines`]).
-pub(super) fn csv_err(
+pub(crate) fn csv_err(
     path: &Path,
     line: u64,
     e: csv::Error,

@@ -25,7 +25,6 @@ mod pieces;
 #[cfg(test)]
 mod pieces_tests;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -36,7 +35,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::csv_source::chunks::Chunking;
 use crate::csv_source::clock_text::{TimeFormat, TimeParser};
-use crate::csv_source::read::{open, parse_number};
+use crate::csv_source::lines::Tee;
+use crate::csv_source::read::{csv_err, open, parse_number};
 use crate::error::{DataError, Result};
 use crate::{Query, Source};
 
@@ -149,7 +149,8 @@ impl TickSource {
             line,
             message,
         };
-        let reader: Box<dyn Read + Send> = open(path)?;
+        // The lines named are those an editor shows (see `csv_source::lines`).
+        let (reader, tail) = Tee::new(open(path)?, 1);
         let mut csv = csv::ReaderBuilder::new()
             .has_headers(true)
             .buffer_capacity(1 << 20)
@@ -191,10 +192,15 @@ impl TickSource {
                 Ok(true) => {}
                 Ok(false) => break,
                 Err(e) => {
-                    return Err(line_err(line + 1, format!("cannot read this line: {e}")));
+                    return Err(csv_err(path, line + 1, e, |p| {
+                        tail.borrow_mut().line_of(p.byte())
+                    }));
                 }
             }
-            line += 1;
+            line = match record.position() {
+                Some(p) => tail.borrow_mut().line_of(p.byte()),
+                None => line + 1,
+            };
             let field = |i: usize| record.get(cols[i]).unwrap_or(b"");
             let ts = parser
                 .parse(field(0))
