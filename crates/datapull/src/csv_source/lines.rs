@@ -11,7 +11,11 @@
 
 use std::cell::RefCell;
 use std::io::Read;
+use std::path::Path;
 use std::rc::Rc;
+
+use super::read::csv_err;
+use crate::Result;
 
 /// Counts the `\n`s before each record's first byte, moving forward only.
 #[derive(Debug)]
@@ -113,6 +117,31 @@ impl<R: Read> Read for Tee<R> {
         let n = self.inner.read(buf)?;
         self.tail.borrow_mut().bytes.extend_from_slice(&buf[..n]);
         Ok(n)
+    }
+}
+
+/// Reads the next record of `rdr`, a `csv` reader over a [`Tee`] whose tail is
+/// `tail`, into `record`, and returns its line (`None` at the end); `prev` is the
+/// line of the record before (for an error with no position).
+///
+/// # Errors
+/// [`crate::DataError::Line`] naming `path` and the line the reader failed on.
+pub(crate) fn next_record<R: Read>(
+    rdr: &mut csv::Reader<Tee<R>>,
+    tail: &RefCell<Tail>,
+    record: &mut csv::ByteRecord,
+    prev: u64,
+    path: &Path,
+) -> Result<Option<u64>> {
+    match rdr.read_byte_record(record) {
+        Ok(true) => Ok(Some(match record.position() {
+            Some(p) => tail.borrow_mut().line_of(p.byte()),
+            None => prev + 1,
+        })),
+        Ok(false) => Ok(None),
+        Err(e) => Err(csv_err(path, prev + 1, e, |p| {
+            tail.borrow_mut().line_of(p.byte())
+        })),
     }
 }
 

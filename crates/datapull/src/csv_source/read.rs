@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use arrow::array::RecordBatch;
 use flate2::read::MultiGzDecoder;
 
-use super::lines::Tee;
+use super::lines::{Tee, next_record};
 use super::rows::Rows;
 use super::{AssetFrom, CsvSource, asset_of_file};
 use crate::{DataError, Result};
@@ -353,20 +353,8 @@ pub(super) fn read_streaming(src: &CsvSource, path: &Path) -> Result<RecordBatch
     let mut out = Rows::new(src, path, &header, &plan, fixed.as_deref(), rows);
     let mut record = csv::ByteRecord::new();
     let mut line = 1u64;
-    loop {
-        match rdr.read_byte_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                return Err(csv_err(path, line + 1, e, |p| {
-                    tail.borrow_mut().line_of(p.byte())
-                }));
-            }
-        }
-        line = match record.position() {
-            Some(p) => tail.borrow_mut().line_of(p.byte()),
-            None => line + 1,
-        };
+    while let Some(l) = next_record(&mut rdr, &tail, &mut record, line, path)? {
+        line = l;
         out.push(&record, line)?;
     }
     Ok(out.finish()?.0)

@@ -35,8 +35,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::csv_source::chunks::Chunking;
 use crate::csv_source::clock_text::{TimeFormat, TimeParser};
-use crate::csv_source::lines::Tee;
-use crate::csv_source::read::{csv_err, open, parse_number};
+use crate::csv_source::lines::{Tee, next_record};
+use crate::csv_source::read::{open, parse_number};
 use crate::error::{DataError, Result};
 use crate::{Query, Source};
 
@@ -187,20 +187,8 @@ impl TickSource {
         let mut record = csv::ByteRecord::new();
         let mut line: u64 = 1;
         let mut current: Option<usize> = None;
-        loop {
-            match csv.read_byte_record(&mut record) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => {
-                    return Err(csv_err(path, line + 1, e, |p| {
-                        tail.borrow_mut().line_of(p.byte())
-                    }));
-                }
-            }
-            line = match record.position() {
-                Some(p) => tail.borrow_mut().line_of(p.byte()),
-                None => line + 1,
-            };
+        while let Some(l) = next_record(&mut csv, &tail, &mut record, line, path)? {
+            line = l;
             let field = |i: usize| record.get(cols[i]).unwrap_or(b"");
             let ts = parser
                 .parse(field(0))
