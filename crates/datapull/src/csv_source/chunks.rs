@@ -26,7 +26,7 @@ use arrow::array::RecordBatch;
 use rayon::prelude::*;
 
 use super::lines::LineCounter;
-use super::read::{Plan, csv_err, fixed_asset, header_names, line_err, open, plan, text_size};
+use super::read::{Head, Plan, csv_err, line_err, open, text_size, with_head};
 use super::rows::{OrderCheck, Rows, order_err};
 use super::split::{Fields, Record, Splitter};
 use super::{CsvSource, Order};
@@ -78,17 +78,14 @@ pub(crate) fn read_chunked(
     let Some((text, size)) = read_whole(path, how.max_bytes)? else {
         return Ok(None);
     };
-    let mut rdr = csv::ReaderBuilder::new()
-        .delimiter(src.delimiter)
-        .has_headers(true)
-        .from_reader(&text[..]);
-    let header = header_names(
-        path,
-        rdr.byte_headers()
-            .map_err(|e| csv_err(path, 1, e, csv::Position::line))?,
-    )?;
-    let plan = plan(src, path, &header)?;
-    let fixed = fixed_asset(src, path)?;
+    let (
+        rdr,
+        Head {
+            header,
+            plan,
+            fixed,
+        },
+    ) = with_head(src, path, &text[..])?;
     let start = usize::try_from(rdr.position().byte())
         .unwrap_or(text.len())
         .min(text.len());

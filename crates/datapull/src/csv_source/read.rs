@@ -334,14 +334,30 @@ pub(super) fn fixed_asset(src: &CsvSource, path: &Path) -> Result<Option<String>
     })
 }
 
-/// Reads one file as a stream: inflated and parsed a buffer at a time, on this
-/// thread.
-pub(super) fn read_streaming(src: &CsvSource, path: &Path) -> Result<RecordBatch> {
-    let (tee, tail) = Tee::new(open(path)?, 1);
+/// What a file's header line decides: its names, which column feeds which output,
+/// and the asset of every row when no column holds it.
+pub(super) struct Head {
+    pub(super) header: Vec<String>,
+    pub(super) plan: Plan,
+    pub(super) fixed: Option<String>,
+}
+
+/// A `csv` reader over `reader` with the file's header read, and what the header
+/// decides.
+///
+/// # Errors
+/// [`DataError::Store`] for an empty file, a missing column or a file name that
+/// does not match the pattern; [`DataError::Line`] for a header that cannot be
+/// read.
+pub(super) fn with_head<R: Read>(
+    src: &CsvSource,
+    path: &Path,
+    reader: R,
+) -> Result<(csv::Reader<R>, Head)> {
     let mut rdr = csv::ReaderBuilder::new()
         .delimiter(src.delimiter)
         .has_headers(true)
-        .from_reader(tee);
+        .from_reader(reader);
     let header = header_names(
         path,
         rdr.byte_headers()
@@ -349,6 +365,28 @@ pub(super) fn read_streaming(src: &CsvSource, path: &Path) -> Result<RecordBatch
     )?;
     let plan = plan(src, path, &header)?;
     let fixed = fixed_asset(src, path)?;
+    Ok((
+        rdr,
+        Head {
+            header,
+            plan,
+            fixed,
+        },
+    ))
+}
+
+/// Reads one file as a stream: inflated and parsed a buffer at a time, on this
+/// thread.
+pub(super) fn read_streaming(src: &CsvSource, path: &Path) -> Result<RecordBatch> {
+    let (tee, tail) = Tee::new(open(path)?, 1);
+    let (
+        mut rdr,
+        Head {
+            header,
+            plan,
+            fixed,
+        },
+    ) = with_head(src, path, tee)?;
     let rows = rows_hint(path, header.iter().map(|h| h.len() + 1).sum());
     let mut out = Rows::new(src, path, &header, &plan, fixed.as_deref(), rows);
     let mut record = csv::ByteRecord::new();
