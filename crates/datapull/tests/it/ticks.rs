@@ -118,13 +118,17 @@ fn bad_ticks_are_refused_by_file_and_line() {
         ),
         ("2013-13-09 09:30:00.001,SPY,1,1,P,1,0\n", ":2: timestamp"),
     ];
-    for (rows, want) in cases {
+    // The error of loading a folder whose one file, x.csv, holds `text`.
+    let error_of = |text: &str| -> String {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("x.csv"), format!("{HEADER}{rows}")).unwrap();
-        let e = source(dir.path(), "")
+        std::fs::write(dir.path().join("x.csv"), text).unwrap();
+        source(dir.path(), "")
             .load(&Query::all())
             .unwrap_err()
-            .to_string();
+            .to_string()
+    };
+    for (rows, want) in cases {
+        let e = error_of(&format!("{HEADER}{rows}"));
         assert!(
             e.contains("x.csv") && e.contains(want),
             "want {want:?} in {e}"
@@ -132,37 +136,22 @@ fn bad_ticks_are_refused_by_file_and_line() {
     }
     // CRLF line ends and a blank line: the line named is the one an editor shows
     // (the header is line 1, the blank line 2, the bad row 4).
-    let dir = tempfile::tempdir().unwrap();
     let crlf = format!(
         "{}\r\n\r\n2013-10-09 09:30:00.001,SPY,1,1,P,1,0\r\n2013-10-09 09:30:00.002,SPY,1,1,P,1,7\r\n",
         HEADER.trim_end()
     );
-    std::fs::write(dir.path().join("x.csv"), crlf).unwrap();
-    let e = source(dir.path(), "")
-        .load(&Query::all())
-        .unwrap_err()
-        .to_string();
+    let e = error_of(&crlf);
     assert!(e.contains("x.csv:4: suspicious \"7\""), "{e}");
     // A row with a field too many, after a row with a quoted field (a file the
     // `csv` crate reads).
-    let dir = tempfile::tempdir().unwrap();
     let rows =
         "2013-10-09 09:30:00.001,\"SPY\",1,1,P,1,0\n2013-10-09 09:30:00.002,SPY,1,1,P,1,0,9\n";
-    std::fs::write(dir.path().join("x.csv"), format!("{HEADER}{rows}")).unwrap();
-    let e = source(dir.path(), "")
-        .load(&Query::all())
-        .unwrap_err()
-        .to_string();
+    let e = error_of(&format!("{HEADER}{rows}"));
     assert!(
         e.contains("x.csv:3: has 8 fields, but the header has 7"),
         "{e}"
     );
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("x.csv"), "time,symbol,price\n1,SPY,1\n").unwrap();
-    let e = source(dir.path(), "")
-        .load(&Query::all())
-        .unwrap_err()
-        .to_string();
+    let e = error_of("time,symbol,price\n1,SPY,1\n");
     assert!(e.contains("x.csv:1: no column `timestamp_et`"), "{e}");
     let c = Config::from_toml_str(
         "[md]\ntype = \"ticks\"\nfiles = \"/none/*.csv\"\n",
